@@ -1,0 +1,42 @@
+"""The `tailwatch` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from types import ModuleType
+
+from agents.commands import broker, ingest, parse, schemas_cmd
+from agents.logs import setup_logging
+
+COMMANDS: dict[str, tuple[ModuleType, str]] = {
+    "parse": (parse, "print normalized records of captures as JSON Lines"),
+    "ingest": (ingest, "publish records from wrangler, files or stdin to Kafka"),
+    "schemas": (schemas_cmd, "export or check the JSON Schemas of every message"),
+    "broker": (broker, "run the embedded Kafka-compatible broker in the foreground"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tailwatch", description=(
+        "Per-endpoint metrics and alerts from `wrangler tail` output, on Kafka."))
+    parser.add_argument("--log-level", default=os.environ.get("TAILWATCH_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(command)
+        command.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    runner: Callable[[argparse.Namespace], int] = args.run
+    return runner(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

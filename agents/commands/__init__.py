@@ -1,0 +1,1 @@
+"""One module per `tailwatch` subcommand: each adds its arguments and runs."""

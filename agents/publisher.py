@@ -1,0 +1,115 @@
+"""Publishing to Kafka: log batches to their partitions, dead letters keyed by source.
+
+acks=all always; the idempotent producer when the broker supports it (Apache Kafka does; the embedded Tansu
+does not, and then tailwatch says so once and goes on with acks=all and bounded retries). A send that fails
+after the producer's own retries raises: tailwatch never drops a batch silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError, UnknownError
+
+from agents.topics import KafkaUnavailable
+
+log = logging.getLogger("tailwatch.publisher")
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+class Publisher:
+    def __init__(self, bootstrap: str, logs_topic: str, deadletter_topic: str, idempotent: bool | None = None,
+                 connect_attempts: int = 5, client_id: str = "tailwatch-ingest") -> None:
+        self.bootstrap = bootstrap
+        self.logs_topic = logs_topic
+        self.deadletter_topic = deadletter_topic
+        self.idempotent = idempotent  # None: try, and fall back when the broker has no InitProducerId
+        self.connect_attempts = connect_attempts
+        self.client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+        self._inflight: list[asyncio.Future[Any]] = []
+        self.batches_sent = 0
+        self.records_sent = 0
+        self.dead_letters_sent = 0
+
+    def _make(self, idempotent: bool) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, client_id=self.client_id, acks="all",
+            enable_idempotence=idempotent, linger_ms=5, max_batch_size=MAX_MESSAGE_BYTES,
+            max_request_size=MAX_MESSAGE_BYTES, request_timeout_ms=30_000, retry_backoff_ms=200,
+        )
+
+    async def start(self) -> None:
+        delay = 0.5
+        for attempt in range(1, self.connect_attempts + 1):
+            want_idempotence = self.idempotent is not False
+            producer = self._make(want_idempotence)
+            try:
+                await producer.start()
+            except UnknownError:
+                await producer.stop()
+                if self.idempotent is True:
+                    raise KafkaUnavailable(f"Kafka at {self.bootstrap} refused an idempotent producer") from None
+                log.warning("broker has no idempotent producer; using acks=all with retries",
+                            extra={"fields": {"bootstrap": self.bootstrap}})
+                self.idempotent = False
+                producer = self._make(False)
+                await producer.start()
+            except KafkaConnectionError as error:
+                await producer.stop()
+                if attempt == self.connect_attempts:
+                    raise KafkaUnavailable(
+                        f"cannot reach Kafka at {self.bootstrap} after {attempt} attempts: {error}") from error
+                log.warning("Kafka not reachable yet, retrying",
+                            extra={"fields": {"bootstrap": self.bootstrap, "attempt": attempt}})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 8.0)
+                continue
+            self.idempotent = want_idempotence if self.idempotent is None else self.idempotent
+            self._producer = producer
+            return
+
+    async def send_batches(self, batches: list[dict[str, Any]]) -> None:
+        producer = self._require()
+        for batch in batches:
+            value = orjson.dumps(batch)
+            future = await producer.send(self.logs_topic, value=value, partition=batch["partition"])
+            self._inflight.append(future)
+            self.batches_sent += 1
+            self.records_sent += len(batch["records"])
+
+    async def send_dead_letters(self, letters: list[dict[str, Any]]) -> None:
+        producer = self._require()
+        for letter in letters:
+            future = await producer.send(self.deadletter_topic, value=orjson.dumps(letter),
+                                         key=letter["source"].encode())
+            self._inflight.append(future)
+            self.dead_letters_sent += 1
+
+    async def flush(self) -> None:
+        """Wait until everything sent so far is acknowledged; raises if any send failed."""
+        inflight, self._inflight = self._inflight, []
+        if not inflight:
+            return
+        results = await asyncio.gather(*inflight, return_exceptions=True)
+        failures = [result for result in results if isinstance(result, BaseException)]
+        if failures:
+            raise KafkaError(f"{len(failures)} of {len(results)} sends failed; first: {failures[0]!r}")
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await self.flush()
+            finally:
+                await producer.stop()
+
+    def _require(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("publisher not started")
+        return self._producer

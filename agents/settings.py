@@ -1,0 +1,30 @@
+"""Settings from the environment (and CLI flags, which override). One place that names every variable."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+BOOTSTRAP_ENV = "TAILWATCH_KAFKA_BOOTSTRAP"
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Where Kafka is and how tailwatch's topics look. No bootstrap address → the embedded broker is started."""
+
+    bootstrap: str | None = field(default_factory=lambda: os.environ.get(BOOTSTRAP_ENV) or None)
+    topic_prefix: str = field(default_factory=lambda: os.environ.get("TAILWATCH_TOPIC_PREFIX", "tailwatch"))
+    partitions: int = field(default_factory=lambda: int(os.environ.get("TAILWATCH_PARTITIONS", "4")))
+    replication_factor: int = field(
+        default_factory=lambda: int(os.environ.get("TAILWATCH_REPLICATION_FACTOR", "1")))
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}.{name}"
+
+    @property
+    def logs_topic(self) -> str:
+        return self.topic("logs")
+
+    @property
+    def deadletter_topic(self) -> str:
+        return self.topic("deadletter")

@@ -1,0 +1,225 @@
+"""From one decoded top-level object to one normalized record (a dict shaped like `schemas.record.LogRecord`).
+
+Three kinds of input object:
+- a tail event with a request (`event.request`) or with a FactoryLog among its logs → one record;
+- a tail event with neither (scheduled, alarm, queue, email, RPC, tail, WebSocket, overload notices,
+  `event: null`) → counted as non-request by kind, never silently dropped;
+- a bare FactoryLog (a file of logs already extracted, as the spec's jq recipes use) → one record.
+Anything else is rejected with a reason.
+
+When several FactoryLogs are in one event, later fields override earlier ones and D1 facts add up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.factory_logs import clean_factory_fields, factory_logs_in, is_factory_log
+from pipeline.routes import RouteTable, path_of_url, strip_query
+
+_EVENT_KEYS = ("outcome", "eventTimestamp", "logs", "scriptName", "wallTime")
+
+
+@dataclass(slots=True)
+class Extraction:
+    """The result for one object: a record, or a non-request kind, or a rejection; plus field problems."""
+
+    record: dict[str, Any] | None = None
+    non_request: str | None = None
+    reject_kind: str | None = None
+    reject_reason: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def is_tail_event(obj: dict[str, Any]) -> bool:
+    return any(key in obj for key in _EVENT_KEYS)
+
+
+def non_request_kind(event: Any) -> str:
+    """What a tail event without a request is: `scheduled`, `alarm`, `queue`, `overload`, `null`, …"""
+    if event is None:
+        return "null"
+    if not isinstance(event, dict):
+        return "other"
+    if "cron" in event:
+        return "scheduled"
+    if "scheduledTime" in event:
+        return "alarm"
+    if "queue" in event:
+        return "queue"
+    if "mailFrom" in event:
+        return "email"
+    if "rpcMethod" in event:
+        return "rpc"
+    if "consumedEvents" in event:
+        return "tail"
+    if "getWebSocketEvent" in event:
+        return "websocket"
+    kind = event.get("type")
+    if isinstance(kind, str) and kind:
+        return kind  # tail notices: "overload", "overload-stop", …
+    return "other"
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value)
+    return None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+class Extractor:
+    """Normalizes decoded objects into records. Holds the route table (and its cache)."""
+
+    def __init__(self, routes: RouteTable | None = None) -> None:
+        self.routes = routes or RouteTable()
+
+    def extract(self, obj: dict[str, Any]) -> Extraction:
+        if is_tail_event(obj):
+            return self._from_event(obj)
+        if is_factory_log(obj):
+            return self._from_bare_log(obj)
+        return Extraction(reject_kind="not_an_event",
+                          reject_reason="object is neither a tail event nor a FactoryLog")
+
+    def _from_event(self, obj: dict[str, Any]) -> Extraction:
+        result = Extraction()
+        logs = factory_logs_in(obj.get("logs"))
+        event = obj.get("event")
+        request = event.get("request") if isinstance(event, dict) else None
+        if not isinstance(request, dict):
+            request = None
+        if not logs and request is None:
+            result.non_request = non_request_kind(event)
+            return result
+        fields: dict[str, Any] = {}
+        d1: list[dict[str, Any]] = []
+        for log in logs:
+            cleaned = clean_factory_fields(log, result.problems)
+            d1.extend(cleaned.pop("d1", ()))
+            fields.update(cleaned)
+
+        response = event.get("response") if isinstance(event, dict) else None
+        status = fields.get("status")
+        if status is None and isinstance(response, dict):
+            status = _int_or_none(response.get("status"))
+        method = fields.get("method")
+        path = fields.get("path")
+        if path is not None:
+            path = strip_query(path)
+        headers: dict[str, Any] = {}
+        cf: dict[str, Any] = {}
+        if request is not None:
+            if method is None:
+                method = _str_or_none(request.get("method"))
+            url = request.get("url")
+            if path is None and isinstance(url, str):
+                path = path_of_url(url)
+            raw_headers = request.get("headers")
+            if isinstance(raw_headers, dict):
+                headers = raw_headers
+            raw_cf = request.get("cf")
+            if isinstance(raw_cf, dict):
+                cf = raw_cf
+
+        event_time = fields.get("event_time_ms")
+        if event_time is None:
+            event_time = _int_or_none(obj.get("eventTimestamp"))
+        if event_time is None:
+            return Extraction(reject_kind="no_event_time",
+                              reject_reason="no FactoryLog timestamp and no eventTimestamp",
+                              problems=result.problems)
+
+        wall = _int_or_none(obj.get("wallTime"))
+        duration = fields.get("duration_ms")
+        source: str | None = "log"
+        if duration is None:
+            duration = float(wall) if wall is not None else None
+            source = "wall" if wall is not None else None
+
+        error_code = fields.get("error_code")
+        error_message = fields.get("error_message")
+        exceptions = obj.get("exceptions")
+        if isinstance(exceptions, list) and exceptions and isinstance(exceptions[0], dict):
+            first = exceptions[0]
+            if error_code is None:
+                error_code = _str_or_none(first.get("name"))
+            if error_message is None:
+                error_message = _str_or_none(first.get("message"))
+
+        worker = _str_or_none(obj.get("scriptName"))
+        outcome = obj.get("outcome")
+        result.record = {
+            "service": fields.get("service") or worker or "unknown",
+            "worker": worker,
+            "endpoint": self._endpoint(path, fields.get("endpoint")),
+            "method": method.upper() if method else None,
+            "path": path,
+            "status": status,
+            "outcome": outcome if isinstance(outcome, str) else "unknown",
+            "event_time_ms": event_time,
+            "duration_ms": duration,
+            "duration_source": source,
+            "cpu_ms": _int_or_none(obj.get("cpuTime")),
+            "wall_ms": wall,
+            "colo": _str_or_none(cf.get("colo")),
+            "country": _str_or_none(cf.get("country")) or _str_or_none(headers.get("cf-ipcountry")),
+            "tenant": fields.get("tenant_id") or _str_or_none(headers.get("x-tenant-id")),
+            "request_id": fields.get("request_id") or _str_or_none(headers.get("cf-ray")),
+            "level": fields.get("level"),
+            "log_endpoint": fields.get("endpoint"),
+            "error_code": error_code,
+            "error_message": error_message,
+            "truncated": obj.get("truncated") is True,
+            "d1": d1,
+        }
+        return result
+
+    def _from_bare_log(self, log: dict[str, Any]) -> Extraction:
+        result = Extraction()
+        fields = clean_factory_fields(log, result.problems)
+        event_time = fields.get("event_time_ms")
+        if event_time is None:
+            return Extraction(reject_kind="no_event_time", reject_reason="FactoryLog without a usable timestamp",
+                              problems=result.problems)
+        path = fields.get("path")
+        if path is not None:
+            path = strip_query(path)
+        duration = fields.get("duration_ms")
+        method = fields.get("method")
+        result.record = {
+            "service": fields.get("service") or "unknown",
+            "worker": None,
+            "endpoint": self._endpoint(path, fields.get("endpoint")),
+            "method": method.upper() if method else None,
+            "path": path,
+            "status": fields.get("status"),
+            "outcome": "log",
+            "event_time_ms": event_time,
+            "duration_ms": duration,
+            "duration_source": "log" if duration is not None else None,
+            "cpu_ms": None,
+            "wall_ms": None,
+            "colo": None,
+            "country": None,
+            "tenant": fields.get("tenant_id"),
+            "request_id": fields.get("request_id"),
+            "level": fields.get("level"),
+            "log_endpoint": fields.get("endpoint"),
+            "error_code": fields.get("error_code"),
+            "error_message": fields.get("error_message"),
+            "truncated": False,
+            "d1": fields.get("d1", []),
+        }
+        return result
+
+    def _endpoint(self, path: str | None, log_endpoint: str | None) -> str:
+        if path:
+            return self.routes.template(path)
+        if log_endpoint:
+            return self.routes.template(log_endpoint) if log_endpoint.startswith("/") else log_endpoint
+        return "unknown"

@@ -1,0 +1,156 @@
+"""Finding the app's structured `FactoryLog` records inside a tail event's `logs[].message[]`.
+
+A message argument is a FactoryLog when it is a JSON object — a string from `console.log(JSON.stringify(...))`
+or an object logged as is — that has at least four of the spec's ten required keys. Its fields are checked one
+by one: a bad field is dropped and reported, the rest of the log is still used.
+
+D1 convention: `metadata.d1` is one object or a list of them, each
+`{database, table, query_type: "read"|"write", duration_ms, rows_read, rows_written, error_code?}`;
+`error_code: "connection_failed"` marks a D1 connection failure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from pipeline.timestamps import iso_to_ms, number_to_ms
+
+REQUIRED_KEYS = frozenset(
+    ("timestamp", "level", "service", "endpoint", "request_id", "tenant_id", "method", "path", "status",
+     "duration_ms")
+)
+MIN_SHARED_KEYS = 4
+_LEVELS = frozenset(("INFO", "WARN", "ERROR", "DEBUG"))
+_STR_FIELDS = ("service", "endpoint", "request_id", "tenant_id", "method", "path", "user_agent")
+
+
+def is_factory_log(value: dict[str, Any]) -> bool:
+    shared = 0
+    for key in value:
+        if key in REQUIRED_KEYS:
+            shared += 1
+            if shared >= MIN_SHARED_KEYS:
+                return True
+    return False
+
+
+def factory_logs_in(logs: Any) -> list[dict[str, Any]]:
+    """Every FactoryLog-shaped object among the console arguments of `logs`, in order."""
+    found: list[dict[str, Any]] = []
+    if not isinstance(logs, list):
+        return found
+    for entry in logs:
+        if not isinstance(entry, dict):
+            continue
+        message = entry.get("message")
+        if not isinstance(message, list):
+            continue
+        for arg in message:
+            value = arg
+            if isinstance(arg, str):
+                if not arg.startswith("{"):
+                    continue
+                try:
+                    value = orjson.loads(arg)
+                except orjson.JSONDecodeError:
+                    continue
+            if isinstance(value, dict) and is_factory_log(value):
+                found.append(value)
+    return found
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def clean_factory_fields(log: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """The usable fields of one FactoryLog, typed; each bad field is left out and described in `problems`."""
+    out: dict[str, Any] = {}
+    for key in _STR_FIELDS:
+        value = log.get(key)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            out[key] = value
+        else:
+            problems.append(f"{key}: expected a string, got {type(value).__name__}")
+    stamp = log.get("timestamp")
+    if stamp is not None:
+        try:
+            if isinstance(stamp, str):
+                out["event_time_ms"] = iso_to_ms(stamp)
+            elif _is_number(stamp):
+                out["event_time_ms"] = number_to_ms(stamp)
+            else:
+                raise ValueError(type(stamp).__name__)
+        except (ValueError, OverflowError):
+            problems.append(f"timestamp: not an ISO 8601 time: {str(stamp)[:40]!r}")
+    level = log.get("level")
+    if level is not None:
+        if isinstance(level, str) and level.upper() in _LEVELS:
+            out["level"] = level.upper()
+        else:
+            problems.append(f"level: not one of INFO, WARN, ERROR, DEBUG: {str(level)[:20]!r}")
+    status = log.get("status")
+    if status is not None:
+        if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 999:
+            out["status"] = status
+        else:
+            problems.append(f"status: not an HTTP status code: {str(status)[:20]!r}")
+    duration = log.get("duration_ms")
+    if duration is not None:
+        if _is_number(duration) and duration >= 0:
+            out["duration_ms"] = float(duration)
+        else:
+            problems.append(f"duration_ms: not a non-negative number: {str(duration)[:20]!r}")
+    error = log.get("error")
+    if isinstance(error, dict):
+        if isinstance(error.get("message"), str):
+            out["error_message"] = error["message"]
+        if isinstance(error.get("code"), str):
+            out["error_code"] = error["code"]
+    elif isinstance(error, str):  # apps often log `error: String(e)`; the spec's object form is preferred
+        out["error_message"] = error
+    elif error is not None:
+        problems.append("error: expected an object or a string")
+    metadata = log.get("metadata")
+    if isinstance(metadata, dict) and "d1" in metadata:
+        out["d1"] = d1_facts(metadata["d1"], problems)
+    return out
+
+
+def d1_facts(raw: Any, problems: list[str]) -> list[dict[str, Any]]:
+    """Validated D1 query facts from `metadata.d1`."""
+    items = raw if isinstance(raw, list) else [raw]
+    facts: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            problems.append(f"metadata.d1[{index}]: expected an object")
+            continue
+        query_type = item.get("query_type")
+        duration = item.get("duration_ms", 0)
+        rows_read = item.get("rows_read", 0)
+        rows_written = item.get("rows_written", 0)
+        error_code = item.get("error_code")
+        if query_type not in ("read", "write"):
+            problems.append(f"metadata.d1[{index}].query_type: must be 'read' or 'write'")
+            continue
+        if not (_is_number(duration) and duration >= 0):
+            problems.append(f"metadata.d1[{index}].duration_ms: not a non-negative number")
+            continue
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (rows_read, rows_written)):
+            problems.append(f"metadata.d1[{index}].rows_read/rows_written: not non-negative integers")
+            continue
+        database, table = item.get("database"), item.get("table")
+        facts.append({
+            "database": database if isinstance(database, str) else None,
+            "table": table if isinstance(table, str) else None,
+            "query_type": query_type,
+            "duration_ms": float(duration),
+            "rows_read": rows_read,
+            "rows_written": rows_written,
+            "error_code": error_code if isinstance(error_code, str) else None,
+        })
+    return facts

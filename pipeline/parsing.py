@@ -1,0 +1,131 @@
+"""The reader: wrangler output bytes in, normalized records, dead letters and counts out.
+
+`LogParser` glues the framer and the extractor, and keeps the counts the CLI and the ingest agent report:
+`events` (objects decoded), `records`, `noise`, `rejected`, `non_request`, each with a breakdown by kind.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.extract import Extractor
+from pipeline.framing import DEFAULT_MAX_OBJECT_BYTES, Broken, Frame, Noise, Piece, TailFramer, excerpt_of
+
+
+@dataclass(slots=True)
+class ParseStats:
+    events: int = 0
+    records: int = 0
+    noise: int = 0
+    rejected: int = 0
+    non_request: int = 0
+    invalid_fields: int = 0
+    repaired_utf8: int = 0
+    noise_by_kind: Counter[str] = field(default_factory=Counter)
+    rejected_by_kind: Counter[str] = field(default_factory=Counter)
+    non_request_by_kind: Counter[str] = field(default_factory=Counter)
+
+    def summary_line(self) -> str:
+        head = (f"events={self.events} records={self.records} noise={self.noise} rejected={self.rejected} "
+                f"non_request={self.non_request}")
+        extra = [f"invalid_fields={self.invalid_fields}", f"repaired_utf8={self.repaired_utf8}"]
+        for name, counter in (("noise", self.noise_by_kind), ("rejected", self.rejected_by_kind),
+                              ("non_request", self.non_request_by_kind)):
+            extra.extend(f"{name}.{kind}={count}" for kind, count in sorted(counter.items()))
+        return head + " " + " ".join(extra)
+
+    def merge(self, other: ParseStats) -> None:
+        for name in ("events", "records", "noise", "rejected", "non_request", "invalid_fields", "repaired_utf8"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.noise_by_kind.update(other.noise_by_kind)
+        self.rejected_by_kind.update(other.rejected_by_kind)
+        self.non_request_by_kind.update(other.non_request_by_kind)
+
+
+@dataclass(slots=True)
+class ParseOutput:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # wrangler's own words on stdout (e.g. giving up)
+
+
+def dead_letter(source: str, line: int | None, offset: int | None, kind: str, reason: str,
+                excerpt: str) -> dict[str, Any]:
+    """A dict shaped like `schemas.deadletter.DeadLetter`."""
+    return {"v": 1, "source": source, "line": line, "offset": offset, "kind": kind, "reason": reason,
+            "excerpt": excerpt}
+
+
+class LogParser:
+    """Incremental: `feed(chunk)` then `finish()`. One parser per input source."""
+
+    def __init__(self, source: str, extractor: Extractor | None = None,
+                 max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES) -> None:
+        self.source = source
+        self.stats = ParseStats()
+        self._framer = TailFramer(max_object_bytes)
+        self._extractor = extractor or Extractor()
+
+    def feed(self, chunk: bytes) -> ParseOutput:
+        return self._handle(self._framer.feed(chunk))
+
+    def finish(self) -> ParseOutput:
+        return self._handle(self._framer.finish())
+
+    def _handle(self, pieces: list[Piece]) -> ParseOutput:
+        out = ParseOutput()
+        stats = self.stats
+        extract = self._extractor.extract
+        records = out.records
+        for piece in pieces:
+            if type(piece) is Frame:
+                stats.events += 1
+                if piece.repaired_utf8:
+                    stats.repaired_utf8 += 1
+                result = extract(piece.obj)
+                if result.problems:
+                    stats.invalid_fields += len(result.problems)
+                    out.dead_letters.append(dead_letter(
+                        self.source, piece.line, piece.offset, "invalid_field",
+                        "; ".join(result.problems)[:1000], excerpt_of(_short_repr(piece.obj))))
+                if result.record is not None:
+                    stats.records += 1
+                    records.append(result.record)
+                elif result.non_request is not None:
+                    stats.non_request += 1
+                    stats.non_request_by_kind[result.non_request] += 1
+                else:
+                    kind = result.reject_kind or "not_an_event"
+                    stats.rejected += 1
+                    stats.rejected_by_kind[kind] += 1
+                    out.dead_letters.append(dead_letter(self.source, piece.line, piece.offset, kind,
+                                                        result.reject_reason or kind,
+                                                        excerpt_of(_short_repr(piece.obj))))
+            elif type(piece) is Noise:
+                stats.noise += 1
+                stats.noise_by_kind[piece.kind] += 1
+                if piece.kind == "json_string":
+                    out.notices.append(piece.text)
+            elif type(piece) is Broken:
+                stats.rejected += 1
+                stats.rejected_by_kind[piece.kind] += 1
+                out.dead_letters.append(dead_letter(self.source, piece.line, piece.offset, piece.kind,
+                                                    piece.reason, piece.excerpt))
+        return out
+
+
+def _short_repr(obj: dict[str, Any]) -> str:
+    import orjson  # noqa: PLC0415 - only on the rare reject path
+
+    return orjson.dumps(obj)[:512].decode("utf-8", errors="replace")
+
+
+def parse_chunks(source: str, chunks: Iterable[bytes], extractor: Extractor | None = None) -> Iterator[ParseOutput]:
+    """Parse a whole input given as chunks; yields one output per chunk, then the final one."""
+    parser = LogParser(source, extractor)
+    for chunk in chunks:
+        yield parser.feed(chunk)
+    yield parser.finish()

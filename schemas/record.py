@@ -1,0 +1,56 @@
+"""`LogRecord`: the normalized record of one request — what flows on the logs topic, one per request."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class D1Fact(BaseModel):
+    """One D1 query of the request (from `metadata.d1`); `error_code == "connection_failed"` is a connection failure."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    database: str | None = None
+    table: str | None = None
+    query_type: Literal["read", "write"]
+    duration_ms: float = Field(ge=0)
+    rows_read: int = Field(ge=0)
+    rows_written: int = Field(ge=0)
+    error_code: str | None = None
+
+
+class LogRecord(BaseModel):
+    """One request, normalized from a tail event and the FactoryLog(s) it carried.
+
+    `service` + `endpoint` is the group key: `endpoint` is the route template of the path (ids and slugs replaced,
+    e.g. `/api/public/factory/templates/:slug`), so it is the same with or without a structured log.
+    `duration_ms` is the app's own `duration_ms` when it logged one (`duration_source="log"`), else the runtime's
+    `wallTime` (`"wall"`), else null.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: str
+    worker: str | None = Field(description="the Worker's scriptName")
+    endpoint: str = Field(description="route template of the path: the group key with service")
+    method: str | None
+    path: str | None = Field(description="the request path, without the query string")
+    status: int | None = Field(description="HTTP status; null when no response was produced (e.g. canceled)")
+    outcome: str = Field(description="the runtime's outcome; `log` for a bare FactoryLog with no tail event")
+    event_time_ms: int = Field(description="FactoryLog timestamp, else the tail event's eventTimestamp (epoch ms)")
+    duration_ms: float | None
+    duration_source: Literal["log", "wall"] | None
+    cpu_ms: int | None
+    wall_ms: int | None
+    colo: str | None
+    country: str | None
+    tenant: str | None
+    request_id: str | None
+    level: str | None = Field(description="FactoryLog level, upper-cased")
+    log_endpoint: str | None = Field(description="the FactoryLog's own `endpoint` field, as written")
+    error_code: str | None
+    error_message: str | None
+    truncated: bool = Field(description="the runtime dropped some of this request's logs (256 KB cap)")
+    d1: list[D1Fact]

@@ -1,0 +1,30 @@
+"""Every exported schema by file name. `tailwatch schemas export` writes each as `schemas/json/<name>.json`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from schemas.deadletter import DeadLetter
+from schemas.envelopes import LogBatch
+from schemas.factory_log import FactoryLog
+from schemas.record import LogRecord
+from schemas.tail_event import TailEvent
+
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "tail-event": TailEvent,  # input: what wrangler prints
+    "factory-log": FactoryLog,  # input: the app's structured log
+    "log-record": LogRecord,  # one normalized request
+    "log-batch": LogBatch,  # value on <prefix>.logs
+    "dead-letter": DeadLetter,  # value on <prefix>.deadletter
+}
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    out = {}
+    for name, model in SCHEMAS.items():
+        schema = model.model_json_schema()
+        schema["$id"] = f"https://tailwatch.dev/schemas/{name}.json"
+        out[name] = schema
+    return out

@@ -1,0 +1,58 @@
+"""Helpers for tests that read what tailwatch wrote to Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+
+@dataclass(frozen=True)
+class Message:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: dict
+
+
+async def read_topic(bootstrap: str, topic: str, until: int | None = None, idle_s: float = 1.5,
+                     timeout_s: float = 30.0) -> list[Message]:
+    """Every message of `topic` from the beginning: stops once `until` messages arrived, or after `idle_s`
+    without any (end offsets are not used: the embedded broker reports them wrong)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        partitions = None
+        deadline = time.monotonic() + timeout_s
+        while partitions is None and time.monotonic() < deadline:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                await consumer.force_metadata_update()
+                await asyncio.sleep(0.1)
+        assert partitions, f"topic {topic} not found"
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        out: list[Message] = []
+        last = time.monotonic()
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            got = 0
+            for tp, messages in batch.items():
+                for m in messages:
+                    out.append(Message(tp.partition, m.offset, m.key, orjson.loads(m.value)))
+                    got += 1
+            now = time.monotonic()
+            if got:
+                last = now
+            if until is not None and len(out) >= until:
+                break
+            if until is None and now - last > idle_s:
+                break
+        return out
+    finally:
+        await consumer.stop()

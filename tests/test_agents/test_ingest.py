@@ -1,0 +1,129 @@
+"""Ingestion into the embedded broker: exactly the expected records, partitions and dead letters."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+
+from agents.commands.ingest import log_topic_specs
+from agents.ingest import IngestConfig, Ingestor
+from agents.publisher import Publisher
+from agents.settings import KafkaSettings
+from agents.sources import file_chunks
+from agents.topics import ensure_topics
+from pipeline.parsing import LogParser
+from schemas.deadletter import DeadLetter
+from schemas.envelopes import LogBatch
+from tests.support import read_topic
+
+pytestmark = pytest.mark.integration
+
+GIVE_UP = (b'"Unable to reconnect to the tail for factory-api after 5 attempts. '
+           b'Please re-run `wrangler tail factory-api` to start a new session."\n')
+
+
+def messy_capture(sample: Path, tmp_path: Path) -> Path:
+    """The sample, twice, with a banner, a cut object, a malformed one and wrangler's give-up line."""
+    body = sample.read_bytes()
+    cut = body[: body.index(b"\n}\n") // 2]  # the first half of the first object
+    parts = [b"Usage metrics tracking has changed since you last ran wrangler.\n", body, b"\n",
+             cut, b"\n", b'{"wallTime": 3, "outcome": "ok", oops}\n', body, GIVE_UP]
+    path = tmp_path / "messy.json"
+    path.write_bytes(b"".join(parts))
+    return path
+
+
+async def test_ingest_publishes_exactly_the_parsed_records(kafka_settings: KafkaSettings,
+                                                           sample_capture: Path, tmp_path: Path) -> None:
+    capture = messy_capture(sample_capture, tmp_path)
+    expected = LogParser("x")
+    expected_records = expected.feed(capture.read_bytes()).records + expected.finish().records
+    assert len(expected_records) == 22
+
+    bootstrap = kafka_settings.bootstrap
+    assert bootstrap
+    await ensure_topics(bootstrap, log_topic_specs(kafka_settings))
+    publisher = Publisher(bootstrap, kafka_settings.logs_topic, kafka_settings.deadletter_topic, idempotent=False)
+    await publisher.start()
+    ingestor = Ingestor(publisher, kafka_settings.partitions, IngestConfig(batch_records=3))
+    stats = await ingestor.ingest_chunks(str(capture), file_chunks(capture, chunk_bytes=4096))
+    await publisher.stop()
+    assert (stats.events, stats.records, stats.non_request, stats.noise, stats.rejected) == (24, 22, 2, 3, 2)
+
+    messages = await read_topic(bootstrap, kafka_settings.logs_topic, until=publisher.batches_sent)
+    assert len(messages) == publisher.batches_sent
+    partitioner = DefaultPartitioner()
+    all_partitions = list(range(kafka_settings.partitions))
+    received = []
+    for message in messages:
+        batch = LogBatch.model_validate(message.value)
+        assert batch.partition == message.partition
+        assert len(batch.records) <= 3
+        for record in batch.records:
+            key = f"{record.service}|{record.endpoint}".encode()
+            assert partitioner(key, all_partitions, all_partitions) == message.partition
+        received.extend(record.model_dump() for record in batch.records)
+    # Same records, nothing lost or invented; order kept within each partition.
+    canon = lambda r: orjson.dumps(r, option=orjson.OPT_SORT_KEYS)  # noqa: E731
+    assert Counter(map(canon, received)) == Counter(map(canon, expected_records))
+    by_partition: dict[int, list[bytes]] = {}
+    for message in sorted(messages, key=lambda m: (m.partition, m.offset)):
+        by_partition.setdefault(message.partition, []).extend(canon(r) for r in message.value["records"])
+    for partition, got in by_partition.items():
+        want = [canon(r) for r in expected_records
+                if partitioner(f"{r['service']}|{r['endpoint']}".encode(), all_partitions, all_partitions)
+                == partition]
+        assert got == want
+    # Every partition got a last batch carrying the producer's watermark (heartbeats included).
+    last_watermarks = {m.partition: m.value["watermark_ms"] for m in messages}
+    assert set(last_watermarks) == set(all_partitions)
+    top = max(r["event_time_ms"] for r in expected_records)
+    assert set(last_watermarks.values()) == {top - 10_000}
+
+    letters = await read_topic(bootstrap, kafka_settings.deadletter_topic, until=2)
+    kinds = sorted(DeadLetter.model_validate(m.value).kind for m in letters)
+    assert kinds == ["malformed_json", "truncated_object"]
+    assert all(m.key == str(capture).encode() for m in letters)
+    body = sample_capture.read_bytes()
+    cut_line = 1 + body.count(b"\n") + 1 + 1  # after the banner, the sample and a blank line
+    malformed_line = cut_line + body[: body.index(b"\n}\n") // 2].count(b"\n") + 1
+    assert sorted(m.value["line"] for m in letters) == [cut_line, malformed_line]
+
+
+def test_cli_ingest_reports_counts(kafka_settings: KafkaSettings, sample_capture: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": kafka_settings.bootstrap or "",
+           "TAILWATCH_TOPIC_PREFIX": kafka_settings.topic_prefix}
+    result = subprocess.run([sys.executable, "-m", "agents.cli", "ingest", "--from", str(sample_capture)],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    summary = result.stderr.strip().splitlines()[-1]
+    assert summary.startswith("events=12 records=11 noise=0 rejected=0 non_request=1")
+    assert "published=11" in summary
+
+
+def test_cli_ingest_without_kafka_starts_the_embedded_broker(sample_capture: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TAILWATCH_KAFKA_BOOTSTRAP"}
+    result = subprocess.run([sys.executable, "-m", "agents.cli", "ingest", "--from", str(sample_capture)],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "embedded broker started" in result.stderr
+    assert "published=11" in result.stderr.strip().splitlines()[-1]
+
+
+def test_cli_ingest_broker_unreachable_is_a_clear_error(sample_capture: Path) -> None:
+    from agents.embedded_broker import free_port
+
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "agents.cli", "ingest", "--from", str(sample_capture),
+         "--bootstrap", f"127.0.0.1:{port}"],
+        capture_output=True, text=True, timeout=90)
+    assert result.returncode == 3
+    assert f"cannot reach Kafka at 127.0.0.1:{port} after 5 attempts" in result.stderr
