@@ -1,8 +1,12 @@
 """Grouping records into per-partition batches: one Kafka message per batch, shaped like `LogBatch`.
 
-The producer's event-time watermark (max event time seen − allowed lateness) is stamped on every batch, and
-`flush(heartbeat=True)` also emits empty batches for the partitions that had no records, so a consumer's
-watermark advances on quiet partitions too.
+The producer's event-time watermark (max event time seen − allowed lateness) is stamped on every record (its
+value just before the record was read: what decides, deterministically, whether the record is late) and on every
+batch (its value when the batch was sent: what lets a consumer close panes). `flush(heartbeat=True)` also emits
+empty batches for the partitions that had no records, so a consumer's watermark advances on quiet partitions.
+
+Invariant the stream workers rely on: on any partition, a batch's stamp is never above the record watermark of a
+record sent after it; so a record that is not late always finds its pane still open, however input is chunked.
 """
 
 from __future__ import annotations
@@ -47,10 +51,12 @@ class BatchBuilder:
         partition_of = self.partitioner.partition
         limit = self.max_records
         top = self.max_event_ms
+        lateness = self.lateness_ms
         for record in records:
             stamp = record["event_time_ms"]
             if top is None or stamp > top:
                 top = stamp
+            record["watermark_ms"] = top - lateness
             partition = partition_of(record["service"], record["endpoint"])
             bucket = pending[partition]
             bucket.append(record)

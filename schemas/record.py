@@ -54,3 +54,8 @@ class LogRecord(BaseModel):
     error_message: str | None
     truncated: bool = Field(description="the runtime dropped some of this request's logs (256 KB cap)")
     d1: list[D1Fact]
+    watermark_ms: int | None = Field(
+        default=None,
+        description="set by ingest: its event-time watermark when it read this record (max event time seen, this "
+                    "record included, − allowed lateness). The record is late when its pane ends at or before it.",
+    )
