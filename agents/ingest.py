@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 from agents.publisher import Publisher
@@ -67,8 +67,8 @@ class SourceFeed:
             await publisher.flush()
             self._unacked = 0
 
-    async def flush(self, heartbeat: bool) -> None:
-        batches = self.builder.flush(heartbeat=heartbeat)
+    async def flush(self, heartbeat: bool, final: bool = False) -> None:
+        batches = self.builder.flush(heartbeat=heartbeat, final=final)
         if batches:
             await self.ingestor.publisher.send_batches(batches)
         await self.ingestor.publisher.flush()
@@ -103,11 +103,13 @@ class Ingestor:
             await feed.push(parser.feed(chunk))
         await feed.push(parser.finish())
         feed.end_run(parser)
-        await feed.flush(heartbeat=True)
+        await feed.flush(heartbeat=True, final=True)
         return parser.stats
 
-    async def ingest_stream(self, source: str, chunks: AsyncIterator[bytes | None]) -> ParseStats:
-        """A live input. `None` from the iterator means "nothing new for a while": pending records are sent."""
+    async def ingest_stream(self, source: str, chunks: AsyncIterator[bytes | None],
+                            final: Callable[[], bool] = lambda: False) -> ParseStats:
+        """A live input. `None` from the iterator means "nothing new for a while": pending records are sent.
+        At its end, `final()` says whether the input is over for good (tailwatch is stopping) or will restart."""
         feed = self.feed(source)
         parser = feed.new_parser()
         async for chunk in chunks:
@@ -117,7 +119,7 @@ class Ingestor:
             await feed.push(parser.feed(chunk))
         await feed.push(parser.finish())
         feed.end_run(parser)
-        await feed.flush(heartbeat=True)
+        await feed.flush(heartbeat=True, final=final())
         return parser.stats
 
 

@@ -76,7 +76,7 @@ class WranglerTail:
         stopper = asyncio.create_task(self._stop_when(stop, process))
         try:
             await self.ingestor.ingest_stream(
-                self.source, reader_chunks(process.stdout, self.ingestor.config.linger_ms))
+                self.source, reader_chunks(process.stdout, self.ingestor.config.linger_ms), final=stop.is_set)
             code = await process.wait()
         finally:
             stopper.cancel()

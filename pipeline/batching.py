@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pipeline.partitioning import Partitioner
+from pipeline.watermarks import SourceWatermark
 
 DEFAULT_BATCH_RECORDS = 500
 DEFAULT_LATENESS_MS = 10_000
@@ -34,11 +35,11 @@ class BatchBuilder:
         self.partitioner = Partitioner(num_partitions)
         self._pending: list[list[dict[str, Any]]] = [[] for _ in range(num_partitions)]
         self._seq = [0] * num_partitions
-        self.max_event_ms: int | None = None
+        self.watermark = SourceWatermark(lateness_ms)
 
     @property
     def watermark_ms(self) -> int | None:
-        return None if self.max_event_ms is None else self.max_event_ms - self.lateness_ms
+        return self.watermark.value
 
     @property
     def pending(self) -> int:
@@ -50,34 +51,29 @@ class BatchBuilder:
         pending = self._pending
         partition_of = self.partitioner.partition
         limit = self.max_records
-        top = self.max_event_ms
-        lateness = self.lateness_ms
+        stamp = self.watermark.stamp
         for record in records:
-            stamp = record["event_time_ms"]
-            if top is None or stamp > top:
-                top = stamp
-            record["watermark_ms"] = top - lateness
+            stamp((record,))
             partition = partition_of(record["service"], record["endpoint"])
             bucket = pending[partition]
             bucket.append(record)
             if len(bucket) >= limit:
-                self.max_event_ms = top
                 full.append(self._take(partition))
-        self.max_event_ms = top
         return full
 
-    def flush(self, heartbeat: bool = False) -> list[dict[str, Any]]:
-        """Every pending batch; with `heartbeat`, an empty batch for each partition that had none."""
+    def flush(self, heartbeat: bool = False, final: bool = False) -> list[dict[str, Any]]:
+        """Every pending batch; with `heartbeat`, an empty batch for each partition that had none; with `final`
+        (the input has ended), a batch marked final on every partition."""
         out = []
         for partition, bucket in enumerate(self._pending):
-            if bucket or (heartbeat and self.max_event_ms is not None):
-                out.append(self._take(partition))
+            if bucket or final or (heartbeat and self.watermark_ms is not None):
+                out.append(self._take(partition, final))
         return out
 
-    def _take(self, partition: int) -> dict[str, Any]:
+    def _take(self, partition: int, final: bool = False) -> dict[str, Any]:
         records = self._pending[partition]
         self._pending[partition] = []
         seq = self._seq[partition]
         self._seq[partition] = seq + 1
         return {"v": 1, "producer": self.producer, "source": self.source, "seq": seq, "partition": partition,
-                "watermark_ms": self.watermark_ms, "records": records}
+                "watermark_ms": self.watermark_ms, "final": final, "records": records}

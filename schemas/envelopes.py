@@ -26,4 +26,5 @@ class LogBatch(BaseModel):
     watermark_ms: int | None = Field(
         description="the producer's event-time watermark when it sent the batch: max event time seen − lateness"
     )
+    final: bool = Field(default=False, description="the producer's input has ended: it sends nothing more")
     records: list[LogRecord]
