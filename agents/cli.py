@@ -8,12 +8,13 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from agents.commands import broker, ingest, parse, schemas_cmd
+from agents.commands import broker, ingest, parse, replay, schemas_cmd
 from agents.logs import setup_logging
 
 COMMANDS: dict[str, tuple[ModuleType, str]] = {
     "parse": (parse, "print normalized records of captures as JSON Lines"),
     "ingest": (ingest, "publish records from wrangler, files or stdin to Kafka"),
+    "replay": (replay, "run the metrics core on saved captures, no broker needed"),
     "schemas": (schemas_cmd, "export or check the JSON Schemas of every message"),
     "broker": (broker, "run the embedded Kafka-compatible broker in the foreground"),
 }
@@ -35,7 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
     runner: Callable[[argparse.Namespace], int] = args.run
-    return runner(args)
+    try:
+        return runner(args)
+    except BrokenPipeError:  # `tailwatch parse … | head`: the reader left, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -50,8 +50,8 @@ class SourceFeed:
         self.stats = ParseStats()
         self._unacked = 0
 
-    def new_parser(self) -> LogParser:
-        return LogParser(self.source, self.ingestor.extractor, self.ingestor.config.max_object_bytes)
+    def new_parser(self, source: str | None = None) -> LogParser:
+        return LogParser(source or self.source, self.ingestor.extractor, self.ingestor.config.max_object_bytes)
 
     async def push(self, out: ParseOutput) -> None:
         publisher = self.ingestor.publisher
@@ -95,15 +95,20 @@ class Ingestor:
             self._feeds[source] = SourceFeed(self, source)
         return self._feeds[source]
 
-    async def ingest_chunks(self, source: str, chunks: Iterable[bytes]) -> ParseStats:
-        """A finite input (file, stdin): everything is sent and acknowledged when this returns."""
-        feed = self.feed(source)
-        parser = feed.new_parser()
+    async def ingest_chunks(self, source: str, chunks: Iterable[bytes], stream: str | None = None,
+                            final: bool = True) -> ParseStats:
+        """A finite input (file, stdin): everything is sent and acknowledged when this returns.
+
+        Inputs given together (`--from a b`) share one `stream`: one producer and watermark, as if concatenated;
+        `final=False` on all but the last keeps the stream open.
+        """
+        feed = self.feed(stream or source)
+        parser = feed.new_parser(source)
         for chunk in chunks:
             await feed.push(parser.feed(chunk))
         await feed.push(parser.finish())
         feed.end_run(parser)
-        await feed.flush(heartbeat=True, final=True)
+        await feed.flush(heartbeat=True, final=final)
         return parser.stats
 
     async def ingest_stream(self, source: str, chunks: AsyncIterator[bytes | None],

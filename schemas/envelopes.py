@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.record import LogRecord
 
 
-
 class LogBatch(BaseModel):
     """The value on the logs topic: a batch of records that all belong to `partition`.
 

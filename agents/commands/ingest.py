@@ -59,8 +59,10 @@ async def ingest(args: argparse.Namespace, bootstrap: str, settings: KafkaSettin
         if args.wrangler:
             await _supervise(args.wrangler, ingestor)
         else:
-            for path in args.files or ["-"]:
-                await ingestor.ingest_chunks(source_name(path), chunks_of(path))
+            paths = args.files or ["-"]
+            for index, path in enumerate(paths):
+                await ingestor.ingest_chunks(source_name(path), chunks_of(path), stream="files",
+                                             final=index == len(paths) - 1)
     finally:
         await publisher.stop()
     return ingestor

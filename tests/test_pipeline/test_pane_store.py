@@ -1,0 +1,167 @@
+"""Pane store table tests: boundaries, lateness, closing order, eviction, windows, daily D1 rows."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from pipeline.metrics import snapshot
+from pipeline.pane_store import PaneStore
+from pipeline.replay import Replay
+from pipeline.windows import PANE_MS
+from tests.test_pipeline.records import BASE_MS, d1, record
+
+T0 = BASE_MS
+
+
+def test_records_count_into_half_open_panes_and_close_at_the_watermark() -> None:
+    store = PaneStore()
+    store.add([record(T0), record(T0 + 59_999), record(T0 + 60_000)])
+    assert store.close_until(T0 + 59_999) == []  # the first pane ends at T0+60000: not yet
+    first = store.close_until(T0 + 60_000)
+    assert [(e.start_ms, e.end_ms, e.pane.total) for e in first] == [(T0, T0 + 60_000, 2)]
+    second = store.close_until(T0 + 120_000)
+    assert [(e.start_ms, e.pane.total) for e in second] == [(T0 + 60_000, 1)]
+    assert store.close_until(T0 + 120_000) == []  # a watermark that did not move closes nothing
+
+
+@pytest.mark.parametrize(
+    ("watermark_ms", "late"),
+    [
+        (T0 + 59_999, False),  # its pane ends after the watermark: still counted
+        (T0 + 60_000, True),  # its pane ended exactly at the watermark: late
+        (T0 + 90_000, True),
+        (None, False),  # no stamp (parse output): only the store's own progress decides
+    ],
+)
+def test_lateness_is_decided_by_the_record_watermark(watermark_ms: int | None, late: bool) -> None:
+    store = PaneStore()
+    rec = record(T0 + 30_000)
+    if watermark_ms is not None:
+        rec["watermark_ms"] = watermark_ms
+    assert store.add([rec]) == int(late)
+    closed = store.close_until(T0 + 10 * PANE_MS)
+    counted = {e.start_ms: (e.pane.total, e.pane.late_dropped) for e in closed}
+    if late:
+        assert watermark_ms is not None
+        # counted as late_dropped in the pane holding its watermark, not in its own pane
+        holder = watermark_ms - watermark_ms % PANE_MS
+        assert counted == {holder: (0, 1)}
+    else:
+        assert counted == {T0: (1, 0)}
+
+
+def test_records_for_closed_panes_are_late_even_without_a_stamp() -> None:
+    store = PaneStore()
+    store.add([record(T0)])
+    store.close_until(T0 + 2 * PANE_MS)
+    assert store.add([record(T0 + 1000), record(T0 + 2 * PANE_MS)]) == 1
+    closed = store.close_until(T0 + 3 * PANE_MS)
+    assert [(e.start_ms, e.pane.total, e.pane.late_dropped) for e in closed] == [(T0 + 2 * PANE_MS, 1, 1)]
+
+
+def test_closed_panes_come_out_oldest_first_then_by_endpoint() -> None:
+    store = PaneStore()
+    store.add([record(T0 + PANE_MS, "/b"), record(T0, "/b"), record(T0, "/a"), record(T0 + PANE_MS, "/a")])
+    closed = store.close_until(T0 + 2 * PANE_MS)
+    assert [(e.start_ms - T0, e.endpoint) for e in closed] == [(0, "/a"), (0, "/b"), (PANE_MS, "/a"),
+                                                               (PANE_MS, "/b")]
+
+
+def test_exact_counts_status_classes_and_d1() -> None:
+    store = PaneStore()
+    recs = [
+        record(T0, status=200), record(T0, status=201), record(T0, status=304), record(T0, status=404),
+        record(T0, status=404), record(T0, status=500), record(T0, status=None, outcome="canceled"),
+        record(T0, status=None, outcome="exceededCpu"),
+        record(T0, d1=[d1("read", 4.0, rows_read=10), d1("write", 9.0, rows_read=0, rows_written=2),
+                       d1("read", 150.0, error_code="connection_failed")]),
+    ]
+    store.add(recs)
+    (event,) = store.close_until(T0 + PANE_MS)
+    snap = snapshot(event)
+    assert snap["total"] == 9
+    assert snap["responses"] == 8  # the canceled request has no response
+    assert snap["status_class"] == {"2xx": 3, "3xx": 1, "4xx": 2, "5xx": 2, "none": 1}
+    assert snap["status"] == {"200": 2, "201": 1, "304": 1, "404": 2, "500": 1}
+    assert snap["success_rate"] == pytest.approx(4 / 8)
+    assert snap["error_rate"] == pytest.approx(4 / 8)
+    assert snap["ratio_404"] == pytest.approx(2 / 8)
+    assert (snap["d1_queries"], snap["d1_reads"], snap["d1_writes"]) == (3, 2, 1)
+    assert snap["d1_read_write_ratio"] == pytest.approx(2 / 3)
+    assert snap["d1_connection_failures"] == 1
+    assert (snap["d1_rows_read"], snap["d1_rows_written"], snap["d1_rows_read_today"]) == (11, 2, 11)
+    assert snap["window_start"] == "2026-01-06T12:00:00.000Z"
+    assert snap["window_end"] == "2026-01-06T12:01:00.000Z"
+
+
+def test_p95_is_within_one_percent_of_numpy_on_10k_values() -> None:
+    rng = np.random.default_rng(7)
+    values = rng.lognormal(mean=np.log(80), sigma=1.0, size=12_000)
+    store = PaneStore()
+    store.add([record(T0 + i % PANE_MS, duration=float(v)) for i, v in enumerate(values)])
+    (event,) = store.close_until(T0 + PANE_MS)
+    snap = snapshot(event)
+    for q, key in ((50, "p50_ms"), (95, "p95_ms"), (99, "p99_ms")):
+        exact = float(np.percentile(values, q))
+        assert abs(snap[key] - exact) / exact < 0.01, (key, snap[key], exact)
+    assert snap["avg_ms"] == pytest.approx(float(values.mean()), rel=1e-6)
+
+
+def test_same_records_in_any_order_and_batching_give_identical_snapshots() -> None:
+    rng = random.Random(3)
+    recs = [record(T0 + rng.randrange(3 * PANE_MS), rng.choice(["/a", "/b"]), rng.choice([200, 404, 500]),
+                   rng.lognormvariate(3, 1)) for _ in range(3000)]
+
+    def run(order: list[dict], batch: int) -> list[dict]:
+        store = PaneStore()
+        out = []
+        for i in range(0, len(order), batch):
+            store.add([dict(r) for r in order[i:i + batch]])
+        out = [snapshot(e) for e in store.close_until(T0 + 3 * PANE_MS)]
+        return out
+
+    shuffled = recs[:]
+    rng.shuffle(shuffled)
+    assert run(recs, 7) == run(shuffled, 500) == run(recs, 3000)
+
+
+def test_windows_merge_panes_without_records_and_eviction_bounds_history() -> None:
+    store = PaneStore(retention_ms=5 * PANE_MS)
+    for minute in range(10):
+        store.add([record(T0 + minute * PANE_MS, status=500 if minute % 2 else 200)] * (minute + 1))
+    store.close_until(T0 + 10 * PANE_MS)
+    window = store.window("svc", "/api/a", T0 + 10 * PANE_MS, 5 * PANE_MS)
+    assert window.total == 6 + 7 + 8 + 9 + 10
+    assert window.classes == {"5xx": 6 + 8 + 10, "2xx": 7 + 9}
+    # minutes 0-4 are older than the retention: evicted, so a longer window only sees what is held
+    assert store.window("svc", "/api/a", T0 + 10 * PANE_MS, 10 * PANE_MS).total == window.total
+    assert store.panes_held() == 5
+    assert store.window("svc", "/nope", T0 + 10 * PANE_MS, 5 * PANE_MS).total == 0
+
+
+def test_d1_rows_read_today_restarts_at_midnight_utc() -> None:
+    day = 86_400_000
+    midnight = T0 - T0 % day + day
+    store = PaneStore()
+    store.add([record(midnight - PANE_MS, d1=[d1(rows_read=5)]), record(midnight, d1=[d1(rows_read=7)]),
+               record(midnight + PANE_MS, d1=[d1(rows_read=1)])])
+    events = store.close_until(midnight + 2 * PANE_MS)
+    assert [e.d1_rows_read_today for e in events] == [5, 7, 8]
+
+
+def test_replay_matches_a_store_fed_with_the_same_stamped_records() -> None:
+    rng = random.Random(11)
+    recs = [record(T0 + i * 150 + rng.randrange(-20_000, 20_000)) for i in range(2000)]
+    replay = Replay(lateness_ms=10_000)
+    events = []
+    for i in range(0, len(recs), 100):
+        events += replay.feed("s", [dict(r) for r in recs[i:i + 100]])
+    events += replay.end("s")
+    assert sum(e.pane.total for e in events) + sum(e.pane.late_dropped for e in events) == len(recs)
+    assert replay.late == sum(e.pane.late_dropped for e in events) > 0  # the disorder made some late
+    one_shot = Replay(lateness_ms=10_000)
+    again = one_shot.feed("s", [dict(r) for r in recs]) + one_shot.end("s")
+    assert [snapshot(e) for e in events] == [snapshot(e) for e in again]
