@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from agents.commands import broker, ingest, parse, replay, schemas_cmd
+from agents.commands import broker, ingest, parse, replay, schemas_cmd, worker
 from agents.logs import setup_logging
 
 COMMANDS: dict[str, tuple[ModuleType, str]] = {
@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[ModuleType, str]] = {
     "ingest": (ingest, "publish records from wrangler, files or stdin to Kafka"),
     "replay": (replay, "run the metrics core on saved captures, no broker needed"),
     "schemas": (schemas_cmd, "export or check the JSON Schemas of every message"),
+    "worker": (worker, "run the metrics stream worker (Faust) on the logs topic"),
     "broker": (broker, "run the embedded Kafka-compatible broker in the foreground"),
 }
 

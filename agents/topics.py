@@ -80,3 +80,13 @@ def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
         message = item[2] if len(item) > 2 else None
         out.append((name, code, message))
     return out
+
+
+async def is_embedded_broker(bootstrap: str) -> bool:
+    """Whether `bootstrap` is a Tansu broker (cluster id `tansu_cluster`, as the embedded broker starts it)."""
+    admin = await connect_admin(bootstrap)
+    try:
+        cluster = await admin.describe_cluster()
+    finally:
+        await admin.close()
+    return str(cluster.get("cluster_id", "")).startswith("tansu")

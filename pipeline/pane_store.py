@@ -45,6 +45,7 @@ class PaneStore:
         self.history: dict[GroupKey, deque[tuple[int, ClosedPane]]] = {}
         self.rows_read_today: dict[GroupKey, tuple[int, int]] = {}  # key -> (day start, rows read)
         self.closed_until_ms: int | None = None  # every pane ending at or before this is closed
+        self.evicted: list[tuple[str, str, int]] = []  # closed panes dropped by the last close_until
 
     def add(self, records: Iterable[dict[str, Any]]) -> int:
         """Count records into their panes; returns how many were late."""
@@ -78,6 +79,7 @@ class PaneStore:
 
     def close_until(self, watermark_ms: int) -> list[ClosedPaneEvent]:
         """Close every pane that ends at or before `watermark_ms`, oldest first (then by service, endpoint)."""
+        self.evicted = []
         if self.closed_until_ms is not None and watermark_ms <= self.closed_until_ms:
             return []
         self.closed_until_ms = watermark_ms
@@ -102,10 +104,11 @@ class PaneStore:
 
     def _evict(self, watermark_ms: int) -> None:
         horizon = pane_start(watermark_ms, self.pane_ms) - self.retention_ms
+        self.evicted = []
         for group in list(self.history):
             panes = self.history[group]
             while panes and panes[0][0] < horizon:
-                panes.popleft()
+                self.evicted.append((*group, panes.popleft()[0]))
             if not panes:
                 del self.history[group]
         today = day_start(watermark_ms)

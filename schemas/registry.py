@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from schemas.deadletter import DeadLetter
 from schemas.envelopes import LogBatch
 from schemas.factory_log import FactoryLog
+from schemas.metrics import PaneSnapshot
 from schemas.record import LogRecord
 from schemas.tail_event import TailEvent
 
@@ -18,6 +19,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "log-record": LogRecord,  # one normalized request
     "log-batch": LogBatch,  # value on <prefix>.logs
     "dead-letter": DeadLetter,  # value on <prefix>.deadletter
+    "pane-snapshot": PaneSnapshot,  # value on <prefix>.metrics
 }
 
 

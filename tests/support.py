@@ -29,9 +29,9 @@ async def read_topic(bootstrap: str, topic: str, until: int | None = None, idle_
         partitions = None
         deadline = time.monotonic() + timeout_s
         while partitions is None and time.monotonic() < deadline:
+            await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(topic)
             if partitions is None:
-                await consumer.force_metadata_update()
                 await asyncio.sleep(0.1)
         assert partitions, f"topic {topic} not found"
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]

@@ -1,0 +1,72 @@
+"""`tailwatch worker`: run the metrics stream worker (a Faust worker) until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+
+from agents.commands.common import add_kafka_args, kafka_settings_from
+from agents.commands.ingest import log_topic_specs
+from agents.embedded_broker import BrokerError, kafka_bootstrap
+from agents.settings import KafkaSettings
+from agents.stream_worker import MetricsWorker, WorkerSettings
+from agents.topics import KafkaUnavailable, TopicSpec, ensure_topics, is_embedded_broker
+
+log = logging.getLogger("tailwatch.worker")
+STARTED = time.monotonic()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_kafka_args(parser)
+    parser.add_argument("--store", default="memory://", help="Faust table store: memory:// or rocksdb:// (rocksdict)")
+    parser.add_argument("--data-dir", default="./tailwatch-data", help="Faust data directory (tables on disk)")
+    parser.add_argument("--web-port", type=int, default=None, help="serve Faust's web endpoints on this port")
+    parser.add_argument("--session-timeout", type=float, default=None,
+                        help="consumer group session timeout in s (default 3 on the embedded broker, else 10)")
+    parser.add_argument("--app-id", default="tailwatch-metrics", help="consumer group / app id")
+
+
+def stream_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
+    return [*log_topic_specs(settings),
+            TopicSpec(settings.topic("metrics"), settings.partitions, settings.replication_factor)]
+
+
+def run(args: argparse.Namespace) -> int:
+    kafka = kafka_settings_from(args)
+    try:
+        with kafka_bootstrap(kafka.bootstrap) as bootstrap:
+            settings = KafkaSettings(bootstrap, kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
+            asyncio.run(ensure_topics(bootstrap, stream_topic_specs(settings)))
+            # Tansu answers the first JoinGroup after half the session timeout: keep it short there. Apache Kafka
+            # refuses sessions under group.min.session.timeout.ms (6 s by default).
+            embedded = asyncio.run(is_embedded_broker(bootstrap))
+            session = args.session_timeout or (3.0 if embedded else 10.0)
+            worker = MetricsWorker(WorkerSettings(settings, app_id=args.app_id, store=args.store,
+                                                  data_dir=args.data_dir, web_port=args.web_port,
+                                                  session_timeout_s=session))
+            return run_worker(worker)
+    except (KafkaUnavailable, BrokerError) as error:
+        print(f"tailwatch worker: {error}", file=sys.stderr)
+        return 3
+
+
+def run_worker(worker: MetricsWorker) -> int:
+    import faust  # noqa: PLC0415 - heavy; only the worker needs it at import
+
+    app = worker.app
+
+    @app.task
+    async def announce_ready() -> None:
+        while not (app.tables.recovery.completed.is_set() and app.consumer.assignment()):
+            await asyncio.sleep(0.05)
+        log.info("worker ready", extra={"fields": {"seconds": round(time.monotonic() - STARTED, 2),
+                                                   "partitions": sorted(tp.partition for tp in
+                                                                        app.consumer.assignment())}})
+
+    faust_worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False,
+                                override_logging=False)
+    faust_worker.execute_from_commandline()
+    return 0

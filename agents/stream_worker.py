@@ -1,0 +1,195 @@
+"""The metrics stream worker: a Faust app whose one agent consumes log batches and keeps per-partition panes.
+
+Faust is the shell (consumer group, changelog-backed table, lifecycle); the per-record work happens in
+`pipeline` on whole batches. Per message: decode, skip if the partition's checkpoint already holds it, add the
+records to the partition's `PaneStore`, advance the partition watermark, close due panes, send their snapshots
+to the metrics topic and store each closed pane once in the table.
+
+Exactly-once state with at-least-once Kafka: events are acknowledged (so their offsets committed) only after a
+checkpoint of the partition's open panes and clocks is written to the table, and every message at or below the
+checkpoint's offset is skipped when it is delivered again after a restart. Snapshots are deterministic, so a
+re-sent one (crash between send and checkpoint) is an exact duplicate; consumers key them by
+(service, endpoint, window_start).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import orjson
+from faust.tables.manager import TableManager
+from faust.types import TP, EventT
+
+from agents.settings import KafkaSettings
+from pipeline.metrics import snapshot
+from pipeline.pane_codec import SEP, checkpoint, closed_from_dict, closed_to_dict, restore
+from pipeline.pane_store import DEFAULT_RETENTION_MS, ClosedPaneEvent, PaneStore
+from pipeline.partitioning import group_key
+from pipeline.watermarks import PartitionWatermark
+from pipeline.windows import PANE_MS
+
+log = logging.getLogger("tailwatch.worker")
+
+CHECKPOINT_EVERY_S = 1.0
+
+
+class PromptTableManager(TableManager):  # type: ignore[misc]
+    """Faust's table manager without the fixed 1 s pause it takes before starting recovery."""
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    kafka: KafkaSettings
+    app_id: str = "tailwatch-metrics"
+    store: str = "memory://"  # or "rocksdb://" (rocksdict) for large tables
+    data_dir: str = "./tailwatch-data"
+    web_port: int | None = None
+    session_timeout_s: float = 3.0  # the embedded broker answers JoinGroup after half of it
+    retention_ms: int = DEFAULT_RETENTION_MS
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S
+
+
+@dataclass
+class PartitionState:
+    store: PaneStore
+    watermark: PartitionWatermark = field(default_factory=PartitionWatermark)
+    applied_offset: int = -1  # the last message applied
+    checkpoint_offset: int = -1  # the last message in the stored checkpoint
+    unacked: list[EventT] = field(default_factory=list)
+    last_checkpoint: float = field(default_factory=time.monotonic)
+
+
+def _checkpoint_key(partition: int) -> bytes:
+    return f"{partition}/checkpoint".encode()
+
+
+def _closed_key(partition: int, service: str, endpoint: str, start: int) -> bytes:
+    return f"{partition}/closed/{service}{SEP}{endpoint}/{start}".encode()
+
+
+class MetricsWorker:
+    """Builds the Faust app and holds the per-partition state the agent works on."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.settings = settings
+        kafka = settings.kafka
+        assert kafka.bootstrap, "the worker needs a bootstrap address"
+        self.app = faust.App(
+            settings.app_id,
+            broker=f"kafka://{kafka.bootstrap}",
+            store=settings.store,
+            datadir=settings.data_dir,
+            topic_partitions=kafka.partitions,
+            topic_replication_factor=kafka.replication_factor,
+            broker_session_timeout=settings.session_timeout_s,
+            broker_heartbeat_interval=min(1.0, settings.session_timeout_s / 4),
+            # The embedded broker answers the first JoinGroup after half the rebalance timeout.
+            broker_rebalance_timeout=settings.session_timeout_s,
+            TableManager=PromptTableManager,
+            stream_recovery_delay=0.0,
+            consumer_auto_offset_reset="earliest",
+            table_standby_replicas=0,
+            topic_disable_leader=True,
+            web_enabled=settings.web_port is not None,
+            web_port=settings.web_port or 6066,
+            web_host="127.0.0.1",
+            producer_acks=-1,
+            stream_wait_empty=False,
+        )
+        self.logs = self.app.topic(kafka.logs_topic, value_type=bytes, key_type=bytes,
+                                   value_serializer="raw", key_serializer="raw", partitions=kafka.partitions)
+        self.metrics = self.app.topic(kafka.topic("metrics"), value_type=bytes, key_type=bytes,
+                                      value_serializer="raw", key_serializer="raw", partitions=kafka.partitions)
+        self.table = self.app.Table("panes", partitions=kafka.partitions, key_type=bytes, value_type=bytes)
+        self.partitions: dict[int, PartitionState] = {}
+        self.snapshots_sent = 0
+        self.records_in = 0
+        self.late = 0
+        self.app.agent(self.logs, name="panes")(self._agent)
+        self.app.on_partitions_revoked.connect(self._on_revoked)
+
+    async def _agent(self, stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.noack().events():
+            await self.handle(event)
+
+    async def _on_revoked(self, app: faust.App, revoked: set[TP], **_: Any) -> None:
+        for tp in revoked:
+            if tp.topic == self.settings.kafka.logs_topic:
+                state = self.partitions.pop(tp.partition, None)
+                if state is not None:
+                    state.unacked.clear()
+
+    def _state(self, partition: int) -> PartitionState:
+        state = self.partitions.get(partition)
+        if state is None:
+            state = PartitionState(PaneStore(PANE_MS, self.settings.retention_ms))
+            self._restore(partition, state)
+            self.partitions[partition] = state
+        return state
+
+    def _restore(self, partition: int, state: PartitionState) -> None:
+        raw = self.table.get(_checkpoint_key(partition))
+        if raw is None:
+            return
+        prefix = f"{partition}/closed/".encode()
+        closed = []
+        for key, value in self.table.items():
+            if key.startswith(prefix):
+                group, start = key[len(prefix):].decode().rsplit("/", 1)
+                service, endpoint = group.split(SEP, 1)
+                closed.append((service, endpoint, int(start), closed_from_dict(orjson.loads(value))))
+        offset = restore(orjson.loads(raw), closed, state.store, state.watermark)
+        state.applied_offset = state.checkpoint_offset = offset
+        log.info("partition state restored", extra={"fields": {"partition": partition, "offset": offset,
+                                                               "open_panes": len(state.store.open),
+                                                               "closed_panes": len(closed)}})
+
+    async def handle(self, event: EventT) -> None:
+        message = event.message
+        state = self._state(message.partition)
+        if message.offset <= state.applied_offset:  # delivered again after a restart: already in the state
+            event.ack()
+            return
+        batch = orjson.loads(event.value)
+        records = batch["records"]
+        self.records_in += len(records)
+        self.late += state.store.add(records)
+        state.watermark.observe(batch["producer"], batch["watermark_ms"], batch.get("final", False))
+        state.applied_offset = message.offset
+        state.unacked.append(event)
+        closed: list[ClosedPaneEvent] = []
+        mark = state.watermark.value
+        if mark is not None:
+            closed = state.store.close_until(mark)
+        if closed:
+            await self._emit(message.partition, state, closed)
+        if closed or time.monotonic() - state.last_checkpoint >= self.settings.checkpoint_every_s:
+            self._checkpoint(message.partition, state)
+
+    async def _emit(self, partition: int, state: PartitionState, closed: list[ClosedPaneEvent]) -> None:
+        for pane in closed:
+            key = group_key(pane.service, pane.endpoint).encode()
+            await self.metrics.send(key=key, value=orjson.dumps(snapshot(pane)))
+            self.table[_closed_key(partition, pane.service, pane.endpoint, pane.start_ms)] = orjson.dumps(
+                closed_to_dict(pane.pane))
+        self.snapshots_sent += len(closed)
+        for service, endpoint, start in state.store.evicted:
+            self.table.pop(_closed_key(partition, service, endpoint, start), None)
+
+    def _checkpoint(self, partition: int, state: PartitionState) -> None:
+        self.table[_checkpoint_key(partition)] = orjson.dumps(
+            checkpoint(state.store, state.watermark, state.applied_offset))
+        state.checkpoint_offset = state.applied_offset
+        state.last_checkpoint = time.monotonic()
+        for event in state.unacked:
+            event.ack()
+        state.unacked.clear()
