@@ -37,7 +37,7 @@ log = logging.getLogger("tailwatch.worker")
 CHECKPOINT_EVERY_S = 1.0
 
 
-class PromptTableManager(TableManager):  # type: ignore[misc]
+class PromptTableManager(TableManager):
     """Faust's table manager without the fixed 1 s pause it takes before starting recovery."""
 
     async def on_start(self) -> None:
@@ -64,7 +64,7 @@ class PartitionState:
     watermark: PartitionWatermark = field(default_factory=PartitionWatermark)
     applied_offset: int = -1  # the last message applied
     checkpoint_offset: int = -1  # the last message in the stored checkpoint
-    unacked: list[EventT] = field(default_factory=list)
+    unacked: list[EventT[bytes]] = field(default_factory=list)
     last_checkpoint: float = field(default_factory=time.monotonic)
 
 
@@ -115,10 +115,11 @@ class MetricsWorker:
         self.records_in = 0
         self.late = 0
         self.app.agent(self.logs, name="panes")(self._agent)
-        self.app.on_partitions_revoked.connect(self._on_revoked)
+        self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
 
     async def _agent(self, stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.noack().events():
+        manual_ack: Any = stream.noack()  # type: ignore[attr-defined]  # acked after their checkpoint
+        async for event in manual_ack.events():
             await self.handle(event)
 
     async def _on_revoked(self, app: faust.App, revoked: set[TP], **_: Any) -> None:
@@ -153,7 +154,7 @@ class MetricsWorker:
                                                                "open_panes": len(state.store.open),
                                                                "closed_panes": len(closed)}})
 
-    async def handle(self, event: EventT) -> None:
+    async def handle(self, event: EventT[bytes]) -> None:
         message = event.message
         state = self._state(message.partition)
         if message.offset <= state.applied_offset:  # delivered again after a restart: already in the state

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 import time
+from typing import Any
 
 from agents.commands.common import add_kafka_args, kafka_settings_from
 from agents.commands.ingest import log_topic_specs
@@ -58,9 +59,11 @@ def run_worker(worker: MetricsWorker) -> int:
 
     app = worker.app
 
-    @app.task
+    recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
+
+    @app.task  # type: ignore[untyped-decorator]
     async def announce_ready() -> None:
-        while not (app.tables.recovery.completed.is_set() and app.consumer.assignment()):
+        while not (recovery.completed.is_set() and app.consumer.assignment()):
             await asyncio.sleep(0.05)
         log.info("worker ready", extra={"fields": {"seconds": round(time.monotonic() - STARTED, 2),
                                                    "partitions": sorted(tp.partition for tp in

@@ -1,0 +1,103 @@
+"""The metrics worker on the embedded broker: ready within 5 s, and its snapshots equal offline replay's."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agents.commands.ingest import log_topic_specs
+from agents.commands.replay import replay_events
+from agents.ingest import Ingestor
+from agents.publisher import Publisher
+from agents.settings import KafkaSettings
+from agents.sources import file_chunks
+from agents.topics import ensure_topics
+from pipeline.metrics import snapshot
+from pipeline.parsing import ParseStats
+from tests.captures import canonical, disordered_capture
+from tests.support import read_topic
+
+pytestmark = pytest.mark.integration
+
+READY_BOUND_S = 5.0
+
+
+def start_worker(settings: KafkaSettings, data_dir: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""}
+    return subprocess.Popen(
+        [sys.executable, "-m", "agents.cli", "worker", "--topic-prefix", settings.topic_prefix,
+         "--app-id", f"{settings.topic_prefix}-metrics", "--data-dir", str(data_dir)],
+        env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+
+
+def wait_ready(worker: subprocess.Popen[str], timeout_s: float = 30.0) -> float:
+    started = time.monotonic()
+    assert worker.stderr is not None
+    while time.monotonic() - started < timeout_s:
+        line = worker.stderr.readline()
+        if not line:
+            break
+        if '"worker ready"' in line:
+            return time.monotonic() - started
+    raise AssertionError("worker never became ready")
+
+
+def stop(worker: subprocess.Popen[str]) -> None:
+    worker.kill()
+    worker.wait(timeout=10)
+
+
+@pytest.fixture
+def worker_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "worker-data"
+
+
+async def ingest(settings: KafkaSettings, capture: Path) -> None:
+    bootstrap = settings.bootstrap
+    assert bootstrap
+    await ensure_topics(bootstrap, log_topic_specs(settings))
+    publisher = Publisher(bootstrap, settings.logs_topic, settings.deadletter_topic, idempotent=False)
+    await publisher.start()
+    await Ingestor(publisher, settings.partitions).ingest_chunks(str(capture), file_chunks(capture), stream="files")
+    await publisher.stop()
+
+
+def test_worker_is_ready_within_five_seconds(kafka_settings: KafkaSettings, worker_dir: Path) -> None:
+    worker = start_worker(kafka_settings, worker_dir)
+    try:
+        elapsed = wait_ready(worker)
+    finally:
+        stop(worker)
+    assert elapsed <= READY_BOUND_S, f"ready after {elapsed:.2f}s"
+
+
+def test_live_snapshots_equal_replay(kafka_settings: KafkaSettings, sample_capture: Path, tmp_path: Path,
+                                     worker_dir: Path) -> None:
+    capture = disordered_capture(sample_capture, tmp_path / "disordered.json")
+    args = argparse.Namespace(inputs=[str(capture)], lateness_ms=10_000, route=[])
+    expected = [snapshot(event) for event in replay_events(args, ParseStats())]
+    late = sum(s["late_dropped"] for s in expected)
+    assert late > 0, "the capture should have records beyond the allowed lateness"
+    assert len(expected) > 30
+
+    asyncio.run(ingest(kafka_settings, capture))
+    worker = start_worker(kafka_settings, worker_dir)
+    try:
+        wait_ready(worker)
+        messages = asyncio.run(read_topic(kafka_settings.bootstrap or "", kafka_settings.topic("metrics"),
+                                          until=len(expected), timeout_s=60))
+    finally:
+        stop(worker)
+    live = sorted(canonical(m.value) for m in messages)
+    assert len(live) == len(expected)
+    assert live == sorted(canonical(s) for s in expected)
+    # keyed by service|endpoint, so one endpoint's snapshots stay in one partition
+    assert all(m.key == f"{m.value['service']}|{m.value['endpoint']}".encode() for m in messages)
