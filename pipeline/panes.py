@@ -15,9 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastdigest import TDigest
-
-from pipeline.sketches import digest_of, merge_digests
+from pipeline.sketches import Sketch, digest_of, merge_digests
 
 CLEAN_OUTCOMES = frozenset(("ok", "canceled", "responseStreamDisconnected", "log"))
 _CLASS_OF_HUNDREDS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
@@ -138,9 +136,9 @@ class OpenPane(PaneCounts):
 class ClosedPane(PaneCounts):
     """A closed pane, or several merged into a longer window."""
 
-    duration_digest: TDigest | None = None
-    cpu_digest: TDigest | None = None
-    d1_digest: TDigest | None = None
+    duration_digest: Sketch | None = None
+    cpu_digest: Sketch | None = None
+    d1_digest: Sketch | None = None
 
     @staticmethod
     def merge(panes: Iterable[ClosedPane]) -> ClosedPane:
