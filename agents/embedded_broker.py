@@ -89,6 +89,7 @@ class EmbeddedBroker:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+        self._log_file.unlink(missing_ok=True)  # kept only when the broker failed to start
 
     def kill(self) -> None:
         """End it abruptly (tests of broker loss)."""
