@@ -26,7 +26,7 @@ from faust.types import TP, EventT
 
 from agents.settings import KafkaSettings
 from pipeline.metrics import snapshot
-from pipeline.pane_codec import SEP, checkpoint, closed_from_dict, closed_to_dict, restore
+from pipeline.pane_codec import checkpoint, closed_from_dict, closed_to_dict, restore
 from pipeline.pane_store import DEFAULT_RETENTION_MS, ClosedPaneEvent, PaneStore
 from pipeline.partitioning import group_key
 from pipeline.watermarks import PartitionWatermark
@@ -72,8 +72,8 @@ def _checkpoint_key(partition: int) -> bytes:
     return f"{partition}/checkpoint".encode()
 
 
-def _closed_key(partition: int, service: str, endpoint: str, start: int) -> bytes:
-    return f"{partition}/closed/{service}{SEP}{endpoint}/{start}".encode()
+def _closed_key(partition: int, start: int) -> bytes:
+    return f"{partition}/closed/{start}".encode()
 
 
 class MetricsWorker:
@@ -103,7 +103,12 @@ class MetricsWorker:
             web_port=settings.web_port or 6066,
             web_host="127.0.0.1",
             producer_acks=-1,
-            stream_wait_empty=False,
+            stream_wait_empty=False,  # unacked events are simply delivered again after a restart
+            consumer_max_fetch_size=8 << 20,
+            # Snapshots are a few KB each: let many share one request instead of one round trip each.
+            producer_max_batch_size=1 << 20,
+            producer_max_request_size=4 << 20,
+            producer_linger=0.005,
         )
         self.logs = self.app.topic(kafka.logs_topic, value_type=bytes, key_type=bytes,
                                    value_serializer="raw", key_serializer="raw", partitions=kafka.partitions)
@@ -142,12 +147,9 @@ class MetricsWorker:
         if raw is None:
             return
         prefix = f"{partition}/closed/".encode()
-        closed = []
-        for key, value in self.table.items():
-            if key.startswith(prefix):
-                group, start = key[len(prefix):].decode().rsplit("/", 1)
-                service, endpoint = group.split(SEP, 1)
-                closed.append((service, endpoint, int(start), closed_from_dict(orjson.loads(value))))
+        closed = [(service, endpoint, int(key[len(prefix):]), closed_from_dict(pane))
+                  for key, value in self.table.items() if key.startswith(prefix)
+                  for service, endpoint, pane in orjson.loads(value)]
         offset = restore(orjson.loads(raw), closed, state.store, state.watermark)
         state.applied_offset = state.checkpoint_offset = offset
         log.info("partition state restored", extra={"fields": {"partition": partition, "offset": offset,
@@ -173,18 +175,21 @@ class MetricsWorker:
             closed = state.store.close_until(mark)
         if closed:
             await self._emit(message.partition, state, closed)
-        if closed or time.monotonic() - state.last_checkpoint >= self.settings.checkpoint_every_s:
+        if batch.get("final") or time.monotonic() - state.last_checkpoint >= self.settings.checkpoint_every_s:
             self._checkpoint(message.partition, state)
 
     async def _emit(self, partition: int, state: PartitionState, closed: list[ClosedPaneEvent]) -> None:
+        """Send the snapshots; store the closed panes, one table key per (partition, pane start)."""
+        by_start: dict[int, list[list[Any]]] = {}
         for pane in closed:
             key = group_key(pane.service, pane.endpoint).encode()
-            await self.metrics.send(key=key, value=orjson.dumps(snapshot(pane)))
-            self.table[_closed_key(partition, pane.service, pane.endpoint, pane.start_ms)] = orjson.dumps(
-                closed_to_dict(pane.pane))
+            self.metrics.send_soon(key=key, value=orjson.dumps(snapshot(pane)))
+            by_start.setdefault(pane.start_ms, []).append([pane.service, pane.endpoint, closed_to_dict(pane.pane)])
+        for start, panes in by_start.items():
+            self.table[_closed_key(partition, start)] = orjson.dumps(panes)
         self.snapshots_sent += len(closed)
-        for service, endpoint, start in state.store.evicted:
-            self.table.pop(_closed_key(partition, service, endpoint, start), None)
+        for start in sorted({start for _service, _endpoint, start in state.store.evicted}):
+            self.table.pop(_closed_key(partition, start), None)
 
     def _checkpoint(self, partition: int, state: PartitionState) -> None:
         self.table[_checkpoint_key(partition)] = orjson.dumps(

@@ -50,8 +50,8 @@ class PaneStore:
     def add(self, records: Iterable[dict[str, Any]]) -> int:
         """Count records into their panes; returns how many were late."""
         pane_ms = self.pane_ms
-        panes = self.open
         floor = self.closed_until_ms
+        groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
         late = 0
         for record in records:
             stamp = record["event_time_ms"]
@@ -64,10 +64,16 @@ class PaneStore:
                 self._pane(record["service"], record["endpoint"], mark - mark % pane_ms).late_dropped += 1
                 continue
             key = (record["service"], record["endpoint"], start)
-            pane = panes.get(key)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [record]
+            else:
+                group.append(record)
+        for key, members in groups.items():
+            pane = self.open.get(key)
             if pane is None:
-                pane = panes[key] = OpenPane()
-            pane.add(record)
+                pane = self.open[key] = OpenPane()
+            pane.add_many(members)
         return late
 
     def _pane(self, service: str, endpoint: str, start: int) -> OpenPane:

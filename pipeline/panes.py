@@ -11,8 +11,10 @@ Worker is an error even when no status was recorded. Rates are over responses (`
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from pipeline.sketches import Sketch, digest_of, merge_digests
@@ -20,6 +22,11 @@ from pipeline.sketches import Sketch, digest_of, merge_digests
 CLEAN_OUTCOMES = frozenset(("ok", "canceled", "responseStreamDisconnected", "log"))
 _CLASS_OF_HUNDREDS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 CONNECTION_FAILED = "connection_failed"
+_STATUS = itemgetter("status")
+_OUTCOME = itemgetter("outcome")
+_DURATION = itemgetter("duration_ms")
+_CPU = itemgetter("cpu_ms")
+_D1 = itemgetter("d1")
 
 
 def status_class(status: int | None, outcome: str) -> str:
@@ -92,24 +99,26 @@ class OpenPane(PaneCounts):
     d1_durations: list[float] = field(default_factory=list)
 
     def add(self, record: dict[str, Any]) -> None:
-        self.total += 1
-        status = record["status"]
-        outcome = record["outcome"]
-        klass = status_class(status, outcome)
-        self.classes[klass] = self.classes.get(klass, 0) + 1
-        if status is not None:
-            self.status[status] = self.status.get(status, 0) + 1
-        self.outcome[outcome] = self.outcome.get(outcome, 0) + 1
-        duration = record["duration_ms"]
-        if duration is not None:
-            self.durations.append(duration)
-            self.duration_sum_ms += duration
-            self.duration_count += 1
-        cpu = record["cpu_ms"]
-        if cpu is not None:
-            self.cpu.append(float(cpu))
-        queries = record["d1"]
-        if queries:
+        self.add_many([record])
+
+    def add_many(self, records: list[dict[str, Any]]) -> None:
+        """Count a batch of records of this pane: the per-record work happens in C (Counter, map, itemgetter)."""
+        self.total += len(records)
+        pairs = Counter(zip(map(_STATUS, records), map(_OUTCOME, records), strict=True))
+        classes, status_counts, outcomes = self.classes, self.status, self.outcome
+        for (status, outcome), count in pairs.items():
+            klass = status_class(status, outcome)
+            classes[klass] = classes.get(klass, 0) + count
+            if status is not None:
+                status_counts[status] = status_counts.get(status, 0) + count
+            outcomes[outcome] = outcomes.get(outcome, 0) + count
+        durations = [d for d in map(_DURATION, records) if d is not None]
+        if durations:
+            self.durations.extend(durations)
+            self.duration_sum_ms += sum(durations)
+            self.duration_count += len(durations)
+        self.cpu.extend(float(c) for c in map(_CPU, records) if c is not None)
+        for queries in filter(None, map(_D1, records)):
             self._add_d1(queries)
 
     def _add_d1(self, queries: Iterable[dict[str, Any]]) -> None:

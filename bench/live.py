@@ -1,0 +1,171 @@
+"""`python -m bench live`: one metrics worker through the embedded broker vs the raw-consumer floor.
+
+Both read the same logs topic (LogBatch messages of up to 500 records, as ingest sends them):
+- floor: aiokafka `getmany` + orjson + dict counting per (endpoint, minute) — the Python floor;
+- tailwatch: `tailwatch worker` (Faust), from ready to the last pane snapshot on the metrics topic.
+Prints records/s of each and a last line `ratio=<tailwatch/floor>` (target ≥ 0.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from agents.commands.ingest import log_topic_specs
+from agents.embedded_broker import EmbeddedBroker
+from agents.ingest import IngestConfig, Ingestor
+from agents.publisher import Publisher
+from agents.settings import KafkaSettings
+from agents.topics import ensure_topics
+from pipeline.parsing import ParseOutput
+
+BASE_MS = 1_767_700_800_000
+ENDPOINTS = ["/api/public/factory/templates", "/api/public/factory/templates/:slug",
+             "/api/public/factory/capabilities", "/api/public/factory/capabilities/free",
+             "/api/public/factory/build-specs", "/api/public/factory/build-specs/:runId", "/api/health",
+             "/api/factory/templates"]
+
+
+def make_records(count: int, minutes: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    span = minutes * 60_000
+    out = []
+    for i in range(count):
+        t = BASE_MS + i * span // count + rng.randrange(-3_000, 3_000)
+        roll = rng.random()
+        status = 500 if roll < 0.02 else 404 if roll < 0.07 else 200
+        endpoint = rng.choice(ENDPOINTS)
+        out.append({
+            "service": "gateway", "worker": "gateway", "endpoint": endpoint, "method": "GET", "path": endpoint,
+            "status": status, "outcome": "ok", "event_time_ms": t, "duration_ms": round(rng.lognormvariate(3.8, 0.7), 1),
+            "duration_source": "log", "cpu_ms": rng.randrange(1, 20), "wall_ms": None, "colo": "IAD",
+            "country": "US", "tenant": "t1", "request_id": None, "level": "INFO", "log_endpoint": None,
+            "error_code": None, "error_message": None, "truncated": False, "d1": [],
+        })
+    return out
+
+
+async def publish(settings: KafkaSettings, records: list[dict[str, Any]], batch_records: int) -> int:
+    assert settings.bootstrap
+    await ensure_topics(settings.bootstrap, log_topic_specs(settings))
+    publisher = Publisher(settings.bootstrap, settings.logs_topic, settings.deadletter_topic, idempotent=False)
+    await publisher.start()
+    ingestor = Ingestor(publisher, settings.partitions, IngestConfig(batch_records=batch_records))
+    feed = ingestor.feed("bench")
+    for i in range(0, len(records), 5000):
+        await feed.push(ParseOutput(records=records[i:i + 5000]))
+    await feed.flush(heartbeat=True, final=True)
+    await publisher.stop()
+    return publisher.batches_sent
+
+
+async def floor(settings: KafkaSettings, expected_records: int) -> float:
+    """Seconds from the first to the last record for the raw consumer."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(settings.logs_topic, p) for p in range(settings.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        counts: Counter[tuple[str, int, int]] = Counter()
+        seen = 0
+        first = None
+        while seen < expected_records:
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            for messages in batch.values():
+                for message in messages:
+                    if first is None:
+                        first = time.perf_counter()
+                    for record in orjson.loads(message.value)["records"]:
+                        status = record["status"]
+                        counts[(record["endpoint"], record["event_time_ms"] // 60_000, status // 100)] += 1
+                        seen += 1
+        assert first is not None
+        return time.perf_counter() - first
+    finally:
+        await consumer.stop()
+
+
+async def count_snapshots(settings: KafkaSettings, expected: int, timeout_s: float) -> float:
+    """Wait for `expected` snapshots on the metrics topic; returns the perf_counter time of the last one."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        topic = settings.topic("metrics")
+        deadline = time.monotonic() + timeout_s
+        while consumer.partitions_for_topic(topic) is None:
+            await consumer._client.force_metadata_update()
+            await asyncio.sleep(0.05)
+            if time.monotonic() > deadline:
+                raise TimeoutError("no metrics topic")
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        got, last = 0, time.perf_counter()
+        while got < expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{got} of {expected} snapshots")
+            batch = await consumer.getmany(timeout_ms=50)
+            n = sum(len(messages) for messages in batch.values())
+            if n:
+                got += n
+                last = time.perf_counter()
+        return last
+    finally:
+        await consumer.stop()
+
+
+def run_worker(settings: KafkaSettings, expected_snapshots: int) -> float:
+    """Seconds from the worker's ready to its last snapshot."""
+    env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""}
+    with tempfile.TemporaryDirectory() as data_dir:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "agents.cli", "worker", "--topic-prefix", settings.topic_prefix,
+             "--data-dir", data_dir], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        try:
+            assert worker.stderr is not None
+            for line in worker.stderr:
+                if '"worker ready"' in line:
+                    break
+            ready = time.perf_counter()
+            last = asyncio.run(count_snapshots(settings, expected_snapshots, timeout_s=600))
+            return last - ready
+        finally:
+            worker.kill()
+            worker.wait(timeout=10)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench live")
+    parser.add_argument("--records", type=int, default=300_000)
+    parser.add_argument("--minutes", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--batch-records", type=int, default=500, help="records per Kafka message (ingest default)")
+    args = parser.parse_args(argv)
+    records = make_records(args.records, args.minutes, args.seed)
+    panes = len({(r["endpoint"], r["event_time_ms"] // 60_000) for r in records})
+    with EmbeddedBroker() as broker:
+        settings = KafkaSettings(broker.bootstrap, f"bench{int(time.time())}", 4, 1)
+        started = time.perf_counter()
+        batches = asyncio.run(publish(settings, records, args.batch_records))
+        print(f"published {len(records)} records in {batches} batches "
+              f"({len(records) / (time.perf_counter() - started):,.0f} records/s)")
+        floor_s = asyncio.run(floor(settings, len(records)))
+        print(f"floor (aiokafka getmany + orjson + dicts): {floor_s:.2f} s, {len(records) / floor_s:,.0f} records/s")
+        worker_s = run_worker(settings, panes)
+        print(f"tailwatch worker: {worker_s:.2f} s, {len(records) / worker_s:,.0f} records/s, {panes} pane snapshots")
+    print(f"ratio={floor_s / worker_s:.3f}")
+    return 0
