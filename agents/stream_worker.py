@@ -53,7 +53,7 @@ class WorkerSettings:
     store: str = "memory://"  # or "rocksdb://" (rocksdict) for large tables
     data_dir: str = "./tailwatch-data"
     web_port: int | None = None
-    session_timeout_s: float = 3.0  # the embedded broker answers JoinGroup after half of it
+    session_timeout_s: float = 5.0  # the embedded broker answers the first JoinGroup after half of it
     retention_ms: int = DEFAULT_RETENTION_MS
     checkpoint_every_s: float = CHECKPOINT_EVERY_S
 

@@ -145,7 +145,10 @@ def run_worker(settings: KafkaSettings, expected_snapshots: int) -> float:
             return last - ready
         finally:
             worker.kill()
-            worker.wait(timeout=10)
+            _, rest = worker.communicate(timeout=10)
+            warnings = [line for line in rest.splitlines() if '"level":"warning"' in line or '"level":"error"' in line]
+            if warnings:
+                print(f"worker warnings ({len(warnings)}):", *warnings[:5], sep="\n  ")
 
 
 def main(argv: list[str]) -> int:

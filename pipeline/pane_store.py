@@ -12,14 +12,20 @@ so memory stays bounded by endpoints × retention.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from pipeline.panes import ClosedPane, OpenPane
 from pipeline.windows import PANE_MS, day_start, pane_start
 
 GroupKey = tuple[str, str]  # (service, endpoint)
+_EVENT_TIME = itemgetter("event_time_ms")
+
+
+def _watermark_of(record: dict[str, Any]) -> int | None:
+    mark: int | None = record.get("watermark_ms")
+    return mark
 DEFAULT_RETENTION_MS = 60 * 60_000
 
 
@@ -47,23 +53,30 @@ class PaneStore:
         self.closed_until_ms: int | None = None  # every pane ending at or before this is closed
         self.evicted: list[tuple[str, str, int]] = []  # closed panes dropped by the last close_until
 
-    def add(self, records: Iterable[dict[str, Any]]) -> int:
+    def add(self, records: list[dict[str, Any]]) -> int:
         """Count records into their panes; returns how many were late."""
+        if not records:
+            return 0
         pane_ms = self.pane_ms
         floor = self.closed_until_ms
+        marks = [mark for mark in map(_watermark_of, records) if mark is not None]
+        newest_mark = max(marks) if marks else None
+        if floor is not None and (newest_mark is None or newest_mark < floor):
+            newest_mark = floor
+        oldest = min(map(_EVENT_TIME, records))
+        if newest_mark is None or oldest - oldest % pane_ms + pane_ms > newest_mark:
+            late = 0  # no record's pane can have closed: skip the per-record check
+            self._count(records)
+        else:
+            late = self._count_checking_lateness(records, floor)
+        return late
+
+    def _count(self, records: list[dict[str, Any]]) -> None:
+        pane_ms = self.pane_ms
         groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-        late = 0
         for record in records:
             stamp = record["event_time_ms"]
-            start = stamp - stamp % pane_ms
-            mark = record.get("watermark_ms")
-            if floor is not None and (mark is None or mark < floor):
-                mark = floor
-            if mark is not None and start + pane_ms <= mark:
-                late += 1
-                self._pane(record["service"], record["endpoint"], mark - mark % pane_ms).late_dropped += 1
-                continue
-            key = (record["service"], record["endpoint"], start)
+            key = (record["service"], record["endpoint"], stamp - stamp % pane_ms)
             group = groups.get(key)
             if group is None:
                 groups[key] = [record]
@@ -74,6 +87,22 @@ class PaneStore:
             if pane is None:
                 pane = self.open[key] = OpenPane()
             pane.add_many(members)
+
+    def _count_checking_lateness(self, records: list[dict[str, Any]], floor: int | None) -> int:
+        pane_ms = self.pane_ms
+        on_time = []
+        late = 0
+        for record in records:
+            stamp = record["event_time_ms"]
+            mark = record.get("watermark_ms")
+            if floor is not None and (mark is None or mark < floor):
+                mark = floor
+            if mark is not None and stamp - stamp % pane_ms + pane_ms <= mark:
+                late += 1
+                self._pane(record["service"], record["endpoint"], mark - mark % pane_ms).late_dropped += 1
+            else:
+                on_time.append(record)
+        self._count(on_time)
         return late
 
     def _pane(self, service: str, endpoint: str, start: int) -> OpenPane:

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default="./tailwatch-data", help="Faust data directory (tables on disk)")
     parser.add_argument("--web-port", type=int, default=None, help="serve Faust's web endpoints on this port")
     parser.add_argument("--session-timeout", type=float, default=None,
-                        help="consumer group session timeout in s (default 3 on the embedded broker, else 10)")
+                        help="consumer group session timeout in s (default 5 on the embedded broker, else 10)")
     parser.add_argument("--app-id", default="tailwatch-metrics", help="consumer group / app id")
 
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
             # Tansu answers the first JoinGroup after half the session timeout: keep it short there. Apache Kafka
             # refuses sessions under group.min.session.timeout.ms (6 s by default).
             embedded = asyncio.run(is_embedded_broker(bootstrap))
-            session = args.session_timeout or (3.0 if embedded else 10.0)
+            session = args.session_timeout or (5.0 if embedded else 10.0)
             worker = MetricsWorker(WorkerSettings(settings, app_id=args.app_id, store=args.store,
                                                   data_dir=args.data_dir, web_port=args.web_port,
                                                   session_timeout_s=session))
