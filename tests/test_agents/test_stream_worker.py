@@ -30,11 +30,11 @@ pytestmark = pytest.mark.integration
 READY_BOUND_S = 5.0
 
 
-def start_worker(settings: KafkaSettings, data_dir: Path) -> subprocess.Popen[str]:
+def start_worker(settings: KafkaSettings, data_dir: Path, store: str = "memory://") -> subprocess.Popen[str]:
     env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""}
     return subprocess.Popen(
         [sys.executable, "-m", "agents.cli", "worker", "--topic-prefix", settings.topic_prefix,
-         "--app-id", f"{settings.topic_prefix}-metrics", "--data-dir", str(data_dir)],
+         "--app-id", f"{settings.topic_prefix}-metrics", "--data-dir", str(data_dir), "--store", store],
         env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
 
 
@@ -79,8 +79,9 @@ def test_worker_is_ready_within_five_seconds(kafka_settings: KafkaSettings, work
     assert elapsed <= READY_BOUND_S, f"ready after {elapsed:.2f}s"
 
 
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_live_snapshots_equal_replay(kafka_settings: KafkaSettings, sample_capture: Path, tmp_path: Path,
-                                     worker_dir: Path) -> None:
+                                     worker_dir: Path, store: str) -> None:
     capture = disordered_capture(sample_capture, tmp_path / "disordered.json")
     args = argparse.Namespace(inputs=[str(capture)], lateness_ms=10_000, route=[])
     expected = [snapshot(event) for event in replay_events(args, ParseStats())]
@@ -89,7 +90,7 @@ def test_live_snapshots_equal_replay(kafka_settings: KafkaSettings, sample_captu
     assert len(expected) > 30
 
     asyncio.run(ingest(kafka_settings, capture))
-    worker = start_worker(kafka_settings, worker_dir)
+    worker = start_worker(kafka_settings, worker_dir, store)
     try:
         wait_ready(worker)
         messages = asyncio.run(read_topic(kafka_settings.bootstrap or "", kafka_settings.topic("metrics"),
