@@ -128,6 +128,8 @@ class MetricsWorker:
             await self.handle(event)
 
     async def _on_revoked(self, app: faust.App, revoked: set[TP], **_: Any) -> None:
+        mine = sorted(tp.partition for tp in revoked if tp.topic == self.settings.kafka.logs_topic)
+        log.info("partitions revoked", extra={"fields": {"partitions": mine}})
         for tp in revoked:
             if tp.topic == self.settings.kafka.logs_topic:
                 state = self.partitions.pop(tp.partition, None)
@@ -162,6 +164,9 @@ class MetricsWorker:
         if message.offset <= state.applied_offset:  # delivered again after a restart: already in the state
             event.ack()
             return
+        if message.offset != state.applied_offset + 1 and state.applied_offset >= 0:
+            log.warning("offset gap", extra={"fields": {"partition": message.partition, "offset": message.offset,
+                                                        "applied": state.applied_offset}})
         batch = orjson.loads(event.value)
         records = batch["records"]
         self.records_in += len(records)

@@ -48,7 +48,8 @@ def make_records(count: int, minutes: int, seed: int) -> list[dict[str, Any]]:
         endpoint = rng.choice(ENDPOINTS)
         out.append({
             "service": "gateway", "worker": "gateway", "endpoint": endpoint, "method": "GET", "path": endpoint,
-            "status": status, "outcome": "ok", "event_time_ms": t, "duration_ms": round(rng.lognormvariate(3.8, 0.7), 1),
+            "status": status, "outcome": "ok", "event_time_ms": t,
+            "duration_ms": round(rng.lognormvariate(3.8, 0.7), 1),
             "duration_source": "log", "cpu_ms": rng.randrange(1, 20), "wall_ms": None, "colo": "IAD",
             "country": "US", "tenant": "t1", "request_id": None, "level": "INFO", "log_endpoint": None,
             "error_code": None, "error_message": None, "truncated": False, "d1": [],

@@ -75,7 +75,10 @@ def restore(data: dict[str, Any], closed: list[tuple[str, str, int, ClosedPane]]
         store.rows_read_today[(service, endpoint)] = (day, rows)
     for service, endpoint, start, pane in data["open"]:
         store.open[(service, endpoint, start)] = open_from_dict(pane)
+    # Panes that closed after the checkpoint are open in it: they close again as their messages are re-applied.
+    horizon = data["closed_until_ms"]
     for service, endpoint, start, closed_pane in sorted(closed, key=lambda item: item[2]):
-        store.history.setdefault((service, endpoint), deque()).append((start, closed_pane))
+        if horizon is not None and start + store.pane_ms <= horizon:
+            store.history.setdefault((service, endpoint), deque()).append((start, closed_pane))
     offset: int = data["offset"]
     return offset

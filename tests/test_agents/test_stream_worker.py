@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +40,7 @@ def start_worker(settings: KafkaSettings, data_dir: Path, store: str = "memory:/
 
 
 def wait_ready(worker: subprocess.Popen[str], timeout_s: float = 30.0) -> float:
+    """Seconds until the worker logs that it is ready; its log then goes on into its data dir (worker.log)."""
     started = time.monotonic()
     assert worker.stderr is not None
     while time.monotonic() - started < timeout_s:
@@ -46,8 +48,16 @@ def wait_ready(worker: subprocess.Popen[str], timeout_s: float = 30.0) -> float:
         if not line:
             break
         if '"worker ready"' in line:
+            threading.Thread(target=_drain, args=(worker,), daemon=True).start()
             return time.monotonic() - started
     raise AssertionError("worker never became ready")
+
+
+def _drain(worker: subprocess.Popen[str]) -> None:
+    assert worker.stderr is not None
+    with open(f"/tmp/tailwatch-worker-{worker.pid}.log", "w") as log:
+        for line in worker.stderr:
+            log.write(line)
 
 
 def stop(worker: subprocess.Popen[str]) -> None:
