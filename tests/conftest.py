@@ -10,6 +10,7 @@ import pytest
 
 from agents.embedded_broker import EmbeddedBroker
 from agents.settings import KafkaSettings
+from tests.kafka_tier import apache_kafka  # noqa: F401
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SAMPLE_CAPTURE = SHARED / "research" / "wrangler-tail-sample.json"
