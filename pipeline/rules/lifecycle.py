@@ -1,0 +1,113 @@
+"""The alert lifecycle of one rule for one group (e.g. one endpoint): inactive → pending → firing → resolved.
+
+Evaluated in event time only, when a pane of the group closes (`evaluate(state, pane_start_ms, pane_end_ms,
+verdict, …)`); nothing here reads a clock. The semantics:
+
+- `verdict` is what the condition says of the window ending at the pane's end: True (breached), False (clear) or
+  None (unknown: no data, too few requests). **Unknown holds the state**: a silent endpoint neither fires nor
+  resolves.
+- Breached: an inactive alert becomes pending; `active_since_ms` is the start of that first pane. It fires at the
+  first evaluation where `pane_end − active_since ≥ for`; `starts_at_ms` is that pane's end. With `for: 0` it
+  fires at once.
+- Not breached while pending: back to inactive, silently.
+- While firing, it resolves at the first evaluation where it is clear — `cleared` is the clear condition when the
+  rule has one (hysteresis), else "not breached" — and the last breach ended at least `keep_firing_for` ago;
+  `ends_at_ms` is that pane's end.
+- While firing, a change of severity (tiers) is a transition too, and so is a reminder every `repeat_interval`.
+
+Flapping is damped by construction: a resolved alert must hold for `for` again before it fires again, and
+`keep_firing_for` plus a clear threshold keep a borderline value from toggling it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+State = Literal["inactive", "pending", "firing"]
+Change = Literal["firing", "resolved", "escalated", "deescalated", "repeat"]
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    for_ms: int = 0
+    keep_firing_for_ms: int = 0
+    repeat_interval_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    state: State = "inactive"
+    active_since_ms: int | None = None
+    starts_at_ms: int | None = None
+    last_breach_end_ms: int | None = None
+    last_notified_ms: int | None = None
+    severity: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    change: Change
+    severity: str | None
+    active_since_ms: int
+    starts_at_ms: int
+    ends_at_ms: int | None  # set when resolved
+    at_ms: int  # the end of the pane that decided it
+
+
+def evaluate(state: AlertState, pane_start_ms: int, pane_end_ms: int, verdict: bool | None,
+             severity: str | None, timing: Timing, cleared: bool | None = True) -> tuple[AlertState, Transition | None]:
+    """One evaluation at the close of the pane `[pane_start_ms, pane_end_ms)`.
+
+    `verdict`: the condition (for tiered rules: whether any tier holds); `severity`: the tier that holds, if any;
+    `cleared`: for a rule with a clear condition (hysteresis), its value — a firing alert resolves only when it
+    is True; leave it True for rules without one.
+    """
+    if verdict is None:
+        return state, None
+    if verdict:
+        return _breached(state, pane_start_ms, pane_end_ms, severity, timing)
+    return _not_breached(state, pane_end_ms, cleared, timing)
+
+
+def _breached(state: AlertState, pane_start_ms: int, now: int, severity: str | None,
+              timing: Timing) -> tuple[AlertState, Transition | None]:
+    if state.state == "inactive":
+        state = AlertState("pending", active_since_ms=pane_start_ms, severity=severity)
+    since = state.active_since_ms if state.active_since_ms is not None else pane_start_ms
+    state = replace(state, last_breach_end_ms=now)
+    if state.state == "pending":
+        if now - since < timing.for_ms:
+            return replace(state, severity=severity), None
+        fired = replace(state, state="firing", starts_at_ms=now, last_notified_ms=now, severity=severity)
+        return fired, Transition("firing", severity, since, now, None, now)
+    starts = state.starts_at_ms if state.starts_at_ms is not None else now
+    if severity != state.severity:
+        change: Change = "escalated" if _rank(severity) > _rank(state.severity) else "deescalated"
+        updated = replace(state, severity=severity, last_notified_ms=now)
+        return updated, Transition(change, severity, since, starts, None, now)
+    last = state.last_notified_ms if state.last_notified_ms is not None else starts
+    if timing.repeat_interval_ms and now - last >= timing.repeat_interval_ms:
+        return replace(state, last_notified_ms=now), Transition("repeat", severity, since, starts, None, now)
+    return state, None
+
+
+def _not_breached(state: AlertState, now: int, cleared: bool | None,
+                  timing: Timing) -> tuple[AlertState, Transition | None]:
+    if state.state == "pending":
+        return AlertState(), None
+    if state.state == "inactive":
+        return state, None
+    last_breach = state.last_breach_end_ms if state.last_breach_end_ms is not None else now
+    if cleared is not True or now - last_breach < timing.keep_firing_for_ms:
+        return state, None
+    since = state.active_since_ms if state.active_since_ms is not None else now
+    starts = state.starts_at_ms if state.starts_at_ms is not None else now
+    return AlertState(), Transition("resolved", state.severity, since, starts, now, now)
+
+
+SEVERITY_RANK = {"INFO": 0, "LOW": 1, "MEDIUM": 2, "WARNING": 2, "HIGH": 3, "CRITICAL": 4}
+
+
+def _rank(severity: str | None) -> int:
+    return SEVERITY_RANK.get((severity or "").upper(), -1)

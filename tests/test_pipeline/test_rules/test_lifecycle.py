@@ -1,0 +1,73 @@
+"""Alert lifecycle table tests. Each row is a run of one-minute panes: the verdict of each pane close
+(B = breached, . = not breached, ? = unknown), and the transitions expected, as (change, minute of the deciding
+pane's end, active_since minute, starts_at minute, ends_at minute or None)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.rules.lifecycle import AlertState, Timing, evaluate
+
+MIN = 60_000
+T0 = 1_767_700_800_000
+
+
+def run(verdicts: str, timing: Timing, severities: list[str | None] | None = None,
+        cleared: str | None = None) -> list[tuple]:
+    state = AlertState()
+    out = []
+    for minute, mark in enumerate(verdicts):
+        verdict = {"B": True, ".": False, "?": None}[mark]
+        severity = severities[minute] if severities else ("HIGH" if verdict else None)
+        clear = True if cleared is None else {"c": True, "-": False, "?": None}[cleared[minute]]
+        state, transition = evaluate(state, T0 + minute * MIN, T0 + (minute + 1) * MIN, verdict, severity, timing,
+                                     clear)
+        if transition:
+            out.append((transition.change, (transition.at_ms - T0) // MIN, (transition.active_since_ms - T0) // MIN,
+                        (transition.starts_at_ms - T0) // MIN,
+                        None if transition.ends_at_ms is None else (transition.ends_at_ms - T0) // MIN))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "timing", "expected"),
+    [
+        # for 5m: the condition holds on panes 0-4, so it fires at the end of pane 4 (minute 5)
+        ("BBBBB", Timing(for_ms=5 * MIN), [("firing", 5, 0, 5, None)]),
+        ("BBBB.", Timing(for_ms=5 * MIN), []),  # broke off while pending: silently back to inactive
+        ("BBB.BBBBB", Timing(for_ms=5 * MIN), [("firing", 9, 4, 9, None)]),  # `for` starts over
+        # unknown (no data) holds the state: neither OK nor breached, and `for` counts event time
+        ("BB??BBB", Timing(for_ms=5 * MIN), [("firing", 5, 0, 5, None)]),
+        ("B", Timing(), [("firing", 1, 0, 1, None)]),  # for 0: at once
+        # resolves at the first clear pane; ends_at is that pane's end
+        ("BB..", Timing(), [("firing", 1, 0, 1, None), ("resolved", 3, 0, 1, 3)]),
+        ("BB??..", Timing(), [("firing", 1, 0, 1, None), ("resolved", 5, 0, 1, 5)]),  # no data does not resolve
+        # keep_firing_for 2m: the last breach ended at minute 2; clear panes until it is 2 minutes past
+        ("BB...", Timing(keep_firing_for_ms=2 * MIN), [("firing", 1, 0, 1, None), ("resolved", 4, 0, 1, 4)]),
+        ("BB.B...", Timing(keep_firing_for_ms=2 * MIN), [("firing", 1, 0, 1, None), ("resolved", 6, 0, 1, 6)]),
+        # repeat every 3m while firing
+        ("BBBBBBB", Timing(repeat_interval_ms=3 * MIN),
+         [("firing", 1, 0, 1, None), ("repeat", 4, 0, 1, None), ("repeat", 7, 0, 1, None)]),
+    ],
+)
+def test_lifecycle(verdicts: str, timing: Timing, expected: list[tuple]) -> None:
+    assert run(verdicts, timing) == expected
+
+
+def test_hysteresis_resolves_only_when_the_clear_condition_holds() -> None:
+    # breached on 0-1; not breached on 2-4 but the clear condition holds only on pane 4 (unknown on 3)
+    transitions = run("BB...", Timing(), cleared="---?c")
+    assert transitions == [("firing", 1, 0, 1, None), ("resolved", 5, 0, 1, 5)]
+
+
+def test_tiers_escalate_and_deescalate_one_alert() -> None:
+    severities = ["MEDIUM", "HIGH", "CRITICAL", "HIGH", None]
+    transitions = run("BBBB.", Timing(), severities=severities)
+    assert [(t[0], t[1]) for t in transitions] == [("firing", 1), ("escalated", 2), ("escalated", 3),
+                                                   ("deescalated", 4), ("resolved", 5)]
+    assert {t[3] for t in transitions} == {1}  # one alert: starts_at never changes
+
+
+def test_a_resolved_alert_must_hold_for_again_before_it_fires_again() -> None:
+    transitions = run("BBB.BB.BBB", Timing(for_ms=3 * MIN))
+    assert transitions == [("firing", 3, 0, 3, None), ("resolved", 4, 0, 3, 4), ("firing", 10, 7, 10, None)]
