@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.pane_store import ClosedPaneEvent
-from pipeline.panes import PaneCounts
+from pipeline.panes import ClosedPane, PaneCounts
 from pipeline.sketches import quantile, to_dict
 from pipeline.timestamps import ms_to_iso
 
@@ -34,31 +34,40 @@ def read_write_ratio(counts: PaneCounts) -> float | None:
     return _ratio(counts.d1_reads, counts.d1_reads + counts.d1_writes)
 
 
-def snapshot(event: ClosedPaneEvent) -> dict[str, Any]:
-    """A dict shaped like `schemas.metrics.PaneSnapshot`."""
-    pane = event.pane
+def derived(pane: ClosedPane, d1_rows_read_today: int) -> dict[str, Any]:
+    """Every metric of a pane or window by name: what snapshots carry and what rule conditions read."""
     classes = pane.classes
-    avg = round(pane.duration_sum_ms / pane.duration_count, 3) if pane.duration_count else None
     return {
-        "v": 1, "service": event.service, "endpoint": event.endpoint,
-        "window_start": ms_to_iso(event.start_ms), "window_end": ms_to_iso(event.end_ms),
-        "window_start_ms": event.start_ms, "window_end_ms": event.end_ms,
         "total": pane.total, "responses": responses(pane),
-        "status": {str(code): pane.status[code] for code in sorted(pane.status)},
-        "status_class": {name: classes[name] for name in sorted(classes)},
-        "outcome": {name: pane.outcome[name] for name in sorted(pane.outcome)},
         "count_2xx": classes.get("2xx", 0), "count_3xx": classes.get("3xx", 0),
         "count_4xx": classes.get("4xx", 0), "count_5xx": classes.get("5xx", 0),
         "count_404": pane.status.get(404, 0),
         "success_rate": success_rate(pane), "error_rate": error_rate(pane), "ratio_404": ratio_404(pane),
-        "avg_ms": avg,
+        "avg_ms": round(pane.duration_sum_ms / pane.duration_count, 3) if pane.duration_count else None,
         "p50_ms": quantile(pane.duration_digest, 0.50), "p95_ms": quantile(pane.duration_digest, 0.95),
         "p99_ms": quantile(pane.duration_digest, 0.99), "cpu_p95_ms": quantile(pane.cpu_digest, 0.95),
         "d1_queries": pane.d1_queries, "d1_reads": pane.d1_reads, "d1_writes": pane.d1_writes,
         "d1_read_write_ratio": read_write_ratio(pane), "d1_p95_ms": quantile(pane.d1_digest, 0.95),
         "d1_connection_failures": pane.d1_connection_failures, "d1_rows_read": pane.d1_rows_read,
-        "d1_rows_written": pane.d1_rows_written, "d1_rows_read_today": event.d1_rows_read_today,
+        "d1_rows_written": pane.d1_rows_written, "d1_rows_read_today": d1_rows_read_today,
         "late_dropped": pane.late_dropped,
+    }
+
+
+METRIC_NAMES = frozenset(derived(ClosedPane(), 0))
+
+
+def snapshot(event: ClosedPaneEvent) -> dict[str, Any]:
+    """A dict shaped like `schemas.metrics.PaneSnapshot`."""
+    pane = event.pane
+    return {
+        "v": 1, "service": event.service, "endpoint": event.endpoint,
+        "window_start": ms_to_iso(event.start_ms), "window_end": ms_to_iso(event.end_ms),
+        "window_start_ms": event.start_ms, "window_end_ms": event.end_ms,
+        "status": {str(code): pane.status[code] for code in sorted(pane.status)},
+        "status_class": {name: pane.classes[name] for name in sorted(pane.classes)},
+        "outcome": {name: pane.outcome[name] for name in sorted(pane.outcome)},
+        **derived(pane, event.d1_rows_read_today),
         "duration_digest": to_dict(pane.duration_digest), "cpu_digest": to_dict(pane.cpu_digest),
         "d1_digest": to_dict(pane.d1_digest),
     }

@@ -6,11 +6,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from schemas.alerts import AlertEvent
 from schemas.deadletter import DeadLetter
 from schemas.envelopes import LogBatch
 from schemas.factory_log import FactoryLog
 from schemas.metrics import PaneSnapshot
 from schemas.record import LogRecord
+from schemas.rules import RuleFile
 from schemas.tail_event import TailEvent
 
 SCHEMAS: dict[str, type[BaseModel]] = {
@@ -20,6 +22,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "log-batch": LogBatch,  # value on <prefix>.logs
     "dead-letter": DeadLetter,  # value on <prefix>.deadletter
     "pane-snapshot": PaneSnapshot,  # value on <prefix>.metrics
+    "alert-event": AlertEvent,  # value on <prefix>.alerts
+    "rule-file": RuleFile,  # a rules YAML file
 }
 
 

@@ -1,65 +1,87 @@
-"""`tailwatch replay FILE… --metrics`: the stream core on saved captures, no broker: closed-pane snapshots as
-JSON Lines on stdout (sorted by window, service, endpoint), one summary line on stderr."""
+"""`tailwatch replay FILE… [--rules PATH] [--metrics]`: the stream core on saved captures, no broker.
+
+Default: the alert events the rules give, as JSON Lines on stdout (the alerts-topic schema), nothing else on
+stdout. `--metrics`: the closed-pane snapshots instead (sorted by window, service, endpoint). One summary line on
+stderr either way."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 import orjson
 
 from agents.commands.common import add_route_args, extractor_from
+from agents.rules_files import DEFAULT_RULES, RuleFileError, load_rules
 from agents.sources import chunks_of, source_name
 from pipeline.batching import DEFAULT_LATENESS_MS
 from pipeline.metrics import snapshot
 from pipeline.pane_store import ClosedPaneEvent
 from pipeline.parsing import LogParser, ParseStats
 from pipeline.replay import Replay
+from pipeline.rules.engine import RuleEngine
 
 STREAM = "files"  # inputs given together are one stream, as `tailwatch ingest --from` sends them
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="FILE", help="captures (plain or .gz), in time order; - stdin")
-    parser.add_argument("--metrics", action="store_true", help="print closed-pane metric snapshots")
+    parser.add_argument("--metrics", action="store_true", help="print closed-pane metric snapshots, not alerts")
+    parser.add_argument("--rules", default=str(DEFAULT_RULES), help="rule file (default: the spec's rules)")
     parser.add_argument("--lateness-ms", type=int, default=DEFAULT_LATENESS_MS, help="allowed lateness")
     parser.add_argument("--no-digests", action="store_true", help="leave the t-digest dicts out of snapshots")
     add_route_args(parser)
 
 
-def replay_events(args: argparse.Namespace, totals: ParseStats) -> list[ClosedPaneEvent]:
+def replay_events(args: argparse.Namespace, totals: ParseStats,
+                  engine: RuleEngine | None = None) -> tuple[list[ClosedPaneEvent], list[dict[str, Any]]]:
+    """Every closed pane of the inputs, in (start, service, endpoint) order, and the alerts `engine` gives."""
     extractor = extractor_from(args)
     replay = Replay(args.lateness_ms)
     events: list[ClosedPaneEvent] = []
+    alerts: list[dict[str, Any]] = []
+
+    def closed(new: list[ClosedPaneEvent]) -> None:
+        events.extend(new)
+        if engine is not None:
+            alerts.extend(engine.on_panes_closed(new, replay.store))
+
     for path in args.inputs:
         parser = LogParser(source_name(path), extractor)
         for chunk in chunks_of(path):
-            events.extend(replay.feed(STREAM, parser.feed(chunk).records))
-        events.extend(replay.feed(STREAM, parser.finish().records))
+            closed(replay.feed(STREAM, parser.feed(chunk).records))
+        closed(replay.feed(STREAM, parser.finish().records))
         totals.merge(parser.stats)
-    events.extend(replay.end(STREAM))
+    closed(replay.end(STREAM))
     events.sort(key=lambda e: (e.start_ms, e.service, e.endpoint))
-    return events
+    return events, alerts
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.metrics:
-        print("tailwatch replay: alert rules are not built yet; use --metrics", file=sys.stderr)
-        return 2
     totals = ParseStats()
     try:
-        events = replay_events(args, totals)
+        rules = None if args.metrics else load_rules(args.rules)
+        engine = None if rules is None else RuleEngine(rules.compiled, rules.rule_file, rules.sha256)
+        events, alerts = replay_events(args, totals, engine)
+    except RuleFileError as error:
+        print(f"tailwatch replay: {error}", file=sys.stderr)
+        return 2
     except FileNotFoundError as error:
         print(f"tailwatch replay: no such file: {error.filename}", file=sys.stderr)
         return 2
     out = sys.stdout.buffer
-    drop = ("duration_digest", "cpu_digest", "d1_digest") if args.no_digests else ()
-    for event in events:
-        snap = snapshot(event)
-        for key in drop:
-            del snap[key]
-        out.write(orjson.dumps(snap) + b"\n")
-    out.flush()
     late = sum(event.pane.late_dropped for event in events)
-    print(f"{totals.summary_line()} panes={len(events)} late_dropped={late}", file=sys.stderr)
+    if args.metrics:
+        drop = ("duration_digest", "cpu_digest", "d1_digest") if args.no_digests else ()
+        for event in events:
+            snap = snapshot(event)
+            for key in drop:
+                del snap[key]
+            out.write(orjson.dumps(snap) + b"\n")
+    else:
+        for alert in alerts:
+            out.write(orjson.dumps(alert) + b"\n")
+    out.flush()
+    print(f"{totals.summary_line()} panes={len(events)} late_dropped={late} alerts={len(alerts)}", file=sys.stderr)
     return 0

@@ -53,7 +53,7 @@ def test_killed_worker_resumes_with_identical_snapshots(apache_kafka, sample_cap
     capture = disordered_capture(sample_capture, tmp_path / "disordered.json", copies=120)
     args = argparse.Namespace(inputs=[str(capture)], lateness_ms=10_000, route=[])
     expected = {(s["service"], s["endpoint"], s["window_start"]): canonical(s)
-                for s in (snapshot(e) for e in replay_events(args, ParseStats()))}
+                for s in (snapshot(e) for e in replay_events(args, ParseStats())[0])}
     data_dir = tmp_path / "worker"
 
     async def scenario() -> None:

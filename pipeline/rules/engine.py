@@ -1,0 +1,219 @@
+"""The rule engine: on every closed pane, evaluate each rule for that pane's endpoint and turn lifecycle
+transitions into alert events (dicts shaped like `schemas.alerts.AlertEvent`).
+
+Deterministic: closed panes come in (start, service, endpoint) order, rules in file order, and everything reads
+event time only — so replay gives the alerts live gave.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.metrics import METRIC_NAMES, derived
+from pipeline.pane_store import ClosedPaneEvent, PaneStore
+from pipeline.panes import ClosedPane
+from pipeline.rules.expression import Binary, Expression, ExpressionError, parse
+from pipeline.rules.lifecycle import AlertState, Timing, Transition, evaluate
+from pipeline.timestamps import ms_to_iso
+from schemas.rules import Rule, RuleFile, duration_ms
+
+
+class RuleError(ValueError):
+    def __init__(self, rule: str, field: str, message: str) -> None:
+        super().__init__(f"rule {rule!r}, {field}: {message}")
+        self.rule = rule
+        self.field = field
+
+
+@dataclass(frozen=True)
+class CompiledTier:
+    severity: str
+    condition: Expression
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    spec: Rule
+    tiers: tuple[CompiledTier, ...]  # most severe first
+    clear: Expression | None
+    window_ms: int
+    timing: Timing
+
+
+def compile_rules(rule_file: RuleFile) -> list[CompiledRule]:
+    """Check and compile every rule; the first problem raises RuleError naming the rule and field."""
+    compiled = []
+    seen: set[str] = set()
+    for rule in rule_file.rules:
+        if rule.name in seen:
+            raise RuleError(rule.name, "name", "defined twice")
+        seen.add(rule.name)
+        if rule.group_by != ["service", "endpoint"]:
+            raise RuleError(rule.name, "group_by", "only [service, endpoint] is supported so far")
+        names = METRIC_NAMES | frozenset(rule_file.params) | frozenset(rule.params)
+        for override in rule.overrides:
+            names |= frozenset(override.params)
+        tiers = rule.tiers or []
+        specs = [(t.severity, t.condition, t.channels, f"tiers[{i}].condition") for i, t in enumerate(tiers)]
+        if rule.condition is not None and rule.severity is not None:
+            specs = [(rule.severity, rule.condition, None, "condition")]
+        built = []
+        for severity, text, channels, field in specs:
+            try:
+                expression = parse(text, names)
+            except ExpressionError as error:
+                raise RuleError(rule.name, field, str(error)) from error
+            built.append(CompiledTier(severity, expression, tuple(channels if channels is not None else rule.channels)))
+        clear = None
+        if rule.clear is not None:
+            try:
+                clear = parse(rule.clear, names)
+            except ExpressionError as error:
+                raise RuleError(rule.name, "clear", str(error)) from error
+        window = duration_ms(rule.window)
+        if window % 60_000:
+            raise RuleError(rule.name, "window", "must be whole minutes")
+        repeat = duration_ms(rule.repeat_interval) if rule.repeat_interval else None
+        compiled.append(CompiledRule(rule, tuple(built), clear, window,
+                                     Timing(duration_ms(rule.for_), duration_ms(rule.keep_firing_for), repeat)))
+    for inhibition in rule_file.inhibit:
+        for name in (inhibition.source, *inhibition.targets):
+            if name not in seen:
+                raise RuleError(name, "inhibit", "no such rule")
+    return compiled
+
+
+def fingerprint(rule: str, labels: dict[str, str]) -> str:
+    """Stable id of one alert: the rule and its group labels."""
+    text = rule + "\x00" + "\x00".join(f"{key}={labels[key]}" for key in sorted(labels))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _sides(expression: Expression, values: dict[str, Any]) -> tuple[float | None, float | None]:
+    """(value, threshold) of a comparison: its left and right side. None when the condition is not one."""
+    root = expression.root
+    if isinstance(root, Binary) and root.op in ("<", "<=", ">", ">=", "==", "!="):
+        left = Expression("", root.left, frozenset()).evaluate(values)
+        right = Expression("", root.right, frozenset()).evaluate(values)
+        return (None if left is None else float(left)), (None if right is None else float(right))
+    return None, None
+
+
+class _SafeFormatter(string.Formatter):
+    """`{name}` and `{name:.1%}` only: no attribute or index access in templates."""
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+        if not field_name.isidentifier():
+            raise KeyError(field_name)
+        return kwargs.get(field_name, "{" + field_name + "}"), field_name
+
+
+_FORMATTER = _SafeFormatter()
+
+
+def render(template: str, values: dict[str, Any]) -> str:
+    try:
+        return _FORMATTER.vformat(template, (), values)
+    except (KeyError, ValueError, TypeError, IndexError):
+        return template
+
+
+class RuleEngine:
+    def __init__(self, rules: list[CompiledRule], rule_file: RuleFile, rules_hash: str) -> None:
+        self.rules = rules
+        self.rule_file = rule_file
+        self.rules_hash = rules_hash
+        self.states: dict[tuple[str, str, str], AlertState] = {}  # (rule, service, endpoint)
+        self._inhibits = [(i.source, set(i.targets)) for i in rule_file.inhibit]
+
+    def on_panes_closed(self, events: Iterable[ClosedPaneEvent], store: PaneStore) -> list[dict[str, Any]]:
+        alerts = []
+        for event in events:
+            alerts.extend(self.on_pane_closed(event, store))
+        return alerts
+
+    def on_pane_closed(self, event: ClosedPaneEvent, store: PaneStore) -> list[dict[str, Any]]:
+        alerts = []
+        for rule in self.rules:
+            window = store.window(event.service, event.endpoint, event.end_ms, rule.window_ms)
+            values: dict[str, Any] = derived(window, event.d1_rows_read_today)
+            values.update(self.rule_file.params)
+            values.update(rule.spec.params)
+            labels = {"service": event.service, "endpoint": event.endpoint}
+            for override in rule.spec.overrides:
+                if all(labels.get(key) == want for key, want in override.match.items()):
+                    values.update(override.params)
+            verdict, tier = self._verdict(rule, values, window.total)
+            cleared: bool | None = True
+            if rule.clear is not None:
+                outcome = rule.clear.evaluate(values)
+                cleared = None if outcome is None else bool(outcome)
+            key = (rule.spec.name, event.service, event.endpoint)
+            state = self.states.get(key, AlertState())
+            new_state, transition = evaluate(state, event.start_ms, event.end_ms, verdict,
+                                             tier.severity if tier else None, rule.timing, cleared)
+            if new_state == AlertState():
+                self.states.pop(key, None)
+            else:
+                self.states[key] = new_state
+            if transition is not None:
+                alerts.append(self._alert(rule, tier, transition, labels, values, event, window))
+        return alerts
+
+    @staticmethod
+    def _verdict(rule: CompiledRule, values: dict[str, Any], total: int) -> tuple[bool | None, CompiledTier | None]:
+        if total < rule.spec.min_requests:
+            return None, None
+        unknown = False
+        for tier in rule.tiers:
+            outcome = tier.condition.evaluate(values)
+            if outcome is None:
+                unknown = True
+            elif outcome:
+                return True, tier
+        return (None if unknown else False), None
+
+    def _alert(self, rule: CompiledRule, tier: CompiledTier | None, transition: Transition, labels: dict[str, str],
+               values: dict[str, Any], event: ClosedPaneEvent, window: ClosedPane) -> dict[str, Any]:
+        spec = rule.spec
+        shown = tier or next((t for t in rule.tiers if t.severity == transition.severity), rule.tiers[-1])
+        value, threshold = _sides(shown.condition, values)
+        all_labels = {**spec.labels, **labels, "rule": spec.name}
+        severity = transition.severity or shown.severity
+        context = {**{k: v for k, v in values.items() if v is not None}, **all_labels, "value": value,
+                   "threshold": threshold, "severity": severity}
+        inhibited = [source for source, targets in self._inhibits
+                     if spec.name in targets and self.states.get((source, labels["service"], labels["endpoint"]),
+                                                                  AlertState()).state == "firing"]
+        return {
+            "v": 1,
+            "rule": spec.name,
+            "state": "resolved" if transition.change == "resolved" else "firing",
+            "change": transition.change,
+            "severity": severity,
+            "labels": all_labels,
+            "annotations": {name: render(text, context) for name, text in spec.annotations.items()},
+            "fingerprint": fingerprint(spec.name, labels),
+            "active_since": ms_to_iso(transition.active_since_ms),
+            "starts_at": ms_to_iso(transition.starts_at_ms),
+            "ends_at": None if transition.ends_at_ms is None else ms_to_iso(transition.ends_at_ms),
+            "value": None if value is None else round(value, 6),
+            "threshold": None if threshold is None else round(threshold, 6),
+            "condition": shown.condition.text,
+            "channels": list(shown.channels),
+            "actions": list(spec.actions),
+            "runbook_url": spec.runbook_url,
+            "inhibited_by": inhibited,
+            "provenance": {
+                "window_start": ms_to_iso(event.end_ms - rule.window_ms),
+                "window_end": ms_to_iso(event.end_ms),
+                "sample_count": window.total,
+                "rules_hash": self.rules_hash,
+            },
+        }
+
