@@ -24,12 +24,14 @@ import orjson
 from faust.tables.manager import TableManager
 from faust.types import TP, EventT
 
+from agents.rules_files import LoadedRules, load_rules
 from agents.settings import KafkaSettings
 from pipeline.metrics import snapshot
 from pipeline.pane_codec import checkpoint, closed_from_dict, closed_to_dict, restore
 from pipeline.pane_store import DEFAULT_RETENTION_MS, ClosedPaneEvent, PaneStore
 from pipeline.partitioning import group_key
-from pipeline.watermarks import PartitionWatermark
+from pipeline.rules.engine import RuleEngine
+from pipeline.watermarks import END_OF_INPUT_MS, PartitionWatermark
 from pipeline.windows import PANE_MS
 
 log = logging.getLogger("tailwatch.worker")
@@ -54,6 +56,7 @@ class WorkerSettings:
     data_dir: str = "./tailwatch-data"
     web_port: int | None = None
     session_timeout_s: float = 5.0  # the embedded broker answers the first JoinGroup after half of it
+    rules: LoadedRules = field(default_factory=load_rules)
     retention_ms: int = DEFAULT_RETENTION_MS
     checkpoint_every_s: float = CHECKPOINT_EVERY_S
 
@@ -61,6 +64,7 @@ class WorkerSettings:
 @dataclass
 class PartitionState:
     store: PaneStore
+    engine: RuleEngine
     watermark: PartitionWatermark = field(default_factory=PartitionWatermark)
     applied_offset: int = -1  # the last message applied
     checkpoint_offset: int = -1  # the last message in the stored checkpoint
@@ -114,8 +118,14 @@ class MetricsWorker:
                                    value_serializer="raw", key_serializer="raw", partitions=kafka.partitions)
         self.metrics = self.app.topic(kafka.topic("metrics"), value_type=bytes, key_type=bytes,
                                       value_serializer="raw", key_serializer="raw", partitions=kafka.partitions)
+        self.alerts = self.app.topic(kafka.topic("alerts"), value_type=bytes, key_type=bytes,
+                                     value_serializer="raw", key_serializer="raw", partitions=kafka.partitions)
+        self.alerts_sent = 0
+        self.done_logged = False
         self.table = self.app.Table("panes", partitions=kafka.partitions, key_type=bytes, value_type=bytes)
         self.partitions: dict[int, PartitionState] = {}
+        # Snapshots and alerts of a whole batch of closed panes go out together: let Faust buffer them.
+        self.app.producer.buffer.max_messages = 10_000
         self.snapshots_sent = 0
         self.records_in = 0
         self.late = 0
@@ -139,7 +149,9 @@ class MetricsWorker:
     def _state(self, partition: int) -> PartitionState:
         state = self.partitions.get(partition)
         if state is None:
-            state = PartitionState(PaneStore(PANE_MS, self.settings.retention_ms))
+            rules = self.settings.rules
+            state = PartitionState(PaneStore(PANE_MS, self.settings.retention_ms),
+                                   RuleEngine(rules.compiled, rules.rule_file, rules.sha256))
             self._restore(partition, state)
             self.partitions[partition] = state
         return state
@@ -152,7 +164,9 @@ class MetricsWorker:
         closed = [(service, endpoint, int(key[len(prefix):]), closed_from_dict(pane))
                   for key, value in self.table.items() if key.startswith(prefix)
                   for service, endpoint, pane in orjson.loads(value)]
-        offset = restore(orjson.loads(raw), closed, state.store, state.watermark)
+        data = orjson.loads(raw)
+        offset = restore(data, closed, state.store, state.watermark)
+        state.engine.import_states(data.get("alerts", []))
         state.applied_offset = state.checkpoint_offset = offset
         log.info("partition state restored", extra={"fields": {"partition": partition, "offset": offset,
                                                                "open_panes": len(state.store.open),
@@ -182,6 +196,8 @@ class MetricsWorker:
             await self._emit(message.partition, state, closed)
         if batch.get("final") or time.monotonic() - state.last_checkpoint >= self.settings.checkpoint_every_s:
             self._checkpoint(message.partition, state)
+        if batch.get("final"):
+            await self._maybe_done()
 
     async def _emit(self, partition: int, state: PartitionState, closed: list[ClosedPaneEvent]) -> None:
         """Send the snapshots; store the closed panes, one table key per (partition, pane start)."""
@@ -193,12 +209,28 @@ class MetricsWorker:
         for start, panes in by_start.items():
             self.table[_closed_key(partition, start)] = orjson.dumps(panes)
         self.snapshots_sent += len(closed)
+        for alert in state.engine.on_panes_closed(closed, state.store):
+            self.alerts.send_soon(key=alert["fingerprint"].encode(), value=orjson.dumps(alert))
+            self.alerts_sent += 1
         for start in sorted({start for _service, _endpoint, start in state.store.evicted}):
             self.table.pop(_closed_key(partition, start), None)
 
+    async def _maybe_done(self) -> None:
+        """Log "input fully processed" once every assigned partition's producers have all finished."""
+        topic = self.settings.kafka.logs_topic
+        mine = [tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic]
+        if self.done_logged or not mine:
+            return
+        if all(p in self.partitions and self.partitions[p].watermark.value == END_OF_INPUT_MS for p in mine):
+            await self.app.producer.flush()
+            self.done_logged = True
+            log.info("input fully processed", extra={"fields": {
+                "records": self.records_in, "late": self.late, "snapshots": self.snapshots_sent,
+                "alerts": self.alerts_sent, "partitions": sorted(mine)}})
+
     def _checkpoint(self, partition: int, state: PartitionState) -> None:
         self.table[_checkpoint_key(partition)] = orjson.dumps(
-            checkpoint(state.store, state.watermark, state.applied_offset))
+            checkpoint(state.store, state.watermark, state.applied_offset, state.engine.export_states()))
         state.checkpoint_offset = state.applied_offset
         state.last_checkpoint = time.monotonic()
         for event in state.unacked:

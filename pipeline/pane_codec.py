@@ -50,11 +50,13 @@ def closed_from_dict(data: dict[str, Any]) -> ClosedPane:
     return pane
 
 
-def checkpoint(store: PaneStore, watermark: PartitionWatermark, offset: int) -> dict[str, Any]:
-    """A partition's open state after the message at `offset` was applied."""
+def checkpoint(store: PaneStore, watermark: PartitionWatermark, offset: int,
+               alert_states: list[list[Any]] | None = None) -> dict[str, Any]:
+    """A partition's open state after the message at `offset` was applied (and its alerts' states)."""
     return {
         "v": 1,
         "offset": offset,
+        "alerts": alert_states or [],
         "closed_until_ms": store.closed_until_ms,
         "producers": dict(watermark.producers),
         "finished": sorted(watermark.finished),

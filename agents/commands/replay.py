@@ -58,6 +58,13 @@ def replay_events(args: argparse.Namespace, totals: ParseStats,
     return events, alerts
 
 
+def alert_order(alert: dict[str, Any]) -> tuple[str, str, str, str, str]:
+    """The order `replay` and `run` print alerts in: by deciding pane, endpoint, rule, change."""
+    labels = alert["labels"]
+    return (alert["provenance"]["window_end"], labels["service"], labels["endpoint"], alert["rule"],
+            alert["change"])
+
+
 def run(args: argparse.Namespace) -> int:
     totals = ParseStats()
     try:
@@ -80,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                 del snap[key]
             out.write(orjson.dumps(snap) + b"\n")
     else:
-        for alert in alerts:
+        for alert in sorted(alerts, key=alert_order):
             out.write(orjson.dumps(alert) + b"\n")
     out.flush()
     print(f"{totals.summary_line()} panes={len(events)} late_dropped={late} alerts={len(alerts)}", file=sys.stderr)

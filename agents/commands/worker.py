@@ -13,6 +13,7 @@ from typing import Any
 from agents.commands.common import add_kafka_args, kafka_settings_from
 from agents.commands.ingest import log_topic_specs
 from agents.embedded_broker import BrokerError, kafka_bootstrap
+from agents.rules_files import DEFAULT_RULES, RuleFileError, load_rules
 from agents.settings import KafkaSettings
 from agents.stream_worker import MetricsWorker, WorkerSettings
 from agents.topics import KafkaUnavailable, TopicSpec, ensure_topics, is_embedded_broker
@@ -29,11 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--session-timeout", type=float, default=None,
                         help="consumer group session timeout in s (default 5 on the embedded broker, else 10)")
     parser.add_argument("--app-id", default="tailwatch-metrics", help="consumer group / app id")
+    parser.add_argument("--rules", default=str(DEFAULT_RULES), help="rule file (default: the spec's rules)")
 
 
 def stream_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
     return [*log_topic_specs(settings),
-            TopicSpec(settings.topic("metrics"), settings.partitions, settings.replication_factor)]
+            TopicSpec(settings.topic("metrics"), settings.partitions, settings.replication_factor),
+            TopicSpec(settings.topic("alerts"), settings.partitions, settings.replication_factor)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,8 +51,11 @@ def run(args: argparse.Namespace) -> int:
             session = args.session_timeout or (5.0 if embedded else 10.0)
             worker = MetricsWorker(WorkerSettings(settings, app_id=args.app_id, store=args.store,
                                                   data_dir=args.data_dir, web_port=args.web_port,
-                                                  session_timeout_s=session))
+                                                  session_timeout_s=session, rules=load_rules(args.rules)))
             return run_worker(worker)
+    except RuleFileError as error:
+        print(f"tailwatch worker: {error}", file=sys.stderr)
+        return 2
     except (KafkaUnavailable, BrokerError) as error:
         print(f"tailwatch worker: {error}", file=sys.stderr)
         return 3

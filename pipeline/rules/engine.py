@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import string
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipeline.metrics import METRIC_NAMES, derived
@@ -130,6 +130,16 @@ class RuleEngine:
         self.rules_hash = rules_hash
         self.states: dict[tuple[str, str, str], AlertState] = {}  # (rule, service, endpoint)
         self._inhibits = [(i.source, set(i.targets)) for i in rule_file.inhibit]
+
+    def export_states(self) -> list[list[Any]]:
+        """The alert states, JSON-ready (what a stream worker keeps in its checkpoint)."""
+        return [[rule, service, endpoint, asdict(state)]
+                for (rule, service, endpoint), state in sorted(self.states.items())]
+
+    def import_states(self, rows: list[list[Any]]) -> None:
+        known = {rule.spec.name for rule in self.rules}
+        self.states = {(rule, service, endpoint): AlertState(**state)
+                       for rule, service, endpoint, state in rows if rule in known}
 
     def on_panes_closed(self, events: Iterable[ClosedPaneEvent], store: PaneStore) -> list[dict[str, Any]]:
         alerts = []

@@ -1,0 +1,150 @@
+"""`tailwatch run --from FILE… [--exit-when-done]`: the whole live pipeline in one command.
+
+ingest → Kafka (the embedded broker unless one is configured) → metrics worker (a Faust worker process: panes,
+rules) → the alerts topic. The alert events it published are printed as JSON Lines on stdout. With
+`--exit-when-done` it exits 0 once the input is fully processed; without it, it keeps running (and keeps
+printing new alerts) until stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import orjson
+
+from agents.commands.common import add_kafka_args, add_route_args, extractor_from, kafka_settings_from
+from agents.commands.replay import alert_order
+from agents.commands.worker import stream_topic_specs
+from agents.embedded_broker import BrokerError, kafka_bootstrap
+from agents.ingest import IngestConfig, Ingestor
+from agents.publisher import Publisher
+from agents.rules_files import DEFAULT_RULES, RuleFileError, load_rules
+from agents.settings import KafkaSettings
+from agents.sources import chunks_of, source_name
+from agents.topic_reader import topic_messages
+from agents.topics import KafkaUnavailable, ensure_topics, is_embedded_broker
+from pipeline.batching import DEFAULT_LATENESS_MS
+
+DONE_TIMEOUT_S = 1800.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="files", nargs="+", required=True, metavar="FILE",
+                        help="captures to run through the pipeline (plain or .gz), in time order")
+    parser.add_argument("--exit-when-done", action="store_true", help="exit once the input is fully processed")
+    parser.add_argument("--rules", default=str(DEFAULT_RULES), help="rule file (default: the spec's rules)")
+    parser.add_argument("--lateness-ms", type=int, default=DEFAULT_LATENESS_MS, help="allowed lateness")
+    add_kafka_args(parser)
+    add_route_args(parser)
+
+
+class WorkerProcess:
+    """`tailwatch worker` as a child process; its log lines are relayed to stderr and watched for milestones."""
+
+    def __init__(self, settings: KafkaSettings, rules: str, data_dir: str) -> None:
+        env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""}
+        self.ready = threading.Event()
+        self.done = threading.Event()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "agents.cli", "worker", "--topic-prefix", settings.topic_prefix,
+             "--partitions", str(settings.partitions), "--rules", rules, "--data-dir", data_dir,
+             "--app-id", f"{settings.topic_prefix}-metrics"],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        threading.Thread(target=self._relay, daemon=True).start()
+
+    def _relay(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            if '"worker ready"' in line:
+                self.ready.set()
+            elif '"input fully processed"' in line:
+                self.done.set()
+            sys.stderr.write(line)
+        self.ready.set()
+        self.done.set()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+async def _wait(event: threading.Event, timeout_s: float) -> bool:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, event.wait, timeout_s)
+
+
+async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings) -> int:
+    bootstrap = settings.bootstrap
+    assert bootstrap
+    await ensure_topics(bootstrap, stream_topic_specs(settings))
+    embedded = await is_embedded_broker(bootstrap)
+    with tempfile.TemporaryDirectory(prefix="tailwatch-run-") as data_dir:
+        worker = WorkerProcess(settings, args.rules, data_dir)
+        try:
+            if not await _wait(worker.ready, 120) or worker.process.poll() is not None:
+                print("tailwatch run: the worker did not start", file=sys.stderr)
+                return 3
+            publisher = Publisher(bootstrap, settings.logs_topic, settings.deadletter_topic,
+                                  idempotent=False if embedded else None)
+            await publisher.start()
+            ingestor = Ingestor(publisher, settings.partitions, IngestConfig(lateness_ms=args.lateness_ms),
+                                extractor_from(args))
+            try:
+                for index, path in enumerate(args.files):
+                    await ingestor.ingest_chunks(source_name(path), chunks_of(path), stream="files",
+                                                 final=index == len(args.files) - 1)
+            finally:
+                await publisher.stop()
+            print(ingestor.totals.summary_line(), file=sys.stderr)
+            if not args.exit_when_done:
+                async for message in topic_messages(bootstrap, settings.topic("alerts"), follow=True):
+                    sys.stdout.buffer.write(message.value + b"\n")
+                    sys.stdout.flush()
+                return 0
+            if not await _wait(worker.done, DONE_TIMEOUT_S) or worker.process.poll() is not None:
+                print("tailwatch run: the worker stopped before the input was processed", file=sys.stderr)
+                return 3
+            alerts = [orjson.loads(message.value)
+                      async for message in topic_messages(bootstrap, settings.topic("alerts"))]
+            for alert in sorted(alerts, key=alert_order):
+                sys.stdout.buffer.write(orjson.dumps(alert) + b"\n")
+            sys.stdout.flush()
+            return 0
+        finally:
+            worker.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    kafka = kafka_settings_from(args)
+    try:
+        load_rules(args.rules)  # fail fast, before anything starts
+        for path in args.files:
+            if path != "-" and not Path(path).is_file():
+                raise FileNotFoundError(2, "no such file", path)
+        with kafka_bootstrap(kafka.bootstrap) as bootstrap:
+            settings = KafkaSettings(bootstrap, kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
+            with contextlib.suppress(KeyboardInterrupt):
+                return asyncio.run(run_pipeline(args, settings))
+            return 0
+    except RuleFileError as error:
+        print(f"tailwatch run: {error}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as error:
+        print(f"tailwatch run: no such file: {error.filename}", file=sys.stderr)
+        return 2
+    except (KafkaUnavailable, BrokerError) as error:
+        print(f"tailwatch run: {error}", file=sys.stderr)
+        return 3

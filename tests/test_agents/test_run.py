@@ -1,0 +1,38 @@
+"""`tailwatch run --from X --exit-when-done` (the live pipeline on the embedded broker) prints exactly the alert
+events `tailwatch replay X` prints."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from schemas.alerts import AlertEvent
+from tests.captures import disordered_capture
+
+pytestmark = pytest.mark.integration
+
+
+def tailwatch(*args: str, timeout_s: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "TAILWATCH_KAFKA_BOOTSTRAP"}
+    return subprocess.run([sys.executable, "-m", "agents.cli", *args], capture_output=True, text=True,
+                          timeout=timeout_s, env=env)
+
+
+def test_run_and_replay_print_the_same_alerts(sample_capture: Path, tmp_path: Path) -> None:
+    capture = disordered_capture(sample_capture, tmp_path / "capture.json", copies=200)
+    live = tailwatch("run", "--from", str(capture), "--exit-when-done")
+    assert live.returncode == 0, live.stderr[-3000:]
+    replay = tailwatch("replay", str(capture))
+    assert replay.returncode == 0, replay.stderr
+    live_alerts = [orjson.loads(line) for line in live.stdout.splitlines()]
+    replay_alerts = [orjson.loads(line) for line in replay.stdout.splitlines()]
+    assert len(replay_alerts) >= 3, "the capture should fire some of the default rules"
+    assert live_alerts == replay_alerts
+    for alert in live_alerts:
+        AlertEvent.model_validate(alert)
+    assert "input fully processed" in live.stderr
