@@ -192,15 +192,19 @@ class MetricsWorker:
         mark = state.watermark.value
         if mark is not None:
             closed = state.store.close_until(mark)
+        alerted = False
         if closed:
-            await self._emit(message.partition, state, closed)
-        if batch.get("final") or time.monotonic() - state.last_checkpoint >= self.settings.checkpoint_every_s:
+            alerted = await self._emit(message.partition, state, closed)
+        # After alert transitions the checkpoint goes out with them, so a restart does not send them again.
+        due = time.monotonic() - state.last_checkpoint >= self.settings.checkpoint_every_s
+        if alerted or due or batch.get("final"):
             self._checkpoint(message.partition, state)
         if batch.get("final"):
             await self._maybe_done()
 
-    async def _emit(self, partition: int, state: PartitionState, closed: list[ClosedPaneEvent]) -> None:
-        """Send the snapshots; store the closed panes, one table key per (partition, pane start)."""
+    async def _emit(self, partition: int, state: PartitionState, closed: list[ClosedPaneEvent]) -> bool:
+        """Send the snapshots and alert transitions; store the closed panes, one table key per (partition, pane
+        start). Returns whether any alert transition was sent."""
         by_start: dict[int, list[list[Any]]] = {}
         for pane in closed:
             key = group_key(pane.service, pane.endpoint).encode()
@@ -209,9 +213,11 @@ class MetricsWorker:
         for start, panes in by_start.items():
             self.table[_closed_key(partition, start)] = orjson.dumps(panes)
         self.snapshots_sent += len(closed)
-        for alert in state.engine.on_panes_closed(closed, state.store):
+        alerts = state.engine.on_panes_closed(closed, state.store)
+        for alert in alerts:
             self.alerts.send_soon(key=alert["fingerprint"].encode(), value=orjson.dumps(alert))
-            self.alerts_sent += 1
+        self.alerts_sent += len(alerts)
+        return bool(alerts)
         for start in sorted({start for _service, _endpoint, start in state.store.evicted}):
             self.table.pop(_closed_key(partition, start), None)
 

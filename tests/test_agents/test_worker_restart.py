@@ -1,5 +1,6 @@
 """Kill the metrics worker (SIGKILL) mid-stream on Apache Kafka, restart it: the same snapshots as an undisturbed
-replay — none lost, none different; a snapshot re-sent after the crash is an exact duplicate."""
+replay — none lost, none different (one re-sent after the crash is an exact duplicate) — and the same alert
+transitions, each exactly once."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from agents.commands.ingest import log_topic_specs
 from agents.commands.replay import replay_events
 from agents.ingest import Ingestor
 from agents.publisher import Publisher
+from agents.rules_files import load_rules
 from agents.settings import KafkaSettings
 from agents.sources import file_chunks
 from agents.topics import ensure_topics
 from pipeline.metrics import snapshot
 from pipeline.parsing import ParseStats
+from pipeline.rules.engine import RuleEngine
 from tests.captures import canonical, disordered_capture
 from tests.support import read_topic
 from tests.test_agents.test_stream_worker import start_worker, stop, wait_ready
@@ -52,8 +55,11 @@ def test_killed_worker_resumes_with_identical_snapshots(apache_kafka, sample_cap
     settings = KafkaSettings(apache_kafka.bootstrap, f"r{int(time.time() * 1000) % 10**9}", 4, 1)
     capture = disordered_capture(sample_capture, tmp_path / "disordered.json", copies=120)
     args = argparse.Namespace(inputs=[str(capture)], lateness_ms=10_000, route=[])
-    expected = {(s["service"], s["endpoint"], s["window_start"]): canonical(s)
-                for s in (snapshot(e) for e in replay_events(args, ParseStats())[0])}
+    rules = load_rules()
+    events, replay_alerts = replay_events(args, ParseStats(), RuleEngine(rules.compiled, rules.rule_file,
+                                                                         rules.sha256))
+    expected = {(s["service"], s["endpoint"], s["window_start"]): canonical(s) for s in map(snapshot, events)}
+    assert len(replay_alerts) >= 3
     data_dir = tmp_path / "worker"
 
     async def scenario() -> None:
@@ -70,6 +76,7 @@ def test_killed_worker_resumes_with_identical_snapshots(apache_kafka, sample_cap
             wait_ready(worker, timeout_s=60)
             await ingest
             messages = await read_topic(settings.bootstrap or "", settings.topic("metrics"), idle_s=4, timeout_s=90)
+            alerts = await read_topic(settings.bootstrap or "", settings.topic("alerts"), idle_s=2, timeout_s=30)
         finally:
             stop(worker)
         live: dict[tuple[str, str, str], set[bytes]] = {}
@@ -82,5 +89,8 @@ def test_killed_worker_resumes_with_identical_snapshots(apache_kafka, sample_cap
         detail = [(key, [(v["total"], v["late_dropped"]) for v in map(orjson.loads, live[key])],
                    [(v["total"], v["late_dropped"]) for v in [orjson.loads(expected[key])]]) for key in differing[:3]]
         assert differing == [], f"{len(differing)} panes differ from the replay: (live, replay) {detail}"
+        # Alert transitions: the replay's, each once (the checkpoint goes out with them).
+        live_alerts = sorted(canonical(m.value) for m in alerts)
+        assert live_alerts == sorted(canonical(a) for a in replay_alerts)
 
     asyncio.run(scenario())
