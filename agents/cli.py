@@ -8,12 +8,13 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from agents.commands import broker, ingest, parse, replay, run, schemas_cmd, worker
+from agents.commands import broker, demo, ingest, parse, replay, run, schemas_cmd, worker
 from agents.logs import setup_logging
 
 COMMANDS: dict[str, tuple[ModuleType, str]] = {
     "parse": (parse, "print normalized records of captures as JSON Lines"),
     "ingest": (ingest, "publish records from wrangler, files or stdin to Kafka"),
+    "demo": (demo, "the main job: a generated capture with incidents through the live pipeline"),
     "run": (run, "the whole live pipeline on captures: ingest, Kafka, metrics, rules, alerts"),
     "replay": (replay, "run the metrics core on saved captures, no broker needed"),
     "schemas": (schemas_cmd, "export or check the JSON Schemas of every message"),

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -86,7 +87,10 @@ async def _wait(event: threading.Event, timeout_s: float) -> bool:
     return await loop.run_in_executor(None, event.wait, timeout_s)
 
 
-async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings) -> int:
+async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings,
+                       alerts_out: list[dict[str, Any]] | None = None) -> int:
+    """Run the pipeline on `args.files`. With `args.exit_when_done`, the alerts go to `alerts_out` when given
+    (else stdout, as JSON Lines) in `alert_order`; without it, they are printed as they come until stopped."""
     bootstrap = settings.bootstrap
     assert bootstrap
     await ensure_topics(bootstrap, stream_topic_specs(settings))
@@ -117,9 +121,13 @@ async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings) -> int
             if not await _wait(worker.done, DONE_TIMEOUT_S) or worker.process.poll() is not None:
                 print("tailwatch run: the worker stopped before the input was processed", file=sys.stderr)
                 return 3
-            alerts = [orjson.loads(message.value)
-                      async for message in topic_messages(bootstrap, settings.topic("alerts"))]
-            for alert in sorted(alerts, key=alert_order):
+            alerts = sorted([orjson.loads(message.value)
+                             async for message in topic_messages(bootstrap, settings.topic("alerts"))],
+                            key=alert_order)
+            if alerts_out is not None:
+                alerts_out.extend(alerts)
+                return 0
+            for alert in alerts:
                 sys.stdout.buffer.write(orjson.dumps(alert) + b"\n")
             sys.stdout.flush()
             return 0

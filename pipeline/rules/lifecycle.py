@@ -13,7 +13,9 @@ verdict, …)`); nothing here reads a clock. The semantics:
 - While firing, it resolves at the first evaluation where it is clear — `cleared` is the clear condition when the
   rule has one (hysteresis), else "not breached" — and the last breach ended at least `keep_firing_for` ago;
   `ends_at_ms` is that pane's end.
-- While firing, a change of severity (tiers) is a transition too, and so is a reminder every `repeat_interval`.
+- While firing, a change of severity (tiers) is a transition too: a higher tier escalates at once; a lower one
+  takes over only after the higher one stayed clear `keep_firing_for` (as for resolving). A reminder every
+  `repeat_interval` is one too.
 
 Flapping is damped by construction: a resolved alert must hold for `for` again before it fires again, and
 `keep_firing_for` plus a clear threshold keep a borderline value from toggling it.
@@ -43,6 +45,7 @@ class AlertState:
     last_breach_end_ms: int | None = None
     last_notified_ms: int | None = None
     severity: str | None = None
+    severity_held_ms: int | None = None  # end of the last pane where the current severity (or higher) held
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +82,21 @@ def _breached(state: AlertState, pane_start_ms: int, now: int, severity: str | N
     if state.state == "pending":
         if now - since < timing.for_ms:
             return replace(state, severity=severity), None
-        fired = replace(state, state="firing", starts_at_ms=now, last_notified_ms=now, severity=severity)
+        fired = replace(state, state="firing", starts_at_ms=now, last_notified_ms=now, severity=severity,
+                        severity_held_ms=now)
         return fired, Transition("firing", severity, since, now, None, now)
     starts = state.starts_at_ms if state.starts_at_ms is not None else now
-    if severity != state.severity:
-        change: Change = "escalated" if _rank(severity) > _rank(state.severity) else "deescalated"
+    rank, held_rank = _rank(severity), _rank(state.severity)
+    if rank >= held_rank:
+        state = replace(state, severity_held_ms=now)
+    if rank > held_rank:
         updated = replace(state, severity=severity, last_notified_ms=now)
-        return updated, Transition(change, severity, since, starts, None, now)
+        return updated, Transition("escalated", severity, since, starts, None, now)
+    held = state.severity_held_ms if state.severity_held_ms is not None else now
+    if rank < held_rank and now - held >= timing.keep_firing_for_ms:
+        # like resolving: a lower tier takes over only after the higher one stayed clear `keep_firing_for`
+        updated = replace(state, severity=severity, severity_held_ms=now, last_notified_ms=now)
+        return updated, Transition("deescalated", severity, since, starts, None, now)
     last = state.last_notified_ms if state.last_notified_ms is not None else starts
     if timing.repeat_interval_ms and now - last >= timing.repeat_interval_ms:
         return replace(state, last_notified_ms=now), Transition("repeat", severity, since, starts, None, now)

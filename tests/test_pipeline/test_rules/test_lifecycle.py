@@ -71,3 +71,9 @@ def test_tiers_escalate_and_deescalate_one_alert() -> None:
 def test_a_resolved_alert_must_hold_for_again_before_it_fires_again() -> None:
     transitions = run("BBB.BB.BBB", Timing(for_ms=3 * MIN))
     assert transitions == [("firing", 3, 0, 3, None), ("resolved", 4, 0, 3, 4), ("firing", 10, 7, 10, None)]
+
+
+def test_deescalation_waits_for_keep_firing_for_like_a_resolve() -> None:
+    severities = ["CRITICAL", "HIGH", "CRITICAL", "HIGH", "HIGH", "HIGH"]
+    transitions = run("BBBBBB", Timing(keep_firing_for_ms=2 * MIN), severities=severities)
+    assert [(t[0], t[1]) for t in transitions] == [("firing", 1), ("deescalated", 5)]
