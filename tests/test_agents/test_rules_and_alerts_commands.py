@@ -1,0 +1,54 @@
+"""`tailwatch rules check` and `tailwatch alerts tail`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from agents.settings import KafkaSettings
+from agents.topics import TopicSpec, ensure_topics
+
+
+def tailwatch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "agents.cli", *args], capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+def test_rules_check_lists_the_default_rules_and_rejects_a_bad_file(tmp_path: Path) -> None:
+    good = tailwatch("rules", "check")
+    assert good.returncode == 0
+    for name in ("factory-service-down", "d1-connection-failures", "factory-high-error-rate",
+                 "factory-slow-responses", "d1-quota-warning", "factory-traffic-spike", "factory-404-spike"):
+        assert f"  {name} " in good.stdout
+    bad = tmp_path / "rules.yaml"
+    bad.write_text("version: 1\nrules:\n  - name: x\n    condition: p95_ms >> 1\n    severity: HIGH\n")
+    result = tailwatch("rules", "check", str(bad))
+    assert result.returncode == 1
+    assert f"{bad}:4: rule 'x', condition: unexpected '>'" in result.stderr
+
+
+@pytest.mark.integration
+def test_alerts_tail_prints_the_alerts_topic(kafka_settings: KafkaSettings) -> None:
+    bootstrap = kafka_settings.bootstrap
+    assert bootstrap
+    alert = {"rule": "factory-service-down", "state": "firing", "fingerprint": "abc"}
+
+    async def publish() -> None:
+        await ensure_topics(bootstrap, [TopicSpec(kafka_settings.topic("alerts"), 2)])
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        await producer.send_and_wait(kafka_settings.topic("alerts"), orjson.dumps(alert), key=b"abc")
+        await producer.stop()
+
+    asyncio.run(publish())
+    env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": bootstrap, "TAILWATCH_TOPIC_PREFIX": kafka_settings.topic_prefix}
+    result = tailwatch("alerts", "tail", env=env)
+    assert result.returncode == 0, result.stderr
+    assert [orjson.loads(line) for line in result.stdout.splitlines()] == [alert]
