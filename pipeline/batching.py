@@ -1,7 +1,7 @@
 """Grouping records into per-partition batches: one Kafka message per batch, shaped like `LogBatch`.
 
 The producer's event-time watermark (max event time seen − allowed lateness) is stamped on every record (its
-value just before the record was read: what decides, deterministically, whether the record is late) and on every
+value as the record is read, the record included: what decides, deterministically, whether it is late) and on every
 batch (its value when the batch was sent: what lets a consumer close panes). `flush(heartbeat=True)` also emits
 empty batches for the partitions that had no records, so a consumer's watermark advances on quiet partitions.
 

@@ -17,8 +17,10 @@ from typing import Any
 
 from pipeline.factory_logs import clean_factory_fields, factory_logs_in, is_factory_log
 from pipeline.routes import RouteTable, path_of_url, strip_query
+from pipeline.timestamps import MAX_MS, MIN_MS
 
 _EVENT_KEYS = ("outcome", "eventTimestamp", "logs", "scriptName", "wallTime")
+_INT64 = 2**63
 
 
 @dataclass(slots=True)
@@ -63,9 +65,15 @@ def non_request_kind(event: Any) -> str:
 
 
 def _int_or_none(value: Any) -> int | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    """A number as an int; None for anything else, NaN, infinities and numbers beyond 64 bits."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < _INT64:
         return int(value)
     return None
+
+
+def _time_or_none(value: Any) -> int | None:
+    ms = _int_or_none(value)
+    return ms if ms is not None and MIN_MS <= ms <= MAX_MS else None
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -128,7 +136,7 @@ class Extractor:
 
         event_time = fields.get("event_time_ms")
         if event_time is None:
-            event_time = _int_or_none(obj.get("eventTimestamp"))
+            event_time = _time_or_none(obj.get("eventTimestamp"))
         if event_time is None:
             return Extraction(reject_kind="no_event_time",
                               reject_reason="no FactoryLog timestamp and no eventTimestamp",

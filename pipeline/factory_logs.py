@@ -11,6 +11,7 @@ D1 convention: `metadata.d1` is one object or a list of them, each
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -62,7 +63,8 @@ def factory_logs_in(logs: Any) -> list[dict[str, Any]]:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite JSON number (not a bool, NaN or infinity)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and -math.inf < value < math.inf
 
 
 def clean_factory_fields(log: dict[str, Any], problems: list[str]) -> dict[str, Any]:

@@ -7,6 +7,10 @@ framer holds at most one object (bounded by `max_object_bytes`) plus one chunk.
 Layout facts it relies on (see shared/research/wrangler-tail-format.md): a pretty top-level object starts with
 a line that is exactly `{` and ends with a line that starts with `}`; every nested line is indented. So a line at
 column 0 that starts with `{` always starts a new top-level object, and one that is not `{` or blank is noise.
+Compact objects are found within their line; junk or a cut object there costs only itself (up to the next `{`).
+
+A piece is decided from at most `max_object_bytes + 1` bytes from its start (or from its whole line when that is
+shorter), never from where a chunk happens to end: the output does not depend on chunk sizes.
 
 Each frame, piece of noise and rejected piece carries the 1-based line and the byte offset where it starts.
 """
@@ -61,12 +65,18 @@ Piece = Frame | Noise | Broken
 _WS = b" \t\r"
 _OPEN = 0x7B  # {
 _DECODER = json.JSONDecoder()
+_LOOKAHEAD = 10  # bytes past a JSON error that settle it: the longest literal, `-Infinity`, has 9
 
 
 def excerpt_of(raw: bytes | str) -> str:
+    """The first EXCERPT_BYTES bytes as text, invalid UTF-8 replaced (a str may carry surrogate escapes)."""
     if isinstance(raw, bytes):
-        raw = raw[:EXCERPT_BYTES].decode("utf-8", errors="replace")
-    return raw[:EXCERPT_BYTES]
+        return raw[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+    try:
+        head = raw[:EXCERPT_BYTES].encode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:
+        head = raw[:EXCERPT_BYTES].encode("utf-8", errors="replace")
+    return head[:EXCERPT_BYTES].decode("utf-8", errors="replace")
 
 
 def decode_object(raw: bytes) -> tuple[dict[str, Any] | None, bool, str]:
@@ -111,8 +121,30 @@ class _Lines:
         return self.line
 
 
+def _restart(text: str, start: int, error_at: int) -> int:
+    """Where the next object starts inside a broken one that failed at `error_at`: the first `{` after `start`,
+    up to `error_at`, whose own parse gets past `error_at` (an object nested in the broken one would fail there
+    too, or end before it). -1 when there is none."""
+    brace = text.find("{", start + 1, error_at + 1)
+    while brace >= 0:
+        try:
+            _value, end = _DECODER.raw_decode(text, brace)
+        except json.JSONDecodeError as error:
+            if error.pos > error_at or error.msg.startswith("Unterminated string"):
+                return brace
+        else:
+            if end > error_at:
+                return brace
+        brace = text.find("{", brace + 1, error_at + 1)
+    return -1
+
+
 class TailFramer:
-    """Incremental framer: `feed(chunk)` and, at the end of input, `finish()`; each returns the pieces found."""
+    """Incremental framer: `feed(chunk)` and, at the end of input, `finish()`; each returns the pieces found.
+
+    Every decision looks at no more than `max_object_bytes + 1` bytes from the start of a piece (or at the end of
+    its line, when that comes first), so the pieces, their lines and offsets do not depend on how input is chunked.
+    """
 
     def __init__(self, max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES) -> None:
         if max_object_bytes < 1024:
@@ -122,7 +154,10 @@ class TailFramer:
         self._offset = 0  # stream offset of _buf[0]
         self._line = 1  # line number at _buf[0]
         self._skip_object = False  # discarding an oversized pretty object up to its close
-        self._skip_line = False  # discarding an oversized compact line up to its newline
+        self._skip_debris = False  # discarding object lines outside any object, up to the next object's start
+        self._skip_line = False  # discarding the rest of a line (after an oversized compact piece or noise line)
+        self._in_line = False  # inside a line of compact objects (or the rest of a pretty object's close line)
+        self._junk = False  # inside junk on such a line, discarding up to the next `{` or the line's end
         self._out: list[Piece] = []
         self._lines = _Lines(b"", 1)
 
@@ -159,65 +194,71 @@ class TailFramer:
         self._out.append(Frame(obj, self._lines.at(pos), self._offset + pos, repaired))
 
     def _step(self, buf: bytes, pos: int, final: bool) -> int | None:
-        """Consume one piece at `pos` (a line start). Returns where to go on, or None when more input is needed."""
+        """Consume one piece at `pos` (a line start, unless inside a compact line). Returns where to go on, or None
+        when more input is needed."""
         if self._skip_object:
             return self._skip_oversized(buf, pos, final)
+        if self._skip_debris:
+            return self._skip_to_object(buf, pos, final)
         n = len(buf)
         eol = buf.find(b"\n", pos)
         if self._skip_line:
             self._skip_line = eol < 0 and not final
             return n if eol < 0 else eol + 1
+        if self._in_line:
+            if eol < 0:
+                return self._compact(buf, pos, n, final)
+            return self._compact(buf, pos, eol, True)
+        line_ended = True
         if eol < 0:
             if not final:
                 if n - pos <= self.max_object_bytes:
                     return None
-                return self._split_compact(buf, pos, n, final=False)
+                line_ended = False  # a line longer than the limit: decided on its start
             eol = n
         first = buf[pos]
-        content = buf[pos:eol].strip(_WS)
+        content = buf[pos:min(eol, pos + self.max_object_bytes + 1)].strip(_WS)  # a long line: its start decides
         if content[:1] == b"{" and (first == _OPEN or content != b"{"):
             if content == b"{":
                 return self._pretty(buf, pos, final)
-            if len(content) > self.max_object_bytes:
-                self._broken("oversized_object", f"line longer than {self.max_object_bytes} bytes", content, pos)
-                return eol + 1
-            obj, repaired, _error = decode_object(content)
-            if obj is not None:
-                self._frame(obj, pos, repaired)
-                return eol + 1
-            return self._split_compact(buf, pos, eol, final=True)
-        if not content:
-            self._out.append(Noise("blank", "", self._lines.at(pos), self._offset + pos))
-            return eol + 1
-        if first in _WS or content[:1] in (b"}", b"]", b"{"):
+            if line_ended and eol - pos <= self.max_object_bytes:
+                obj, repaired, _error = decode_object(content)
+                if obj is not None:
+                    self._frame(obj, pos, repaired)
+                    return eol + 1
+            return self._compact(buf, pos, eol, line_ended)
+        if content and (first in _WS or content[:1] in (b"}", b"]", b"{")):
             return self._debris(buf, pos, final)
-        kind: NoiseKind = "json_string" if content[:1] == b'"' else "text"
-        self._out.append(Noise(kind, excerpt_of(content), self._lines.at(pos), self._offset + pos))
+        head = buf[pos:min(eol, pos + EXCERPT_BYTES)].strip(_WS)
+        kind: NoiseKind = "blank" if not content else "json_string" if content[:1] == b'"' else "text"
+        self._out.append(Noise(kind, excerpt_of(head), self._lines.at(pos), self._offset + pos))
+        if not line_ended:
+            self._skip_line = True
+            return n
         return eol + 1
 
     def _pretty(self, buf: bytes, pos: int, final: bool) -> int | None:
-        """A pretty object whose first line is `{`."""
+        """A pretty object whose first line is `{`: it ends at the first line that starts with `}`, or is cut off by
+        the next line that starts with `{`. Only the first `max_object_bytes + 1` bytes are searched."""
         n = len(buf)
-        close = buf.find(b"\n}", pos)
-        restart = buf.find(b"\n{", pos, close if close >= 0 else n)
+        window = pos + self.max_object_bytes + 1
+        close = buf.find(b"\n}", pos, window)
+        restart = buf.find(b"\n{", pos, close if close >= 0 else window)
         if restart >= 0:
             self._broken("truncated_object", "object cut off: a new object starts before it closes",
                          buf[pos:restart], pos)
             return restart + 1
         if close < 0:
+            if n >= window:
+                self._broken("oversized_object", f"object larger than {self.max_object_bytes} bytes",
+                             buf[pos:window], pos)
+                self._skip_object = True
+                return self._skip_oversized(buf, pos + 1, final)
             if final:
                 self._broken("truncated_object", "object cut off at the end of input", buf[pos:], pos)
                 return n
-            if n - pos > self.max_object_bytes:
-                self._broken("oversized_object", f"object larger than {self.max_object_bytes} bytes",
-                             buf[pos:], pos)
-                self._skip_object = True
-                return self._skip_oversized(buf, pos + 1, final)
             return None
         end = close + 2
-        eol = buf.find(b"\n", end)
-        if eol < 0 and not final and not buf[end:].strip(_WS):
-            return None  # the close line may go on in the next chunk
         if end - pos > self.max_object_bytes:
             self._broken("oversized_object", f"object larger than {self.max_object_bytes} bytes",
                          buf[pos:end], pos)
@@ -227,11 +268,8 @@ class TailFramer:
                 self._broken("malformed_json", error, buf[pos:end], pos)
             else:
                 self._frame(obj, pos, repaired)
-        if eol < 0:
-            eol = n
-        if buf[end:eol].strip(_WS):
-            return end  # something follows the close on its line: `}{...}`
-        return eol + 1
+        self._in_line = True  # the rest of the close line: blank, or more objects (`}{...}`)
+        return end
 
     def _skip_oversized(self, buf: bytes, pos: int, final: bool) -> int | None:
         """Discard an oversized object up to its closing line, or up to the next object's start."""
@@ -247,65 +285,134 @@ class TailFramer:
         first = min(hits)
         if buf[first + 1] == _OPEN:
             return first + 1
-        eol = buf.find(b"\n", first + 1)
-        return n if eol < 0 else eol + 1
+        self._in_line = True
+        return first + 2
 
     def _debris(self, buf: bytes, pos: int, final: bool) -> int | None:
-        """Lines outside any object that look like its inside: an object whose start is missing."""
+        """Lines outside any object that look like its inside: an object whose start is missing. They cost one
+        piece, up to the next line that starts with `{`."""
         n = len(buf)
         restart = buf.find(b"\n{", pos)
         if restart < 0:
-            if not final and n - pos <= self.max_object_bytes:
-                return None
+            if not final:
+                if n - pos <= self.max_object_bytes:
+                    return None
+                self._skip_debris = True
             end = n
         else:
             end = restart + 1
         self._broken("truncated_object", "object start missing: object lines outside any object", buf[pos:end], pos)
+        if self._skip_debris:
+            return n - 1  # a `\n` at the chunk's end may begin `\n{`
         return end
 
-    def _split_compact(self, buf: bytes, pos: int, end: int, final: bool) -> int | None:
-        """Slow path: a line with several compact objects, junk, or a cut object. Returns the next position."""
+    def _skip_to_object(self, buf: bytes, pos: int, final: bool) -> int | None:
+        n = len(buf)
+        restart = buf.find(b"\n{", pos)
+        if restart < 0:
+            if final:
+                self._skip_debris = False
+                return n
+            keep_from = n - 1  # a `\n` at the chunk's end may begin `\n{`
+            return keep_from if keep_from > pos else None
+        self._skip_debris = False
+        return restart + 1
+
+    def _compact(self, buf: bytes, pos: int, end: int, line_ended: bool) -> int | None:
+        """Compact objects on one line, with junk or cut objects among them, from `pos` up to `end` (the line's
+        end when `line_ended`, else the end of the input so far). Returns the next position, or None."""
+        limit = self.max_object_bytes
         text = buf[pos:end].decode("utf-8", errors="surrogateescape")
         size = len(text)
+        self._in_line = True
         i = 0
-        while i < size:
-            while i < size and text[i] in " \t\r\n":
+        at = pos  # byte position of text[i]
+        if self._junk:
+            nxt = text.find("{")
+            if nxt < 0:
+                return self._end_of_part(end, line_ended)
+            self._junk = False
+            i = nxt
+            at += len(text[:nxt].encode("utf-8", errors="surrogateescape"))
+        while True:
+            start = i
+            while i < size and text[i] in " \t\r":
                 i += 1
+            at += i - start
             if i >= size:
-                break
-            at = pos + len(text[:i].encode("utf-8", errors="surrogateescape"))
+                return self._end_of_part(end, line_ended)
             if text[i] != "{":
-                nxt = text.find("{", i)
-                stop = size if nxt < 0 else nxt
-                self._broken("malformed_json", "text between objects", text[i:stop], at)
-                i = stop
+                done = self._junk_piece(text, i, at, end, line_ended, "text between objects", i + 1)
+                if done is None:
+                    return at if at > pos else None
+                if done < 0:
+                    return self._end_of_part(end, line_ended)
+                at += len(text[i:done].encode("utf-8", errors="surrogateescape"))
+                i = done
                 continue
+            if line_ended and not text[i + 1:].strip(" \t\r"):
+                self._in_line = False
+                return at  # a `{` that ends its line starts a pretty object (`}{` of files joined without `\n`)
             try:
-                value, j = _DECODER.raw_decode(text, i)
+                _value, j = _DECODER.raw_decode(text, i)
             except json.JSONDecodeError as error:
-                nxt = text.find("{", i + 1)
-                if nxt < 0 and not final:
-                    if end - at <= self.max_object_bytes:
-                        return at if at > pos else None
-                    self._broken("oversized_object", f"line longer than {self.max_object_bytes} bytes",
-                                 text[i:], at)
-                    self._skip_line = True
-                    return end
-                stop = size if nxt < 0 else nxt
-                self._broken("malformed_json", error.msg, text[i:stop], at)
-                i = stop
+                avail = end - at
+                near = len(text[i:error.pos].encode("utf-8", errors="surrogateescape")) + _LOOKAHEAD
+                unterminated = error.msg.startswith("Unterminated string")
+                if avail > limit and (unterminated or near > limit):
+                    # No object completes, and the JSON stays valid, within the limit: an oversized object.
+                    self._broken("oversized_object", f"object larger than {limit} bytes", text[i:], at)
+                    return self._skip_rest(end, line_ended)
+                if not line_ended and (unterminated or near > avail):
+                    return at if at > pos else None  # it may still complete
+                if unterminated or error.pos >= size:  # the line ended inside it: all the rest is this object
+                    self._broken("truncated_object", "object cut off at the end of its line", text[i:], at)
+                    return self._end_of_part(end, line_ended)
+                restart = _restart(text, i, error.pos)
+                if restart >= 0:  # a cut object, and the next one starts where it was cut
+                    self._broken("malformed_json", error.msg, text[i:restart], at)
+                    at += len(text[i:restart].encode("utf-8", errors="surrogateescape"))
+                    i = restart
+                    continue
+                done = self._junk_piece(text, i, at, end, line_ended, error.msg, error.pos + 1)
+                if done is None:
+                    return at if at > pos else None
+                if done < 0:
+                    return self._end_of_part(end, line_ended)
+                at += len(text[i:done].encode("utf-8", errors="surrogateescape"))
+                i = done
                 continue
-            piece = text[i:j]
-            if not isinstance(value, dict):
-                self._broken("not_an_event", "top-level value is not an object", piece, at)
+            raw = text[i:j].encode("utf-8", errors="surrogateescape")
+            if len(raw) > limit:
+                self._broken("oversized_object", f"object larger than {limit} bytes", raw, at)
+                return self._skip_rest(end, line_ended)
+            obj, repaired, reason = decode_object(raw)  # orjson's rules, as for every other layout
+            if obj is None:
+                self._broken("malformed_json", reason, raw, at)
             else:
-                repaired = False
-                try:
-                    piece.encode("utf-8")
-                except UnicodeEncodeError:
-                    raw = piece.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
-                    value = _DECODER.decode(raw)
-                    repaired = True
-                self._frame(value, at, repaired)
+                self._frame(obj, at, repaired)
+            at += len(raw)
             i = j
-        return end + 1
+
+    def _junk_piece(self, text: str, i: int, at: int, end: int, line_ended: bool, reason: str,
+                    search_from: int) -> int | None:
+        """Report the junk at text[i], up to the next `{` from text[search_from]. Returns where the next piece
+        starts, -1 when the junk runs on to the line's end, or None when more input is needed to tell."""
+        nxt = text.find("{", search_from)
+        if nxt < 0 and not line_ended:
+            if end - at < EXCERPT_BYTES:
+                return None
+            self._junk = True
+        self._broken("malformed_json", reason, text[i:nxt] if nxt >= 0 else text[i:], at)
+        return nxt
+
+    def _end_of_part(self, end: int, line_ended: bool) -> int:
+        if line_ended:
+            self._in_line = self._junk = False
+            return end + 1
+        return end
+
+    def _skip_rest(self, end: int, line_ended: bool) -> int:
+        self._in_line = self._junk = False
+        self._skip_line = not line_ended
+        return end + 1 if line_ended else end

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS_THRESHOLD = 100_000_000_000  # below this a number is taken as epoch seconds (year 5138 in ms, 1973 in s)
+MIN_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z: the range ms_to_iso can print
+MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
 def iso_to_ms(text: str) -> int:
@@ -14,16 +16,22 @@ def iso_to_ms(text: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     delta = moment - _EPOCH
-    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+    return _in_range(delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000)
 
 
 def number_to_ms(value: float) -> int:
-    """An epoch number to ms: values below 1e11 are seconds, others milliseconds."""
-    return int(value * 1000) if abs(value) < _MS_THRESHOLD else int(value)
+    """An epoch number to ms: values below 1e11 are seconds, others milliseconds. Raises ValueError (or
+    OverflowError) when it is not a time in years 1-9999."""
+    return _in_range(int(value * 1000) if abs(value) < _MS_THRESHOLD else int(value))
+
+
+def _in_range(ms: int) -> int:
+    if not MIN_MS <= ms <= MAX_MS:
+        raise ValueError(f"time out of range: {ms} ms")
+    return ms
 
 
 def ms_to_iso(ms: int) -> str:
     """Epoch ms to ISO 8601 UTC with millisecond precision and a `Z` suffix."""
-    seconds, millis = divmod(ms, 1000)
-    moment = datetime.fromtimestamp(seconds, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
+    moment = _EPOCH + timedelta(milliseconds=ms)  # (strftime's %Y does not pad years before 1000)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
