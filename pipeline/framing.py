@@ -177,6 +177,11 @@ class TailFramer:
         self._lines = _Lines(buf, self._line)
         pos = 0
         while pos < n:
+            if buf[pos] == _OPEN and not (self._skip_object or self._skip_debris or self._skip_line
+                                          or self._in_line):
+                pos = self._pretty_run(buf, pos)
+                if pos >= n:
+                    break
             nxt = self._step(buf, pos, final)
             if nxt is None:
                 break
@@ -236,6 +241,32 @@ class TailFramer:
             self._skip_line = True
             return n
         return eol + 1
+
+    def _pretty_run(self, buf: bytes, pos: int) -> int:
+        """The fast path for wrangler's own layout: consecutive pretty objects that each close with a `}` line and
+        parse. Takes exactly what `_pretty` would take and stops at anything else; returns where it stopped."""
+        view = memoryview(buf)
+        find = buf.find
+        loads = orjson.loads
+        out = self._out
+        at = self._lines.at
+        offset = self._offset
+        limit = self.max_object_bytes
+        while buf.startswith(b"{\n", pos):
+            close = find(b"\n}", pos, pos + limit + 1)
+            if close < 0 or close + 2 - pos > limit or buf[close + 2:close + 3] != b"\n":
+                break
+            if find(b"\n{", pos, close) >= 0:
+                break
+            try:
+                obj = loads(view[pos:close + 2])
+            except orjson.JSONDecodeError:
+                break
+            if type(obj) is not dict:
+                break
+            out.append(Frame(obj, at(pos), offset + pos))
+            pos = close + 3
+        return pos
 
     def _pretty(self, buf: bytes, pos: int, final: bool) -> int | None:
         """A pretty object whose first line is `{`: it ends at the first line that starts with `}`, or is cut off by
