@@ -8,15 +8,17 @@ import gc
 import logging
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.commands.common import add_kafka_args, kafka_settings_from
 from agents.commands.ingest import log_topic_specs
 from agents.embedded_broker import BrokerError, kafka_bootstrap
 from agents.rules_files import DEFAULT_RULES, RuleFileError, load_rules
 from agents.settings import KafkaSettings
-from agents.stream_worker import MetricsWorker, WorkerSettings
 from agents.topics import KafkaUnavailable, TopicSpec, ensure_topics, is_embedded_broker
+
+if TYPE_CHECKING:
+    from agents.stream_worker import MetricsWorker
 
 log = logging.getLogger("tailwatch.worker")
 STARTED = time.monotonic()
@@ -40,6 +42,8 @@ def stream_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agents.stream_worker import MetricsWorker, WorkerSettings  # noqa: PLC0415 - Faust is slow to import
+
     kafka = kafka_settings_from(args)
     try:
         with kafka_bootstrap(kafka.bootstrap) as bootstrap:
