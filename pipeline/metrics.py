@@ -6,7 +6,7 @@ from typing import Any
 
 from pipeline.pane_store import ClosedPaneEvent
 from pipeline.panes import ClosedPane, PaneCounts
-from pipeline.sketches import quantile, to_dict
+from pipeline.sketches import quantile, quantiles, to_dict
 from pipeline.timestamps import ms_to_iso
 
 
@@ -37,6 +37,7 @@ def read_write_ratio(counts: PaneCounts) -> float | None:
 def derived(pane: ClosedPane, d1_rows_read_today: int) -> dict[str, Any]:
     """Every metric of a pane or window by name: what snapshots carry and what rule conditions read."""
     classes = pane.classes
+    p50, p95, p99 = quantiles(pane.duration_digest, (0.50, 0.95, 0.99))
     return {
         "total": pane.total, "responses": responses(pane),
         "count_2xx": classes.get("2xx", 0), "count_3xx": classes.get("3xx", 0),
@@ -44,8 +45,7 @@ def derived(pane: ClosedPane, d1_rows_read_today: int) -> dict[str, Any]:
         "count_404": pane.status.get(404, 0),
         "success_rate": success_rate(pane), "error_rate": error_rate(pane), "ratio_404": ratio_404(pane),
         "avg_ms": round(pane.duration_sum_ms / pane.duration_count, 3) if pane.duration_count else None,
-        "p50_ms": quantile(pane.duration_digest, 0.50), "p95_ms": quantile(pane.duration_digest, 0.95),
-        "p99_ms": quantile(pane.duration_digest, 0.99), "cpu_p95_ms": quantile(pane.cpu_digest, 0.95),
+        "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "cpu_p95_ms": quantile(pane.cpu_digest, 0.95),
         "d1_queries": pane.d1_queries, "d1_reads": pane.d1_reads, "d1_writes": pane.d1_writes,
         "d1_read_write_ratio": read_write_ratio(pane), "d1_p95_ms": quantile(pane.d1_digest, 0.95),
         "d1_connection_failures": pane.d1_connection_failures, "d1_rows_read": pane.d1_rows_read,

@@ -43,6 +43,14 @@ def quantile(sketch: Sketch | None, q: float) -> float | None:
     return round(float(TDigest.from_bytes(sketch).quantile(q)), 3)
 
 
+def quantiles(sketch: Sketch | None, qs: tuple[float, ...]) -> list[float | None]:
+    """Several quantiles of one sketch, decoding it once."""
+    if sketch is None:
+        return [None] * len(qs)
+    digest = TDigest.from_bytes(sketch)
+    return [round(float(digest.quantile(q)), 3) for q in qs]
+
+
 def to_dict(sketch: Sketch | None) -> dict[str, Any] | None:
     return None if sketch is None else dict(TDigest.from_bytes(sketch).to_dict())
 

@@ -149,9 +149,13 @@ class RuleEngine:
 
     def on_pane_closed(self, event: ClosedPaneEvent, store: PaneStore) -> list[dict[str, Any]]:
         alerts = []
+        windows: dict[int, tuple[ClosedPane, dict[str, Any]]] = {}  # rules sharing a window length share its metrics
         for rule in self.rules:
-            window = store.window(event.service, event.endpoint, event.end_ms, rule.window_ms)
-            values: dict[str, Any] = derived(window, event.d1_rows_read_today)
+            if rule.window_ms not in windows:
+                merged = store.window(event.service, event.endpoint, event.end_ms, rule.window_ms)
+                windows[rule.window_ms] = (merged, derived(merged, event.d1_rows_read_today))
+            window, metrics = windows[rule.window_ms]
+            values: dict[str, Any] = dict(metrics)
             values.update(self.rule_file.params)
             values.update(rule.spec.params)
             labels = {"service": event.service, "endpoint": event.endpoint}
