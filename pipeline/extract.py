@@ -19,8 +19,9 @@ from pipeline.factory_logs import clean_factory_fields, factory_logs_in, is_fact
 from pipeline.routes import RouteTable, path_of_url, strip_query
 from pipeline.timestamps import MAX_MS, MIN_MS
 
-_EVENT_KEYS = ("outcome", "eventTimestamp", "logs", "scriptName", "wallTime")
+_EVENT_KEYS = frozenset(("outcome", "eventTimestamp", "logs", "scriptName", "wallTime"))
 _INT64 = 2**63
+_EMPTY: dict[str, Any] = {}  # read-only stand-in for a missing `headers` or `cf`
 
 
 @dataclass(slots=True)
@@ -35,7 +36,7 @@ class Extraction:
 
 
 def is_tail_event(obj: dict[str, Any]) -> bool:
-    return any(key in obj for key in _EVENT_KEYS)
+    return not _EVENT_KEYS.isdisjoint(obj)  # one C-level pass over the keys, no generator
 
 
 def non_request_kind(event: Any) -> str:
@@ -66,6 +67,8 @@ def non_request_kind(event: Any) -> str:
 
 def _int_or_none(value: Any) -> int | None:
     """A number as an int; None for anything else, NaN, infinities and numbers beyond 64 bits."""
+    if type(value) is int:  # the usual case first: no conversion needed
+        return value if abs(value) < _INT64 else None
     if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < _INT64:
         return int(value)
     return None
@@ -78,6 +81,20 @@ def _time_or_none(value: Any) -> int | None:
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _merged_fields(logs: list[dict[str, Any]], problems: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The cleaned fields of an event's FactoryLogs (later ones override earlier ones) and their D1 facts."""
+    if len(logs) == 1:  # the usual case: one log, its cleaned fields as they are
+        fields = clean_factory_fields(logs[0], problems)
+        return fields, fields.pop("d1", None) or []
+    merged: dict[str, Any] = {}
+    d1: list[dict[str, Any]] = []
+    for log in logs:
+        cleaned = clean_factory_fields(log, problems)
+        d1.extend(cleaned.pop("d1", ()))
+        merged.update(cleaned)
+    return merged, d1
 
 
 class Extractor:
@@ -95,38 +112,34 @@ class Extractor:
                           reject_reason="object is neither a tail event nor a FactoryLog")
 
     def _from_event(self, obj: dict[str, Any]) -> Extraction:
-        result = Extraction()
+        problems: list[str] = []
         logs = factory_logs_in(obj.get("logs"))
         event = obj.get("event")
         request = event.get("request") if isinstance(event, dict) else None
         if not isinstance(request, dict):
             request = None
         if not logs and request is None:
-            result.non_request = non_request_kind(event)
-            return result
-        fields: dict[str, Any] = {}
-        d1: list[dict[str, Any]] = []
-        for log in logs:
-            cleaned = clean_factory_fields(log, result.problems)
-            d1.extend(cleaned.pop("d1", ()))
-            fields.update(cleaned)
+            return Extraction(non_request=non_request_kind(event), problems=problems)
+        fields, d1 = _merged_fields(logs, problems)
 
-        response = event.get("response") if isinstance(event, dict) else None
         status = fields.get("status")
-        if status is None and isinstance(response, dict):
-            status = _int_or_none(response.get("status"))
+        if status is None and isinstance(event, dict):
+            response = event.get("response")
+            if isinstance(response, dict):
+                status = _int_or_none(response.get("status"))
         method = fields.get("method")
         path = fields.get("path")
         if path is not None:
             path = strip_query(path)
-        headers: dict[str, Any] = {}
-        cf: dict[str, Any] = {}
+        headers: dict[str, Any] = _EMPTY
+        cf: dict[str, Any] = _EMPTY
         if request is not None:
             if method is None:
                 method = _str_or_none(request.get("method"))
-            url = request.get("url")
-            if path is None and isinstance(url, str):
-                path = path_of_url(url)
+            if path is None:
+                url = request.get("url")
+                if isinstance(url, str):
+                    path = path_of_url(url)
             raw_headers = request.get("headers")
             if isinstance(raw_headers, dict):
                 headers = raw_headers
@@ -140,7 +153,7 @@ class Extractor:
         if event_time is None:
             return Extraction(reject_kind="no_event_time",
                               reject_reason="no FactoryLog timestamp and no eventTimestamp",
-                              problems=result.problems)
+                              problems=problems)
 
         wall = _int_or_none(obj.get("wallTime"))
         duration = fields.get("duration_ms")
@@ -161,10 +174,11 @@ class Extractor:
 
         worker = _str_or_none(obj.get("scriptName"))
         outcome = obj.get("outcome")
-        result.record = {
+        log_endpoint = fields.get("endpoint")
+        return Extraction(record={
             "service": fields.get("service") or worker or "unknown",
             "worker": worker,
-            "endpoint": self._endpoint(path, fields.get("endpoint")),
+            "endpoint": self._endpoint(path, log_endpoint),
             "method": method.upper() if method else None,
             "path": path,
             "status": status,
@@ -179,13 +193,12 @@ class Extractor:
             "tenant": fields.get("tenant_id") or _str_or_none(headers.get("x-tenant-id")),
             "request_id": fields.get("request_id") or _str_or_none(headers.get("cf-ray")),
             "level": fields.get("level"),
-            "log_endpoint": fields.get("endpoint"),
+            "log_endpoint": log_endpoint,
             "error_code": error_code,
             "error_message": error_message,
             "truncated": obj.get("truncated") is True,
             "d1": d1,
-        }
-        return result
+        }, problems=problems)
 
     def _from_bare_log(self, log: dict[str, Any]) -> Extraction:
         result = Extraction()

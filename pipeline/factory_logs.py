@@ -28,13 +28,7 @@ _STR_FIELDS = ("service", "endpoint", "request_id", "tenant_id", "method", "path
 
 
 def is_factory_log(value: dict[str, Any]) -> bool:
-    shared = 0
-    for key in value:
-        if key in REQUIRED_KEYS:
-            shared += 1
-            if shared >= MIN_SHARED_KEYS:
-                return True
-    return False
+    return len(REQUIRED_KEYS.intersection(value)) >= MIN_SHARED_KEYS  # one C-level pass over the keys
 
 
 def factory_logs_in(logs: Any) -> list[dict[str, Any]]:
@@ -70,6 +64,75 @@ def _is_number(value: Any) -> bool:
 
 def clean_factory_fields(log: dict[str, Any], problems: list[str]) -> dict[str, Any]:
     """The usable fields of one FactoryLog, typed; each bad field is left out and described in `problems`."""
+    out = _clean_well_formed(log, problems)
+    if out is None:
+        out = _clean_field_by_field(log, problems)
+    return out
+
+
+def _clean_well_formed(log: dict[str, Any], problems: list[str]) -> dict[str, Any] | None:
+    """The fast path for the common case: every field present has its expected exact type and a valid value.
+
+    Checks types with `type(x) is ...` and builds the result in one go; returns None at the first field that is
+    off (without touching `problems`), so that `_clean_field_by_field` reports the problems exactly as always.
+    Gives the same result as the field-by-field path for every log it accepts.
+    """
+    get = log.get
+    out: dict[str, Any] = {}
+    for key in _STR_FIELDS:
+        value = get(key)
+        if value is not None:
+            if type(value) is not str:
+                return None
+            out[key] = value
+    stamp = get("timestamp")
+    if stamp is not None:
+        if type(stamp) is not str:
+            return None
+        try:
+            out["event_time_ms"] = iso_to_ms(stamp)
+        except (ValueError, OverflowError):
+            return None
+    level = get("level")
+    if level is not None:
+        if type(level) is not str:
+            return None
+        if level not in _LEVELS:
+            level = level.upper()
+            if level not in _LEVELS:
+                return None
+        out["level"] = level
+    status = get("status")
+    if status is not None:
+        if not (type(status) is int and 100 <= status <= 999):
+            return None
+        out["status"] = status
+    duration = get("duration_ms")
+    if duration is not None:
+        kind = type(duration)
+        if not ((kind is float or kind is int) and 0 <= duration < math.inf):
+            return None
+        out["duration_ms"] = float(duration)
+    error = get("error")
+    if error is not None:
+        if type(error) is dict:
+            message, code = error.get("message"), error.get("code")
+            if isinstance(message, str):
+                out["error_message"] = message
+            if isinstance(code, str):
+                out["error_code"] = code
+        elif type(error) is str:
+            out["error_message"] = error
+        else:
+            return None
+    metadata = get("metadata")
+    if isinstance(metadata, dict) and "d1" in metadata:  # last: its problems are the only ones, as field by field
+        out["d1"] = d1_facts(metadata["d1"], problems)
+    return out
+
+
+def _clean_field_by_field(log: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """The general path: each field checked on its own; a bad one is left out and described in `problems`."""
     out: dict[str, Any] = {}
     get = log.get
     for key in _STR_FIELDS:

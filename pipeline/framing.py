@@ -247,9 +247,12 @@ class TailFramer:
         parse. Takes exactly what `_pretty` would take and stops at anything else; returns where it stopped."""
         view = memoryview(buf)
         find = buf.find
+        count = buf.count
         loads = orjson.loads
         out = self._out
-        at = self._lines.at
+        lines = self._lines
+        line = lines.at(pos)  # from here lines are counted object by object, without a call to `lines.at` each
+        start = pos
         offset = self._offset
         limit = self.max_object_bytes
         while buf.startswith(b"{\n", pos):
@@ -264,8 +267,11 @@ class TailFramer:
                 break
             if type(obj) is not dict:
                 break
-            out.append(Frame(obj, at(pos), offset + pos))
+            out.append(Frame(obj, line, offset + pos))
+            line += count(b"\n", pos, close + 3)
             pos = close + 3
+        if pos > start:
+            lines.line, lines.upto = line, pos
         return pos
 
     def _pretty(self, buf: bytes, pos: int, final: bool) -> int | None:
