@@ -476,48 +476,19 @@ class _Traffic:
     # -- one request --------------------------------------------------------------------------------------
 
     def _request(self, route: _Route, start_ms: int) -> None:
+        """One request starting at `start_ms`: what happens to it, and the tail event it leaves."""
         rng = self.rng
         profile = route.profile
-        mix = self.mix
         effects = self._effects(route, start_ms) if route.incidents else self._baseline(profile)
-        roll = rng.random()
-        fate = "ok"
-        if roll < effects.down:
-            fate = "down"
-        elif roll < effects.down + effects.server_error:
-            fate = "error"
-        elif roll < effects.down + effects.server_error + effects.not_found:
-            fate = "not_found"
-        elif profile.structured and profile.method != "GET" and rng.random() < mix.bad_request_rate:
-            fate = "bad_request"
-        if fate == "ok" and profile.d1 and effects.d1_failure and rng.random() < effects.d1_failure:
-            fate = "d1_retried" if rng.random() < 0.5 else "d1_failed"
-
-        param = None
-        if ":" in profile.route:
-            if fate == "not_found" and profile.missing_params:
-                param = rng.choice(profile.missing_params)
-            elif fate == "not_found" or not profile.params:
-                param = _uuid4(rng)
-            else:
-                param = rng.choices(profile.params, cum_weights=route.param_cum_weights)[0]
+        fate = self._fate(profile, effects)
+        param = self._param(route, fate)
         path = _fill(profile.route, param)
         query = rng.choice(profile.queries) if fate not in ("not_found", "down") else ""
         client = self._client(profile)
         tenant = rng.choice(client.tenants) if client.tenants else None
-
-        # Runtime failures that leave no FactoryLog: a client that went away, a CPU-limit kill.
-        runtime = None
-        if fate == "ok":
-            roll = rng.random()
-            if roll < mix.canceled_rate:
-                runtime = "canceled"
-            elif roll < mix.canceled_rate + mix.exceeded_cpu_rate:
-                runtime = "exceededCpu"
-            elif profile.method == "POST" and roll < mix.canceled_rate + mix.exceeded_cpu_rate + mix.truncated_rate:
-                runtime = "truncated"
+        runtime = self._runtime_failure(profile, fate)
         structured = profile.structured and runtime is None and not (
-            fate in ("ok", "not_found") and rng.random() < mix.unstructured_rate)
+            fate in ("ok", "not_found") and rng.random() < self.mix.unstructured_rate)
 
         d1, d1_ms, status, failure = self._work(route, fate, effects.latency)
         if fate == "not_found":
@@ -548,23 +519,10 @@ class _Traffic:
             logs.append(_log([f"rendering {path} ({rng.randrange(800, 4000)} nodes)"], "log", start_ms + 1))
         elif runtime == "truncated":
             logs.extend(self._oversized_logs(start_ms, logged_ms))
+            logs.append(_log([_LOG_CAP], "warn", logged_ms))
         elif structured:
-            level = "ERROR" if status >= 500 else "WARN" if status >= 400 or fate == "d1_retried" else "INFO"
-            factory_log: dict[str, Any] = {
-                "timestamp": ms_to_iso(logged_ms), "level": level, "service": profile.service,
-                "endpoint": profile.log_endpoint, "request_id": _uuid4(rng), "tenant_id": tenant or "default",
-                "method": profile.method, "path": path + query, "status": status, "duration_ms": duration,
-            }
-            if failure is not None:
-                factory_log["error"] = {"message": failure[3], "code": failure[2]}
-            elif status >= 400:
-                factory_log["error"] = ({"message": f"Template not found: {param}", "code": "NOT_FOUND"}
-                                        if status == 404 else
-                                        {"message": "Invalid template payload", "code": "VALIDATION_ERROR"})
-            if d1:
-                factory_log["metadata"] = {"d1": d1}
-            js_level = {"ERROR": "error", "WARN": "warn"}.get(level, "log")
-            logs.append(_log([orjson.dumps(factory_log).decode()], js_level, logged_ms))
+            logs.append(self._factory_log(profile, fate, status, failure, param, tenant, path + query, duration,
+                                          d1, logged_ms))
         elif profile.route == "/api/health":
             logs.append(_log(["health check ok - d1 reachable, kv reachable"], "log", logged_ms))
         elif profile.structured and rng.random() < 0.5:  # an unstructured line instead of the FactoryLog
@@ -577,9 +535,71 @@ class _Traffic:
             "eventTimestamp": start_ms,
             "event": self._fetch_event(profile, client, tenant, path + query, response),
         }
-        if runtime == "truncated":
-            event["logs"].append(_log([_LOG_CAP], "warn", logged_ms))
         self._push(start_ms + wall, event)
+
+    def _fate(self, profile: EndpointProfile, effects: _Effects) -> str:
+        """ok, down, error, not_found, bad_request, d1_retried or d1_failed."""
+        rng = self.rng
+        roll = rng.random()
+        fate = "ok"
+        if roll < effects.down:
+            fate = "down"
+        elif roll < effects.down + effects.server_error:
+            fate = "error"
+        elif roll < effects.down + effects.server_error + effects.not_found:
+            fate = "not_found"
+        elif profile.structured and profile.method != "GET" and rng.random() < self.mix.bad_request_rate:
+            fate = "bad_request"
+        if fate == "ok" and profile.d1 and effects.d1_failure and rng.random() < effects.d1_failure:
+            fate = "d1_retried" if rng.random() < 0.5 else "d1_failed"
+        return fate
+
+    def _param(self, route: _Route, fate: str) -> str | None:
+        """The value of the route's `:param` segment: a missing one for a 404."""
+        profile = route.profile
+        if ":" not in profile.route:
+            return None
+        if fate == "not_found" and profile.missing_params:
+            return self.rng.choice(profile.missing_params)
+        if fate == "not_found" or not profile.params:
+            return _uuid4(self.rng)
+        return self.rng.choices(profile.params, cum_weights=route.param_cum_weights)[0]
+
+    def _runtime_failure(self, profile: EndpointProfile, fate: str) -> str | None:
+        """A runtime failure that leaves no FactoryLog: a client that went away, a CPU-limit kill, a bulk import
+        that hits the log cap."""
+        if fate != "ok" or profile.method == "OPTIONS":  # preflights are answered before any work
+            return None
+        mix = self.mix
+        roll = self.rng.random()
+        if roll < mix.canceled_rate:
+            return "canceled"
+        if roll < mix.canceled_rate + mix.exceeded_cpu_rate:
+            return "exceededCpu"
+        if profile.method == "POST" and roll < mix.canceled_rate + mix.exceeded_cpu_rate + mix.truncated_rate:
+            return "truncated"
+        return None
+
+    def _factory_log(self, profile: EndpointProfile, fate: str, status: int, failure: _Failure | None,
+                     param: str | None, tenant: str | None, path: str, duration_ms: int, d1: list[dict[str, Any]],
+                     logged_ms: int) -> dict[str, Any]:
+        """The log entry holding the app's FactoryLog, as `console.log(JSON.stringify(log))` leaves it."""
+        level = "ERROR" if status >= 500 else "WARN" if status >= 400 or fate == "d1_retried" else "INFO"
+        factory_log: dict[str, Any] = {
+            "timestamp": ms_to_iso(logged_ms), "level": level, "service": profile.service,
+            "endpoint": profile.log_endpoint, "request_id": _uuid4(self.rng), "tenant_id": tenant or "default",
+            "method": profile.method, "path": path, "status": status, "duration_ms": duration_ms,
+        }
+        if failure is not None:
+            factory_log["error"] = {"message": failure[3], "code": failure[2]}
+        elif status == 404:
+            factory_log["error"] = {"message": f"Not found: {param or path}", "code": "NOT_FOUND"}
+        elif status >= 400:
+            factory_log["error"] = {"message": "Invalid template payload", "code": "VALIDATION_ERROR"}
+        if d1:
+            factory_log["metadata"] = {"d1": d1}
+        js_level = {"ERROR": "error", "WARN": "warn"}.get(level, "log")
+        return _log([orjson.dumps(factory_log).decode()], js_level, logged_ms)
 
     def _baseline(self, profile: EndpointProfile) -> _Effects:
         not_found = self.mix.not_found_rate if profile.structured and profile.method == "GET" else 0.0
@@ -824,8 +844,8 @@ def demo_incidents(start_ms: int = DEMO_START_MS) -> tuple[Incident, ...]:
         Incident("not_found", "/api/public/factory/templates/:slug", at(5), at(45), 0.40),
         Incident("errors", "/api/public/factory/build-specs", at(10), at(28), 0.20),
         Incident("slow", "/api/public/factory/capabilities", at(30), at(52), 12.0),
-        Incident("spike", "/api/public/factory/templates", at(55), at(64), 22.0),
-        Incident("down", "/api/public/factory/build-specs/:runId", at(66), at(74), 0.85),
+        Incident("spike", "/api/public/factory/capabilities/free", at(55), at(64), 48.0),
+        Incident("down", "/api/public/factory/build-specs/:runId", at(66), at(73), 0.85),
         Incident("d1_failures", "/api/public/factory/templates", at(76), at(81), 0.40),
     )
 
@@ -834,13 +854,15 @@ DEMO_INCIDENTS = demo_incidents()
 
 
 def demo_events(seed: int = 1, start_ms: int = DEMO_START_MS) -> Iterator[dict[str, Any]]:
-    """A 90-minute capture at 240 requests/min (about 33k events, 10.6k of them from the traffic spike; 110 MB in
+    """A 90-minute capture at 240 requests/min (about 33k events, 11.8k of them from the traffic spike; 110 MB in
     the 4-space layout), deliveries up to 3 s out of order, baseline 404s at 1 %, in which these spec rules should
     fire and resolve.
 
     Minutes from `start_ms`, per endpoint group (`gateway`, route), with 1-minute panes and each rule's `FOR`.
     "Fires" is the incident's start plus the `FOR`; "resolves" is the end of the first clear pane after it ends.
-    Checked over seeds 1-8 with `LogParser` → `replay_all` → `metrics.snapshot` → `rules.lifecycle.evaluate`:
+    Checked with `tailwatch replay` and the default rules over seeds 1-8: every firing and resolution below, at
+    these minutes (the 404 spike fired 10 minutes late in two seeds: one pane with few 404s resets its 30-minute
+    `for`):
 
     - 5–45, `/api/public/factory/templates/:slug`, not_found 40 %: **factory-404-spike** (> 10 % for 30 min)
       fires ≈ 35, resolves ≈ 46. The spec's error rate counts 4xx, so **factory-high-error-rate** (> 5 % for
@@ -848,18 +870,19 @@ def demo_events(seed: int = 1, start_ms: int = DEMO_START_MS) -> Iterator[dict[s
     - 10–28, `/api/public/factory/build-specs`, errors +20 % 5xx: **factory-high-error-rate** ≈ 20 → 29.
     - 30–52, `/api/public/factory/capabilities`, slow ×12 (p50 ≈ 0.6 s, p95 ≈ 2.5 s): **factory-slow-responses**
       (p95 > 1000 ms for 15 min) ≈ 45 → 53.
-    - 55–64, `/api/public/factory/templates`, spike ×22 (≈ 1,230 req/min): **factory-traffic-spike** (> 1000 per
-      minute for 5 min) ≈ 60 → 65.
-    - 66–74, `/api/public/factory/build-specs/:runId`, down 85 %: **factory-service-down** (success rate < 50 % for
-      5 min) ≈ 71 → 75.
+    - 55–64, `/api/public/factory/capabilities/free`, spike ×48 (≈ 1,340 req/min): **factory-traffic-spike**
+      (> 1000 per minute for 5 min) ≈ 60 → 65. (Not on `/templates`, whose target of 20 RPS is 1,200/min: the
+      default rules give it a higher threshold.)
+    - 66–73, `/api/public/factory/build-specs/:runId`, down 85 %: **factory-service-down** (success rate < 50 % for
+      5 min) ≈ 71 → 74.
     - 76–81, `/api/public/factory/templates`, d1_failures 40 % (≈ 22 per minute; half of those requests answer
       503): **d1-connection-failures** (> 10 for 2 min) ≈ 78 → 82.
 
-    Minutes 82–90 are quiet. Expected *not* to fire: factory-high-error-rate on `:runId` (its outage lasts 8 min
+    Minutes 82–90 are quiet. Expected *not* to fire: factory-high-error-rate on `:runId` (its outage lasts 7 min
     < 10) and on `/templates` (the D1 incident's 503s last 5 min); factory-service-down anywhere else.
-    Caveat: the ~2 % of requests that log no FactoryLog form sparse groups keyed by the Worker's script name
-    (`foundation-gateway-production`, 0-3 records a minute); without a minimum request count, a rule can fire
-    there on one or two failed requests (seen on the `:slug` one during the 404 incident for some seeds).
+    Requests that log no FactoryLog (CORS preflights, ~2 % of the rest) are grouped by tailwatch under the Worker's
+    script name (`foundation-gateway-production`): sparse groups of 0-10 records a minute, mostly below the rules'
+    `min_requests`.
     """
     return generate_events(seed, start_ms, DEMO_MINUTES, DEMO_REQUESTS_PER_MINUTE, incidents=demo_incidents(start_ms),
                            disorder_ms=DEMO_DISORDER_MS, mix=DEMO_MIX)

@@ -6,9 +6,9 @@ verdict, …)`); nothing here reads a clock. The semantics:
 - `verdict` is what the condition says of the window ending at the pane's end: True (breached), False (clear) or
   None (unknown: no data, too few requests). **Unknown holds the state**: a silent endpoint neither fires nor
   resolves.
-- Breached: an inactive alert becomes pending; `active_since_ms` is the start of that first pane. It fires at the
-  first evaluation where `pane_end − active_since ≥ for`; `starts_at_ms` is that pane's end. With `for: 0` it
-  fires at once.
+- Breached: an inactive alert becomes pending; `active_since_ms` is the start of that first pane. It fires once
+  the panes that breached since then add up to `for` (unknown panes hold the state but are no evidence, so they
+  do not count); `starts_at_ms` is the end of the pane that completed it. With `for: 0` it fires at once.
 - Not breached while pending: back to inactive, silently.
 - While firing, it resolves at the first evaluation where it is clear — `cleared` is the clear condition when the
   rule has one (hysteresis), else "not breached" — and the last breach ended at least `keep_firing_for` ago;
@@ -46,6 +46,7 @@ class AlertState:
     last_notified_ms: int | None = None
     severity: str | None = None
     severity_held_ms: int | None = None  # end of the last pane where the current severity (or higher) held
+    breached_ms: int = 0  # while pending: how much breaching pane time has been seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +81,11 @@ def _breached(state: AlertState, pane_start_ms: int, now: int, severity: str | N
     since = state.active_since_ms if state.active_since_ms is not None else pane_start_ms
     state = replace(state, last_breach_end_ms=now)
     if state.state == "pending":
-        if now - since < timing.for_ms:
+        state = replace(state, breached_ms=state.breached_ms + (now - pane_start_ms))
+        if state.breached_ms < timing.for_ms:
             return replace(state, severity=severity), None
         fired = replace(state, state="firing", starts_at_ms=now, last_notified_ms=now, severity=severity,
-                        severity_held_ms=now)
+                        severity_held_ms=now, breached_ms=0)
         return fired, Transition("firing", severity, since, now, None, now)
     starts = state.starts_at_ms if state.starts_at_ms is not None else now
     rank, held_rank = _rank(severity), _rank(state.severity)

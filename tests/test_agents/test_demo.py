@@ -23,6 +23,7 @@ def test_demo_shows_the_spec_rules_firing_and_resolving() -> None:
                            ("factory-high-error-rate", "/api/public/factory/build-specs"),
                            ("factory-404-spike", "/api/public/factory/templates/:slug"),
                            ("factory-slow-responses", "/api/public/factory/capabilities"),
-                           ("d1-connection-failures", "/api/public/factory/templates")]:
+                           ("d1-connection-failures", "/api/public/factory/templates"),
+                           ("factory-traffic-spike", "/api/public/factory/capabilities/free")]:
         assert ("firing", rule, endpoint) in seen, rule
         assert ("resolved", rule, endpoint) in seen, rule

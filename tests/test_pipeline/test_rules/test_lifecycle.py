@@ -36,8 +36,10 @@ def run(verdicts: str, timing: Timing, severities: list[str | None] | None = Non
         ("BBBBB", Timing(for_ms=5 * MIN), [("firing", 5, 0, 5, None)]),
         ("BBBB.", Timing(for_ms=5 * MIN), []),  # broke off while pending: silently back to inactive
         ("BBB.BBBBB", Timing(for_ms=5 * MIN), [("firing", 9, 4, 9, None)]),  # `for` starts over
-        # unknown (no data) holds the state: neither OK nor breached, and `for` counts event time
-        ("BB??BBB", Timing(for_ms=5 * MIN), [("firing", 5, 0, 5, None)]),
+        # unknown (no data) holds the state — neither OK nor breached — and is no evidence: `for` counts only
+        # breaching panes (0, 1, 4, 5, 6 here), so quiet minutes cannot run out a pending alert's `for`
+        ("BB??BBB", Timing(for_ms=5 * MIN), [("firing", 7, 0, 7, None)]),
+        ("B????????B", Timing(for_ms=5 * MIN), []),
         ("B", Timing(), [("firing", 1, 0, 1, None)]),  # for 0: at once
         # resolves at the first clear pane; ends_at is that pane's end
         ("BB..", Timing(), [("firing", 1, 0, 1, None), ("resolved", 3, 0, 1, 3)]),
