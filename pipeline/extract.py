@@ -176,7 +176,8 @@ class Extractor:
         outcome = obj.get("outcome")
         log_endpoint = fields.get("endpoint")
         return Extraction(record={
-            "service": fields.get("service") or worker or "unknown",
+            # The Worker is the service: a request that crashed before it logged must group with the ones that did.
+            "service": worker or fields.get("service") or "unknown",
             "worker": worker,
             "endpoint": self._endpoint(path, log_endpoint),
             "method": method.upper() if method else None,
@@ -194,6 +195,7 @@ class Extractor:
             "request_id": fields.get("request_id") or _str_or_none(headers.get("cf-ray")),
             "level": fields.get("level"),
             "log_endpoint": log_endpoint,
+            "log_service": fields.get("service"),
             "error_code": error_code,
             "error_message": error_message,
             "truncated": obj.get("truncated") is True,
@@ -231,6 +233,7 @@ class Extractor:
             "request_id": fields.get("request_id"),
             "level": fields.get("level"),
             "log_endpoint": fields.get("endpoint"),
+            "log_service": fields.get("service"),
             "error_code": fields.get("error_code"),
             "error_message": fields.get("error_message"),
             "truncated": False,

@@ -32,7 +32,7 @@ class LogRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    service: str
+    service: str = Field(description="the Worker's scriptName; for a bare FactoryLog (no tail event) its `service`")
     worker: str | None = Field(description="the Worker's scriptName")
     endpoint: str = Field(description="route template of the path: the group key with service")
     method: str | None
@@ -50,6 +50,7 @@ class LogRecord(BaseModel):
     request_id: str | None
     level: str | None = Field(description="FactoryLog level, upper-cased")
     log_endpoint: str | None = Field(description="the FactoryLog's own `endpoint` field, as written")
+    log_service: str | None = Field(default=None, description="the FactoryLog's own `service` field, as written")
     error_code: str | None
     error_message: str | None
     truncated: bool = Field(description="the runtime dropped some of this request's logs (256 KB cap)")

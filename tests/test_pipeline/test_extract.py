@@ -129,7 +129,9 @@ def test_factory_log_fields_win_over_the_event() -> None:
     assert record["tenant"] == "tnt_log" and record["request_id"] == "req-1"
     assert record["event_time_ms"] == T0 + 500  # the log's timestamp, not eventTimestamp
     assert (record["duration_ms"], record["duration_source"]) == (12.5, "log")
-    assert record["service"] == "factory-api" and record["worker"] == "factory-worker"
+    # except the service: it is the Worker, so requests with and without a log group together
+    assert record["service"] == "factory-worker" and record["worker"] == "factory-worker"
+    assert record["log_service"] == "factory-api"
     assert record["level"] == "INFO"
 
 
@@ -296,7 +298,8 @@ def test_bare_factory_log_is_a_record_with_outcome_log() -> None:
     record = result.record
     assert record is not None and result.problems == []
     assert record == {
-        "service": "factory-api", "worker": None, "endpoint": f"{TEMPLATES}/:slug", "method": "GET",
+        "service": "factory-api", "log_service": "factory-api", "worker": None, "endpoint": f"{TEMPLATES}/:slug",
+        "method": "GET",
         "path": f"{TEMPLATES}/tpl_1", "status": 201, "outcome": "log", "event_time_ms": T0 + 500,
         "duration_ms": 12.5, "duration_source": "log", "cpu_ms": None, "wall_ms": None, "colo": None,
         "country": None, "tenant": "tnt_log", "request_id": "req-1", "level": "INFO",
@@ -350,3 +353,14 @@ def test_extract_does_not_change_its_input() -> None:
     before = copy.deepcopy(obj)
     record_of(obj)
     assert obj == before
+
+
+def test_a_request_without_a_log_groups_with_the_logged_ones_of_its_worker() -> None:
+    """A crash before the app logged must count against the same (service, endpoint) as the logged requests."""
+    logged = copy.deepcopy(EVENTS[0])
+    crashed = {**logged, "logs": [], "outcome": "exception",
+               "event": {**logged["event"], "response": {"status": 500}}}
+    one, two = extract(logged).record, extract(crashed).record
+    assert one is not None and two is not None
+    assert (one["service"], one["endpoint"]) == (two["service"], two["endpoint"]) == (
+        "factory-api", "/api/public/factory/templates")
