@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -53,9 +54,11 @@ class WorkerProcess:
     def __init__(self, settings: KafkaSettings, rules: str, data_dir: str) -> None:
         env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""}
         self.ready = threading.Event()
+        self.quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
         self.done = threading.Event()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "agents.cli", "worker", "--topic-prefix", settings.topic_prefix,
+            [sys.executable, "-m", "agents.cli", "worker",
+             "--topic-prefix", settings.topic_prefix,
              "--partitions", str(settings.partitions), "--rules", rules, "--data-dir", data_dir,
              "--app-id", f"{settings.topic_prefix}-metrics"],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -68,7 +71,8 @@ class WorkerProcess:
                 self.ready.set()
             elif '"input fully processed"' in line:
                 self.done.set()
-            sys.stderr.write(line)
+            if not (self.quiet and '"level":"info"' in line):
+                sys.stderr.write(line)
         self.ready.set()
         self.done.set()
 
@@ -80,6 +84,11 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+
+def log_level() -> str:
+    """This process's log level, for the worker it starts (its milestones are logged at INFO, and always read)."""
+    return logging.getLevelName(logging.getLogger().getEffectiveLevel())
 
 
 async def _wait(event: threading.Event, timeout_s: float) -> bool:
