@@ -56,3 +56,23 @@ async def read_topic(bootstrap: str, topic: str, until: int | None = None, idle_
         return out
     finally:
         await consumer.stop()
+
+
+def records_of_batches(messages: list[Message], partitions: int, max_records: int) -> list[dict]:
+    """The records of LogBatch messages, after checking each batch against the schema, its size limit, and that
+    every record sits in the partition Kafka's default partitioner gives its `service|endpoint`."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from schemas.envelopes import LogBatch
+
+    partitioner = DefaultPartitioner()
+    every = list(range(partitions))
+    records: list[dict] = []
+    for message in messages:
+        batch = LogBatch.model_validate(message.value)
+        assert batch.partition == message.partition
+        assert len(batch.records) <= max_records
+        for record in batch.records:
+            assert partitioner(f"{record.service}|{record.endpoint}".encode(), every, every) == message.partition
+        records.extend(record.model_dump() for record in batch.records)
+    return records

@@ -14,7 +14,6 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.partitioner import DefaultPartitioner
 
 from agents.ingest import IngestConfig, Ingestor
 from agents.publisher import Publisher
@@ -22,9 +21,8 @@ from agents.sources import file_chunks
 from agents.topics import TopicSpec, ensure_topics, is_embedded_broker
 from pipeline.batching import DEFAULT_LATENESS_MS
 from pipeline.parsing import LogParser
-from schemas.envelopes import LogBatch
 from tests.kafka_tier import ApacheKafka
-from tests.support import Message, read_topic
+from tests.support import Message, read_topic, records_of_batches
 
 pytestmark = pytest.mark.kafka
 
@@ -120,17 +118,8 @@ async def test_idempotent_ingest_and_exact_end_offsets(apache_kafka: ApacheKafka
 
     messages = await read_topic(bootstrap, logs, until=publisher.batches_sent)
     assert len(messages) == publisher.batches_sent
-    partitioner = DefaultPartitioner()
+    received = records_of_batches(messages, PARTITIONS, max_records=3)
     all_partitions = list(range(PARTITIONS))
-    received: list[dict[str, Any]] = []
-    for message in messages:
-        batch = LogBatch.model_validate(message.value)
-        assert batch.partition == message.partition
-        assert len(batch.records) <= 3
-        for record in batch.records:
-            key = f"{record.service}|{record.endpoint}".encode()
-            assert partitioner(key, all_partitions, all_partitions) == message.partition
-        received.extend(record.model_dump() for record in batch.records)
     assert len(received) == 11
     assert Counter(map(canon, received)) == Counter(map(canon, expected_records(sample_capture)))
 
