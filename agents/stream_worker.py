@@ -217,9 +217,9 @@ class MetricsWorker:
         for alert in alerts:
             self.alerts.send_soon(key=alert["fingerprint"].encode(), value=orjson.dumps(alert))
         self.alerts_sent += len(alerts)
-        return bool(alerts)
         for start in sorted({start for _service, _endpoint, start in state.store.evicted}):
             self.table.pop(_closed_key(partition, start), None)
+        return bool(alerts)
 
     async def _maybe_done(self) -> None:
         """Log "input fully processed" once every assigned partition's producers have all finished."""
