@@ -8,7 +8,20 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from agents.commands import alerts_cmd, broker, demo, ingest, parse, replay, rules_cmd, run, schemas_cmd, worker
+from agents.commands import (
+    alerts_cmd,
+    broker,
+    demo,
+    ingest,
+    parse,
+    probe_cmd,
+    replay,
+    rules_cmd,
+    run,
+    schemas_cmd,
+    topics_cmd,
+    worker,
+)
 from agents.logs import setup_logging
 
 COMMANDS: dict[str, tuple[ModuleType, str]] = {
@@ -22,6 +35,8 @@ COMMANDS: dict[str, tuple[ModuleType, str]] = {
     "schemas": (schemas_cmd, "export or check the JSON Schemas of every message"),
     "worker": (worker, "run the metrics stream worker (Faust) on the logs topic"),
     "broker": (broker, "run the embedded Kafka-compatible broker in the foreground"),
+    "probe": (probe_cmd, "uptime probe: check URLs, publish results, alert after consecutive failures"),
+    "topics": (topics_cmd, "create (or list) every topic tailwatch uses"),
 }
 
 

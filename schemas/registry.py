@@ -11,6 +11,7 @@ from schemas.deadletter import DeadLetter
 from schemas.envelopes import LogBatch
 from schemas.factory_log import FactoryLog
 from schemas.metrics import PaneSnapshot
+from schemas.probes import ProbeConfig, ProbeResult
 from schemas.record import LogRecord
 from schemas.rules import RuleFile
 from schemas.tail_event import TailEvent
@@ -24,6 +25,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "pane-snapshot": PaneSnapshot,  # value on <prefix>.metrics
     "alert-event": AlertEvent,  # value on <prefix>.alerts
     "rule-file": RuleFile,  # a rules YAML file
+    "probe-result": ProbeResult,  # value on <prefix>.probes
+    "probe-config": ProbeConfig,  # a probe YAML file
 }
 
 
