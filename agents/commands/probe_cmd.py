@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from agents.commands.common import add_kafka_args, kafka_settings_from
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with kafka_bootstrap(kafka.bootstrap) as bootstrap:
             runner = asyncio.run(probe(plan, bootstrap, kafka, args.count))
-    except (KafkaUnavailable, BrokerError) as error:
+    except (KafkaUnavailable, BrokerError, KafkaError, TimeoutError) as error:
         print(f"tailwatch probe: {error}", file=sys.stderr)
         return 3
     print(f"checks={runner.checks} failed={runner.failed_checks} alerts={runner.alerts_published} "
