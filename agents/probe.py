@@ -98,6 +98,7 @@ class Probe:
 
     async def recover(self) -> int:
         """Rebuild the rule state from the probe topic; publish the transitions missing from the alerts topic."""
+        self.rule = ProbeRule(self.plan.rule)  # the history is the whole state: fold it from the start
         urls = {target.url for target in self.plan.targets}
         derived: list[dict[str, Any]] = []
         folded = 0

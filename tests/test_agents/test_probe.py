@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from agents.topics import ensure_topics
 from pipeline.timestamps import ms_to_iso
 from schemas.alerts import AlertEvent
 from schemas.probes import ProbeResult, ProbeRuleSpec, ProbeTarget
+from tests.kafka_tier import ApacheKafka
 
 pytestmark = pytest.mark.integration
 
@@ -130,15 +132,15 @@ async def test_fires_once_after_the_second_failure_and_resolves_after_recovery(
     assert firing.labels["url"] == gateway.url
 
 
-async def test_state_survives_restarts_and_a_lost_alert_is_published_on_start(
-        kafka_settings: KafkaSettings, gateway: Gateway) -> None:
-    bootstrap = kafka_settings.bootstrap
+async def restart_scenario(settings: KafkaSettings, gateway: Gateway, between: Any = None) -> None:
+    """One failure, a new probe process (`between` may restart the broker first), a second failure → firing;
+    then a crash lost a resolve: the next start publishes it, once."""
+    bootstrap = settings.bootstrap
     assert bootstrap
-    gateway.mode = "error"
 
     async def one_round(mode: str) -> list[str]:
         gateway.mode = mode
-        probe = await started_probe(kafka_settings, gateway.url)
+        probe = await started_probe(settings, gateway.url)
         try:
             await probe.recover()
             async with aiohttp.ClientSession() as session:
@@ -147,28 +149,44 @@ async def test_state_survives_restarts_and_a_lost_alert_is_published_on_start(
             await probe.stop()
 
     assert await one_round("error") == []  # one failure, then the probe stops
+    if between is not None:
+        await asyncio.to_thread(between)
     assert await one_round("error") == ["firing"]  # a new process: the first failure was remembered
 
     # A probe that crashed after publishing a successful result but before its alert:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
-        results = await read(bootstrap, kafka_settings.topic("probes"))
+        results = await read(bootstrap, settings.topic("probes"))
         crashed = ProbeResult(url=gateway.url, ok=True, status=200, latency_ms=2, error=None,
                               checked_at=max(r["checked_at"] for r in results) + 1000)
-        await producer.send_and_wait(kafka_settings.topic("probes"), crashed.model_dump_json().encode(),
+        await producer.send_and_wait(settings.topic("probes"), crashed.model_dump_json().encode(),
                                      key=gateway.url.encode())
     finally:
         await producer.stop()
-    probe = await started_probe(kafka_settings, gateway.url)
+    probe = await started_probe(settings, gateway.url)
     try:
         assert await probe.recover() == 1  # the lost resolve
         assert await probe.recover() == 0  # and only once
+        assert probe.rule.states == {}  # resolved: nothing failing
     finally:
         await probe.stop()
-    alerts = await read(bootstrap, kafka_settings.topic("alerts"))
+    alerts = await read(bootstrap, settings.topic("alerts"))
     assert [a["change"] for a in alerts] == ["firing", "resolved"]
     assert alerts[1]["ends_at"] == ms_to_iso(crashed.checked_at)
+
+
+async def test_state_survives_restarts_and_a_lost_alert_is_published_on_start(
+        kafka_settings: KafkaSettings, gateway: Gateway) -> None:
+    await restart_scenario(kafka_settings, gateway)
+
+
+@pytest.mark.kafka
+async def test_on_apache_kafka_state_survives_a_broker_restart_too(apache_kafka: ApacheKafka,
+                                                                   gateway: Gateway) -> None:
+    settings = KafkaSettings(bootstrap=apache_kafka.bootstrap, topic_prefix=f"p{uuid.uuid4().hex[:10]}",
+                             partitions=4, replication_factor=1)
+    await restart_scenario(settings, gateway, between=apache_kafka.restart)
 
 
 async def test_the_command_checks_count_rounds_and_alerts(kafka_settings: KafkaSettings, gateway: Gateway) -> None:
