@@ -149,6 +149,13 @@ async def restart_scenario(settings: KafkaSettings, gateway: Gateway, between: A
             await probe.stop()
 
     assert await one_round("error") == []  # one failure, then the probe stops
+    probe = await started_probe(settings, gateway.url)
+    try:
+        for _ in range(2):  # recovering twice folds the history once
+            assert await probe.recover() == 0
+            assert probe.rule.states[gateway.url].failures == 1
+    finally:
+        await probe.stop()
     if between is not None:
         await asyncio.to_thread(between)
     assert await one_round("error") == ["firing"]  # a new process: the first failure was remembered
