@@ -32,8 +32,8 @@ class ProbeConfigError(ValueError):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=DEFAULT_PROBES,
                         help="probe YAML: targets, interval, timeout, rule (default: the spec's gateway check)")
-    parser.add_argument("--url", action="append", metavar="URL",
-                        help="URL to check (repeatable; replaces the config's targets; expects 200)")
+    parser.add_argument("--url", action="extend", nargs="+", metavar="URL",
+                        help="URLs to check (`--url A B` or repeated; replaces the config's targets; expects 200)")
     parser.add_argument("--interval", type=float, default=None, help="seconds between checks (config: 60)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds before a check fails (config: 10)")
     parser.add_argument("--failures", type=int, default=None,
