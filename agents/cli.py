@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from agents.commands import alerts_cmd, broker, demo, ingest, parse, replay, rules_cmd, run, schemas_cmd, worker
+from agents.commands import alerts_cmd, broker, demo, ingest, parse, replay, report, rules_cmd, run, schemas_cmd, worker
 from agents.logs import setup_logging
 
 COMMANDS: dict[str, tuple[ModuleType, str]] = {
@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[ModuleType, str]] = {
     "demo": (demo, "the main job: a generated capture with incidents through the live pipeline"),
     "run": (run, "the whole live pipeline on captures: ingest, Kafka, metrics, rules, alerts"),
     "replay": (replay, "run the metrics core on saved captures, no broker needed"),
+    "report": (report, "the spec's analytics, baselines and dashboard widgets from captures or --live"),
     "rules": (rules_cmd, "check rule files"),
     "alerts": (alerts_cmd, "subscribe to the alerts topic"),
     "schemas": (schemas_cmd, "export or check the JSON Schemas of every message"),

@@ -1,0 +1,138 @@
+"""`tailwatch report FILE… | --live`: the spec's analytics, Performance Baselines and dashboard widgets.
+
+From captures: the records are counted (top templates, error messages, build-spec accesses), run through the
+stream core (the same closed-pane snapshots the live workers send) and through the rules (the alert timeline).
+`--live` reads the metrics and alerts topics instead. Output: terminal tables (rich) on stdout, or `--json` (one
+object; keys in README), and with `--html FILE` the self-contained page the worker serves at /dashboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+
+from agents.commands.common import add_kafka_args, add_route_args, extractor_from, kafka_settings_from
+from agents.progress import RecordProgress
+from agents.report_tables import render_tables
+from agents.rules_files import DEFAULT_RULES, RuleFileError, load_rules
+from agents.sources import chunks_of, source_name
+from agents.topic_reader import topic_messages
+from agents.topics import KafkaUnavailable
+from pipeline.batching import DEFAULT_LATENESS_MS
+from pipeline.metrics import snapshot
+from pipeline.pane_store import ClosedPaneEvent
+from pipeline.parsing import LogParser, ParseStats
+from pipeline.replay import Replay
+from pipeline.report.build import build_report
+from pipeline.report.html import render_html
+from pipeline.report.records import RecordTotals
+from pipeline.report.snapshots import PaneTotals
+from pipeline.rules.engine import RuleEngine
+
+STREAM = "files"  # as `tailwatch replay` and `ingest --from`: inputs given together are one stream
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="*", metavar="FILE", help="captures (plain or .gz), in time order; - stdin")
+    parser.add_argument("--live", action="store_true", help="read the metrics and alerts topics instead of files")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object, not tables")
+    parser.add_argument("--html", metavar="FILE", help="also write the self-contained HTML report here")
+    parser.add_argument("--rules", default=str(DEFAULT_RULES), help="rules for the alert timeline (files only)")
+    parser.add_argument("--no-rules", action="store_true", help="no alert timeline (files only)")
+    parser.add_argument("--top", type=int, default=10, help="rows of the top-N tables (default 10)")
+    parser.add_argument("--lateness-ms", type=int, default=DEFAULT_LATENESS_MS, help="allowed lateness")
+    parser.add_argument("--idle-s", type=float, default=2.0,
+                        help="--live: stop reading a topic after this many seconds without a new message")
+    add_route_args(parser)
+    add_kafka_args(parser)
+
+
+def report_from_files(args: argparse.Namespace, totals: ParseStats) -> dict[str, Any]:
+    rules = None if args.no_rules else load_rules(args.rules)
+    engine = None if rules is None else RuleEngine(rules.compiled, rules.rule_file, rules.sha256)
+    extractor = extractor_from(args)
+    replay = Replay(args.lateness_ms)
+    panes = PaneTotals()
+    records = RecordTotals()
+    alerts: list[dict[str, Any]] = []
+
+    def closed(events: list[ClosedPaneEvent]) -> None:
+        panes.add(snapshot(event) for event in events)
+        if engine is not None:
+            alerts.extend(engine.on_panes_closed(events, replay.store))
+
+    def feed(batch: list[dict[str, Any]]) -> None:
+        records.add(batch)
+        closed(replay.feed(STREAM, batch))
+
+    with RecordProgress(args.inputs, "report") as progress:
+        for path in args.inputs:
+            parser = LogParser(source_name(path), extractor)
+            for chunk in chunks_of(path):
+                batch = parser.feed(chunk).records
+                feed(batch)
+                progress.advance(len(chunk), len(batch))
+            feed(parser.finish().records)
+            totals.merge(parser.stats)
+    closed(replay.end(STREAM))
+    return build_report(panes, records, None if engine is None else alerts, "files", args.top,
+                        [source_name(path) for path in args.inputs])
+
+
+async def read_live(bootstrap: str, metrics_topic: str, alerts_topic: str, idle_s: float,
+                    top: int) -> dict[str, Any]:
+    panes = PaneTotals()
+    batch: list[dict[str, Any]] = []
+    async for message in topic_messages(bootstrap, metrics_topic, idle_s=idle_s):
+        batch.append(orjson.loads(message.value))
+        if len(batch) >= 500:
+            panes.add(batch)
+            batch = []
+    panes.add(batch)
+    alerts = [orjson.loads(message.value) async for message in topic_messages(bootstrap, alerts_topic,
+                                                                            idle_s=idle_s)]
+    return build_report(panes, None, alerts, "live", top, [metrics_topic, alerts_topic])
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.live == bool(args.inputs):
+        print("tailwatch report: give capture FILEs or --live (not both)", file=sys.stderr)
+        return 2
+    totals = ParseStats()
+    try:
+        if args.live:
+            settings = kafka_settings_from(args)
+            if not settings.bootstrap:
+                print("tailwatch report: --live needs --bootstrap or TAILWATCH_KAFKA_BOOTSTRAP", file=sys.stderr)
+                return 2
+            report = asyncio.run(read_live(settings.bootstrap, settings.topic("metrics"), settings.topic("alerts"),
+                                           args.idle_s, args.top))
+        else:
+            report = report_from_files(args, totals)
+    except RuleFileError as error:
+        print(f"tailwatch report: {error}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as error:
+        print(f"tailwatch report: no such file: {error.filename}", file=sys.stderr)
+        return 2
+    except (KafkaUnavailable, TimeoutError, OSError) as error:
+        print(f"tailwatch report: {error}", file=sys.stderr)
+        return 3
+    if args.html:
+        Path(args.html).write_text(render_html(report), encoding="utf-8")
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(report) + b"\n")
+        sys.stdout.flush()
+    else:
+        render_tables(report, Console(width=None if sys.stdout.isatty() else 160))
+    summary = totals.summary_line() + " " if not args.live else ""
+    print(f"{summary}panes={report['totals']['panes']} alerts="
+          f"{'-' if report['alerts'] is None else report['alerts']['events']}"
+          + (f" html={args.html}" if args.html else ""), file=sys.stderr)
+    return 0
