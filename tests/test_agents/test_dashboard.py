@@ -1,0 +1,128 @@
+"""`/dashboard` on the worker's web server: it serves the page and its data, the numbers grow as more input
+arrives, and once the input is done they equal `tailwatch report` on the same capture (report and live agree)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.commands.ingest import log_topic_specs
+from agents.commands.report import report_from_files
+from agents.ingest import Ingestor
+from agents.publisher import Publisher
+from agents.settings import KafkaSettings
+from agents.topics import ensure_topics
+from pipeline.parsing import ParseStats
+from pipeline.synthetic import DEMO_START_MS, generate_events, render_capture
+from tests.kafka_tier import free_port
+from tests.test_agents.test_stream_worker import stop, wait_ready
+
+pytestmark = pytest.mark.integration
+
+MINUTES = 12
+SPLIT_MS = DEMO_START_MS + 6 * 60_000
+
+
+def get(url: str) -> tuple[int, str, bytes]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, response.headers.get("Content-Type", ""), response.read()
+
+
+def poll(url: str, until: Callable[[dict[str, Any]], bool], timeout_s: float = 90.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            last = json.loads(get(url)[2])
+            if until(last):
+                return last
+        except OSError:
+            pass  # the web server is not up yet
+        time.sleep(0.5)
+    raise AssertionError(f"dashboard data never matched; last totals: {last.get('totals')}")
+
+
+@pytest.fixture
+def capture_parts(tmp_path: Path) -> tuple[Path, bytes, bytes]:
+    events = list(generate_events(11, DEMO_START_MS, MINUTES, 300))
+    first = [e for e in events if e["eventTimestamp"] < SPLIT_MS]
+    rest = [e for e in events if e["eventTimestamp"] >= SPLIT_MS]
+    whole = tmp_path / "capture.json"
+    part1, part2 = b"".join(render_capture(first)), b"".join(render_capture(rest))
+    whole.write_bytes(part1 + part2)
+    return whole, part1, part2
+
+
+@pytest.fixture
+def web_worker(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[int]:
+    port = free_port()
+    env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": kafka_settings.bootstrap or ""}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "agents.cli", "worker", "--topic-prefix", kafka_settings.topic_prefix,
+         "--app-id", f"{kafka_settings.topic_prefix}-metrics", "--data-dir", str(tmp_path / "worker"),
+         "--web-port", str(port)], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        wait_ready(worker, timeout_s=60)
+        yield port
+    finally:
+        stop(worker)
+
+
+async def test_dashboard_serves_and_updates(kafka_settings: KafkaSettings, web_worker: int,
+                                            capture_parts: tuple[Path, bytes, bytes]) -> None:
+    whole, part1, part2 = capture_parts
+    base = f"http://127.0.0.1:{web_worker}/dashboard"
+    expected = report_from_files(argparse.Namespace(
+        inputs=[str(whole)], no_rules=True, rules=None, lateness_ms=10_000, route=[], top=10), ParseStats())
+
+    status, content_type, body = await asyncio.to_thread(get, base)
+    assert status == 200 and content_type.startswith("text/html")
+    page = body.decode()
+    assert 'id="report"' in page and "/dashboard/main" in page and "<svg" in page
+
+    # A live input (as `ingest --wrangler` feeds it): the first part, a pause, then the rest.
+    bootstrap = kafka_settings.bootstrap or ""
+    await ensure_topics(bootstrap, log_topic_specs(kafka_settings))
+    publisher = Publisher(bootstrap, kafka_settings.logs_topic, kafka_settings.deadletter_topic, idempotent=False)
+    await publisher.start()
+    gate = asyncio.Event()
+
+    async def chunks() -> AsyncIterator[bytes | None]:
+        yield part1
+        yield None  # "nothing new for a while": pending records go out
+        await gate.wait()
+        yield part2
+
+    ingestor = Ingestor(publisher, kafka_settings.partitions)
+    feeding = asyncio.create_task(ingestor.ingest_stream("live-test", chunks(), final=lambda: True))
+    try:
+        first = await asyncio.to_thread(poll, base + "/data.json", lambda d: d["totals"]["requests"] > 0)
+        assert first["source"] == "live"
+        assert 0 < first["totals"]["requests"] < expected["totals"]["requests"]
+        assert first["window"]["end_ms"] <= SPLIT_MS  # only panes the first part closed
+        gate.set()
+        await asyncio.wait_for(feeding, 60)
+    finally:
+        gate.set()
+        await publisher.stop()
+    want = expected["totals"]["requests"]
+    done = await asyncio.to_thread(poll, base + "/data.json", lambda d: d["totals"]["requests"] == want)
+    assert done["totals"]["requests"] > first["totals"]["requests"]
+    # Live equals the report from the capture: the same panes, the same merged digests.
+    assert done["endpoints"] == expected["endpoints"]
+    assert done["baselines"] == expected["baselines"]
+    assert done["series"] == expected["series"]
+    assert done["status_codes"] == expected["status_codes"]
+    main = (await asyncio.to_thread(get, base + "/main"))[2].decode()
+    assert f"{want:,}" in main and main.count('class="chart"') >= 4
