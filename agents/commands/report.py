@@ -25,17 +25,12 @@ from agents.sources import chunks_of, source_name
 from agents.topic_reader import topic_messages
 from agents.topics import KafkaUnavailable
 from pipeline.batching import DEFAULT_LATENESS_MS
-from pipeline.metrics import snapshot
-from pipeline.pane_store import ClosedPaneEvent
 from pipeline.parsing import LogParser, ParseStats
-from pipeline.replay import Replay
 from pipeline.report.build import build_report
+from pipeline.report.capture import CaptureReport
 from pipeline.report.html import render_html
-from pipeline.report.records import RecordTotals
 from pipeline.report.snapshots import PaneTotals
 from pipeline.rules.engine import RuleEngine
-
-STREAM = "files"  # as `tailwatch replay` and `ingest --from`: inputs given together are one stream
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,32 +52,18 @@ def report_from_files(args: argparse.Namespace, totals: ParseStats) -> dict[str,
     rules = None if args.no_rules else load_rules(args.rules)
     engine = None if rules is None else RuleEngine(rules.compiled, rules.rule_file, rules.sha256)
     extractor = extractor_from(args)
-    replay = Replay(args.lateness_ms)
-    panes = PaneTotals()
-    records = RecordTotals()
-    alerts: list[dict[str, Any]] = []
-
-    def closed(events: list[ClosedPaneEvent]) -> None:
-        panes.add(snapshot(event) for event in events)
-        if engine is not None:
-            alerts.extend(engine.on_panes_closed(events, replay.store))
-
-    def feed(batch: list[dict[str, Any]]) -> None:
-        records.add(batch)
-        closed(replay.feed(STREAM, batch))
-
+    capture = CaptureReport(engine, args.lateness_ms)
     with RecordProgress(args.inputs, "report") as progress:
         for path in args.inputs:
             parser = LogParser(source_name(path), extractor)
             for chunk in chunks_of(path):
                 batch = parser.feed(chunk).records
-                feed(batch)
+                capture.feed(batch)
                 progress.advance(len(chunk), len(batch))
-            feed(parser.finish().records)
+            capture.feed(parser.finish().records)
             totals.merge(parser.stats)
-    closed(replay.end(STREAM))
-    return build_report(panes, records, None if engine is None else alerts, "files", args.top,
-                        [source_name(path) for path in args.inputs])
+    capture.end()
+    return capture.report(args.top, [source_name(path) for path in args.inputs])
 
 
 async def read_live(bootstrap: str, metrics_topic: str, alerts_topic: str, idle_s: float,
