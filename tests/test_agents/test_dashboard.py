@@ -22,9 +22,11 @@ from agents.commands.report import report_from_files
 from agents.ingest import Ingestor
 from agents.publisher import Publisher
 from agents.settings import KafkaSettings
+from agents.sources import file_chunks
 from agents.topics import ensure_topics
 from pipeline.parsing import ParseStats
 from pipeline.synthetic import DEMO_START_MS, generate_events, render_capture
+from tests.browser import open_page
 from tests.kafka_tier import free_port
 from tests.test_agents.test_stream_worker import stop, wait_ready
 
@@ -126,3 +128,38 @@ async def test_dashboard_serves_and_updates(kafka_settings: KafkaSettings, web_w
     assert done["status_codes"] == expected["status_codes"]
     main = (await asyncio.to_thread(get, base + "/main"))[2].decode()
     assert f"{want:,}" in main and main.count('class="chart"') >= 4
+
+    # `tailwatch report --live` reads the same topics and gives the same numbers.
+    live = subprocess.run([sys.executable, "-m", "agents.cli", "report", "--live", "--json", "--idle-s", "1.5",
+                           "--topic-prefix", kafka_settings.topic_prefix, "--bootstrap", bootstrap],
+                          capture_output=True, text=True, timeout=60)
+    assert live.returncode == 0, live.stderr
+    from_topics = json.loads(live.stdout)
+    assert from_topics["source"] == "live" and from_topics["top_templates"] is None
+    assert from_topics["endpoints"] == expected["endpoints"]
+    assert from_topics["baselines"] == expected["baselines"]
+
+
+async def test_dashboard_page_refreshes_in_a_browser(kafka_settings: KafkaSettings, web_worker: int,
+                                                      capture_parts: tuple[Path, bytes, bytes]) -> None:
+    """The live page's script swaps in fresh content without console errors, and the charts show the data."""
+    whole, _part1, _part2 = capture_parts
+    base = f"http://127.0.0.1:{web_worker}/dashboard"
+    bootstrap = kafka_settings.bootstrap or ""
+    await ensure_topics(bootstrap, log_topic_specs(kafka_settings))
+    publisher = Publisher(bootstrap, kafka_settings.logs_topic, kafka_settings.deadletter_topic, idempotent=False)
+    await publisher.start()
+    try:
+        await Ingestor(publisher, kafka_settings.partitions).ingest_chunks(str(whole), file_chunks(whole))
+    finally:
+        await publisher.stop()
+    await asyncio.to_thread(poll, base + "/data.json", lambda d: d["totals"]["panes"] > 0)
+    result = await open_page(base, {
+        "charts": "document.querySelectorAll('#report svg.chart').length",
+        "volume_marks": "document.querySelectorAll('svg[data-chart=volume] .mark').length",
+        "refresh_error": "document.body.dataset.refreshError || null",
+    }, wait_for="document.body.dataset.refreshed !== undefined")
+    assert result.errors == []
+    assert result.values["refresh_error"] is None
+    assert result.values["charts"] >= 5 and result.values["volume_marks"] > 0
+    assert result.ink["inked"] > 0.05
