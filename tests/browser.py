@@ -92,8 +92,10 @@ class _Session:
 
 
 async def open_page(url: str, expressions: dict[str, str], wait_for: str | None = None,
+                    on_load: dict[str, str] | None = None, loaded: asyncio.Event | None = None,
                     width: int = 1400, height: int = 1000, timeout_s: float = 60.0) -> PageResult:
-    """Load `url` in a fresh headless Chromium; evaluate `expressions` once loaded (and `wait_for` is true)."""
+    """Load `url` in a fresh headless Chromium; evaluate `on_load` right after its load event (then set `loaded`),
+    and `expressions` once `wait_for` is true."""
     binary = chromium()
     result = PageResult()
     with tempfile.TemporaryDirectory(prefix="tailwatch-chromium-") as profile:
@@ -114,6 +116,10 @@ async def open_page(url: str, expressions: dict[str, str], wait_for: str | None 
                         await session.call(f"{domain}.enable")
                     await session.call("Page.navigate", url=url)
                     await asyncio.wait_for(session.loaded.wait(), timeout_s)
+                    for name, expression in (on_load or {}).items():
+                        result.values[name] = await session.evaluate(expression)
+                    if loaded is not None:
+                        loaded.set()
                     if wait_for is not None:
                         deadline = asyncio.get_running_loop().time() + timeout_s
                         while not await session.evaluate(wait_for):
