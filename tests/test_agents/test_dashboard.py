@@ -26,7 +26,7 @@ from agents.sources import file_chunks
 from agents.topics import ensure_topics
 from pipeline.parsing import ParseStats
 from pipeline.synthetic import DEMO_START_MS, generate_events, render_capture
-from tests.browser import open_page
+from tests.browser import chromium, open_page
 from tests.kafka_tier import free_port
 from tests.test_agents.test_stream_worker import stop, wait_ready
 
@@ -143,6 +143,7 @@ async def test_dashboard_serves_and_updates(kafka_settings: KafkaSettings, web_w
 async def test_dashboard_page_refreshes_in_a_browser(kafka_settings: KafkaSettings, web_worker: int,
                                                       capture_parts: tuple[Path, bytes, bytes]) -> None:
     """The page, opened before any input, swaps in the new numbers as they arrive, without console errors."""
+    chromium()  # skip (or fail in CI) before anything starts
     whole, _part1, _part2 = capture_parts
     want = report_from_files(argparse.Namespace(
         inputs=[str(whole)], no_rules=True, rules=None, lateness_ms=10_000, route=[], top=10), ParseStats())
