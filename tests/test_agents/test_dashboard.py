@@ -140,10 +140,14 @@ async def test_dashboard_serves_and_updates(kafka_settings: KafkaSettings, web_w
     assert from_topics["baselines"] == expected["baselines"]
 
 
-async def test_dashboard_page_refreshes_in_a_browser(kafka_settings: KafkaSettings, web_worker: int,
+@pytest.fixture
+def browser() -> str:
+    return chromium()  # skip (or fail in CI) before the worker starts
+
+
+async def test_dashboard_page_refreshes_in_a_browser(browser: str, kafka_settings: KafkaSettings, web_worker: int,
                                                       capture_parts: tuple[Path, bytes, bytes]) -> None:
     """The page, opened before any input, swaps in the new numbers as they arrive, without console errors."""
-    chromium()  # skip (or fail in CI) before anything starts
     whole, _part1, _part2 = capture_parts
     want = report_from_files(argparse.Namespace(
         inputs=[str(whole)], no_rules=True, rules=None, lateness_ms=10_000, route=[], top=10), ParseStats())
