@@ -25,6 +25,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents.settings import KafkaSettings
+from agents.topic_values import decode_alert, decode_snapshot
 from pipeline.report.build import build_report
 from pipeline.report.html import render_html, render_main
 from pipeline.report.snapshots import PaneTotals
@@ -43,11 +44,14 @@ class Dashboard:
         self.panes = PaneTotals(horizon_ms)
         self.alerts: deque[dict[str, Any]] = deque(maxlen=max_alerts)
         self.alerts_version = 0
-        self.invalid = 0
+        self.invalid = 0  # messages skipped: not JSON, or not the topic's schema
+        self._invalid_seen = 0
         self._rendered: dict[str, tuple[tuple[int, int], Any]] = {}
 
     def add(self, snapshots: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> None:
-        self.panes.add(snapshots)
+        if not self.panes.add(snapshots) and self.invalid != self._invalid_seen:
+            self.panes.version += 1  # new skipped messages change the page too
+        self._invalid_seen = self.invalid
         if alerts:
             self.alerts.extend(alerts)
             self.alerts_version += 1
@@ -62,7 +66,8 @@ class Dashboard:
     def report(self) -> dict[str, Any]:
         return self._cached("report", lambda: build_report(
             self.panes, None, list(self.alerts), "live", generated_from=[self.kafka.topic("metrics"),
-                                                                         self.kafka.topic("alerts")]))
+                                                                         self.kafka.topic("alerts")],
+            skipped=self.invalid))
 
     def page(self) -> str:
         return self._cached("page", lambda: render_html(self.report(), "tailwatch dashboard", MAIN_PATH, REFRESH_MS))
@@ -96,14 +101,16 @@ class Dashboard:
                 snapshots: list[dict[str, Any]] = []
                 events: list[dict[str, Any]] = []
                 for tp, messages in batch.items():
-                    into = snapshots if tp.topic == metrics else events
+                    into, decode = (snapshots, decode_snapshot) if tp.topic == metrics else (events, decode_alert)
                     for message in messages:
-                        try:
-                            into.append(orjson.loads(message.value))
-                        except orjson.JSONDecodeError:
+                        value = decode(message.value)
+                        if value is None:
                             self.invalid += 1
-                            log.warning("dashboard skipped a message that is not JSON", extra={"fields": {
-                                "topic": tp.topic, "partition": tp.partition, "offset": message.offset}})
+                            log.warning("dashboard skipped a message that does not match its topic's schema",
+                                        extra={"fields": {"topic": tp.topic, "partition": tp.partition,
+                                                          "offset": message.offset}})
+                        else:
+                            into.append(value)
                 self.add(snapshots, events)
         finally:
             await consumer.stop()

@@ -23,6 +23,7 @@ from agents.report_tables import render_tables
 from agents.rules_files import DEFAULT_RULES, RuleFileError, load_rules
 from agents.sources import chunks_of, source_name
 from agents.topic_reader import topic_messages
+from agents.topic_values import decode_alert, decode_snapshot
 from agents.topics import KafkaUnavailable
 from pipeline.batching import DEFAULT_LATENESS_MS
 from pipeline.parsing import LogParser, ParseStats
@@ -69,16 +70,29 @@ def report_from_files(args: argparse.Namespace, totals: ParseStats) -> dict[str,
 async def read_live(bootstrap: str, metrics_topic: str, alerts_topic: str, idle_s: float,
                     top: int) -> dict[str, Any]:
     panes = PaneTotals()
+    skipped = 0
     batch: list[dict[str, Any]] = []
     async for message in topic_messages(bootstrap, metrics_topic, idle_s=idle_s):
-        batch.append(orjson.loads(message.value))
+        value = decode_snapshot(message.value)
+        if value is None:
+            skipped += 1
+            continue
+        batch.append(value)
         if len(batch) >= 500:
             panes.add(batch)
             batch = []
     panes.add(batch)
-    alerts = [orjson.loads(message.value) async for message in topic_messages(bootstrap, alerts_topic,
-                                                                            idle_s=idle_s)]
-    return build_report(panes, None, alerts, "live", top, [metrics_topic, alerts_topic])
+    alerts = []
+    async for message in topic_messages(bootstrap, alerts_topic, idle_s=idle_s):
+        value = decode_alert(message.value)
+        if value is None:
+            skipped += 1
+        else:
+            alerts.append(value)
+    if skipped:
+        print(f"tailwatch report: skipped {skipped} messages that do not match their topic's schema",
+              file=sys.stderr)
+    return build_report(panes, None, alerts, "live", top, [metrics_topic, alerts_topic], skipped)
 
 
 def run(args: argparse.Namespace) -> int:

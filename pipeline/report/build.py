@@ -66,7 +66,7 @@ def _series(points: list[PanePoint], minutes: list[int]) -> list[dict[str, Any]]
 
 def build_report(panes: PaneTotals, records: RecordTotals | None = None,
                  alerts: list[dict[str, Any]] | None = None, source: str = "files", top: int = 10,
-                 generated_from: list[str] | None = None) -> dict[str, Any]:
+                 generated_from: list[str] | None = None, skipped: int = 0) -> dict[str, Any]:
     points = panes.ordered()
     start_ms = min((p.start_ms for p in points), default=None)
     end_ms = max((p.end_ms for p in points), default=None)
@@ -91,7 +91,7 @@ def build_report(panes: PaneTotals, records: RecordTotals | None = None,
           "requests": r["requests"]} for r in endpoints if r["p95_ms"] is not None),
         key=lambda r: (-r["p95_ms"], r["service"], r["endpoint"]))
     return {
-        "v": REPORT_VERSION, "source": source, "inputs": generated_from or [],
+        "v": REPORT_VERSION, "source": source, "inputs": generated_from or [], "skipped_messages": skipped,
         "window": {"start": None if start_ms is None else ms_to_iso(start_ms),
                    "end": None if end_ms is None else ms_to_iso(end_ms),
                    "start_ms": start_ms, "end_ms": end_ms, "minutes": len(minutes)},

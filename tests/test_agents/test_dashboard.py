@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from agents.commands.ingest import log_topic_specs
 from agents.commands.report import report_from_files
@@ -93,8 +94,17 @@ async def test_dashboard_serves_and_updates(kafka_settings: KafkaSettings, web_w
     page = body.decode()
     assert 'id="report"' in page and "/dashboard/main" in page and "<svg" in page
 
-    # A live input (as `ingest --wrangler` feeds it): the first part, a pause, then the rest.
+    # Garbage on the topics costs only itself: counted, skipped.
     bootstrap = kafka_settings.bootstrap or ""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(kafka_settings.topic("metrics"), b"not json")
+        await producer.send_and_wait(kafka_settings.topic("alerts"), b'{"v": 1, "rule": "half an alert"}')
+    finally:
+        await producer.stop()
+
+    # A live input (as `ingest --wrangler` feeds it): the first part, a pause, then the rest.
     await ensure_topics(bootstrap, log_topic_specs(kafka_settings))
     publisher = Publisher(bootstrap, kafka_settings.logs_topic, kafka_settings.deadletter_topic, idempotent=False)
     await publisher.start()
@@ -121,6 +131,7 @@ async def test_dashboard_serves_and_updates(kafka_settings: KafkaSettings, web_w
     want = expected["totals"]["requests"]
     done = await asyncio.to_thread(poll, base + "/data.json", lambda d: d["totals"]["requests"] == want)
     assert done["totals"]["requests"] > first["totals"]["requests"]
+    assert done["skipped_messages"] == 2
     # Live equals the report from the capture: the same panes, the same merged digests.
     assert done["endpoints"] == expected["endpoints"]
     assert done["baselines"] == expected["baselines"]
@@ -136,6 +147,7 @@ async def test_dashboard_serves_and_updates(kafka_settings: KafkaSettings, web_w
     assert live.returncode == 0, live.stderr
     from_topics = json.loads(live.stdout)
     assert from_topics["source"] == "live" and from_topics["top_templates"] is None
+    assert from_topics["skipped_messages"] == 2 and "skipped 2 messages" in live.stderr
     assert from_topics["endpoints"] == expected["endpoints"]
     assert from_topics["baselines"] == expected["baselines"]
 

@@ -1,0 +1,32 @@
+"""Decoding metrics and alerts topic values for reports: a value that is not JSON or not the topic's schema costs
+only itself (the caller counts and logs it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from schemas.alerts import AlertEvent
+from schemas.metrics import PaneSnapshot
+
+
+def decode_value(raw: bytes | None, model: type[BaseModel]) -> dict[str, Any] | None:
+    """The value as a dict when it is valid JSON of `model`'s shape, else None."""
+    if raw is None:
+        return None
+    try:
+        data = orjson.loads(raw)
+        model.model_validate(data)
+    except (orjson.JSONDecodeError, ValidationError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def decode_snapshot(raw: bytes | None) -> dict[str, Any] | None:
+    return decode_value(raw, PaneSnapshot)
+
+
+def decode_alert(raw: bytes | None) -> dict[str, Any] | None:
+    return decode_value(raw, AlertEvent)
