@@ -2,8 +2,9 @@
 
 From captures: the records are counted (top templates, error messages, build-spec accesses), run through the
 stream core (the same closed-pane snapshots the live workers send) and through the rules (the alert timeline).
-`--live` reads the metrics and alerts topics instead. Output: terminal tables (rich) on stdout, or `--json` (one
-object; keys in README), and with `--html FILE` the self-contained page the worker serves at /dashboard.
+`--live` reads the metrics and alerts topics instead, and the logs topic for the record-level sections. Output:
+terminal tables (rich) on stdout, or `--json` (one object; keys in README), and with `--html FILE` the
+self-contained page the worker serves at /dashboard.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from agents.report_tables import render_tables
 from agents.rules_files import DEFAULT_RULES, RuleFileError, load_rules
 from agents.sources import chunks_of, source_name
 from agents.topic_reader import topic_messages
-from agents.topic_values import decode_alert, decode_snapshot
+from agents.topic_values import decode_alert, decode_log_batch, decode_snapshot
 from agents.topics import KafkaUnavailable
 from pipeline.batching import DEFAULT_LATENESS_MS
 from pipeline.parsing import LogParser, ParseStats
 from pipeline.report.build import build_report
 from pipeline.report.capture import CaptureReport
 from pipeline.report.html import render_html
+from pipeline.report.records import RecordTotals
 from pipeline.report.snapshots import PaneTotals
 from pipeline.rules.engine import RuleEngine
 
@@ -43,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-rules", action="store_true", help="no alert timeline (files only)")
     parser.add_argument("--top", type=int, default=10, help="rows of the top-N tables (default 10)")
     parser.add_argument("--lateness-ms", type=int, default=DEFAULT_LATENESS_MS, help="allowed lateness")
+    parser.add_argument("--no-records", action="store_true",
+                        help="--live: skip the logs topic (no top templates, error messages, build-spec accesses)")
     parser.add_argument("--idle-s", type=float, default=2.0,
                         help="--live: stop reading a topic after this many seconds without a new message")
     add_route_args(parser)
@@ -67,12 +71,14 @@ def report_from_files(args: argparse.Namespace, totals: ParseStats) -> dict[str,
     return capture.report(args.top, [source_name(path) for path in args.inputs])
 
 
-async def read_live(bootstrap: str, metrics_topic: str, alerts_topic: str, idle_s: float,
-                    top: int) -> dict[str, Any]:
+async def read_live(bootstrap: str, topics: dict[str, str], idle_s: float, top: int,
+                    with_records: bool) -> dict[str, Any]:
+    """The report from the metrics and alerts topics, and with `with_records` the record-level sections from the
+    logs topic (batches delivered twice are counted once, by producer, partition and batch number)."""
     panes = PaneTotals()
     skipped = 0
     batch: list[dict[str, Any]] = []
-    async for message in topic_messages(bootstrap, metrics_topic, idle_s=idle_s):
+    async for message in topic_messages(bootstrap, topics["metrics"], idle_s=idle_s):
         value = decode_snapshot(message.value)
         if value is None:
             skipped += 1
@@ -83,16 +89,27 @@ async def read_live(bootstrap: str, metrics_topic: str, alerts_topic: str, idle_
             batch = []
     panes.add(batch)
     alerts = []
-    async for message in topic_messages(bootstrap, alerts_topic, idle_s=idle_s):
+    async for message in topic_messages(bootstrap, topics["alerts"], idle_s=idle_s):
         value = decode_alert(message.value)
         if value is None:
             skipped += 1
         else:
             alerts.append(value)
+    records = None
+    if with_records:
+        records = RecordTotals()
+        seen: set[tuple[str, int, int]] = set()
+        async for message in topic_messages(bootstrap, topics["logs"], idle_s=idle_s):
+            decoded = decode_log_batch(message.value)
+            if decoded is None:
+                skipped += 1
+            elif decoded[0] not in seen:
+                seen.add(decoded[0])
+                records.add(decoded[1])
     if skipped:
         print(f"tailwatch report: skipped {skipped} messages that do not match their topic's schema",
               file=sys.stderr)
-    return build_report(panes, None, alerts, "live", top, [metrics_topic, alerts_topic], skipped)
+    return build_report(panes, records, alerts, "live", top, list(topics.values()), skipped)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,8 +123,8 @@ def run(args: argparse.Namespace) -> int:
             if not settings.bootstrap:
                 print("tailwatch report: --live needs --bootstrap or TAILWATCH_KAFKA_BOOTSTRAP", file=sys.stderr)
                 return 2
-            report = asyncio.run(read_live(settings.bootstrap, settings.topic("metrics"), settings.topic("alerts"),
-                                           args.idle_s, args.top))
+            topics = {name: settings.topic(name) for name in ("metrics", "alerts", "logs")}
+            report = asyncio.run(read_live(settings.bootstrap, topics, args.idle_s, args.top, not args.no_records))
         else:
             report = report_from_files(args, totals)
     except RuleFileError as error:

@@ -168,7 +168,7 @@ def _tables(report: dict[str, Any], labels: dict[tuple[str, str], str]) -> str:
              _widget("Error rate by endpoint (> 1 %)", error_rates, "t-error-rates"),
              _widget("Slowest endpoints (by p95)", slowest, "t-slowest"), "</div>", '<div class="cols">']
     templates, errors, specs = report["top_templates"], report["top_errors"], report["build_specs"]
-    unavailable = '<p class="note">needs the records (a report from captures)</p>'
+    unavailable = '<p class="note">needs the records: `tailwatch report FILE…` or `tailwatch report --live`</p>'
     parts.append(_widget("Top templates", unavailable if templates is None else _table(
         ["template slug", "views", "requests"],
         [[escape(t["slug"]), _fmt(t["views"]), _fmt(t["requests"])] for t in templates], name="templates"),

@@ -146,10 +146,14 @@ async def test_dashboard_serves_and_updates(kafka_settings: KafkaSettings, web_w
                           capture_output=True, text=True, timeout=60)
     assert live.returncode == 0, live.stderr
     from_topics = json.loads(live.stdout)
-    assert from_topics["source"] == "live" and from_topics["top_templates"] is None
+    assert from_topics["source"] == "live"
     assert from_topics["skipped_messages"] == 2 and "skipped 2 messages" in live.stderr
-    assert from_topics["endpoints"] == expected["endpoints"]
-    assert from_topics["baselines"] == expected["baselines"]
+    for key in ("endpoints", "baselines", "top_templates", "top_errors", "build_specs"):
+        assert from_topics[key] == expected[key], key  # record sections from the logs topic
+    no_records = subprocess.run([sys.executable, "-m", "agents.cli", "report", "--live", "--json", "--no-records",
+                                 "--idle-s", "1", "--topic-prefix", kafka_settings.topic_prefix,
+                                 "--bootstrap", bootstrap], capture_output=True, text=True, timeout=60)
+    assert json.loads(no_records.stdout)["top_templates"] is None
 
 
 @pytest.fixture
