@@ -7,7 +7,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from schemas.alerts import AlertEvent
+from schemas.channels import ChannelFile
 from schemas.deadletter import DeadLetter
+from schemas.deliveries import Delivery, NotificationDeadLetter
 from schemas.envelopes import LogBatch
 from schemas.factory_log import FactoryLog
 from schemas.metrics import PaneSnapshot
@@ -24,6 +26,9 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "pane-snapshot": PaneSnapshot,  # value on <prefix>.metrics
     "alert-event": AlertEvent,  # value on <prefix>.alerts
     "rule-file": RuleFile,  # a rules YAML file
+    "channel-file": ChannelFile,  # a channels YAML file
+    "delivery": Delivery,  # value on <prefix>.deliveries (compacted; key: the delivery key)
+    "notification-dead-letter": NotificationDeadLetter,  # value on <prefix>.notify.deadletter
 }
 
 

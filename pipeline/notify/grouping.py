@@ -1,0 +1,38 @@
+"""Grouping a channel's alerts: the first pending one waits `group_wait_ms`; then everything pending (up to
+`max_size`) goes out as one message. `group_wait_ms = 0` sends each alert at once, on its own."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class GroupBuffer(Generic[T]):
+    def __init__(self, group_wait_ms: int, max_size: int = 50) -> None:
+        self.group_wait_ms = group_wait_ms
+        self.max_size = max_size
+        self.pending: list[T] = []
+        self.first_ms: int | None = None
+
+    def add(self, item: T, now_ms: int) -> None:
+        if not self.pending:
+            self.first_ms = now_ms
+        self.pending.append(item)
+
+    def due_ms(self) -> int | None:
+        """When the pending group is due (None: nothing pending)."""
+        if self.first_ms is None:
+            return None
+        return self.first_ms + self.group_wait_ms
+
+    def take(self, now_ms: int) -> list[T]:
+        """The group to send now: empty unless it is due (or full). With group_wait 0, one item at a time."""
+        due = self.due_ms()
+        if due is None or (now_ms < due and len(self.pending) < self.max_size):
+            return []
+        size = 1 if self.group_wait_ms == 0 else self.max_size
+        group, self.pending = self.pending[:size], self.pending[size:]
+        if not self.pending:  # what is left over from a full group has waited long enough: it goes next
+            self.first_ms = None
+        return group
