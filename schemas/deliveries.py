@@ -37,16 +37,18 @@ class Delivery(BaseModel):
 
 
 class NotificationDeadLetter(BaseModel):
-    """A delivery given up after its last attempt (or at once for a permanent error), with the alert to re-drive."""
+    """A delivery given up after its last attempt (or at once for a permanent error), with the alert to re-drive;
+    or an alert event the notifier could not read (`key`, `channel`, `kind` null; `excerpt` set)."""
 
     model_config = ConfigDict(extra="forbid")
 
     v: Literal[1] = 1
-    key: str
-    channel: str
-    kind: DeliveryKind
-    attempts: int = Field(ge=1)
+    key: str | None
+    channel: str | None
+    kind: DeliveryKind | None
+    attempts: int = Field(ge=0)
     reason: str = Field(description="why the last attempt failed; never holds a secret")
     last_status: int | None = Field(description="the last HTTP status or SMTP reply code, if any")
     failed_at: str
-    alert: dict[str, Any] = Field(description="the alert event (alert-event.json)")
+    alert: dict[str, Any] | None = Field(description="the alert event (alert-event.json)")
+    excerpt: str | None = Field(default=None, max_length=512, description="the start of an unreadable event")
