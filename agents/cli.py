@@ -8,7 +8,20 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from agents.commands import alerts_cmd, broker, demo, ingest, parse, replay, rules_cmd, run, schemas_cmd, worker
+from agents.commands import (
+    alerts_cmd,
+    broker,
+    channels_cmd,
+    demo,
+    ingest,
+    notify_cmd,
+    parse,
+    replay,
+    rules_cmd,
+    run,
+    schemas_cmd,
+    worker,
+)
 from agents.logs import setup_logging
 
 COMMANDS: dict[str, tuple[ModuleType, str]] = {
@@ -19,6 +32,8 @@ COMMANDS: dict[str, tuple[ModuleType, str]] = {
     "replay": (replay, "run the metrics core on saved captures, no broker needed"),
     "rules": (rules_cmd, "check rule files"),
     "alerts": (alerts_cmd, "subscribe to the alerts topic"),
+    "notify": (notify_cmd, "deliver alerts to PagerDuty, Slack and e-mail, each transition once per channel"),
+    "channels": (channels_cmd, "list the notification channels (secrets masked) or send a test"),
     "schemas": (schemas_cmd, "export or check the JSON Schemas of every message"),
     "worker": (worker, "run the metrics stream worker (Faust) on the logs topic"),
     "broker": (broker, "run the embedded Kafka-compatible broker in the foreground"),

@@ -33,6 +33,6 @@ class GroupBuffer(Generic[T]):
             return []
         size = 1 if self.group_wait_ms == 0 else self.max_size
         group, self.pending = self.pending[:size], self.pending[size:]
-        if not self.pending:  # what is left over from a full group has waited long enough: it goes next
+        if not self.pending:  # what is left over from a full group stays due when its group was
             self.first_ms = None
         return group
