@@ -31,14 +31,23 @@ class LedgerWriter:
     def __init__(self, bootstrap: str, deliveries_topic: str, deadletter_topic: str) -> None:
         self.deliveries_topic = deliveries_topic
         self.deadletter_topic = deadletter_topic
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, client_id="tailwatch-notify", acks="all",
-                                         request_timeout_ms=30_000, retry_backoff_ms=200)
+        self.bootstrap = bootstrap
+        self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        await self.producer.start()
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, client_id="tailwatch-notify",
+                                          acks="all", request_timeout_ms=30_000, retry_backoff_ms=200)
+        await self._producer.start()
 
     async def stop(self) -> None:
-        await self.producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("ledger writer not started")
+        return self._producer
 
     async def record(self, records: list[Delivery]) -> None:
         """Write records and wait until Kafka has every one of them."""

@@ -87,15 +87,22 @@ class Notifier:
         self.app.agent(self.alerts, name="notify")(self._agent)
         self.app.task(self._start)
         self.app.timer(SETTLED_EVERY_S)(self._log_settled)
+        self.app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
+        self.session: aiohttp.ClientSession | None = None
 
     async def _start(self) -> None:
         await self.writer.start()
-        session = aiohttp.ClientSession()
+        self.session = session = aiohttp.ClientSession()
         for channel in self.active:
             worker = ChannelWorker(channel, make_sender(channel, session), self._on_outcome)
             self.workers[channel.name] = worker
             asyncio.get_running_loop().create_task(worker.run(), name=f"channel {channel.name}")
         self.started.set()
+
+    async def _on_shutdown(self, app: faust.App, **_: Any) -> None:
+        if self.session is not None:
+            await self.session.close()
+        await self.writer.stop()
 
     async def _agent(self, stream: faust.StreamT[bytes]) -> None:
         manual_ack: Any = stream.noack()  # type: ignore[attr-defined]  # acked once every delivery has an outcome
