@@ -37,15 +37,13 @@ def notify_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
 
 
 def report_channels(channels: list[Channel]) -> None:
-    """Say at start which channels will be used, and why the others are skipped."""
-    for channel in channels:
-        fields = {"channel": channel.name, "type": channel.kind}
-        if channel.active:
-            log.info("channel active", extra={"fields": fields})
-        else:
-            log.warning("channel skipped", extra={"fields": {**fields, "reason": channel.missing}})
-    if not any(channel.active for channel in channels):
-        log.warning("no channel is active: alerts are read and recorded as handled, nothing is sent")
+    """Say at start which channels will be used, and why the others are skipped (one line each)."""
+    active = [channel.name for channel in channels if channel.active]
+    skipped = {channel.name: channel.missing for channel in channels if not channel.active}
+    log.info("channels active", extra={"fields": {"channels": active}})
+    if skipped:
+        message = "channels skipped" + ("" if active else ": no channel is active, nothing will be sent")
+        log.warning(message, extra={"fields": {"skipped": skipped}})
 
 
 def run(args: argparse.Namespace) -> int:

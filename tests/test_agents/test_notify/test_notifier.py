@@ -103,7 +103,7 @@ async def test_each_transition_reaches_each_channel_once(kafka_settings: KafkaSe
         [mail] = smtp.messages()
         assert mail.message["Subject"].startswith("[tailwatch] [FIRING] HIGH factory-slow-responses")
         log = notifier.stderr
-        assert '"channel skipped"' in log and "SLACK_MONITORING_WEBHOOK is not set" in log
+        assert '"channels skipped"' in log and "SLACK_MONITORING_WEBHOOK is not set" in log
         assert "slack-alerts" in log  # named by a rule, not configured: reported
         ledger = [Delivery.model_validate(m.value) for m in
                   await read_topic(kafka_settings.bootstrap or "", kafka_settings.topic("deliveries"))]
