@@ -27,6 +27,7 @@ DEFAULT_RATE_LIMITS = {"pagerduty": (120, 60_000), "slack": (1, 1_000), "email":
 TlsMode = Literal["starttls", "ssl", "none"]
 _TLS = {"starttls": "starttls", "true": "starttls", "yes": "starttls", "1": "starttls", "ssl": "ssl",
         "tls": "ssl", "implicit": "ssl", "none": "none", "false": "none", "no": "none", "0": "none", "off": "none"}
+_TYPES = ("pagerduty", "slack", "email")
 _DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 
 
@@ -161,6 +162,8 @@ def load_channels(path: Path | str = DEFAULT_CHANNELS, env: Mapping[str, str] | 
         problems = []
         for item in error.errors():
             where = tuple(item["loc"])
+            if len(where) > 2 and where[0] == "channels" and where[2] in _TYPES:  # pydantic's union tag
+                where = where[:2] + where[3:]
             problems.append(f"{path}:{_line_of(root, where) or '?'}: {_where(where)}: {item['msg']}")
         raise ChannelFileError("\n".join(problems)) from None
     return [_channel(name, spec, env) for name, spec in channel_file.channels.items()]
