@@ -43,7 +43,7 @@ MONITORING = """  slack-monitoring:
 """
 
 
-async def publish(settings: KafkaSettings, events: list[dict[str, Any]]) -> dict[int, int]:
+async def publish(settings: KafkaSettings, events: list[dict[str, Any] | bytes]) -> dict[int, int]:
     """Publish alert events as the worker does (key = fingerprint); returns partition → next offset."""
     await ensure_topics(settings.bootstrap or "", notify_topic_specs(settings))
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
@@ -51,8 +51,9 @@ async def publish(settings: KafkaSettings, events: list[dict[str, Any]]) -> dict
     positions: dict[int, int] = {}
     try:
         for event in events:
-            meta = await producer.send_and_wait(settings.topic("alerts"), orjson.dumps(event),
-                                                key=event["fingerprint"].encode())
+            value, key = (event, b"junk") if isinstance(event, bytes) else (orjson.dumps(event),
+                                                                            event["fingerprint"].encode())
+            meta = await producer.send_and_wait(settings.topic("alerts"), value, key=key)
             positions[meta.partition] = max(positions.get(meta.partition, 0), meta.offset + 1)
     finally:
         await producer.stop()
@@ -152,7 +153,8 @@ async def test_sigkill_mid_delivery_then_restart_no_duplicate_no_loss(kafka_sett
 
 async def test_secrets_never_appear_in_logs_dead_letters_or_commands(kafka_settings: KafkaSettings,
                                                                      tmp_path: Path) -> None:
-    positions = await publish(kafka_settings, [alert_event(channels=["pagerduty", "slack-critical", "email"])])
+    positions = await publish(kafka_settings, [b'{"v": 1, "rule": "half an alert"}',
+                                               alert_event(channels=["pagerduty", "slack-critical", "email"])])
     with HttpReceiver() as http, SmtpReceiver(auth={SMTP_USER: "not-the-password"}) as smtp:
         http.program(SLACK_SECRET_PATH, Reply(404, f"no_service {http.url(SLACK_SECRET_PATH)}".encode()))
         env = channel_env(http, smtp) | {"PAGERDUTY_EVENTS_URL": f"http://127.0.0.1:1/{PD_KEY}/enqueue"}
@@ -164,7 +166,10 @@ async def test_secrets_never_appear_in_logs_dead_letters_or_commands(kafka_setti
             notifier.stop()
         letters = [NotificationDeadLetter.model_validate(m.value) for m in
                    await read_topic(kafka_settings.bootstrap or "", kafka_settings.topic("notify.deadletter"))]
-        assert sorted(letter.channel or "" for letter in letters) == ["email", "pagerduty", "slack-critical"]
+        assert sorted(letter.channel or "" for letter in letters) == ["", "email", "pagerduty", "slack-critical"]
+        invalid = next(letter for letter in letters if letter.channel is None)
+        assert invalid.reason.startswith("invalid alert event: state: Field required")
+        assert invalid.excerpt == '{"v": 1, "rule": "half an alert"}'
         listing = subprocess.run([sys.executable, "-m", "agents.cli", "channels", "list", "--channels",
                                   str(channels)], capture_output=True, text=True, env={**os.environ, **env})
         http.program(SLACK_SECRET_PATH, Reply(404, f"no_service {http.url(SLACK_SECRET_PATH)}".encode()))
