@@ -129,12 +129,15 @@ async def test_sigkill_mid_delivery_then_restart_no_duplicate_no_loss(kafka_sett
     events += [alert_event(endpoint=f"/api/e{i}", channels=["slack-critical"], change="resolved",
                            window_end="2026-03-01T10:30:00Z") for i in range(0, 12, 3)]
     positions = await publish(kafka_settings, events)
-    with HttpReceiver(default=Reply(200, b"ok", delay_s=0.3)) as http:
+    with HttpReceiver() as http:
+        # Five answered (slowly), the sixth held in flight for 5 s: the notifier is killed while it waits.
+        http.program(SLACK_SECRET_PATH, *[Reply(delay_s=0.2)] * 5, Reply(delay_s=5.0))
         channels = channel_file(tmp_path)
         notifier = start(kafka_settings, channels, channel_env(http, None), tmp_path)
         try:
-            await http.wait_for_async(6, path=SLACK_SECRET_PATH, timeout_s=90)  # the 6th is held in flight
+            await http.wait_for_async(6, path=SLACK_SECRET_PATH, timeout_s=90)
             notifier.kill()
+            killed_at = asyncio.get_running_loop().time()
         finally:
             notifier.stop()
         held = http.requests(SLACK_SECRET_PATH)[5]
@@ -143,7 +146,8 @@ async def test_sigkill_mid_delivery_then_restart_no_duplicate_no_loss(kafka_sett
             await settle(restarted, positions)
         finally:
             restarted.stop()
-        assert not held.answered  # its sender was gone before the answer
+        await asyncio.sleep(max(0.0, 5.5 - (asyncio.get_running_loop().time() - killed_at)))
+        assert not held.answered  # its sender was gone when the answer was due
         delivered = keys_of(http.requests(SLACK_SECRET_PATH))
         assert len(delivered) == 16 and set(delivered.values()) == {1}, delivered
         assert held.headers["X-Tailwatch-Delivery-Key"] in delivered  # sent again after the restart
