@@ -85,7 +85,11 @@ class ChannelWorker:
                 await asyncio.sleep(wait / 1000)
             self.window.record(now_ms())
             attempt += 1
-            result = await self.sender.send(group)
+            try:
+                result = await self.sender.send(group)
+            except Exception as error:  # a sender bug must not stop the channel: count it as a failed attempt
+                log.exception("sender raised", extra={"fields": {"channel": self.channel.name}})
+                result = Attempt("retry", f"unexpected error: {type(error).__name__}")
             fields = {"channel": self.channel.name, "alerts": len(group), "attempt": attempt,
                       "result": result.reason, "keys": [d.key for d in group]}
             if result.verdict == "ok":

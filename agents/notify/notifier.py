@@ -124,7 +124,13 @@ class Notifier:
         if message.partition not in self.restored:
             self._restore(message.partition, message.offset)
         self.events += 1
-        self.positions[message.partition] = max(self.positions.get(message.partition, 0), message.offset + 1)
+        try:
+            await self._handle(event)
+        finally:  # only now can "deliveries settled" count this event
+            self.positions[message.partition] = max(self.positions.get(message.partition, 0), message.offset + 1)
+
+    async def _handle(self, event: EventT[bytes]) -> None:
+        message = event.message
         try:
             alert = AlertEvent.model_validate_json(event.value)
         except ValidationError as error:
