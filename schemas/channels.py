@@ -44,12 +44,14 @@ class Retry(_Strict):
 class _Channel(_Strict):
     group_wait: str = Field(default="0s", description="collect this channel's alerts this long into one message "
                                                       "(0s: each alert at once; PagerDuty never groups)")
+    group_interval: str = Field(default="0s", description="the next message of this channel waits at least this "
+                                                          "long after the previous one (grouping what came since)")
     send_resolved: bool = Field(default=True, description="notify resolves (PagerDuty always resolves)")
     retry: Retry = Field(default_factory=Retry)
     rate_limit: RateLimit | None = Field(default=None, description="default per type: PagerDuty 120/1m, "
                                                                    "Slack 1/1s, email 30/1m")
 
-    @field_validator("group_wait")
+    @field_validator("group_wait", "group_interval")
     @classmethod
     def _is_duration(cls, value: str) -> str:
         duration_ms(value)

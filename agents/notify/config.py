@@ -71,6 +71,10 @@ class Channel:
         return 0 if isinstance(self.spec, PagerDutyChannel) else duration_ms(self.spec.group_wait)
 
     @property
+    def group_interval_ms(self) -> int:
+        return 0 if isinstance(self.spec, PagerDutyChannel) else duration_ms(self.spec.group_interval)
+
+    @property
     def rate_limit(self) -> tuple[int, int]:
         limit = self.spec.rate_limit
         return (limit.max, duration_ms(limit.per)) if limit else DEFAULT_RATE_LIMITS[self.kind]
@@ -96,6 +100,7 @@ class Channel:
                 out["smtp"] = (f"{smtp.host}:{smtp.port} tls={smtp.tls} from={smtp.sender} user={smtp.user or '-'} "
                                f"password={'***' if smtp.password else '-'}")
         out["group_wait"] = "0s" if isinstance(spec, PagerDutyChannel) else spec.group_wait
+        out["group_interval"] = "0s" if isinstance(spec, PagerDutyChannel) else spec.group_interval
         out["send_resolved"] = self.send_resolved
         out["rate_limit"] = "{}/{}ms".format(*self.rate_limit)
         out["retry"] = spec.retry.model_dump()

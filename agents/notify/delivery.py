@@ -41,8 +41,8 @@ class ChannelWorker:
         self.on_outcome = on_outcome
         self.rng = rng
         self.queue: asyncio.Queue[PlannedDelivery] = asyncio.Queue()
-        group_wait = channel.group_wait_ms if sender.groups else 0
-        self.buffer: GroupBuffer[PlannedDelivery] = GroupBuffer(group_wait)
+        grouping = (channel.group_wait_ms, channel.group_interval_ms) if sender.groups else (0, 0)
+        self.buffer: GroupBuffer[PlannedDelivery] = GroupBuffer(grouping[0], group_interval_ms=grouping[1])
         self.window = SendWindow(*channel.rate_limit)
         retry = channel.spec.retry
         self.max_attempts = retry.max_attempts

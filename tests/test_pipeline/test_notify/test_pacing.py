@@ -69,3 +69,16 @@ def test_group_wait_zero_sends_each_alert_alone_at_once() -> None:
     assert buffer.take(5) == ["a"]
     assert buffer.take(5) == ["b"]
     assert buffer.take(5) == []
+
+
+def test_group_interval_spaces_a_channels_messages_and_groups_what_came_meanwhile() -> None:
+    buffer: GroupBuffer[str] = GroupBuffer(30_000, group_interval_ms=300_000)
+    buffer.add("a", 0)
+    assert buffer.take(30_000) == ["a"]
+    buffer.add("b", 40_000)
+    buffer.add("c", 100_000)
+    assert buffer.due_ms() == 330_000
+    assert buffer.take(329_999) == []
+    assert buffer.take(330_000) == ["b", "c"]
+    buffer.add("d", 1_000_000)  # long after: only group_wait applies
+    assert buffer.due_ms() == 1_030_000
