@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,17 @@ async def test_each_transition_reaches_each_channel_once(kafka_settings: KafkaSe
 
 async def test_sigkill_mid_delivery_then_restart_no_duplicate_no_loss(kafka_settings: KafkaSettings,
                                                                       tmp_path: Path) -> None:
+    await kill_and_restart(kafka_settings, tmp_path)
+
+
+@pytest.mark.kafka
+async def test_sigkill_mid_delivery_on_apache_kafka(apache_kafka: Any, tmp_path: Path) -> None:
+    """The same on Apache Kafka: real offset commits, a real compacted ledger, the killed member's session
+    expiring before the restarted notifier gets the partitions."""
+    await kill_and_restart(KafkaSettings(apache_kafka.bootstrap, f"n{uuid.uuid4().hex[:10]}", 4, 1), tmp_path)
+
+
+async def kill_and_restart(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
     events = [alert_event(endpoint=f"/api/e{i}", channels=["slack-critical"]) for i in range(12)]
     events += [alert_event(endpoint=f"/api/e{i}", channels=["slack-critical"], change="resolved",
                            window_end="2026-03-01T10:30:00Z") for i in range(0, 12, 3)]
@@ -143,7 +155,7 @@ async def test_sigkill_mid_delivery_then_restart_no_duplicate_no_loss(kafka_sett
         held = http.requests(SLACK_SECRET_PATH)[5]
         restarted = start(kafka_settings, channels, channel_env(http, None), tmp_path)
         try:
-            await settle(restarted, positions)
+            await settle(restarted, positions, timeout_s=180)
         finally:
             restarted.stop()
         await asyncio.sleep(max(0.0, 5.5 - (asyncio.get_running_loop().time() - killed_at)))
