@@ -132,7 +132,7 @@ class Notifier:
     async def _handle(self, event: EventT[bytes]) -> None:
         message = event.message
         try:
-            alert = AlertEvent.model_validate_json(event.value)
+            alert = AlertEvent.model_validate_json(event.value or b"")
         except ValidationError as error:
             self.invalid += 1
             reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
