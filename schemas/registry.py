@@ -7,7 +7,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from schemas.alerts import AlertEvent
+from schemas.channels import ChannelFile
 from schemas.deadletter import DeadLetter
+from schemas.deliveries import Delivery, NotificationDeadLetter
 from schemas.envelopes import LogBatch
 from schemas.factory_log import FactoryLog
 from schemas.metrics import PaneSnapshot
@@ -27,6 +29,9 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "rule-file": RuleFile,  # a rules YAML file
     "probe-result": ProbeResult,  # value on <prefix>.probes
     "probe-config": ProbeConfig,  # a probe YAML file
+    "channel-file": ChannelFile,  # a channels YAML file
+    "delivery": Delivery,  # value on <prefix>.deliveries (compacted; key: the delivery key)
+    "notification-dead-letter": NotificationDeadLetter,  # value on <prefix>.notify.deadletter
 }
 
 
