@@ -26,6 +26,7 @@ from faust.types import TP, EventT
 
 from agents.rules_files import LoadedRules, load_rules
 from agents.settings import KafkaSettings
+from agents.worker_metrics import TailwatchMetrics
 from pipeline.metrics import snapshot
 from pipeline.pane_codec import checkpoint, closed_from_dict, closed_to_dict, restore
 from pipeline.pane_store import DEFAULT_RETENTION_MS, ClosedPaneEvent, PaneStore
@@ -55,6 +56,7 @@ class WorkerSettings:
     store: str = "memory://"  # or "rocksdb://" (rocksdict) for large tables
     data_dir: str = "./tailwatch-data"
     web_port: int | None = None
+    web_bind: str = "127.0.0.1"  # the web server's interface (0.0.0.0 in a container)
     session_timeout_s: float = 5.0  # the embedded broker answers the first JoinGroup after half of it
     rules: LoadedRules = field(default_factory=load_rules)
     retention_ms: int = DEFAULT_RETENTION_MS
@@ -106,6 +108,7 @@ class MetricsWorker:
             web_enabled=settings.web_port is not None,
             web_port=settings.web_port or 6066,
             web_host="127.0.0.1",
+            web_bind=settings.web_bind,
             producer_acks=-1,
             stream_wait_empty=False,  # unacked events are simply delivered again after a restart
             consumer_max_fetch_size=8 << 20,
@@ -129,13 +132,16 @@ class MetricsWorker:
         self.snapshots_sent = 0
         self.records_in = 0
         self.late = 0
+        self.telemetry = TailwatchMetrics()  # /metrics and /health (agents/health.py)
         self.app.agent(self.logs, name="panes")(self._agent)
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
 
     async def _agent(self, stream: faust.StreamT[bytes]) -> None:
         manual_ack: Any = stream.noack()  # type: ignore[attr-defined]  # acked after their checkpoint
         async for event in manual_ack.events():
+            started = time.perf_counter()
             await self.handle(event)
+            self.telemetry.on_batch(time.perf_counter() - started)
 
     async def _on_revoked(self, app: faust.App, revoked: set[TP], **_: Any) -> None:
         mine = sorted(tp.partition for tp in revoked if tp.topic == self.settings.kafka.logs_topic)
@@ -217,6 +223,7 @@ class MetricsWorker:
         for alert in alerts:
             self.alerts.send_soon(key=alert["fingerprint"].encode(), value=orjson.dumps(alert))
         self.alerts_sent += len(alerts)
+        self.telemetry.on_alerts(alerts)
         for start in sorted({start for _service, _endpoint, start in state.store.evicted}):
             self.table.pop(_closed_key(partition, start), None)
         return bool(alerts)

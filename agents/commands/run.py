@@ -24,7 +24,7 @@ import orjson
 
 from agents.commands.common import add_kafka_args, add_route_args, extractor_from, kafka_settings_from
 from agents.commands.replay import alert_order
-from agents.commands.worker import stream_topic_specs
+from agents.commands.worker import add_web_args, stream_topic_specs, web_args
 from agents.embedded_broker import BrokerError, kafka_bootstrap
 from agents.ingest import IngestConfig, Ingestor
 from agents.publisher import Publisher
@@ -46,12 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lateness-ms", type=int, default=DEFAULT_LATENESS_MS, help="allowed lateness")
     add_kafka_args(parser)
     add_route_args(parser)
+    add_web_args(parser)  # the worker serves /health and /metrics
 
 
 class WorkerProcess:
     """`tailwatch worker` as a child process; its log lines are relayed to stderr and watched for milestones."""
 
-    def __init__(self, settings: KafkaSettings, rules: str, data_dir: str) -> None:
+    def __init__(self, settings: KafkaSettings, rules: str, data_dir: str, extra: list[str] | None = None) -> None:
         env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""}
         self.ready = threading.Event()
         self.quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
@@ -60,7 +61,7 @@ class WorkerProcess:
             [sys.executable, "-m", "agents.cli", "worker",
              "--topic-prefix", settings.topic_prefix,
              "--partitions", str(settings.partitions), "--rules", rules, "--data-dir", data_dir,
-             "--app-id", f"{settings.topic_prefix}-metrics"],
+             "--app-id", f"{settings.topic_prefix}-metrics", *(extra or [])],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         threading.Thread(target=self._relay, daemon=True).start()
 
@@ -105,7 +106,7 @@ async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings,
     await ensure_topics(bootstrap, stream_topic_specs(settings))
     embedded = await is_embedded_broker(bootstrap)
     with tempfile.TemporaryDirectory(prefix="tailwatch-run-") as data_dir:
-        worker = WorkerProcess(settings, args.rules, data_dir)
+        worker = WorkerProcess(settings, args.rules, data_dir, web_args(args))
         try:
             if not await _wait(worker.ready, 120) or worker.process.poll() is not None:
                 print("tailwatch run: the worker did not start", file=sys.stderr)
