@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from agents.stream_worker import MetricsWorker
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = "text/plain; version=0.0.4"  # aiohttp adds no charset here: the text is ASCII
 # Seconds to process one message (a batch of up to ~500 records): sub-millisecond heartbeats to slow batches.
 BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
