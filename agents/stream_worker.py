@@ -38,6 +38,7 @@ from pipeline.windows import PANE_MS
 log = logging.getLogger("tailwatch.worker")
 
 CHECKPOINT_EVERY_S = 1.0
+REWIND_WINDOW_S = 10.0  # how long a partition may rewind to the offset it needs before a gap counts as real
 
 
 class PromptTableManager(TableManager):
@@ -72,6 +73,7 @@ class PartitionState:
     checkpoint_offset: int = -1  # the last message in the stored checkpoint
     unacked: list[EventT[bytes]] = field(default_factory=list)
     last_checkpoint: float = field(default_factory=time.monotonic)
+    rewinding_since: float | None = None  # set while seeking back to the next offset after a gap
 
 
 def _checkpoint_key(partition: int) -> bytes:
@@ -182,11 +184,17 @@ class MetricsWorker:
         message = event.message
         state = self._state(message.partition)
         if message.offset <= state.applied_offset:  # delivered again after a restart: already in the state
-            event.ack()
+            if message.offset > state.checkpoint_offset:
+                state.unacked.append(event)  # not in a checkpoint yet: acked with the one that holds it
+            else:
+                event.ack()
             return
         if message.offset != state.applied_offset + 1 and state.applied_offset >= 0:
+            if await self._rewind(message.partition, state, message.offset):
+                return
             log.warning("offset gap", extra={"fields": {"partition": message.partition, "offset": message.offset,
                                                         "applied": state.applied_offset}})
+        state.rewinding_since = None
         batch = orjson.loads(event.value)
         records = batch["records"]
         self.records_in += len(records)
@@ -207,6 +215,21 @@ class MetricsWorker:
             self._checkpoint(message.partition, state)
         if batch.get("final"):
             await self._maybe_done()
+
+    async def _rewind(self, partition: int, state: PartitionState, offset: int) -> bool:
+        """A message past the one the state needs next: after a rebalance Faust can still deliver what it fetched
+        before, past the offsets the restored checkpoint needs (and then drop those as already read). Seek back
+        to the next offset and drop this message (unacked): for up to REWIND_WINDOW_S, after which the gap is
+        real (deleted by retention) and the caller goes on. Returns whether it rewound."""
+        now = time.monotonic()
+        if state.rewinding_since is None:
+            state.rewinding_since = now
+            log.info("rewinding past an offset gap", extra={"fields": {
+                "partition": partition, "offset": offset, "next": state.applied_offset + 1}})
+        elif now - state.rewinding_since > REWIND_WINDOW_S:
+            return False
+        await self.app.consumer.seek(TP(self.settings.kafka.logs_topic, partition), state.applied_offset + 1)
+        return True
 
     async def _emit(self, partition: int, state: PartitionState, closed: list[ClosedPaneEvent]) -> bool:
         """Send the snapshots and alert transitions; store the closed panes, one table key per (partition, pane
