@@ -39,6 +39,7 @@ log = logging.getLogger("tailwatch.worker")
 
 CHECKPOINT_EVERY_S = 1.0
 REWIND_WINDOW_S = 10.0  # how long a partition may rewind to the offset it needs before a gap counts as real
+REWIND_EVERY_S = 0.5
 
 
 class PromptTableManager(TableManager):
@@ -74,6 +75,7 @@ class PartitionState:
     unacked: list[EventT[bytes]] = field(default_factory=list)
     last_checkpoint: float = field(default_factory=time.monotonic)
     rewinding_since: float | None = None  # set while seeking back to the next offset after a gap
+    rewound_at: float = 0.0  # the last seek back
 
 
 def _checkpoint_key(partition: int) -> bytes:
@@ -228,7 +230,10 @@ class MetricsWorker:
                 "partition": partition, "offset": offset, "next": state.applied_offset + 1}})
         elif now - state.rewinding_since > REWIND_WINDOW_S:
             return False
-        await self.app.consumer.seek(TP(self.settings.kafka.logs_topic, partition), state.applied_offset + 1)
+        if now - state.rewound_at >= REWIND_EVERY_S:  # messages fetched before the seek keep coming for a while
+            state.rewound_at = now
+            consumer: Any = self.app.consumer  # seek_wait: in the consumer's thread, also resets Faust's read offset
+            await consumer.seek_wait({TP(self.settings.kafka.logs_topic, partition): state.applied_offset + 1})
         return True
 
     async def _emit(self, partition: int, state: PartitionState, closed: list[ClosedPaneEvent]) -> bool:

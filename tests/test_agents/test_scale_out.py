@@ -206,7 +206,12 @@ def test_a_worker_joining_mid_stream_takes_partitions_over_cleanly(apache_kafka:
             assert not ingest.done(), "the newcomer must join mid-stream"
             b = WebWorker(settings, tmp_path / "b")
             await b.wait_ready()
-            assert await assigned(a) == 2 and await assigned(b) == 2
+
+            async def split() -> bool:
+                assert b is not None
+                return await assigned(a) == 2 and await assigned(b) == 2
+
+            await wait_for(split, 90, "two partitions each")
             await ingest
             await wait_done(a, b)
             newcomer_records = value(await b.metrics(), "tailwatch_records_in_total")
