@@ -38,8 +38,7 @@ from pipeline.windows import PANE_MS
 log = logging.getLogger("tailwatch.worker")
 
 CHECKPOINT_EVERY_S = 1.0
-REWIND_WINDOW_S = 10.0  # how long a partition may rewind to the offset it needs before a gap counts as real
-REWIND_EVERY_S = 0.5
+GAP_FILL_TIMEOUT_S = 30.0
 
 
 class PromptTableManager(TableManager):
@@ -74,8 +73,6 @@ class PartitionState:
     checkpoint_offset: int = -1  # the last message in the stored checkpoint
     unacked: list[EventT[bytes]] = field(default_factory=list)
     last_checkpoint: float = field(default_factory=time.monotonic)
-    rewinding_since: float | None = None  # set while seeking back to the next offset after a gap
-    rewound_at: float = 0.0  # the last seek back
 
 
 def _checkpoint_key(partition: int) -> bytes:
@@ -192,49 +189,66 @@ class MetricsWorker:
                 event.ack()
             return
         if message.offset != state.applied_offset + 1 and state.applied_offset >= 0:
-            if await self._rewind(message.partition, state, message.offset):
-                return
-            log.warning("offset gap", extra={"fields": {"partition": message.partition, "offset": message.offset,
-                                                        "applied": state.applied_offset}})
-        state.rewinding_since = None
-        batch = orjson.loads(event.value)
+            await self._fill_gap(message.partition, state, message.offset)
+            if message.offset != state.applied_offset + 1:
+                log.warning("offset gap", extra={"fields": {"partition": message.partition,
+                                                            "offset": message.offset,
+                                                            "applied": state.applied_offset}})
+        await self._apply(message.partition, state, message.offset, event.value, event)
+
+    async def _apply(self, partition: int, state: PartitionState, offset: int, value: bytes,
+                     event: EventT[bytes] | None) -> None:
+        batch = orjson.loads(value)
         records = batch["records"]
         self.records_in += len(records)
         self.late += state.store.add(records)
         state.watermark.observe(batch["producer"], batch["watermark_ms"], batch.get("final", False))
-        state.applied_offset = message.offset
-        state.unacked.append(event)
+        state.applied_offset = offset
+        if event is not None:
+            state.unacked.append(event)
         closed: list[ClosedPaneEvent] = []
         mark = state.watermark.value
         if mark is not None:
             closed = state.store.close_until(mark)
         alerted = False
         if closed:
-            alerted = await self._emit(message.partition, state, closed)
+            alerted = await self._emit(partition, state, closed)
         # After alert transitions the checkpoint goes out with them, so a restart does not send them again.
         due = time.monotonic() - state.last_checkpoint >= self.settings.checkpoint_every_s
         if alerted or due or batch.get("final"):
-            self._checkpoint(message.partition, state)
+            self._checkpoint(partition, state)
         if batch.get("final"):
             await self._maybe_done()
 
-    async def _rewind(self, partition: int, state: PartitionState, offset: int) -> bool:
-        """A message past the one the state needs next: after a rebalance Faust can still deliver what it fetched
-        before, past the offsets the restored checkpoint needs (and then drop those as already read). Seek back
-        to the next offset and drop this message (unacked): for up to REWIND_WINDOW_S, after which the gap is
-        real (deleted by retention) and the caller goes on. Returns whether it rewound."""
-        now = time.monotonic()
-        if state.rewinding_since is None:
-            state.rewinding_since = now
-            log.info("rewinding past an offset gap", extra={"fields": {
-                "partition": partition, "offset": offset, "next": state.applied_offset + 1}})
-        elif now - state.rewinding_since > REWIND_WINDOW_S:
-            return False
-        if now - state.rewound_at >= REWIND_EVERY_S:  # messages fetched before the seek keep coming for a while
-            state.rewound_at = now
-            consumer: Any = self.app.consumer  # seek_wait: in the consumer's thread, also resets Faust's read offset
-            await consumer.seek_wait({TP(self.settings.kafka.logs_topic, partition): state.applied_offset + 1})
-        return True
+    async def _fill_gap(self, partition: int, state: PartitionState, offset: int) -> None:
+        """Messages between the state's last one and `offset` that Faust did not deliver: after a rebalance it can
+        deliver a fetch made before it, past the offsets the restored checkpoint needs, and then drop those as
+        already read (the group's committed offset can be past the checkpoint then, too). Read them with a
+        consumer of our own and apply them in order; what retention deleted stays a gap (the caller logs it)."""
+        from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: PLC0415 - rarely needed
+
+        log.info("filling an offset gap", extra={"fields": {
+            "partition": partition, "offset": offset, "next": state.applied_offset + 1}})
+        tp = TopicPartition(self.settings.kafka.logs_topic, partition)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka.bootstrap, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", fetch_max_bytes=8 << 20,
+                                    max_partition_fetch_bytes=8 << 20)
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, state.applied_offset + 1)
+            deadline = time.monotonic() + GAP_FILL_TIMEOUT_S
+            while state.applied_offset + 1 < offset and time.monotonic() < deadline:
+                fetched = await consumer.getmany(tp, timeout_ms=500)
+                for record in fetched.get(tp, []):
+                    if record.offset >= offset:
+                        return
+                    if record.offset > state.applied_offset and record.value is not None:
+                        await self._apply(partition, state, record.offset, record.value, None)
+                if not fetched and await consumer.position(tp) >= offset:
+                    return
+        finally:
+            await consumer.stop()
 
     async def _emit(self, partition: int, state: PartitionState, closed: list[ClosedPaneEvent]) -> bool:
         """Send the snapshots and alert transitions; store the closed panes, one table key per (partition, pane

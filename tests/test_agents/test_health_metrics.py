@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from agents.commands.ingest import log_topic_specs
@@ -22,9 +27,17 @@ from agents.topics import ensure_topics
 from pipeline.metrics import snapshot
 from pipeline.parsing import ParseStats
 from pipeline.rules.engine import RuleEngine
-from tests.kafka_tier import ApacheKafka
+from tests.kafka_tier import ApacheKafka, free_port
 from tests.support import read_topic
-from tests.test_agents.worker_web import WebWorker, by_label, incident_capture, value, wait_for
+from tests.test_agents.worker_web import (
+    DEFAULT_CHANNELS,
+    WebWorker,
+    by_label,
+    incident_capture,
+    parse_metrics,
+    value,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -172,3 +185,46 @@ def test_health_follows_the_broker(apache_kafka: ApacheKafka, tmp_path: Path) ->
     asyncio.run(scenario())
     stages = [stage for stage, _, _ in timeline]
     assert stages[0] == "up" and stages[-1] == "broker back"
+
+
+def test_run_serves_health_and_metrics(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    """`tailwatch run --web-port` passes the web options to its worker: /metrics counts the run's input."""
+    capture = incident_capture(tmp_path / "capture.jsonl", minutes=12)
+    totals = ParseStats()
+    replay_events(argparse.Namespace(inputs=[str(capture)], lateness_ms=10_000, route=[]), totals)
+    port = free_port()
+    env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": kafka_settings.bootstrap or "",
+           "TAILWATCH_CHANNELS": DEFAULT_CHANNELS}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agents.cli", "--log-level", "WARNING", "run", "--from", str(capture),
+         "--topic-prefix", kafka_settings.topic_prefix, "--web-port", str(port), "--web-bind", "127.0.0.1"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def scenario() -> tuple[int, dict, float]:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            async def processed() -> bool:
+                assert process.poll() is None, "tailwatch run exited"
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                        samples = parse_metrics(await response.text())
+                except aiohttp.ClientError:
+                    return False
+                return value(samples, "tailwatch_records_in_total") >= totals.records
+
+            await wait_for(processed, 120, "tailwatch run's worker to process the capture", pause_s=0.5)
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                records_in = value(parse_metrics(await response.text()), "tailwatch_records_in_total")
+            async with session.get(f"http://127.0.0.1:{port}/health") as response:
+                return response.status, await response.json(), records_in
+
+    try:
+        status, body, records_in = asyncio.run(scenario())
+    finally:
+        process.send_signal(signal.SIGINT)  # run stops its worker on the way out
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    assert records_in == totals.records
+    assert status == 200 and body["status"] == "healthy", body

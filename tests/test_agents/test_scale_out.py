@@ -12,10 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from agents.commands.ingest import log_topic_specs
 from agents.commands.replay import replay_events
+from agents.ingest import Ingestor
+from agents.publisher import Publisher
 from agents.rules_files import load_rules
 from agents.settings import KafkaSettings
+from agents.sources import file_chunks
+from agents.topics import ensure_topics
 from pipeline.metrics import snapshot
 from pipeline.parsing import ParseStats
 from pipeline.rules.engine import RuleEngine
@@ -196,7 +202,7 @@ def test_a_worker_joining_mid_stream_takes_partitions_over_cleanly(apache_kafka:
         b: WebWorker | None = None
         try:
             await a.wait_ready()
-            ingest = asyncio.create_task(trickle(settings, capture, pieces=40, pause_s=0.3))
+            ingest = asyncio.create_task(trickle(settings, capture, pieces=60, pause_s=0.2))
 
             async def a_working() -> bool:
                 return value(await a.metrics(), "tailwatch_records_in_total") > 0
@@ -224,3 +230,85 @@ def test_a_worker_joining_mid_stream_takes_partitions_over_cleanly(apache_kafka:
     live, alerts, newcomer_records = asyncio.run(scenario())
     assert 0 < newcomer_records < records
     assert_same(live, alerts, snapshots, expected_alerts)
+
+
+def test_a_restored_partition_reads_the_offsets_its_checkpoint_needs(apache_kafka: ApacheKafka,
+                                                                         tmp_path: Path) -> None:
+    """The group's committed offset is past what the restored checkpoint holds (what a fetch Faust made before a
+    rebalance and delivered after it leads to): the worker reads the messages between its checkpoint and the
+    first one delivered instead of skipping them, and publishes exactly what replay gives."""
+    capture = incident_capture(tmp_path / "capture.jsonl", minutes=20)
+    snapshots, expected_alerts, _records = replayed(capture)
+    settings = settings_on(apache_kafka, "rw")
+    app_id = f"{settings.topic_prefix}-metrics"
+    bootstrap = settings.bootstrap or ""
+    chunks = list(file_chunks(capture, chunk_bytes=max(1, capture.stat().st_size // 30)))
+    tps = [TopicPartition(settings.logs_topic, p) for p in range(PARTITIONS)]
+
+    async def send(feed: Any, parser: Any, part: list[bytes], pause_s: float = 0.0) -> None:
+        for chunk in part:
+            await feed.push(parser.feed(chunk))
+            await feed.flush(heartbeat=True)  # at least one message per partition per chunk
+            await asyncio.sleep(pause_s)
+
+    async def end_offsets() -> dict[TopicPartition, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            return dict(await consumer.end_offsets(tps))
+        finally:
+            await consumer.stop()
+
+    async def commit(offsets: dict[TopicPartition, int]) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=app_id, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign(tps)
+            await consumer.commit(offsets)
+        finally:
+            await consumer.stop()
+
+    async def scenario() -> tuple[dict[Key, set[bytes]], list[bytes], str]:
+        await ensure_topics(bootstrap, log_topic_specs(settings))
+        publisher = Publisher(bootstrap, settings.logs_topic, settings.deadletter_topic)
+        await publisher.start()
+        try:
+            feed = Ingestor(publisher, PARTITIONS).feed("files")
+            parser = feed.new_parser(str(capture))
+            first = WebWorker(settings, tmp_path / "first")
+            try:
+                await first.wait_ready()
+                await send(feed, parser, chunks[:10], pause_s=0.4)  # over several checkpoints (one a second)
+                sent = await end_offsets()
+
+                async def caught_up() -> bool:
+                    lag = by_label(await first.metrics(), "tailwatch_consumer_lag")
+                    return len(lag) == PARTITIONS and sum(lag.values()) == 0
+
+                await wait_for(caught_up, 60, "the first worker to process the first part")
+            finally:
+                first.process.terminate()  # a clean stop: it leaves the group
+                first.process.wait(timeout=30)
+                first.kill()
+            await send(feed, parser, chunks[10:20])
+            # Committed: 3 messages past the first part's end, so past every partition's checkpoint.
+            await commit({tp: offset + 3 for tp, offset in sent.items()})
+            second = WebWorker(settings, tmp_path / "second")
+            try:
+                await second.wait_ready()
+                await send(feed, parser, chunks[20:])
+                await feed.push(parser.finish())
+                await feed.flush(heartbeat=True, final=True)
+                await wait_done(second)
+                topics = await published(settings)
+                log_text = second.log_text()
+            finally:
+                second.kill()
+        finally:
+            await publisher.stop()
+        return (*topics, log_text)
+
+    live, alerts, log_text = asyncio.run(scenario())
+    assert_same(live, alerts, snapshots, expected_alerts)
+    assert '"filling an offset gap"' in log_text
+    assert '"offset gap"' not in log_text  # every gap was filled, none left
