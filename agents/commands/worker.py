@@ -51,8 +51,8 @@ def add_web_args(parser: argparse.ArgumentParser) -> None:
 
 
 def web_args(args: argparse.Namespace) -> list[str]:
-    """The web options of `args` as worker command-line arguments."""
-    if args.web_port is None:
+    """The web options of `args` as worker command-line arguments (none when `args` has no --web-port)."""
+    if getattr(args, "web_port", None) is None:
         return []
     return ["--web-port", str(args.web_port), "--web-bind", args.web_bind, "--max-lag", str(args.max_lag),
             "--max-record-age", str(args.max_record_age)]
