@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, service=f"tailwatch-{args.command}")
     runner: Callable[[argparse.Namespace], int] = args.run
     try:
         return runner(args)

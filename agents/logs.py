@@ -1,8 +1,12 @@
 """tailwatch's own logs: one JSON object per line on stderr, secrets redacted.
 
+Each line: `timestamp` (ISO 8601, UTC, ms), `level`, `service` (`tailwatch-<command>`), `logger`, `message`,
+`fields` (the record's structured fields, `{}` when none) and `exception` when there is one.
+
 Every value of an environment variable whose name says it is secret (TOKEN, KEY, SECRET, PASSWORD, WEBHOOK)
-is replaced by `***` wherever it appears in a message or field, and URLs' user-info and query strings are
-masked by `mask_url` before anything logs them.
+is replaced by `***` wherever it appears in a line, and every URL in a line is masked by `mask_url`: an
+http(s) or kafka URL keeps its scheme, host and port only; any other scheme (apprise's `slack://`,
+`pagerduty://`, `mailto://` … carry keys anywhere) keeps only its scheme.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import orjson
 
 _SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|WEBHOOK", re.IGNORECASE)
 _MIN_SECRET_LEN = 6
+_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://([^\s\"'<>\\]+)")
+_HOST_SCHEMES = frozenset({"http", "https", "kafka"})
 
 
 def secret_values() -> list[str]:
@@ -26,10 +32,27 @@ def secret_values() -> list[str]:
     return sorted(set(values), key=len, reverse=True)
 
 
+def mask_url(url: str) -> str:
+    """`https://user:pw@hooks.example.com/services/T/B/x?key=y` → `https://***@hooks.example.com/***`;
+    `slack://T1/B2/token` → `slack://***`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    if scheme.lower() not in _HOST_SCHEMES:
+        return f"{scheme}://***"
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    _user, at, host = authority.rpartition("@")
+    return f"{scheme}://{'***@' if at else ''}{host}{'/***' if tail.strip('/') else tail}"
+
+
 def redact(text: str, secrets: list[str] | None = None) -> str:
+    """`text` with every secret value replaced by `***` and every URL masked."""
     for secret in secrets if secrets is not None else secret_values():
         if secret in text:
             text = text.replace(secret, "***")
+    if "://" in text:
+        text = _URL.sub(lambda match: mask_url(match.group(0)), text)
     return text
 
 
@@ -48,8 +71,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            entry["fields"] = fields
+        entry["fields"] = fields if isinstance(fields, dict) else {}
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         text = orjson.dumps(entry, default=str).decode()

@@ -27,6 +27,7 @@ from faust.types import TP, EventT
 from agents.dashboard import attach_dashboard
 from agents.rules_files import LoadedRules, load_rules
 from agents.settings import KafkaSettings
+from agents.worker_metrics import TailwatchMetrics
 from pipeline.metrics import snapshot
 from pipeline.pane_codec import checkpoint, closed_from_dict, closed_to_dict, restore
 from pipeline.pane_store import DEFAULT_RETENTION_MS, ClosedPaneEvent, PaneStore
@@ -38,6 +39,7 @@ from pipeline.windows import PANE_MS
 log = logging.getLogger("tailwatch.worker")
 
 CHECKPOINT_EVERY_S = 1.0
+GAP_FILL_TIMEOUT_S = 30.0
 
 
 class PromptTableManager(TableManager):
@@ -56,6 +58,7 @@ class WorkerSettings:
     store: str = "memory://"  # or "rocksdb://" (rocksdict) for large tables
     data_dir: str = "./tailwatch-data"
     web_port: int | None = None
+    web_bind: str = "127.0.0.1"  # the web server's interface (0.0.0.0 in a container)
     session_timeout_s: float = 5.0  # the embedded broker answers the first JoinGroup after half of it
     rules: LoadedRules = field(default_factory=load_rules)
     retention_ms: int = DEFAULT_RETENTION_MS
@@ -107,6 +110,7 @@ class MetricsWorker:
             web_enabled=settings.web_port is not None,
             web_port=settings.web_port or 6066,
             web_host="127.0.0.1",
+            web_bind=settings.web_bind,
             producer_acks=-1,
             stream_wait_empty=False,  # unacked events are simply delivered again after a restart
             consumer_max_fetch_size=8 << 20,
@@ -130,6 +134,7 @@ class MetricsWorker:
         self.snapshots_sent = 0
         self.records_in = 0
         self.late = 0
+        self.telemetry = TailwatchMetrics()  # /metrics and /health (agents/health.py)
         self.app.agent(self.logs, name="panes")(self._agent)
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         self.dashboard = attach_dashboard(self.app, kafka)  # /dashboard when the web server is on
@@ -137,7 +142,9 @@ class MetricsWorker:
     async def _agent(self, stream: faust.StreamT[bytes]) -> None:
         manual_ack: Any = stream.noack()  # type: ignore[attr-defined]  # acked after their checkpoint
         async for event in manual_ack.events():
+            started = time.perf_counter()
             await self.handle(event)
+            self.telemetry.on_batch(time.perf_counter() - started)
 
     async def _on_revoked(self, app: faust.App, revoked: set[TP], **_: Any) -> None:
         mine = sorted(tp.partition for tp in revoked if tp.topic == self.settings.kafka.logs_topic)
@@ -178,31 +185,72 @@ class MetricsWorker:
         message = event.message
         state = self._state(message.partition)
         if message.offset <= state.applied_offset:  # delivered again after a restart: already in the state
-            event.ack()
+            if message.offset > state.checkpoint_offset:
+                state.unacked.append(event)  # not in a checkpoint yet: acked with the one that holds it
+            else:
+                event.ack()
             return
         if message.offset != state.applied_offset + 1 and state.applied_offset >= 0:
-            log.warning("offset gap", extra={"fields": {"partition": message.partition, "offset": message.offset,
-                                                        "applied": state.applied_offset}})
-        batch = orjson.loads(event.value)
+            await self._fill_gap(message.partition, state, message.offset)
+            if message.offset != state.applied_offset + 1:
+                log.warning("offset gap", extra={"fields": {"partition": message.partition,
+                                                            "offset": message.offset,
+                                                            "applied": state.applied_offset}})
+        await self._apply(message.partition, state, message.offset, event.value, event)
+
+    async def _apply(self, partition: int, state: PartitionState, offset: int, value: bytes,
+                     event: EventT[bytes] | None) -> None:
+        batch = orjson.loads(value)
         records = batch["records"]
         self.records_in += len(records)
         self.late += state.store.add(records)
         state.watermark.observe(batch["producer"], batch["watermark_ms"], batch.get("final", False))
-        state.applied_offset = message.offset
-        state.unacked.append(event)
+        state.applied_offset = offset
+        if event is not None:
+            state.unacked.append(event)
         closed: list[ClosedPaneEvent] = []
         mark = state.watermark.value
         if mark is not None:
             closed = state.store.close_until(mark)
         alerted = False
         if closed:
-            alerted = await self._emit(message.partition, state, closed)
+            alerted = await self._emit(partition, state, closed)
         # After alert transitions the checkpoint goes out with them, so a restart does not send them again.
         due = time.monotonic() - state.last_checkpoint >= self.settings.checkpoint_every_s
         if alerted or due or batch.get("final"):
-            self._checkpoint(message.partition, state)
+            self._checkpoint(partition, state)
         if batch.get("final"):
             await self._maybe_done()
+
+    async def _fill_gap(self, partition: int, state: PartitionState, offset: int) -> None:
+        """Messages between the state's last one and `offset` that Faust did not deliver: after a rebalance it can
+        deliver a fetch made before it, past the offsets the restored checkpoint needs, and then drop those as
+        already read (the group's committed offset can be past the checkpoint then, too). Read them with a
+        consumer of our own and apply them in order; what retention deleted stays a gap (the caller logs it)."""
+        from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: PLC0415 - rarely needed
+
+        log.info("filling an offset gap", extra={"fields": {
+            "partition": partition, "offset": offset, "next": state.applied_offset + 1}})
+        tp = TopicPartition(self.settings.kafka.logs_topic, partition)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka.bootstrap, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", fetch_max_bytes=8 << 20,
+                                    max_partition_fetch_bytes=8 << 20)
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, state.applied_offset + 1)
+            deadline = time.monotonic() + GAP_FILL_TIMEOUT_S
+            while state.applied_offset + 1 < offset and time.monotonic() < deadline:
+                fetched = await consumer.getmany(tp, timeout_ms=500)
+                for record in fetched.get(tp, []):
+                    if record.offset >= offset:
+                        return
+                    if record.offset > state.applied_offset and record.value is not None:
+                        await self._apply(partition, state, record.offset, record.value, None)
+                if not fetched and await consumer.position(tp) >= offset:
+                    return
+        finally:
+            await consumer.stop()
 
     async def _emit(self, partition: int, state: PartitionState, closed: list[ClosedPaneEvent]) -> bool:
         """Send the snapshots and alert transitions; store the closed panes, one table key per (partition, pane
@@ -219,6 +267,7 @@ class MetricsWorker:
         for alert in alerts:
             self.alerts.send_soon(key=alert["fingerprint"].encode(), value=orjson.dumps(alert))
         self.alerts_sent += len(alerts)
+        self.telemetry.on_alerts(alerts)
         for start in sorted({start for _service, _endpoint, start in state.store.evicted}):
             self.table.pop(_closed_key(partition, start), None)
         return bool(alerts)

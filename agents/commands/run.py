@@ -26,7 +26,7 @@ import orjson
 from agents.commands.common import add_kafka_args, add_route_args, extractor_from, kafka_settings_from
 from agents.commands.notify_cmd import notify_topic_specs
 from agents.commands.replay import alert_order
-from agents.commands.worker import stream_topic_specs
+from agents.commands.worker import add_web_args, stream_topic_specs, web_args
 from agents.embedded_broker import BrokerError, kafka_bootstrap
 from agents.ingest import IngestConfig, Ingestor
 from agents.notify.config import DEFAULT_CHANNELS, ChannelFileError, load_channels
@@ -52,13 +52,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="notification channel file (default: the spec's, secrets from the environment)")
     add_kafka_args(parser)
     add_route_args(parser)
+    add_web_args(parser)  # the worker serves /health and /metrics
 
 
 class WorkerProcess:
     """`tailwatch worker` as a child process; its log lines are relayed to stderr and watched for milestones."""
 
-    def __init__(self, settings: KafkaSettings, rules: str, data_dir: str) -> None:
+    def __init__(self, settings: KafkaSettings, rules: str, data_dir: str, extra: list[str] | None = None,
+                 channels: str | None = None) -> None:
         env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""}
+        if channels:  # /health's channels check reads the notifier's channel file
+            env.setdefault("TAILWATCH_CHANNELS_FILE", channels)
         self.ready = threading.Event()
         self.quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
         self.done = threading.Event()
@@ -66,7 +70,7 @@ class WorkerProcess:
             [sys.executable, "-m", "agents.cli", "worker",
              "--topic-prefix", settings.topic_prefix,
              "--partitions", str(settings.partitions), "--rules", rules, "--data-dir", data_dir,
-             "--app-id", f"{settings.topic_prefix}-metrics"],
+             "--app-id", f"{settings.topic_prefix}-metrics", *(extra or [])],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         threading.Thread(target=self._relay, daemon=True).start()
 
@@ -111,8 +115,9 @@ async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings,
     await ensure_topics(bootstrap, stream_topic_specs(settings) + notify_topic_specs(settings))
     embedded = await is_embedded_broker(bootstrap)
     with tempfile.TemporaryDirectory(prefix="tailwatch-run-") as data_dir:
-        worker = WorkerProcess(settings, args.rules, data_dir)
-        notifier = NotifierProcess(settings, getattr(args, "channels", str(DEFAULT_CHANNELS)), data_dir,
+        channels = getattr(args, "channels", str(DEFAULT_CHANNELS))
+        worker = WorkerProcess(settings, args.rules, data_dir, web_args(args), channels)
+        notifier = NotifierProcess(settings, channels, data_dir,
                                    quiet=worker.quiet)
         try:
             if not await _wait(worker.ready, 120) or worker.process.poll() is not None:

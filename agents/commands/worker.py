@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from agents.embedded_broker import BrokerError, kafka_bootstrap
 from agents.rules_files import DEFAULT_RULES, RuleFileError, load_rules
 from agents.settings import KafkaSettings
 from agents.topics import KafkaUnavailable, TopicSpec, ensure_topics, is_embedded_broker
+from pipeline.health import HealthLimits
 
 if TYPE_CHECKING:
     from agents.stream_worker import MetricsWorker
@@ -28,11 +30,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_kafka_args(parser)
     parser.add_argument("--store", default="memory://", help="Faust table store: memory:// or rocksdb:// (rocksdict)")
     parser.add_argument("--data-dir", default="./tailwatch-data", help="Faust data directory (tables on disk)")
-    parser.add_argument("--web-port", type=int, default=None, help="serve Faust's web endpoints on this port")
+    add_web_args(parser)
     parser.add_argument("--session-timeout", type=float, default=None,
                         help="consumer group session timeout in s (default 5 on the embedded broker, else 10)")
     parser.add_argument("--app-id", default="tailwatch-metrics", help="consumer group / app id")
     parser.add_argument("--rules", default=str(DEFAULT_RULES), help="rule file (default: the spec's rules)")
+
+
+def add_web_args(parser: argparse.ArgumentParser) -> None:
+    """--web-port and friends: /health and /metrics (agents/health.py); `tailwatch run` passes them on."""
+    parser.add_argument("--web-port", type=int, default=None,
+                        help="serve /health and /metrics (and Faust's web endpoints) on this port")
+    parser.add_argument("--web-bind", default=os.environ.get("TAILWATCH_WEB_BIND", "127.0.0.1"),
+                        help="interface the web server binds (default 127.0.0.1; 0.0.0.0 in a container)")
+    parser.add_argument("--max-lag", type=int, default=HealthLimits.max_lag_messages,
+                        help="/health: most logs-topic messages the worker may be behind (default %(default)s)")
+    parser.add_argument("--max-record-age", type=float, default=HealthLimits.max_record_age_ms / 1000,
+                        help="/health: longest time in s without a logs-topic message, 0 for no bound "
+                             "(default %(default)s)")
+
+
+def web_args(args: argparse.Namespace) -> list[str]:
+    """The web options of `args` as worker command-line arguments (none when `args` has no --web-port)."""
+    if getattr(args, "web_port", None) is None:
+        return []
+    return ["--web-port", str(args.web_port), "--web-bind", args.web_bind, "--max-lag", str(args.max_lag),
+            "--max-record-age", str(args.max_record_age)]
 
 
 def stream_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
@@ -53,9 +76,15 @@ def run(args: argparse.Namespace) -> int:
             # refuses sessions under group.min.session.timeout.ms (6 s by default).
             embedded = asyncio.run(is_embedded_broker(bootstrap))
             session = args.session_timeout or (5.0 if embedded else 10.0)
+            rules = load_rules(args.rules)
             worker = MetricsWorker(WorkerSettings(settings, app_id=args.app_id, store=args.store,
                                                   data_dir=args.data_dir, web_port=args.web_port,
-                                                  session_timeout_s=session, rules=load_rules(args.rules)))
+                                                  web_bind=args.web_bind, session_timeout_s=session,
+                                                  rules=rules))
+            if args.web_port is not None:
+                from agents.health import attach_web  # noqa: PLC0415 - needs Faust
+
+                attach_web(worker, HealthLimits(args.max_lag, int(args.max_record_age * 1000)), rules)
             return run_worker(worker)
     except RuleFileError as error:
         print(f"tailwatch worker: {error}", file=sys.stderr)

@@ -1,0 +1,230 @@
+"""`tailwatch worker --web-port`: /metrics counts exactly what went through (records, late, dead letters, alert
+transitions by rule and state, batches), and /health turns 503 while the broker is away and 200 once it is back."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from agents.commands.ingest import log_topic_specs
+from agents.commands.replay import replay_events
+from agents.ingest import Ingestor
+from agents.publisher import Publisher
+from agents.rules_files import load_rules
+from agents.settings import KafkaSettings
+from agents.sources import file_chunks
+from agents.topics import ensure_topics
+from pipeline.metrics import snapshot
+from pipeline.parsing import ParseStats
+from pipeline.rules.engine import RuleEngine
+from tests.kafka_tier import ApacheKafka, free_port
+from tests.support import read_topic
+from tests.test_agents.worker_web import (
+    DEFAULT_CHANNELS,
+    WebWorker,
+    by_label,
+    incident_capture,
+    parse_metrics,
+    value,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+MALFORMED = b'{"outcome": "ok", "scriptName": nope}\n'
+TRUNCATED = b'{"outcome": "ok", "scriptName": "foundation-gateway-production", "logs": [\n'
+
+
+def crafted_capture(path: Path) -> Path:
+    """The incident capture with one malformed object in the middle and a cut one at the end."""
+    lines = incident_capture(path.with_suffix(".clean")).read_bytes().splitlines(keepends=True)
+    middle = len(lines) // 2
+    path.write_bytes(b"".join([*lines[:middle], MALFORMED, *lines[middle:], TRUNCATED]))
+    return path
+
+
+async def ingest(settings: KafkaSettings, capture: Path) -> tuple[Publisher, ParseStats]:
+    bootstrap = settings.bootstrap
+    assert bootstrap
+    await ensure_topics(bootstrap, log_topic_specs(settings))
+    publisher = Publisher(bootstrap, settings.logs_topic, settings.deadletter_topic, idempotent=False)
+    await publisher.start()
+    try:
+        stats = await Ingestor(publisher, settings.partitions).ingest_chunks(str(capture), file_chunks(capture),
+                                                                             stream="files")
+    finally:
+        await publisher.stop()
+    return publisher, stats
+
+
+def test_metrics_counters_match_the_input(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    capture = crafted_capture(tmp_path / "capture.jsonl")
+    rules = load_rules()
+    totals = ParseStats()
+    args = argparse.Namespace(inputs=[str(capture)], lateness_ms=10_000, route=[])
+    panes, replay_alerts = replay_events(args, totals, RuleEngine(rules.compiled, rules.rule_file, rules.sha256))
+    snapshots = [snapshot(pane) for pane in panes]
+    late = sum(s["late_dropped"] for s in snapshots)
+    assert late > 0, "the capture has records beyond the allowed lateness"
+    assert totals.rejected == 2
+    assert len(replay_alerts) >= 5
+
+    async def scenario() -> None:
+        worker = WebWorker(kafka_settings, tmp_path / "worker")
+        try:
+            await worker.wait_ready()
+            publisher, stats = await ingest(kafka_settings, capture)
+            assert stats.records == totals.records
+            assert publisher.dead_letters_sent >= 2
+
+            async def caught_up() -> bool:
+                samples = await worker.metrics()
+                return (value(samples, "tailwatch_records_in_total") >= stats.records
+                        and value(samples, "tailwatch_snapshots_total") >= len(snapshots)
+                        and sum(by_label(samples, "tailwatch_dead_letters_total").values())
+                        >= publisher.dead_letters_sent)
+
+            await wait_for(caught_up, 90, "the worker to process the input")
+            alerts = await read_topic(kafka_settings.bootstrap or "", kafka_settings.topic("alerts"),
+                                      until=len(replay_alerts), timeout_s=30)
+            samples = await worker.metrics()
+            status, body = await worker.health()
+        finally:
+            worker.kill()
+
+        assert value(samples, "tailwatch_records_in_total") == stats.records == totals.records
+        assert value(samples, "tailwatch_late_records_total") == late
+        assert value(samples, "tailwatch_snapshots_total") == len(snapshots)
+        dead = by_label(samples, "tailwatch_dead_letters_total")
+        assert sum(dead.values()) == publisher.dead_letters_sent
+        assert dead[(("kind", "malformed_json"),)] == 1
+        assert dead[(("kind", "truncated_object"),)] == 1
+        published = Counter((m.value["rule"], m.value["state"]) for m in alerts)
+        assert published == Counter((a["rule"], a["state"]) for a in replay_alerts)
+        counted = {(dict(labels)["rule"], dict(labels)["state"]): v
+                   for labels, v in by_label(samples, "tailwatch_alert_transitions_total").items()}
+        assert counted == dict(published)
+        # One processing-time observation per logs-topic message: every batch ingest sent.
+        assert value(samples, "tailwatch_batch_processing_seconds_count") == publisher.batches_sent
+        assert value(samples, "tailwatch_panes_held", state="open") == 0  # the input ended: every pane closed
+        assert 0 < value(samples, "tailwatch_panes_held", state="closed") <= len(snapshots)
+        assert value(samples, "tailwatch_partitions_assigned") == kafka_settings.partitions
+        assert status == 200, body
+        assert body["status"] == "healthy" and all(body["checks"].values())
+        assert body["details"]["last_record"]["seen"] is True
+
+    asyncio.run(scenario())
+
+
+def test_health_without_channels_is_degraded(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    async def scenario() -> tuple[int, dict]:
+        worker = WebWorker(kafka_settings, tmp_path / "worker", channels="pagerduty")
+        try:
+            await worker.wait_ready()
+            return await worker.health()
+        finally:
+            worker.kill()
+
+    status, body = asyncio.run(scenario())
+    assert status == 503
+    assert body["status"] == "degraded"
+    assert body["checks"] == {"broker": True, "agents": True, "consumer_lag": True, "last_record": True,
+                              "channels": False}
+    assert "slack-critical" in body["details"]["channels"]["missing"]
+
+
+@pytest.mark.kafka
+def test_health_follows_the_broker(apache_kafka: ApacheKafka, tmp_path: Path) -> None:
+    settings = KafkaSettings(apache_kafka.bootstrap, f"h{int(time.time() * 1000) % 10**9}", 4, 1)
+    timeline: list[tuple[str, int, dict]] = []
+
+    async def status_is(expected: int, stage: str) -> None:
+        async def check() -> bool:
+            status, body = await worker.health()
+            timeline.append((stage, status, body["checks"]))
+            return status == expected
+
+        await wait_for(check, 120, f"/health {expected} ({stage})", pause_s=0.5)
+
+    async def scenario() -> None:
+        nonlocal worker
+        await ensure_topics(settings.bootstrap or "", log_topic_specs(settings))
+        worker = WebWorker(settings, tmp_path / "worker")
+        try:
+            await worker.wait_ready()
+            await status_is(200, "up")
+            try:
+                apache_kafka.stop()
+                started = time.monotonic()
+                await status_is(503, "broker stopped")
+                down_after = time.monotonic() - started
+                status, body = await worker.health()
+                assert status == 503 and body["checks"]["broker"] is False, body
+                assert body["details"]["broker"]["error"]
+            finally:
+                apache_kafka.start()
+            started = time.monotonic()
+            await status_is(200, "broker back")
+            up_after = time.monotonic() - started
+            assert worker.process.poll() is None, "the worker survived the outage"
+            print(f"/health: 503 {down_after:.1f}s after the stop, 200 {up_after:.1f}s after the start")
+        finally:
+            worker.kill()
+
+    worker: WebWorker
+    asyncio.run(scenario())
+    stages = [stage for stage, _, _ in timeline]
+    assert stages[0] == "up" and stages[-1] == "broker back"
+
+
+def test_run_serves_health_and_metrics(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    """`tailwatch run --web-port` passes the web options to its worker: /metrics counts the run's input."""
+    capture = incident_capture(tmp_path / "capture.jsonl", minutes=12)
+    totals = ParseStats()
+    replay_events(argparse.Namespace(inputs=[str(capture)], lateness_ms=10_000, route=[]), totals)
+    port = free_port()
+    env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": kafka_settings.bootstrap or "",
+           "TAILWATCH_CHANNELS": DEFAULT_CHANNELS}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agents.cli", "--log-level", "WARNING", "run", "--from", str(capture),
+         "--topic-prefix", kafka_settings.topic_prefix, "--web-port", str(port), "--web-bind", "127.0.0.1"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def scenario() -> tuple[int, dict, float]:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            async def processed() -> bool:
+                assert process.poll() is None, "tailwatch run exited"
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                        samples = parse_metrics(await response.text())
+                except aiohttp.ClientError:
+                    return False
+                return value(samples, "tailwatch_records_in_total") >= totals.records
+
+            await wait_for(processed, 120, "tailwatch run's worker to process the capture", pause_s=0.5)
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                records_in = value(parse_metrics(await response.text()), "tailwatch_records_in_total")
+            async with session.get(f"http://127.0.0.1:{port}/health") as response:
+                return response.status, await response.json(), records_in
+
+    try:
+        status, body, records_in = asyncio.run(scenario())
+    finally:
+        process.send_signal(signal.SIGINT)  # run stops its worker on the way out
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    assert records_in == totals.records
+    assert status == 200 and body["status"] == "healthy", body
