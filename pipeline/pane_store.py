@@ -127,7 +127,10 @@ class PaneStore:
             self.history.setdefault(group, deque()).append((start, closed))
             events.append(ClosedPaneEvent(service, endpoint, start, start + self.pane_ms, closed,
                                           self._rows_today(group, start, closed.d1_rows_read)))
-        self._evict(watermark_ms)
+        # Rules read the windows of the panes just closed after this returns: keep what the oldest of them needs.
+        # Evicting from the watermark instead cut those windows short whenever it jumped more than a pane ahead
+        # (e.g. the end of input), so live and replay, whose watermarks jump differently, disagreed.
+        self._evict(min(watermark_ms, due[0][0] + self.pane_ms) if due else watermark_ms)
         return events
 
     def _rows_today(self, group: GroupKey, start: int, rows: int) -> int:

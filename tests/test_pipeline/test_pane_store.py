@@ -11,6 +11,7 @@ import pytest
 from pipeline.metrics import snapshot
 from pipeline.pane_store import PaneStore
 from pipeline.replay import Replay
+from pipeline.watermarks import END_OF_INPUT_MS
 from pipeline.windows import PANE_MS
 from tests.test_pipeline.records import BASE_MS, d1, record
 
@@ -137,10 +138,27 @@ def test_windows_merge_panes_without_records_and_eviction_bounds_history() -> No
     window = store.window("svc", "/api/a", T0 + 10 * PANE_MS, 5 * PANE_MS)
     assert window.total == 6 + 7 + 8 + 9 + 10
     assert window.classes == {"5xx": 6 + 8 + 10, "2xx": 7 + 9}
-    # minutes 0-4 are older than the retention: evicted, so a longer window only sees what is held
+    # The rules have not read the windows of the panes this close returned yet: the oldest one's stays whole.
+    assert store.window("svc", "/api/a", T0 + PANE_MS, 5 * PANE_MS).total == 1
+    assert store.panes_held() == 10
+    # The next close evicts minutes 0-4, older than the retention: a longer window only sees what is held.
+    store.close_until(T0 + 10 * PANE_MS + 1)
     assert store.window("svc", "/api/a", T0 + 10 * PANE_MS, 10 * PANE_MS).total == window.total
     assert store.panes_held() == 5
     assert store.window("svc", "/nope", T0 + 10 * PANE_MS, 5 * PANE_MS).total == 0
+
+
+def test_a_watermark_jump_keeps_the_windows_of_the_panes_it_closes() -> None:
+    """The end of input (or any jump of the watermark) closes panes whose windows reach back a retention: eviction
+    must not cut them before the rules read them, or live and replay (which jump differently) disagree."""
+    store = PaneStore(retention_ms=5 * PANE_MS)
+    for minute in range(8):
+        store.add([record(T0 + minute * PANE_MS)] * (minute + 1))
+    store.close_until(T0 + 6 * PANE_MS)  # minutes 0-5 closed
+    closed = store.close_until(END_OF_INPUT_MS)  # minutes 6 and 7
+    assert [(e.start_ms - T0) // PANE_MS for e in closed] == [6, 7]
+    assert store.window("svc", "/api/a", T0 + 7 * PANE_MS, 5 * PANE_MS).total == 3 + 4 + 5 + 6 + 7
+    assert store.window("svc", "/api/a", T0 + 8 * PANE_MS, 5 * PANE_MS).total == 4 + 5 + 6 + 7 + 8
 
 
 def test_d1_rows_read_today_restarts_at_midnight_utc() -> None:
