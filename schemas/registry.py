@@ -13,6 +13,7 @@ from schemas.factory_log import FactoryLog
 from schemas.metrics import PaneSnapshot
 from schemas.record import LogRecord
 from schemas.rules import RuleFile
+from schemas.silences import Silence
 from schemas.tail_event import TailEvent
 
 SCHEMAS: dict[str, type[BaseModel]] = {
@@ -23,6 +24,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "dead-letter": DeadLetter,  # value on <prefix>.deadletter
     "pane-snapshot": PaneSnapshot,  # value on <prefix>.metrics
     "alert-event": AlertEvent,  # value on <prefix>.alerts
+    "silence": Silence,  # value on <prefix>.silences (compacted, key: id)
     "rule-file": RuleFile,  # a rules YAML file
 }
 
