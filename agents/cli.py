@@ -8,7 +8,19 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from agents.commands import alerts_cmd, broker, demo, ingest, parse, replay, rules_cmd, run, schemas_cmd, worker
+from agents.commands import (
+    alerts_cmd,
+    broker,
+    demo,
+    ingest,
+    parse,
+    replay,
+    rules_cmd,
+    run,
+    schemas_cmd,
+    silences_cmd,
+    worker,
+)
 from agents.logs import setup_logging
 
 COMMANDS: dict[str, tuple[ModuleType, str]] = {
@@ -19,6 +31,7 @@ COMMANDS: dict[str, tuple[ModuleType, str]] = {
     "replay": (replay, "run the metrics core on saved captures, no broker needed"),
     "rules": (rules_cmd, "check rule files"),
     "alerts": (alerts_cmd, "subscribe to the alerts topic"),
+    "silences": (silences_cmd, "add, list or expire silences (matchers and a time range) on the silences topic"),
     "schemas": (schemas_cmd, "export or check the JSON Schemas of every message"),
     "worker": (worker, "run the metrics stream worker (Faust) on the logs topic"),
     "broker": (broker, "run the embedded Kafka-compatible broker in the foreground"),

@@ -84,8 +84,11 @@ class SilenceSet:
 
     def __init__(self, records: Iterable[Mapping[str, Any]] = ()) -> None:
         self._by_id: dict[str, ActiveSilence] = {}
-        for record in records:
-            self.put(record)
+        self.reset(records)
+
+    def reset(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Hold exactly these silences (in place: engines sharing this set see the change)."""
+        self._by_id = {silence.id: silence for silence in map(ActiveSilence.from_record, records)}
 
     def put(self, record: Mapping[str, Any]) -> None:
         silence = ActiveSilence.from_record(record)
