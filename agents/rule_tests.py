@@ -31,7 +31,7 @@ class FileResult:
         return all(case.ok for case in self.cases)
 
 
-def test_files(paths: list[str]) -> list[Path]:
+def rule_test_paths(paths: list[str]) -> list[Path]:
     out: list[Path] = []
     for name in paths:
         path = Path(name)
@@ -72,4 +72,4 @@ def run_test_file(path: Path) -> FileResult:
     return result
 
 
-__all__ = ["DEFAULT_TESTS", "FileResult", "RuleFileError", "RuleTestFileError", "run_test_file", "test_files"]
+__all__ = ["DEFAULT_TESTS", "FileResult", "RuleFileError", "RuleTestFileError", "rule_test_paths", "run_test_file"]

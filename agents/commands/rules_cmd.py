@@ -8,7 +8,7 @@ import argparse
 import sys
 import time
 
-from agents.rule_tests import DEFAULT_TESTS, RuleFileError, RuleTestFileError, run_test_file, test_files
+from agents.rule_tests import DEFAULT_TESTS, RuleFileError, RuleTestFileError, rule_test_paths, run_test_file
 from agents.rules_files import DEFAULT_RULES, load_rules
 
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_tests(paths: list[str]) -> int:
-    files = test_files(paths)
+    files = rule_test_paths(paths)
     if not files:
         print(f"tailwatch rules test: no test files in {' '.join(paths)}", file=sys.stderr)
         return 2
