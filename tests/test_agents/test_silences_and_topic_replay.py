@@ -126,3 +126,23 @@ def test_replay_topic_equals_file_replay_and_since_until_restrict(kafka_settings
     nothing = tailwatch("replay", "--topic", "--since", "2999-01-01T00:00:00Z", settings=kafka_settings)
     assert alerts_of(nothing) == []
     assert tailwatch("replay", "--topic").returncode == 2  # no broker configured: a clear error
+
+
+def test_the_live_worker_marks_silenced_transitions_as_replay_does(kafka_settings: KafkaSettings,
+                                                                   tmp_path: Path) -> None:
+    capture = incident_capture(tmp_path / "capture.jsonl", BASE_MS, 30, range(5, 16))
+    added = tailwatch("silences", "add", "--matcher", "rule=~factory-(service-down|high-error-rate)",
+                      "--starts", "2000-01-01T00:00:00Z", "--duration", "100000d", "--comment", "maintenance",
+                      settings=kafka_settings)
+    assert added.returncode == 0, added.stderr
+    live = alerts_of(tailwatch("run", "--from", str(capture), "--exit-when-done", "--bootstrap",
+                               kafka_settings.bootstrap or "", "--topic-prefix", kafka_settings.topic_prefix,
+                               settings=kafka_settings))
+    replayed = alerts_of(tailwatch("replay", str(capture), "--silences-topic", settings=kafka_settings))
+    assert any(a["silenced_by"] == [added.stdout.strip()] for a in live)
+    assert all(a["silenced_by"] == [] for a in live if a["state"] == "resolved")
+    for alert in live:
+        source = alert["provenance"].pop("input")
+        assert source["topic"] == kafka_settings.logs_topic and source["first_offset"] <= source["last_offset"]
+    assert all(a["provenance"].pop("input") is None for a in replayed)
+    assert live == replayed
