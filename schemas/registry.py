@@ -12,6 +12,7 @@ from schemas.envelopes import LogBatch
 from schemas.factory_log import FactoryLog
 from schemas.metrics import PaneSnapshot
 from schemas.record import LogRecord
+from schemas.rule_tests import RuleTestFile
 from schemas.rules import RuleFile
 from schemas.silences import Silence
 from schemas.tail_event import TailEvent
@@ -26,6 +27,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "alert-event": AlertEvent,  # value on <prefix>.alerts
     "silence": Silence,  # value on <prefix>.silences (compacted, key: id)
     "rule-file": RuleFile,  # a rules YAML file
+    "rule-test-file": RuleTestFile,  # a rule unit-test YAML file (`tailwatch rules test`)
 }
 
 
