@@ -11,14 +11,19 @@ from types import ModuleType
 from agents.commands import (
     alerts_cmd,
     broker,
+    channels_cmd,
     demo,
     ingest,
+    notify_cmd,
     parse,
+    probe_cmd,
     replay,
+    report,
     rules_cmd,
     run,
     schemas_cmd,
     silences_cmd,
+    topics_cmd,
     worker,
 )
 from agents.logs import setup_logging
@@ -29,12 +34,17 @@ COMMANDS: dict[str, tuple[ModuleType, str]] = {
     "demo": (demo, "the main job: a generated capture with incidents through the live pipeline"),
     "run": (run, "the whole live pipeline on captures: ingest, Kafka, metrics, rules, alerts"),
     "replay": (replay, "run the metrics core on saved captures, no broker needed"),
-    "rules": (rules_cmd, "check rule files"),
+    "report": (report, "the spec's analytics, baselines and dashboard widgets from captures or --live"),
+    "rules": (rules_cmd, "check rule files, or run rule unit tests"),
     "alerts": (alerts_cmd, "subscribe to the alerts topic"),
+    "channels": (channels_cmd, "list the notification channels (secrets masked) or send a test"),
+    "notify": (notify_cmd, "deliver alerts to PagerDuty, Slack and e-mail, each transition once per channel"),
     "silences": (silences_cmd, "add, list or expire silences (matchers and a time range) on the silences topic"),
     "schemas": (schemas_cmd, "export or check the JSON Schemas of every message"),
     "worker": (worker, "run the metrics stream worker (Faust) on the logs topic"),
     "broker": (broker, "run the embedded Kafka-compatible broker in the foreground"),
+    "probe": (probe_cmd, "uptime probe: check URLs, publish results, alert after consecutive failures"),
+    "topics": (topics_cmd, "create (or list) every topic tailwatch uses"),
 }
 
 

@@ -25,6 +25,7 @@ from faust.tables.manager import TableManager
 from faust.types import TP, EventT
 
 from agents.alert_silences import SilenceFeed
+from agents.dashboard import attach_dashboard
 from agents.rules_files import LoadedRules, load_rules
 from agents.settings import KafkaSettings
 from pipeline.metrics import snapshot
@@ -136,6 +137,7 @@ class MetricsWorker:
         self.late = 0
         self.app.agent(self.logs, name="panes")(self._agent)
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        self.dashboard = attach_dashboard(self.app, kafka)  # /dashboard when the web server is on
 
     async def _agent(self, stream: faust.StreamT[bytes]) -> None:
         await self.silence_feed.wait_ready()  # the silences known at start-up mark the first transitions too

@@ -7,10 +7,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from schemas.alerts import AlertEvent
+from schemas.channels import ChannelFile
 from schemas.deadletter import DeadLetter
+from schemas.deliveries import Delivery, NotificationDeadLetter
 from schemas.envelopes import LogBatch
 from schemas.factory_log import FactoryLog
 from schemas.metrics import PaneSnapshot
+from schemas.probes import ProbeConfig, ProbeResult
 from schemas.record import LogRecord
 from schemas.rule_tests import RuleTestFile
 from schemas.rules import RuleFile
@@ -27,6 +30,11 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "alert-event": AlertEvent,  # value on <prefix>.alerts
     "silence": Silence,  # value on <prefix>.silences (compacted, key: id)
     "rule-file": RuleFile,  # a rules YAML file
+    "probe-result": ProbeResult,  # value on <prefix>.probes
+    "probe-config": ProbeConfig,  # a probe YAML file
+    "channel-file": ChannelFile,  # a channels YAML file
+    "delivery": Delivery,  # value on <prefix>.deliveries (compacted; key: the delivery key)
+    "notification-dead-letter": NotificationDeadLetter,  # value on <prefix>.notify.deadletter
     "rule-test-file": RuleTestFile,  # a rule unit-test YAML file (`tailwatch rules test`)
 }
 

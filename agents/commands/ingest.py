@@ -11,10 +11,10 @@ import sys
 
 from agents.commands.common import add_kafka_args, add_route_args, extractor_from, kafka_settings_from
 from agents.embedded_broker import BrokerError, kafka_bootstrap
-from agents.ingest import IngestConfig, Ingestor
+from agents.ingest import IngestConfig, Ingestor, reader_chunks
 from agents.publisher import Publisher
 from agents.settings import KafkaSettings
-from agents.sources import chunks_of, source_name
+from agents.sources import chunks_of, gunzip_live, source_name, stdin_is_live, stdin_reader
 from agents.topics import KafkaUnavailable, TopicSpec, ensure_topics
 from agents.wrangler_tail import WranglerTail
 from pipeline.batching import DEFAULT_BATCH_RECORDS, DEFAULT_LATENESS_MS
@@ -58,6 +58,11 @@ async def ingest(args: argparse.Namespace, bootstrap: str, settings: KafkaSettin
     try:
         if args.wrangler:
             await _supervise(args.wrangler, ingestor)
+        elif args.stdin and stdin_is_live():
+            # A pipe (`wrangler tail … | tailwatch ingest --stdin`): pending records go out every linger_ms, not
+            # only when a batch fills or the pipe closes. Its end is the end of the input.
+            chunks = gunzip_live(reader_chunks(await stdin_reader(), config.linger_ms))
+            await ingestor.ingest_stream("stdin", chunks, final=lambda: True)
         else:
             paths = args.files or ["-"]
             for index, path in enumerate(paths):

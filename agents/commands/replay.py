@@ -18,6 +18,7 @@ import orjson
 from agents.alert_silences import SilenceFileError, load_silence_file, read_silences
 from agents.commands.common import add_kafka_args, add_route_args, extractor_from, kafka_settings_from
 from agents.log_history import history
+from agents.progress import RecordProgress
 from agents.rules_files import DEFAULT_RULES, LoadedRules, RuleFileError, load_rules
 from agents.sources import chunks_of, source_name
 from pipeline.batching import DEFAULT_LATENESS_MS
@@ -66,12 +67,15 @@ def replay_events(args: argparse.Namespace, totals: ParseStats,
         if engine is not None:
             alerts.extend(engine.on_panes_closed(new, replay.store))
 
-    for path in args.inputs:
-        parser = LogParser(source_name(path), extractor)
-        for chunk in chunks_of(path):
-            closed(replay.feed(STREAM, parser.feed(chunk).records))
-        closed(replay.feed(STREAM, parser.finish().records))
-        totals.merge(parser.stats)
+    with RecordProgress(args.inputs, "replay") as progress:  # stderr, only on a terminal
+        for path in args.inputs:
+            parser = LogParser(source_name(path), extractor)
+            for chunk in chunks_of(path):
+                records = parser.feed(chunk).records
+                closed(replay.feed(STREAM, records))
+                progress.advance(len(chunk), len(records))
+            closed(replay.feed(STREAM, parser.finish().records))
+            totals.merge(parser.stats)
     closed(replay.end(STREAM))
     events.sort(key=lambda e: (e.start_ms, e.service, e.endpoint))
     return events, alerts

@@ -1,9 +1,10 @@
 """`tailwatch run --from FILE… [--exit-when-done]`: the whole live pipeline in one command.
 
 ingest → Kafka (the embedded broker unless one is configured) → metrics worker (a Faust worker process: panes,
-rules) → the alerts topic. The alert events it published are printed as JSON Lines on stdout. With
-`--exit-when-done` it exits 0 once the input is fully processed; without it, it keeps running (and keeps
-printing new alerts) until stopped.
+rules) → the alerts topic → the notifier (a second child process: PagerDuty, Slack, e-mail). The alert events it
+published are printed as JSON Lines on stdout. With `--exit-when-done` it exits 0 once the input is fully
+processed and every alert has its delivery outcomes; without it, it keeps running (and keeps printing new
+alerts) until stopped.
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from typing import Any
 import orjson
 
 from agents.commands.common import add_kafka_args, add_route_args, extractor_from, kafka_settings_from
+from agents.commands.notify_cmd import notify_topic_specs
 from agents.commands.replay import alert_order
 from agents.commands.worker import stream_topic_specs
 from agents.embedded_broker import BrokerError, kafka_bootstrap
 from agents.ingest import IngestConfig, Ingestor
+from agents.notify.config import DEFAULT_CHANNELS, ChannelFileError, load_channels
+from agents.notify.process import NotifierProcess
 from agents.publisher import Publisher
 from agents.rules_files import DEFAULT_RULES, RuleFileError, load_rules
 from agents.settings import KafkaSettings
@@ -44,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exit-when-done", action="store_true", help="exit once the input is fully processed")
     parser.add_argument("--rules", default=str(DEFAULT_RULES), help="rule file (default: the spec's rules)")
     parser.add_argument("--lateness-ms", type=int, default=DEFAULT_LATENESS_MS, help="allowed lateness")
+    parser.add_argument("--channels", default=str(DEFAULT_CHANNELS),
+                        help="notification channel file (default: the spec's, secrets from the environment)")
     add_kafka_args(parser)
     add_route_args(parser)
 
@@ -102,10 +108,12 @@ async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings,
     (else stdout, as JSON Lines) in `alert_order`; without it, they are printed as they come until stopped."""
     bootstrap = settings.bootstrap
     assert bootstrap
-    await ensure_topics(bootstrap, stream_topic_specs(settings))
+    await ensure_topics(bootstrap, stream_topic_specs(settings) + notify_topic_specs(settings))
     embedded = await is_embedded_broker(bootstrap)
     with tempfile.TemporaryDirectory(prefix="tailwatch-run-") as data_dir:
         worker = WorkerProcess(settings, args.rules, data_dir)
+        notifier = NotifierProcess(settings, getattr(args, "channels", str(DEFAULT_CHANNELS)), data_dir,
+                                   quiet=worker.quiet)
         try:
             if not await _wait(worker.ready, 120) or worker.process.poll() is not None:
                 print("tailwatch run: the worker did not start", file=sys.stderr)
@@ -130,9 +138,14 @@ async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings,
             if not await _wait(worker.done, DONE_TIMEOUT_S) or worker.process.poll() is not None:
                 print("tailwatch run: the worker stopped before the input was processed", file=sys.stderr)
                 return 3
-            alerts = sorted([orjson.loads(message.value)
-                             async for message in topic_messages(bootstrap, settings.topic("alerts"))],
-                            key=alert_order)
+            messages = [message async for message in topic_messages(bootstrap, settings.topic("alerts"))]
+            positions: dict[int, int] = {}
+            for message in messages:
+                positions[message.partition] = max(positions.get(message.partition, 0), message.offset + 1)
+            if not await asyncio.to_thread(notifier.wait_settled, positions, DONE_TIMEOUT_S):
+                print("tailwatch run: the notifier stopped before every alert was delivered", file=sys.stderr)
+                return 3
+            alerts = sorted([orjson.loads(message.value) for message in messages], key=alert_order)
             if alerts_out is not None:
                 alerts_out.extend(alerts)
                 return 0
@@ -141,6 +154,7 @@ async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings,
             sys.stdout.flush()
             return 0
         finally:
+            notifier.stop()
             worker.stop()
 
 
@@ -148,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     kafka = kafka_settings_from(args)
     try:
         load_rules(args.rules)  # fail fast, before anything starts
+        load_channels(args.channels)  # the notifier reports missing secrets itself
         for path in args.files:
             if path != "-" and not Path(path).is_file():
                 raise FileNotFoundError(2, "no such file", path)
@@ -156,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
             with contextlib.suppress(KeyboardInterrupt):
                 return asyncio.run(run_pipeline(args, settings))
             return 0
-    except RuleFileError as error:
+    except (RuleFileError, ChannelFileError) as error:
         print(f"tailwatch run: {error}", file=sys.stderr)
         return 2
     except FileNotFoundError as error:

@@ -122,3 +122,35 @@ def test_cli_ingest_broker_unreachable_is_a_clear_error(sample_capture: Path) ->
         capture_output=True, text=True, timeout=90)
     assert result.returncode == 3
     assert f"cannot reach Kafka at 127.0.0.1:{port} after 5 attempts" in result.stderr
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+async def test_cli_ingest_stdin_pipe_publishes_before_the_pipe_closes(kafka_settings: KafkaSettings,
+                                                                      sample_capture: Path, compress: bool) -> None:
+    """`wrangler tail … | tailwatch ingest --stdin`: records go out every --linger-ms, not at the end of input."""
+    import asyncio
+    import gzip
+
+    env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": kafka_settings.bootstrap or "",
+           "TAILWATCH_TOPIC_PREFIX": kafka_settings.topic_prefix}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agents.cli", "ingest", "--stdin", "--linger-ms", "100",
+        stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+    assert process.stdin is not None and process.stderr is not None
+    body = sample_capture.read_bytes()
+    process.stdin.write(gzip.compress(body) if compress else body)
+    await process.stdin.drain()
+    try:
+        # The pipe stays open: the records must arrive anyway.
+        deadline = asyncio.get_running_loop().time() + 30
+        records: list[dict] = []
+        while len(records) < 11 and asyncio.get_running_loop().time() < deadline:
+            messages = await read_topic(kafka_settings.bootstrap or "", kafka_settings.logs_topic, timeout_s=5)
+            records = records_of_batches(messages, kafka_settings.partitions, 500)
+        assert len(records) == 11
+        assert process.returncode is None
+    finally:
+        process.stdin.close()
+    stderr = (await asyncio.wait_for(process.stderr.read(), 60)).decode()
+    assert await asyncio.wait_for(process.wait(), 30) == 0, stderr
+    assert "published=11" in stderr.strip().splitlines()[-1]

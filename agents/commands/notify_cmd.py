@@ -1,0 +1,90 @@
+"""`tailwatch notify [--channels PATH]`: the notifier (a Faust worker) on the alerts topic, until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from typing import Any
+
+from agents.commands.common import add_kafka_args, kafka_settings_from
+from agents.embedded_broker import BrokerError, kafka_bootstrap
+from agents.notify.config import DEFAULT_CHANNELS, Channel, ChannelFileError, load_channels
+from agents.settings import KafkaSettings
+from agents.topics import KafkaUnavailable, TopicSpec, ensure_topics, is_embedded_broker
+
+log = logging.getLogger("tailwatch.notify")
+STARTED = time.monotonic()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_kafka_args(parser)
+    parser.add_argument("--channels", default=str(DEFAULT_CHANNELS),
+                        help="channel file (default: the spec's five channels, secrets from the environment)")
+    parser.add_argument("--app-id", default=None, help="consumer group / app id (default <prefix>-notifier)")
+    parser.add_argument("--data-dir", default="./tailwatch-data", help="Faust data directory")
+    parser.add_argument("--session-timeout", type=float, default=None,
+                        help="consumer group session timeout in s (default 5 on the embedded broker, else 10)")
+
+
+def notify_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
+    return [TopicSpec(settings.topic("alerts"), settings.partitions, settings.replication_factor),
+            TopicSpec(settings.topic("deliveries"), settings.partitions, settings.replication_factor,
+                      compacted=True),
+            TopicSpec(settings.topic("notify.deadletter"), settings.partitions, settings.replication_factor)]
+
+
+def report_channels(channels: list[Channel]) -> None:
+    """Say at start which channels will be used, and why the others are skipped (one line each)."""
+    active = [channel.name for channel in channels if channel.active]
+    skipped = {channel.name: channel.missing for channel in channels if not channel.active}
+    log.info("channels active", extra={"fields": {"channels": active}})
+    if skipped:
+        message = "channels skipped" + ("" if active else ": no channel is active, nothing will be sent")
+        log.warning(message, extra={"fields": {"skipped": skipped}})
+
+
+def run(args: argparse.Namespace) -> int:
+    from agents.notify.ledger import read_ledger  # noqa: PLC0415
+    from agents.notify.notifier import Notifier, NotifierSettings, deliveries_topic  # noqa: PLC0415 - Faust
+
+    kafka = kafka_settings_from(args)
+    try:
+        channels = load_channels(args.channels)
+        report_channels(channels)
+        with kafka_bootstrap(kafka.bootstrap) as bootstrap:
+            settings = KafkaSettings(bootstrap, kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
+            asyncio.run(ensure_topics(bootstrap, notify_topic_specs(settings)))
+            embedded = asyncio.run(is_embedded_broker(bootstrap))
+            ledger = asyncio.run(read_ledger(bootstrap, deliveries_topic(settings)))
+            log.info("deliveries ledger read", extra={"fields": {"deliveries": len(ledger)}})
+            notifier = Notifier(NotifierSettings(
+                settings, channels, ledger, app_id=args.app_id or f"{settings.topic_prefix}-notifier",
+                session_timeout_s=args.session_timeout or (5.0 if embedded else 10.0), data_dir=args.data_dir))
+            return run_notifier(notifier)
+    except ChannelFileError as error:
+        print(f"tailwatch notify: {error}", file=sys.stderr)
+        return 2
+    except (KafkaUnavailable, BrokerError) as error:
+        print(f"tailwatch notify: {error}", file=sys.stderr)
+        return 3
+
+
+def run_notifier(notifier: Any) -> int:
+    import faust  # noqa: PLC0415
+
+    app = notifier.app
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def announce_ready() -> None:
+        while not (notifier.started.is_set() and app.consumer.assignment()):
+            await asyncio.sleep(0.05)
+        log.info("notifier ready", extra={"fields": {
+            "seconds": round(time.monotonic() - STARTED, 2),
+            "channels": [channel.name for channel in notifier.active]}})
+
+    faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False,
+                 override_logging=False).execute_from_commandline()
+    return 0

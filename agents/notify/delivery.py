@@ -1,0 +1,115 @@
+"""One channel's delivery loop: its own queue and task, so a failing channel never blocks another.
+
+Per channel: alerts are grouped (`group_wait`), sent within the rate limit, retried with exponential backoff
+and jitter (at least Retry-After), and after the last attempt (or a permanent error) handed over as dead
+letters. Every outcome goes to `on_outcome`, which records it before the alert event is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from agents.notify.config import Channel
+from agents.notify.senders import Attempt, Sender
+from pipeline.notify.grouping import GroupBuffer
+from pipeline.notify.rate_limit import SendWindow
+from pipeline.notify.retry import backoff_ms
+from pipeline.notify.routing import PlannedDelivery
+from schemas.rules import duration_ms
+
+log = logging.getLogger("tailwatch.notify")
+
+Outcome = Literal["delivered", "dead_lettered"]
+OnOutcome = Callable[[Channel, list[PlannedDelivery], Outcome, int, Attempt], Awaitable[None]]
+
+
+def now_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+class ChannelWorker:
+    def __init__(self, channel: Channel, sender: Sender, on_outcome: OnOutcome,
+                 rng: Callable[[], float] = random.random) -> None:
+        self.channel = channel
+        self.sender = sender
+        self.on_outcome = on_outcome
+        self.rng = rng
+        self.queue: asyncio.Queue[PlannedDelivery] = asyncio.Queue()
+        grouping = (channel.group_wait_ms, channel.group_interval_ms) if sender.groups else (0, 0)
+        self.buffer: GroupBuffer[PlannedDelivery] = GroupBuffer(grouping[0], group_interval_ms=grouping[1])
+        self.window = SendWindow(*channel.rate_limit)
+        retry = channel.spec.retry
+        self.max_attempts = retry.max_attempts
+        self.initial_ms = duration_ms(retry.initial)
+        self.max_ms = duration_ms(retry.max)
+        self.busy = False
+        self.sent = self.retried = self.dead = 0
+
+    def submit(self, delivery: PlannedDelivery) -> None:
+        self.queue.put_nowait(delivery)
+
+    @property
+    def idle(self) -> bool:
+        return not self.busy and self.queue.empty() and not self.buffer.pending
+
+    async def run(self) -> None:
+        while True:
+            if not self.buffer.pending:
+                self.buffer.add(await self.queue.get(), now_ms())
+            while not self.queue.empty():
+                self.buffer.add(self.queue.get_nowait(), now_ms())
+            due = self.buffer.due_ms()
+            if due is not None and due > now_ms():
+                with contextlib.suppress(TimeoutError):
+                    self.buffer.add(await asyncio.wait_for(self.queue.get(), (due - now_ms()) / 1000), now_ms())
+                continue
+            group = self.buffer.take(now_ms())
+            if group:
+                self.busy = True
+                try:
+                    await self.deliver(group)
+                finally:
+                    self.busy = False
+
+    async def deliver(self, group: list[PlannedDelivery]) -> None:
+        attempt = 0
+        while True:
+            wait = self.window.wait_ms(now_ms())
+            if wait > 0:
+                await asyncio.sleep(wait / 1000)
+            self.window.record(now_ms())
+            attempt += 1
+            try:
+                result = await self.sender.send(group)
+            except Exception as error:  # a sender bug must not stop the channel: count it as a failed attempt
+                log.exception("sender raised", extra={"fields": {"channel": self.channel.name}})
+                result = Attempt("retry", f"unexpected error: {type(error).__name__}")
+            fields = {"channel": self.channel.name, "alerts": len(group), "attempt": attempt,
+                      "result": result.reason, "keys": [d.key for d in group]}
+            if result.verdict == "ok":
+                self.sent += 1
+                log.info("delivered", extra={"fields": fields})
+                await self._record(group, "delivered", attempt, result)
+                return
+            if result.verdict == "fail" or attempt >= self.max_attempts:
+                self.dead += 1
+                log.error("delivery failed; dead-lettered", extra={"fields": fields})
+                await self._record(group, "dead_lettered", attempt, result)
+                return
+            pause = backoff_ms(attempt, self.initial_ms, self.max_ms, self.rng(), result.retry_after_ms)
+            self.retried += 1
+            log.warning("delivery failed; retrying", extra={"fields": {**fields, "retry_in_ms": pause}})
+            await asyncio.sleep(pause / 1000)
+
+    async def _record(self, group: list[PlannedDelivery], outcome: Outcome, attempt: int, result: Attempt) -> None:
+        try:
+            await self.on_outcome(self.channel, group, outcome, attempt, result)
+        except Exception:  # the channel goes on; the unrecorded alerts are not acknowledged, so a restart resends
+            log.exception("could not record a delivery outcome", extra={"fields": {
+                "channel": self.channel.name, "keys": [d.key for d in group]}})

@@ -1,0 +1,209 @@
+"""The notifier: a Faust agent on the alerts topic that routes each alert event to its channels' workers.
+
+Effectively once: the deliveries ledger (a compacted topic) is read at start; a delivery whose key is in it is
+never sent again. Each outcome is recorded there before the alert event is acknowledged, and events are
+acknowledged only when all their deliveries have an outcome, so a restart re-reads the unfinished ones and
+sends exactly what is missing. The one window left: a crash after a channel accepted a message and before its
+record reached Kafka sends that one message again (PagerDuty de-duplicates it by `dedup_key`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import faust
+from faust.types import EventT
+from pydantic import ValidationError
+
+from agents.notify.config import Channel
+from agents.notify.delivery import ChannelWorker, Outcome
+from agents.notify.ledger import LedgerWriter
+from agents.notify.senders import Attempt, make_sender
+from agents.settings import KafkaSettings
+from pipeline.notify.routing import PlannedDelivery, Router
+from schemas.alerts import AlertEvent
+from schemas.deliveries import AlertSource, Delivery, NotificationDeadLetter
+
+log = logging.getLogger("tailwatch.notify")
+
+SETTLED_EVERY_S = 0.2
+
+
+def deliveries_topic(kafka: KafkaSettings) -> str:
+    return kafka.topic("deliveries")
+
+
+def notify_deadletter_topic(kafka: KafkaSettings) -> str:
+    return kafka.topic("notify.deadletter")
+
+
+def _iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class NotifierSettings:
+    kafka: KafkaSettings
+    channels: list[Channel]
+    ledger: dict[str, Delivery]
+    app_id: str = "tailwatch-notifier"
+    session_timeout_s: float = 5.0
+    data_dir: str = "./tailwatch-data"
+
+
+class Notifier:
+    def __init__(self, settings: NotifierSettings) -> None:
+        self.settings = settings
+        kafka = settings.kafka
+        assert kafka.bootstrap, "the notifier needs a bootstrap address"
+        self.ledger = dict(settings.ledger)
+        self.active = [channel for channel in settings.channels if channel.active]
+        self.router = Router({channel.name: channel.send_resolved for channel in self.active})
+        self.restored: set[int] = set()
+        self.waiting: dict[str, list[EventT[bytes]]] = {}  # delivery key → the events waiting for it
+        self.outstanding: dict[int, int] = {}  # id(event) → deliveries it still waits for
+        self.positions: dict[int, int] = {}  # partition → next offset (all before it handled or in flight)
+        self.workers: dict[str, ChannelWorker] = {}
+        self.started = asyncio.Event()
+        self.writer = LedgerWriter(kafka.bootstrap, deliveries_topic(kafka), notify_deadletter_topic(kafka))
+        self.unavailable_warned: set[str] = set()
+        self.events = self.invalid = self.skipped_done = 0
+        self._settled_logged: dict[int, int] | None = None
+        self.app = faust.App(
+            settings.app_id, broker=f"kafka://{kafka.bootstrap}", store="memory://", datadir=settings.data_dir,
+            topic_partitions=kafka.partitions, topic_replication_factor=kafka.replication_factor,
+            broker_session_timeout=settings.session_timeout_s,
+            broker_heartbeat_interval=min(1.0, settings.session_timeout_s / 4),
+            broker_rebalance_timeout=settings.session_timeout_s, stream_recovery_delay=0.0,
+            consumer_auto_offset_reset="earliest", topic_disable_leader=True, web_enabled=False,
+            producer_acks=-1, stream_wait_empty=False, broker_commit_interval=0.5)
+        self.alerts = self.app.topic(kafka.topic("alerts"), value_type=bytes, key_type=bytes,
+                                     value_serializer="raw", key_serializer="raw", partitions=kafka.partitions)
+        self.app.agent(self.alerts, name="notify")(self._agent)
+        self.app.task(self._start)
+        self.app.timer(SETTLED_EVERY_S)(self._log_settled)
+        self.app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
+        self.session: aiohttp.ClientSession | None = None
+
+    async def _start(self) -> None:
+        await self.writer.start()
+        self.session = session = aiohttp.ClientSession()
+        for channel in self.active:
+            worker = ChannelWorker(channel, make_sender(channel, session), self._on_outcome)
+            self.workers[channel.name] = worker
+            asyncio.get_running_loop().create_task(worker.run(), name=f"channel {channel.name}")
+        self.started.set()
+
+    async def _on_shutdown(self, app: faust.App, **_: Any) -> None:
+        if self.session is not None:
+            await self.session.close()
+        await self.writer.stop()
+
+    async def _agent(self, stream: faust.StreamT[bytes]) -> None:
+        manual_ack: Any = stream.noack()  # type: ignore[attr-defined]  # acked once every delivery has an outcome
+        async for event in manual_ack.events():
+            await self.started.wait()  # the ledger writer and the channel workers start with the app
+            await self.handle(event)
+
+    def _restore(self, partition: int, first_offset: int) -> None:
+        """Which channels show which alerts open, from the outcomes of this partition's events before the first
+        one delivered now (the later ones are decided again as they are re-read)."""
+        earlier = sorted((record for record in self.ledger.values()
+                          if record.source.partition == partition and record.source.offset < first_offset),
+                         key=lambda record: (record.source.offset, record.key))
+        self.router.restore((record.fingerprint, record.channel, record.kind) for record in earlier)
+        self.restored.add(partition)
+
+    async def handle(self, event: EventT[bytes]) -> None:
+        message = event.message
+        if message.partition not in self.restored:
+            self._restore(message.partition, message.offset)
+        self.events += 1
+        try:
+            await self._handle(event)
+        finally:  # only now can "deliveries settled" count this event
+            self.positions[message.partition] = max(self.positions.get(message.partition, 0), message.offset + 1)
+
+    async def _handle(self, event: EventT[bytes]) -> None:
+        message = event.message
+        try:
+            alert = AlertEvent.model_validate_json(event.value or b"")
+        except ValidationError as error:
+            self.invalid += 1
+            reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
+            log.error("invalid alert event; dead-lettered", extra={"fields": {
+                "partition": message.partition, "offset": message.offset, "reason": reason}})
+            await self.writer.dead_letter(NotificationDeadLetter(
+                key=None, channel=None, kind=None, attempts=0, reason=f"invalid alert event: {reason}",
+                last_status=None, failed_at=_iso_now(), alert=None,
+                excerpt=bytes(event.value or b"")[:512].decode("utf-8", "replace")[:512]))
+            event.ack()
+            return
+        routed = self.router.route(alert)
+        for name in routed.unavailable:
+            if name not in self.unavailable_warned:
+                self.unavailable_warned.add(name)
+                log.warning("alerts name a channel that is not active; skipped",
+                            extra={"fields": {"channel": name, "rule": alert.rule}})
+        todo = []
+        for delivery in routed.deliveries:
+            if delivery.key in self.ledger:
+                self.skipped_done += 1
+                continue
+            todo.append(delivery)
+        self.outstanding[id(event)] = len(todo)
+        for delivery in todo:
+            waiters = self.waiting.setdefault(delivery.key, [])
+            waiters.append(event)
+            if len(waiters) == 1:  # the same event published twice: one delivery for both
+                self.workers[delivery.channel].submit(delivery)
+        if not todo:
+            self._finish(event)
+
+    def _finish(self, event: EventT[bytes]) -> None:
+        self.outstanding.pop(id(event), None)
+        event.ack()
+
+    async def _on_outcome(self, channel: Channel, group: list[PlannedDelivery], outcome: Outcome, attempts: int,
+                          result: Attempt) -> None:
+        finished = _iso_now()
+        records = []
+        for delivery in group:
+            first = self.waiting[delivery.key][0].message
+            records.append(Delivery(
+                key=delivery.key, fingerprint=delivery.alert.fingerprint, transition=delivery.transition,
+                channel=channel.name, kind=delivery.kind, outcome=outcome, attempts=attempts, finished_at=finished,
+                rule=delivery.alert.rule, severity=delivery.alert.severity,
+                source=AlertSource(partition=first.partition, offset=first.offset)))
+            if outcome == "dead_lettered":
+                await self.writer.dead_letter(NotificationDeadLetter(
+                    key=delivery.key, channel=channel.name, kind=delivery.kind, attempts=attempts,
+                    reason=result.reason, last_status=result.status, failed_at=finished,
+                    alert=delivery.alert.model_dump(mode="json")))
+        await self.writer.record(records)
+        for record in records:
+            self.ledger[record.key] = record
+            for event in self.waiting.pop(record.key, []):
+                left = self.outstanding.get(id(event), 0) - 1
+                self.outstanding[id(event)] = left
+                if left <= 0:
+                    self._finish(event)
+
+    @property
+    def settled(self) -> bool:
+        return self.started.is_set() and not self.waiting and all(worker.idle for worker in self.workers.values())
+
+    async def _log_settled(self) -> None:
+        """Say when every alert read so far has all its outcomes (`tailwatch run --exit-when-done` waits for it)."""
+        if self.settled and self.positions != self._settled_logged:
+            self._settled_logged = dict(self.positions)
+            log.info("deliveries settled", extra={"fields": {
+                "positions": {str(p): o for p, o in sorted(self.positions.items())}, "events": self.events,
+                "invalid": self.invalid, "already_delivered": self.skipped_done,
+                "channels": {name: {"sent": w.sent, "retried": w.retried, "dead_lettered": w.dead}
+                             for name, w in self.workers.items()}}})

@@ -1,0 +1,15 @@
+"""A delivery's identity: (fingerprint, transition, channel). The transition is the alert event's change and
+the end of the pane that decided it, so the same event published twice has the same key, and two firings of
+one alert (fire, resolve, fire again) have different ones."""
+
+from __future__ import annotations
+
+from schemas.alerts import AlertEvent
+
+
+def transition_of(alert: AlertEvent) -> str:
+    return f"{alert.change}@{alert.provenance.window_end}"
+
+
+def delivery_key(fingerprint: str, transition: str, channel: str) -> str:
+    return f"{fingerprint}/{transition}/{channel}"

@@ -1,0 +1,45 @@
+"""`CaptureReport`: a report from records, driven like an offline replay (records in, in batches; `end()`).
+
+The records are counted for the record-level sections, run through the stream core (`Replay`: the snapshots the
+live workers send) and, with a rule engine, through the rules for the alert timeline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.batching import DEFAULT_LATENESS_MS
+from pipeline.metrics import snapshot
+from pipeline.pane_store import ClosedPaneEvent
+from pipeline.replay import Replay
+from pipeline.report.build import build_report
+from pipeline.report.records import RecordTotals
+from pipeline.report.snapshots import PaneTotals
+from pipeline.rules.engine import RuleEngine
+
+STREAM = "files"  # as `tailwatch replay` and `ingest --from`: inputs given together are one stream
+
+
+class CaptureReport:
+    def __init__(self, engine: RuleEngine | None = None, lateness_ms: int = DEFAULT_LATENESS_MS) -> None:
+        self.engine = engine
+        self.replay = Replay(lateness_ms)
+        self.panes = PaneTotals()
+        self.records = RecordTotals()
+        self.alerts: list[dict[str, Any]] = []
+
+    def _closed(self, events: list[ClosedPaneEvent]) -> None:
+        self.panes.add(snapshot(event) for event in events)
+        if self.engine is not None:
+            self.alerts.extend(self.engine.on_panes_closed(events, self.replay.store))
+
+    def feed(self, records: list[dict[str, Any]]) -> None:
+        self.records.add(records)
+        self._closed(self.replay.feed(STREAM, records))
+
+    def end(self) -> None:
+        self._closed(self.replay.end(STREAM))
+
+    def report(self, top: int = 10, inputs: list[str] | None = None) -> dict[str, Any]:
+        return build_report(self.panes, self.records, None if self.engine is None else self.alerts, "files", top,
+                            inputs)

@@ -1,0 +1,218 @@
+"""Real deliveries to loopback servers: what arrives at PagerDuty, Slack and SMTP, retries with Retry-After,
+the rate limit, dead letters, and channel isolation (no Kafka here: the channel loop on its own)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from agents.notify.config import Channel, load_channels
+from agents.notify.delivery import ChannelWorker, Outcome
+from agents.notify.senders import KEY_HEADER, Attempt, make_sender
+from pipeline.notify.routing import PlannedDelivery, Router
+from tests.alert_samples import alert
+from tests.receivers import HttpReceiver, Reply, SmtpReceiver, SmtpReply
+from tests.test_agents.test_notify.channels import (
+    PD_KEY,
+    SECRETS,
+    SLACK_SECRET_PATH,
+    SMTP_PASSWORD,
+    SMTP_USER,
+    channel_env,
+    channel_file,
+)
+
+Outcomes = list[tuple[str, list[str], Outcome, int, Attempt]]
+
+
+@pytest.fixture
+def http() -> AsyncIterator[HttpReceiver]:
+    with HttpReceiver() as receiver:
+        yield receiver  # type: ignore[misc]
+
+
+@pytest.fixture
+def smtp() -> AsyncIterator[SmtpReceiver]:
+    with SmtpReceiver(auth={SMTP_USER: SMTP_PASSWORD}) as receiver:
+        yield receiver  # type: ignore[misc]
+
+
+def channels(tmp_path: Path, http: HttpReceiver, smtp: SmtpReceiver | None, **kwargs: object) -> dict[str, Channel]:
+    loaded = load_channels(channel_file(tmp_path, **kwargs), env=channel_env(http, smtp))  # type: ignore[arg-type]
+    return {channel.name: channel for channel in loaded}
+
+
+class Loop:
+    """Channel workers with an outcome log, as the notifier runs them."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+        self.outcomes: Outcomes = []
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def on_outcome(self, channel: Channel, group: list[PlannedDelivery], outcome: Outcome, attempts: int,
+                         result: Attempt) -> None:
+        self.outcomes.append((channel.name, [d.key for d in group], outcome, attempts, result))
+
+    def worker(self, channel: Channel) -> ChannelWorker:
+        worker = ChannelWorker(channel, make_sender(channel, self.session), self.on_outcome, rng=lambda: 0.5)
+        self.tasks.append(asyncio.get_running_loop().create_task(worker.run()))
+        return worker
+
+    async def wait(self, count: int, timeout_s: float = 20) -> Outcomes:
+        deadline = time.monotonic() + timeout_s
+        while len(self.outcomes) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert len(self.outcomes) >= count, self.outcomes
+        return self.outcomes
+
+
+@pytest.fixture
+async def loop() -> AsyncIterator[Loop]:
+    async with aiohttp.ClientSession() as session:
+        runner = Loop(session)
+        yield runner
+        for task in runner.tasks:
+            task.cancel()
+
+
+def route(*events: dict[str, object], active: tuple[str, ...] = ("pagerduty", "slack-critical", "email")) \
+        -> list[PlannedDelivery]:
+    router = Router(dict.fromkeys(active, True))
+    return [d for event in events for d in router.route(alert(**event)).deliveries]  # type: ignore[arg-type]
+
+
+async def test_pagerduty_trigger_then_resolve_with_the_same_dedup_key(tmp_path: Path, http: HttpReceiver,
+                                                                      loop: Loop) -> None:
+    pd = loop.worker(channels(tmp_path, http, None)["pagerduty"])
+    http.program("/v2/enqueue", Reply(202, b'{"status":"success"}'), Reply(202, b'{"status":"success"}'))
+    planned = route({"channels": ["pagerduty"]}, {"change": "resolved", "window_end": "2026-03-01T10:30:00Z"},
+                    active=("pagerduty",))
+    for delivery in planned:
+        pd.submit(delivery)
+    await loop.wait(2)
+    trigger, resolve = [r.json() for r in http.requests("/v2/enqueue")]
+    assert trigger["event_action"] == "trigger" and resolve["event_action"] == "resolve"
+    assert trigger["dedup_key"] == resolve["dedup_key"] == planned[0].alert.fingerprint
+    assert trigger["routing_key"] == resolve["routing_key"] == PD_KEY
+    assert trigger["payload"]["severity"] == "critical"
+    assert trigger["payload"]["custom_details"]["runbook"] == "https://runbooks.example.com/factory/high-error-rate"
+    headers = http.requests("/v2/enqueue")[0].headers
+    assert headers["Content-Type"] == "application/json"
+    assert headers[KEY_HEADER] == planned[0].key
+    assert [o[2] for o in loop.outcomes] == ["delivered", "delivered"]
+
+
+async def test_slack_webhook_is_used_as_given_and_carries_the_message(tmp_path: Path, http: HttpReceiver,
+                                                                      loop: Loop) -> None:
+    slack = loop.worker(channels(tmp_path, http, None)["slack-critical"])
+    [delivery] = route({"channels": ["slack-critical"]})
+    slack.submit(delivery)
+    await loop.wait(1)
+    [request] = http.requests(SLACK_SECRET_PATH)
+    assert request.method == "POST" and request.headers[KEY_HEADER] == delivery.key
+    body = request.json()
+    assert body["text"] == "<!here> [FIRING] CRITICAL factory-high-error-rate: gateway /api/public/factory/templates"
+    assert body["channel"] == "#incidents"
+    assert body["attachments"][0]["color"] == "#A32037"
+
+
+async def test_email_goes_once_to_every_recipient_as_text_and_html(tmp_path: Path, http: HttpReceiver,
+                                                                   smtp: SmtpReceiver, loop: Loop) -> None:
+    email = loop.worker(channels(tmp_path, http, smtp)["email"])
+    [delivery] = route({"channels": ["email"], "severity": "HIGH"})
+    email.submit(delivery)
+    await loop.wait(1)
+    [mail] = await smtp.wait_for_async(1)
+    assert mail.login == SMTP_USER
+    assert sorted(mail.rcpt_tos) == ["lead@example.test", "oncall@example.test"]
+    assert mail.mail_from == "tailwatch@example.test"
+    assert mail.message["Subject"] == (
+        "[tailwatch] [FIRING] HIGH factory-high-error-rate: gateway /api/public/factory/templates")
+    assert mail.message[KEY_HEADER] == delivery.key
+    assert "Value: 0.125 vs threshold 0.05 (error_rate > 0.05)" in mail.part("text/plain")
+    assert "<table>" in mail.part("text/html")
+
+
+async def test_500_then_429_retry_after_then_recovery_delivers_each_alert_once(
+        tmp_path: Path, http: HttpReceiver, loop: Loop) -> None:
+    slack = loop.worker(channels(tmp_path, http, None)["slack-critical"])
+    http.program(SLACK_SECRET_PATH, Reply(500, b"oops"), Reply(429, b"rate_limited", {"Retry-After": "1"}))
+    planned = route(*({"endpoint": f"/api/e{i}", "channels": ["slack-critical"]} for i in range(3)))
+    started = time.monotonic()
+    for delivery in planned:
+        slack.submit(delivery)
+    outcomes = await loop.wait(3)
+    elapsed = time.monotonic() - started
+    requests = http.requests(SLACK_SECRET_PATH)
+    assert [r.reply.status for r in requests] == [500, 429, 200, 200, 200]
+    assert [r.headers[KEY_HEADER] for r in requests if r.reply.status == 200] == [d.key for d in planned]
+    assert [(o[1], o[2], o[3]) for o in outcomes] == [
+        ([planned[0].key], "delivered", 3), ([planned[1].key], "delivered", 1), ([planned[2].key], "delivered", 1)]
+    assert elapsed >= 1.0, "Retry-After: 1 was not honoured"
+
+
+async def test_a_failing_channel_never_blocks_another(tmp_path: Path, http: HttpReceiver, smtp: SmtpReceiver,
+                                                      loop: Loop) -> None:
+    chans = channels(tmp_path, http, smtp)
+    http.program("/v2/enqueue", *[Reply(503, b"down", delay_s=0.5)] * 5)  # PagerDuty is down for a while
+    pd, email = loop.worker(chans["pagerduty"]), loop.worker(chans["email"])
+    planned = route(*({"endpoint": f"/api/e{i}", "channels": ["pagerduty", "email"]} for i in range(3)))
+    for delivery in planned:
+        (pd if delivery.channel == "pagerduty" else email).submit(delivery)
+    await smtp.wait_for_async(3, timeout_s=3.0)  # all e-mails went while PagerDuty kept failing on its first alert
+    assert len(http.requests("/v2/enqueue")) <= 4
+    await loop.wait(6, timeout_s=30)
+    assert sorted(o[2] for o in loop.outcomes) == ["delivered"] * 6
+
+
+async def test_permanent_errors_and_exhausted_retries_are_dead_lettered_without_secrets(
+        tmp_path: Path, http: HttpReceiver, smtp: SmtpReceiver, loop: Loop) -> None:
+    chans = channels(tmp_path, http, smtp, max_attempts=3)
+    # Slack answers 404 with the URL in its body; the SMTP server keeps deferring; PagerDuty is unreachable.
+    http.program(SLACK_SECRET_PATH, Reply(404, f"no_service for {http.url(SLACK_SECRET_PATH)}".encode()))
+    smtp.program(*[SmtpReply(451, "try again later")] * 3)
+    unreachable = Channel(chans["pagerduty"].name, chans["pagerduty"].spec, secret=PD_KEY,
+                          events_url=f"http://127.0.0.1:1/{PD_KEY}/enqueue")
+    slack, email, pd = loop.worker(chans["slack-critical"]), loop.worker(chans["email"]), loop.worker(unreachable)
+    for delivery in route({"channels": ["slack-critical", "email", "pagerduty"]}):
+        {"slack-critical": slack, "email": email, "pagerduty": pd}[delivery.channel].submit(delivery)
+    outcomes = {o[0]: o for o in await loop.wait(3)}
+    assert outcomes["slack-critical"][2:4] == ("dead_lettered", 1)  # 404 will not get better: no retry
+    assert outcomes["email"][2:4] == ("dead_lettered", 3)
+    assert outcomes["pagerduty"][2:4] == ("dead_lettered", 3)
+    assert outcomes["email"][4].status == 451
+    reasons = " ".join(o[4].reason for o in outcomes.values())
+    assert "HTTP 404" in reasons and "SMTP 451" in reasons and "connection failed" in reasons
+    for secret in SECRETS:
+        assert secret not in reasons
+
+
+async def test_rate_limit_spaces_a_channels_messages(tmp_path: Path, http: HttpReceiver, loop: Loop) -> None:
+    slack = loop.worker(channels(tmp_path, http, None, slack_rate="2")["slack-critical"])
+    started = time.monotonic()
+    for delivery in route(*({"endpoint": f"/api/e{i}", "channels": ["slack-critical"]} for i in range(5))):
+        slack.submit(delivery)
+    await loop.wait(5)
+    assert time.monotonic() - started >= 2.0  # 2 per second: the 5th goes at t >= 2 s
+
+
+async def test_group_wait_collects_a_channels_alerts_into_one_message(tmp_path: Path, http: HttpReceiver,
+                                                                      smtp: SmtpReceiver, loop: Loop) -> None:
+    chans = channels(tmp_path, http, smtp, group_wait="1s")
+    slack, email, pd = (loop.worker(chans[n]) for n in ("slack-critical", "email", "pagerduty"))
+    planned = route(*({"endpoint": f"/api/e{i}", "channels": ["slack-critical", "email", "pagerduty"]}
+                      for i in range(3)))
+    for delivery in planned:
+        {"slack-critical": slack, "email": email, "pagerduty": pd}[delivery.channel].submit(delivery)
+    await loop.wait(5)
+    [message] = http.requests(SLACK_SECRET_PATH)
+    assert len(message.json()["attachments"]) == 3
+    [mail] = await smtp.wait_for_async(1)
+    assert mail.message["Subject"] == "[tailwatch] 3 alerts: 3 firing, 0 resolved"
+    assert len(http.requests("/v2/enqueue")) == 3  # PagerDuty never groups: one incident per alert

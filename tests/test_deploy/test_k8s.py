@@ -1,0 +1,171 @@
+"""deploy/k8s: objects well-formed, selectors match, stateful workers on volumeClaimTemplates with /health
+probes, commands the CLI accepts, ConfigMaps generated from agents/defaults/, secrets referenced, not inlined."""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.test_deploy.checks import (
+    K8S,
+    ROOT,
+    WORKLOADS,
+    check_command,
+    check_no_inline_secrets,
+    check_object,
+    check_selector,
+    check_workload,
+    known_env_names,
+    load_manifests,
+    option,
+    pod_spec,
+    served_paths,
+    spec_workers,
+    unmerged,
+)
+
+DOCS = load_manifests()
+
+
+def configmaps(docs: list[tuple[str, dict[str, Any]]] = DOCS) -> dict[str, dict[str, str]]:
+    return {doc["metadata"]["name"]: doc.get("data") or {} for _, doc in docs if doc["kind"] == "ConfigMap"}
+
+
+def workloads(kind: str | None = None) -> list[dict[str, Any]]:
+    return [doc for _, doc in DOCS if doc["kind"] in WORKLOADS and (kind is None or doc["kind"] == kind)]
+
+
+def args_of(doc: dict[str, Any]) -> list[str]:
+    return [str(part) for part in pod_spec(doc)["containers"][0]["args"]]
+
+
+def test_every_object_is_well_formed_and_listed_in_the_kustomization() -> None:
+    assert DOCS
+    for _, doc in DOCS:
+        check_object(doc)
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    files = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+    assert sorted(kustomization["resources"]) == files
+    images = {image["name"] for image in kustomization["images"]}
+    used = {c["image"].split(":")[0] for doc in workloads() for c in pod_spec(doc)["containers"]}
+    assert used <= images
+
+
+@pytest.mark.parametrize("name", [doc["metadata"]["name"] for doc in workloads()])
+def test_every_workload_is_valid(name: str) -> None:
+    doc = next(d for d in workloads() if d["metadata"]["name"] == name)
+    reason = unmerged(args_of(doc))
+    if reason:
+        pytest.skip(reason)
+    check_selector(doc)
+    check_workload(doc, configmaps(), known_env_names(), served_paths())
+
+
+def test_the_stateful_workers() -> None:
+    (worker,) = workloads("StatefulSet")
+    assert option(args_of(worker), "--store") == "rocksdb://"
+    assert worker["spec"]["volumeClaimTemplates"][0]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert worker["spec"]["podManagementPolicy"] == "Parallel"
+    assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 60
+    services = [doc for _, doc in DOCS if doc["kind"] == "Service"]
+    (headless,) = [s for s in services if s["metadata"]["name"] == worker["spec"]["serviceName"]]
+    assert headless["spec"]["clusterIP"] == "None"
+    labels = worker["spec"]["template"]["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in headless["spec"]["selector"].items())
+    partitions = int(configmaps()["tailwatch-env"]["TAILWATCH_PARTITIONS"])
+    assert worker["spec"]["replicas"] <= partitions, "replicas beyond the partitions get no work"
+    assert configmaps()["tailwatch-env"]["TAILWATCH_REPLICATION_FACTOR"] == "3"
+
+
+def test_one_ingest_deployment_per_spec_worker_and_singletons() -> None:
+    deployments = workloads("Deployment")
+    ingests = [d for d in deployments if args_of(d)[0] == "ingest"]
+    assert sorted(check_command(args_of(d)).wrangler[0] for d in ingests) == spec_workers()
+    for doc in deployments:
+        assert doc["spec"]["replicas"] == 1 and doc["spec"]["strategy"]["type"] == "Recreate", doc["metadata"]["name"]
+    assert {args_of(d)[0] for d in deployments} == {"ingest", "notify", "probe"}
+    (job,) = workloads("Job")
+    assert args_of(job) == ["topics", "create"]
+
+
+def test_secrets_are_referenced_not_inlined() -> None:
+    check_no_inline_secrets(DOCS)
+    refs = [item["valueFrom"]["secretKeyRef"] for doc in workloads() for c in pod_spec(doc)["containers"]
+            for item in c.get("env") or [] if "valueFrom" in item]
+    assert {ref["name"] for ref in refs} == {"tailwatch-cloudflare", "tailwatch-notifier"}
+    readme = (ROOT / "README.md").read_text()
+    for name in ("tailwatch-cloudflare", "tailwatch-notifier"):
+        assert f"create secret generic {name}" in readme
+
+
+def test_configmaps_hold_the_packaged_files() -> None:
+    result = subprocess.run([sys.executable, str(K8S / "render_configmaps.py"), "--check"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    maps = configmaps()
+    assert maps["tailwatch-rules"]["rules.yaml"] == (ROOT / "agents/defaults/rules.yaml").read_text()
+    assert maps["tailwatch-probes"]["probes.yaml"] == (ROOT / "agents/defaults/probes.yaml").read_text()
+    channels = ROOT / "agents/defaults/channels.yaml"
+    if channels.exists():
+        assert maps["tailwatch-channels"]["channels.yaml"] == channels.read_text()
+
+
+# ---- the checks fail on broken manifests ----------------------------------------------------------------------
+
+def broken_workload(name: str, change: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(next(d for d in workloads() if d["metadata"]["name"] == name))
+    change(doc)
+    return doc
+
+
+def container(doc: dict[str, Any]) -> dict[str, Any]:
+    first: dict[str, Any] = doc["spec"]["template"]["spec"]["containers"][0]
+    return first
+
+
+@pytest.mark.parametrize(("name", "change", "message"), [
+    ("tailwatch-worker", lambda d: container(d)["args"].__setitem__(0, "wroker"), "rejected by the CLI parser"),
+    ("tailwatch-worker", lambda d: container(d)["readinessProbe"]["httpGet"].__setitem__("path", "/ready"),
+     "/ready is not served"),
+    ("tailwatch-worker", lambda d: container(d).pop("livenessProbe"), "no livenessProbe"),
+    ("tailwatch-worker", lambda d: container(d)["ports"][0].__setitem__("containerPort", 8080),
+     "is not a containerPort"),
+    ("tailwatch-worker", lambda d: d["spec"].pop("volumeClaimTemplates"), "volume data not defined"),
+    ("tailwatch-worker", lambda d: d["spec"]["template"]["spec"]["volumes"][0]["configMap"].__setitem__(
+        "name", "tailwatch-rulez"), "not in a mounted, defined ConfigMap"),
+    ("tailwatch-worker", lambda d: container(d)["args"].__setitem__(-1, "/etc/tailwatch/rules/other.yaml"),
+     "has no key other.yaml"),
+    ("tailwatch-worker", lambda d: container(d)["env"].pop(0), "cannot reach 127.0.0.1"),
+    ("tailwatch-ingest-gateway", lambda d: container(d).__setitem__("image", "tailwatch:0.1.0"),
+     "expected tailwatch-ingest"),
+    ("tailwatch-probe", lambda d: container(d)["envFrom"][0]["configMapRef"].__setitem__("name", "nope"),
+     "ConfigMap nope not defined"),
+])
+def test_a_broken_workload_fails(name: str, change: Any, message: str) -> None:
+    doc = broken_workload(name, change)
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        check_workload(doc, configmaps(), known_env_names(), served_paths())
+
+
+def test_a_selector_that_misses_the_pod_labels_fails() -> None:
+    doc = broken_workload("tailwatch-probe", lambda d: d["spec"]["selector"]["matchLabels"].__setitem__(
+        "app.kubernetes.io/name", "tailwatch-prob"))
+    with pytest.raises(AssertionError, match="does not match the pod labels"):
+        check_selector(doc)
+
+
+def test_an_inlined_secret_fails() -> None:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x", "namespace": "tailwatch"},
+              "stringData": {"CLOUDFLARE_API_TOKEN": "abc"}}
+    with pytest.raises(AssertionError, match="inlined"):
+        check_no_inline_secrets([*DOCS, ("secret.yaml", secret)])
+    literal = broken_workload("tailwatch-ingest-gateway", lambda d: container(d)["env"].__setitem__(
+        0, {"name": "CLOUDFLARE_API_TOKEN", "value": "abc123secret"}))
+    with pytest.raises(AssertionError, match="must come from a secretKeyRef"):
+        check_no_inline_secrets([("ingest.yaml", literal)])
