@@ -24,6 +24,7 @@ import orjson
 from faust.tables.manager import TableManager
 from faust.types import TP, EventT
 
+from agents.alert_silences import SilenceFeed
 from agents.dashboard import attach_dashboard
 from agents.rules_files import LoadedRules, load_rules
 from agents.settings import KafkaSettings
@@ -33,6 +34,7 @@ from pipeline.pane_codec import checkpoint, closed_from_dict, closed_to_dict, re
 from pipeline.pane_store import DEFAULT_RETENTION_MS, ClosedPaneEvent, PaneStore
 from pipeline.partitioning import group_key
 from pipeline.rules.engine import RuleEngine
+from pipeline.rules.input_offsets import InputOffsets
 from pipeline.watermarks import END_OF_INPUT_MS, PartitionWatermark
 from pipeline.windows import PANE_MS
 
@@ -70,6 +72,7 @@ class PartitionState:
     store: PaneStore
     engine: RuleEngine
     watermark: PartitionWatermark = field(default_factory=PartitionWatermark)
+    offsets: InputOffsets | None = None  # the logs-topic offsets that fed each pane (alert provenance)
     applied_offset: int = -1  # the last message applied
     checkpoint_offset: int = -1  # the last message in the stored checkpoint
     unacked: list[EventT[bytes]] = field(default_factory=list)
@@ -129,6 +132,8 @@ class MetricsWorker:
         self.done_logged = False
         self.table = self.app.Table("panes", partitions=kafka.partitions, key_type=bytes, value_type=bytes)
         self.partitions: dict[int, PartitionState] = {}
+        self.silence_feed = SilenceFeed(kafka.bootstrap, kafka.topic("silences"))  # shared by every partition's rules
+        self.app.task(self.silence_feed.run)
         # Snapshots and alerts of a whole batch of closed panes go out together: let Faust buffer them.
         self.app.producer.buffer.max_messages = 10_000
         self.snapshots_sent = 0
@@ -140,6 +145,7 @@ class MetricsWorker:
         self.dashboard = attach_dashboard(self.app, kafka)  # /dashboard when the web server is on
 
     async def _agent(self, stream: faust.StreamT[bytes]) -> None:
+        await self.silence_feed.wait_ready()  # the silences known at start-up mark the first transitions too
         manual_ack: Any = stream.noack()  # type: ignore[attr-defined]  # acked after their checkpoint
         async for event in manual_ack.events():
             started = time.perf_counter()
@@ -159,8 +165,10 @@ class MetricsWorker:
         state = self.partitions.get(partition)
         if state is None:
             rules = self.settings.rules
+            offsets = InputOffsets(self.settings.kafka.logs_topic, partition, self.settings.retention_ms)
             state = PartitionState(PaneStore(PANE_MS, self.settings.retention_ms),
-                                   RuleEngine(rules.compiled, rules.rule_file, rules.sha256))
+                                   RuleEngine(rules.compiled, rules.rule_file, rules.sha256,
+                                              self.silence_feed.silences, offsets.window), offsets=offsets)
             self._restore(partition, state)
             self.partitions[partition] = state
         return state
@@ -176,6 +184,8 @@ class MetricsWorker:
         data = orjson.loads(raw)
         offset = restore(data, closed, state.store, state.watermark)
         state.engine.import_states(data.get("alerts", []))
+        if state.offsets is not None:
+            state.offsets.load(data.get("input_offsets"))
         state.applied_offset = state.checkpoint_offset = offset
         log.info("partition state restored", extra={"fields": {"partition": partition, "offset": offset,
                                                                "open_panes": len(state.store.open),
@@ -204,6 +214,8 @@ class MetricsWorker:
         records = batch["records"]
         self.records_in += len(records)
         self.late += state.store.add(records)
+        if state.offsets is not None:
+            state.offsets.observe(message.offset, records)
         state.watermark.observe(batch["producer"], batch["watermark_ms"], batch.get("final", False))
         state.applied_offset = offset
         if event is not None:
@@ -286,8 +298,10 @@ class MetricsWorker:
                 "alerts": self.alerts_sent, "partitions": sorted(mine)}})
 
     def _checkpoint(self, partition: int, state: PartitionState) -> None:
-        self.table[_checkpoint_key(partition)] = orjson.dumps(
-            checkpoint(state.store, state.watermark, state.applied_offset, state.engine.export_states()))
+        data = checkpoint(state.store, state.watermark, state.applied_offset, state.engine.export_states())
+        if state.offsets is not None:
+            data["input_offsets"] = state.offsets.to_json()
+        self.table[_checkpoint_key(partition)] = orjson.dumps(data)
         state.checkpoint_offset = state.applied_offset
         state.last_checkpoint = time.monotonic()
         for event in state.unacked:

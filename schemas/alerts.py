@@ -7,6 +7,19 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class InputOffsets(BaseModel):
+    """The logs-topic messages that fed the evaluated window: every message whose records fell in one of the
+    window's panes lies in `[first_offset, last_offset]` of `partition` (the range may include messages of other
+    endpoints of that partition)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic: str
+    partition: int = Field(ge=0)
+    first_offset: int = Field(ge=0)
+    last_offset: int = Field(ge=0)
+
+
 class Provenance(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -14,6 +27,8 @@ class Provenance(BaseModel):
     window_end: str
     sample_count: int = Field(description="requests in that window")
     rules_hash: str = Field(description="sha256 of the rule file that decided")
+    input: InputOffsets | None = Field(default=None, description="live only: the logs-topic offsets that fed the "
+                                       "window (null in replay, and when they are not known)")
 
 
 class AlertEvent(BaseModel):
@@ -40,4 +55,6 @@ class AlertEvent(BaseModel):
     actions: list[str]
     runbook_url: str | None
     inhibited_by: list[str] = Field(description="firing rules that suppress this one's notifications")
+    silenced_by: list[str] = Field(default_factory=list, description=(
+        "ids of the silences that mute this transition (the notifier skips it); never set on `resolved`"))
     provenance: Provenance

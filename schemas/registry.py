@@ -15,7 +15,9 @@ from schemas.factory_log import FactoryLog
 from schemas.metrics import PaneSnapshot
 from schemas.probes import ProbeConfig, ProbeResult
 from schemas.record import LogRecord
+from schemas.rule_tests import RuleTestFile
 from schemas.rules import RuleFile
+from schemas.silences import Silence
 from schemas.tail_event import TailEvent
 
 SCHEMAS: dict[str, type[BaseModel]] = {
@@ -26,12 +28,14 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "dead-letter": DeadLetter,  # value on <prefix>.deadletter
     "pane-snapshot": PaneSnapshot,  # value on <prefix>.metrics
     "alert-event": AlertEvent,  # value on <prefix>.alerts
+    "silence": Silence,  # value on <prefix>.silences (compacted, key: id)
     "rule-file": RuleFile,  # a rules YAML file
     "probe-result": ProbeResult,  # value on <prefix>.probes
     "probe-config": ProbeConfig,  # a probe YAML file
     "channel-file": ChannelFile,  # a channels YAML file
     "delivery": Delivery,  # value on <prefix>.deliveries (compacted; key: the delivery key)
     "notification-dead-letter": NotificationDeadLetter,  # value on <prefix>.notify.deadletter
+    "rule-test-file": RuleTestFile,  # a rule unit-test YAML file (`tailwatch rules test`)
 }
 
 

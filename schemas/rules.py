@@ -54,7 +54,9 @@ class Rule(_Strict):
     window: str = Field(default="1m", description="the window the metrics are computed over, ending at the pane")
     for_: str = Field(default="0s", alias="for", description="how long the condition must hold before firing")
     keep_firing_for: str = "0s"
-    repeat_interval: str | None = None
+    repeat_interval: str = Field(default="4h", description=(
+        "while firing, re-notify (`repeat`) at the first breaching evaluation this long after the last "
+        "notification; 0s: never. Default 4h, as Alertmanager's"))
     min_requests: int = Field(default=0, ge=0, description="fewer requests in the window: unknown, state holds")
     group_by: list[GroupLabel] = Field(default_factory=_service_and_endpoint)
     severity: Severity | None = None

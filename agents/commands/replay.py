@@ -1,38 +1,57 @@
 """`tailwatch replay FILE… [--rules PATH] [--metrics]`: the stream core on saved captures, no broker.
+`tailwatch replay --topic [--since TIME] [--until TIME]`: the same backtest over the logs topic's history.
 
 Default: the alert events the rules give, as JSON Lines on stdout (the alerts-topic schema), nothing else on
 stdout. `--metrics`: the closed-pane snapshots instead (sorted by window, service, endpoint). One summary line on
-stderr either way."""
+stderr either way. `--silences FILE` (or `--silences-topic`) marks the transitions those silences mute, as the
+live worker does."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from typing import Any
 
 import orjson
 
-from agents.commands.common import add_route_args, extractor_from
+from agents.alert_silences import SilenceFileError, load_silence_file, read_silences
+from agents.commands.common import add_kafka_args, add_route_args, extractor_from, kafka_settings_from
+from agents.log_history import history
 from agents.progress import RecordProgress
-from agents.rules_files import DEFAULT_RULES, RuleFileError, load_rules
+from agents.rules_files import DEFAULT_RULES, LoadedRules, RuleFileError, load_rules
 from agents.sources import chunks_of, source_name
 from pipeline.batching import DEFAULT_LATENESS_MS
 from pipeline.metrics import snapshot
 from pipeline.pane_store import ClosedPaneEvent
 from pipeline.parsing import LogParser, ParseStats
 from pipeline.replay import Replay
+from pipeline.rules.backtest import LogTopicBacktest
 from pipeline.rules.engine import RuleEngine
+from pipeline.rules.silences import SilenceSet
+from pipeline.timestamps import iso_to_ms
 
 STREAM = "files"  # inputs given together are one stream, as `tailwatch ingest --from` sends them
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="FILE", help="captures (plain or .gz), in time order; - stdin")
+    parser.add_argument("inputs", nargs="*", metavar="FILE", help="captures (plain or .gz), in time order; - stdin")
+    parser.add_argument("--topic", action="store_true",
+                        help="replay the logs topic's history instead of files (needs --bootstrap or "
+                             "TAILWATCH_KAFKA_BOOTSTRAP)")
+    parser.add_argument("--since", default=None, metavar="TIME",
+                        help="--topic: from the first message published at or after this ISO 8601 time")
+    parser.add_argument("--until", default=None, metavar="TIME",
+                        help="--topic: up to the first message published at or after this ISO 8601 time")
+    parser.add_argument("--silences", default=None, metavar="FILE",
+                        help="silences (JSON Lines from `silences list --json`, or a YAML list) to mark transitions")
+    parser.add_argument("--silences-topic", action="store_true", help="read the silences from the silences topic")
     parser.add_argument("--metrics", action="store_true", help="print closed-pane metric snapshots, not alerts")
     parser.add_argument("--rules", default=str(DEFAULT_RULES), help="rule file (default: the spec's rules)")
     parser.add_argument("--lateness-ms", type=int, default=DEFAULT_LATENESS_MS, help="allowed lateness")
     parser.add_argument("--no-digests", action="store_true", help="leave the t-digest dicts out of snapshots")
     add_route_args(parser)
+    add_kafka_args(parser)
 
 
 def replay_events(args: argparse.Namespace, totals: ParseStats,
@@ -69,13 +88,66 @@ def alert_order(alert: dict[str, Any]) -> tuple[str, str, str, str, str]:
             alert["change"])
 
 
+async def topic_alerts(args: argparse.Namespace, rules: LoadedRules,
+                       silences: SilenceSet) -> tuple[list[dict[str, Any]], LogTopicBacktest]:
+    """The alerts the rules give on the logs topic's history (`--since`/`--until`: by publish time)."""
+    settings = kafka_settings_from(args)
+    assert settings.bootstrap
+    backtest = LogTopicBacktest(rules.compiled, rules.rule_file, rules.sha256, silences)
+    since = iso_to_ms(args.since) if args.since else None
+    until = iso_to_ms(args.until) if args.until else None
+    alerts: list[dict[str, Any]] = []
+    async for message in history(settings.bootstrap, settings.logs_topic, since, until):
+        alerts += backtest.feed(message.partition, orjson.loads(message.value))
+    alerts += backtest.end()
+    return alerts, backtest
+
+
+def load_silences(args: argparse.Namespace) -> SilenceSet:
+    records = load_silence_file(args.silences) if args.silences else []
+    if args.silences_topic:
+        settings = kafka_settings_from(args)
+        if not settings.bootstrap:
+            raise SilenceFileError("--silences-topic needs --bootstrap or TAILWATCH_KAFKA_BOOTSTRAP")
+        records += list(asyncio.run(read_silences(settings)).values())
+    return SilenceSet(records)
+
+
+def _run_topic(args: argparse.Namespace) -> int:
+    if args.inputs or args.metrics:
+        print("tailwatch replay: --topic replays the logs topic: give no FILE (and no --metrics)", file=sys.stderr)
+        return 2
+    if not kafka_settings_from(args).bootstrap:
+        print("tailwatch replay: --topic needs --bootstrap or TAILWATCH_KAFKA_BOOTSTRAP", file=sys.stderr)
+        return 2
+    try:
+        rules = load_rules(args.rules)
+        alerts, backtest = asyncio.run(topic_alerts(args, rules, load_silences(args)))
+    except (RuleFileError, SilenceFileError, ValueError, TimeoutError, OSError) as error:
+        print(f"tailwatch replay: {error}", file=sys.stderr)
+        return 2
+    out = sys.stdout.buffer
+    for alert in sorted(alerts, key=alert_order):
+        out.write(orjson.dumps(alert) + b"\n")
+    out.flush()
+    print(f"records={backtest.records} panes={backtest.panes_closed} late_dropped={backtest.late} "
+          f"alerts={len(alerts)}", file=sys.stderr)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.topic:
+        return _run_topic(args)
+    if not args.inputs:
+        print("tailwatch replay: give capture files (or --topic)", file=sys.stderr)
+        return 2
     totals = ParseStats()
     try:
         rules = None if args.metrics else load_rules(args.rules)
-        engine = None if rules is None else RuleEngine(rules.compiled, rules.rule_file, rules.sha256)
+        engine = None if rules is None else RuleEngine(rules.compiled, rules.rule_file, rules.sha256,
+                                                       load_silences(args))
         events, alerts = replay_events(args, totals, engine)
-    except RuleFileError as error:
+    except (RuleFileError, SilenceFileError) as error:
         print(f"tailwatch replay: {error}", file=sys.stderr)
         return 2
     except FileNotFoundError as error:

@@ -11,6 +11,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from agents.alert_silences import silences_topic_spec
 from agents.commands.common import add_kafka_args, kafka_settings_from
 from agents.commands.ingest import log_topic_specs
 from agents.embedded_broker import BrokerError, kafka_bootstrap
@@ -61,7 +62,8 @@ def web_args(args: argparse.Namespace) -> list[str]:
 def stream_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
     return [*log_topic_specs(settings),
             TopicSpec(settings.topic("metrics"), settings.partitions, settings.replication_factor),
-            TopicSpec(settings.topic("alerts"), settings.partitions, settings.replication_factor)]
+            TopicSpec(settings.topic("alerts"), settings.partitions, settings.replication_factor),
+            silences_topic_spec(settings)]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -59,7 +59,7 @@ class Router:
         if alert.state == "resolved":
             planned = [(name, "resolve") for name in sorted(opened)]
             self.open.pop(fingerprint, None)
-        elif alert.inhibited_by:
+        elif alert.inhibited_by or alert.silenced_by:  # muted: a firing cause, or a silence (never on resolves)
             return Routed([], unavailable, inhibited=True)
         else:
             wanted = [name for name in dict.fromkeys(alert.channels) if name in self.send_resolved]

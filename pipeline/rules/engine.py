@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import string
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from pipeline.metrics import METRIC_NAMES, derived
@@ -18,6 +18,7 @@ from pipeline.pane_store import ClosedPaneEvent, PaneStore
 from pipeline.panes import ClosedPane
 from pipeline.rules.expression import Binary, Expression, ExpressionError, parse
 from pipeline.rules.lifecycle import AlertState, Timing, Transition, evaluate
+from pipeline.rules.silences import SilenceSet
 from pipeline.timestamps import ms_to_iso
 from schemas.rules import Rule, RuleFile, duration_ms
 
@@ -78,7 +79,7 @@ def compile_rules(rule_file: RuleFile) -> list[CompiledRule]:
         window = duration_ms(rule.window)
         if window % 60_000:
             raise RuleError(rule.name, "window", "must be whole minutes")
-        repeat = duration_ms(rule.repeat_interval) if rule.repeat_interval else None
+        repeat = duration_ms(rule.repeat_interval) or None
         compiled.append(CompiledRule(rule, tuple(built), clear, window,
                                      Timing(duration_ms(rule.for_), duration_ms(rule.keep_firing_for), repeat)))
     for inhibition in rule_file.inhibit:
@@ -123,11 +124,20 @@ def render(template: str, values: dict[str, Any]) -> str:
         return template
 
 
+InputOf = Callable[[int, int], dict[str, Any] | None]  # (window start, end) -> the input offsets that fed it
+
+
 class RuleEngine:
-    def __init__(self, rules: list[CompiledRule], rule_file: RuleFile, rules_hash: str) -> None:
+    """`silences`: what mutes transitions (shared and updated by the caller; see `pipeline.rules.silences`).
+    `input_of`: live only, the logs-topic offsets that fed a window, for the provenance (replay leaves it null)."""
+
+    def __init__(self, rules: list[CompiledRule], rule_file: RuleFile, rules_hash: str,
+                 silences: SilenceSet | None = None, input_of: InputOf | None = None) -> None:
         self.rules = rules
         self.rule_file = rule_file
         self.rules_hash = rules_hash
+        self.silences = silences if silences is not None else SilenceSet()
+        self.input_of = input_of
         self.states: dict[tuple[str, str, str], AlertState] = {}  # (rule, service, endpoint)
         self._inhibits = [(i.source, set(i.targets)) for i in rule_file.inhibit]
 
@@ -171,13 +181,32 @@ class RuleEngine:
             state = self.states.get(key, AlertState())
             new_state, transition = evaluate(state, event.start_ms, event.end_ms, verdict,
                                              tier.severity if tier else None, rule.timing, cleared)
+            new_state, transition, silenced_by = self._silence(rule, labels, new_state, transition, event.end_ms)
             if new_state == AlertState():
                 self.states.pop(key, None)
             else:
                 self.states[key] = new_state
             if transition is not None:
-                alerts.append(self._alert(rule, tier, transition, labels, values, event, window))
+                alerts.append(self._alert(rule, tier, transition, labels, values, event, window, silenced_by))
         return alerts
+
+    def _silence(self, rule: CompiledRule, labels: dict[str, str], state: AlertState,
+                 transition: Transition | None, at_ms: int) -> tuple[AlertState, Transition | None, list[str]]:
+        """Mark a transition with the silences that mute it (never a resolve); re-notify (`repeat`) a firing
+        alert whose last notification was muted once no silence matches it any more."""
+        if state.state != "firing" or (transition is None and not state.silenced):
+            return state, transition, []
+        severity = transition.severity if transition is not None else state.severity
+        silenced_by = self.silences.matching({**rule.spec.labels, **labels, "rule": rule.spec.name,
+                                              "severity": severity or ""}, at_ms)
+        if transition is None:
+            if silenced_by:
+                return state, None, []
+            since = state.active_since_ms if state.active_since_ms is not None else at_ms
+            starts = state.starts_at_ms if state.starts_at_ms is not None else at_ms
+            transition = Transition("repeat", state.severity, since, starts, None, at_ms)
+            state = replace(state, last_notified_ms=at_ms)
+        return replace(state, silenced=bool(silenced_by)), transition, silenced_by
 
     @staticmethod
     def _verdict(rule: CompiledRule, values: dict[str, Any], total: int) -> tuple[bool | None, CompiledTier | None]:
@@ -193,7 +222,8 @@ class RuleEngine:
         return (None if unknown else False), None
 
     def _alert(self, rule: CompiledRule, tier: CompiledTier | None, transition: Transition, labels: dict[str, str],
-               values: dict[str, Any], event: ClosedPaneEvent, window: ClosedPane) -> dict[str, Any]:
+               values: dict[str, Any], event: ClosedPaneEvent, window: ClosedPane,
+               silenced_by: list[str]) -> dict[str, Any]:
         spec = rule.spec
         shown = tier or next((t for t in rule.tiers if t.severity == transition.severity), rule.tiers[-1])
         value, threshold = _sides(shown.condition, values)
@@ -223,11 +253,14 @@ class RuleEngine:
             "actions": list(spec.actions),
             "runbook_url": spec.runbook_url,
             "inhibited_by": inhibited,
+            "silenced_by": silenced_by,
             "provenance": {
                 "window_start": ms_to_iso(event.end_ms - rule.window_ms),
                 "window_end": ms_to_iso(event.end_ms),
                 "sample_count": window.total,
                 "rules_hash": self.rules_hash,
+                "input": None if self.input_of is None else self.input_of(event.end_ms - rule.window_ms,
+                                                                          event.end_ms),
             },
         }
 

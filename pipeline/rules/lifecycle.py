@@ -47,6 +47,7 @@ class AlertState:
     severity: str | None = None
     severity_held_ms: int | None = None  # end of the last pane where the current severity (or higher) held
     breached_ms: int = 0  # while pending: how much breaching pane time has been seen
+    silenced: bool = False  # the last notification (firing, escalated, …) was muted by a silence
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,11 @@ def test_run_and_replay_print_the_same_alerts(sample_capture: Path, tmp_path: Pa
     live_alerts = [orjson.loads(line) for line in live.stdout.splitlines()]
     replay_alerts = [orjson.loads(line) for line in replay.stdout.splitlines()]
     assert len(replay_alerts) >= 3, "the capture should fire some of the default rules"
+    # live-only provenance: the logs-topic offsets that fed each window (replay leaves them null)
+    inputs = [alert["provenance"].pop("input") for alert in live_alerts]
+    assert all(i is not None and i["topic"].endswith(".logs") and i["first_offset"] <= i["last_offset"]
+               for i in inputs)
+    assert all(alert["provenance"].pop("input") is None for alert in replay_alerts)
     assert live_alerts == replay_alerts
     for alert in live_alerts:
         AlertEvent.model_validate(alert)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pipeline.notify.keys import delivery_key
 from pipeline.notify.routing import Router
-from tests.alert_samples import alert
+from schemas.alerts import AlertEvent
+from tests.alert_samples import alert, alert_event
 
 ACTIVE = {"pagerduty": True, "slack-critical": True, "slack-alerts": False, "email": True}
 
@@ -70,3 +71,18 @@ def test_restore_replays_outcomes_so_a_restart_resolves_what_was_open() -> None:
     router.restore([(fingerprint, "pagerduty", "trigger"), (fingerprint, "slack-critical", "trigger"),
                     (fingerprint, "slack-critical", "resolve")])
     assert plan(router, change="resolved", window_end="2026-03-01T10:30:00Z") == [("pagerduty", "resolve")]
+
+
+def silenced(**kwargs: object) -> AlertEvent:
+    return AlertEvent.model_validate({**alert_event(**kwargs), "silenced_by": ["s1"]})  # type: ignore[arg-type]
+
+
+def test_a_silenced_firing_is_not_sent_and_a_paged_alert_still_resolves() -> None:
+    router = Router(ACTIVE)
+    assert router.route(silenced()).deliveries == []  # silenced firing: nothing opened
+    assert plan(router, change="resolved") == []  # so its resolve goes nowhere
+    other = Router(ACTIVE)
+    assert plan(other) == [("pagerduty", "trigger"), ("slack-critical", "trigger")]  # paged before the silence
+    assert other.route(silenced(change="repeat", window_end="2026-03-01T10:20:00Z")).deliveries == []
+    assert plan(other, change="resolved", window_end="2026-03-01T10:30:00Z") == [
+        ("pagerduty", "resolve"), ("slack-critical", "resolve")]  # the resolve still closes the page

@@ -79,3 +79,13 @@ def test_deescalation_waits_for_keep_firing_for_like_a_resolve() -> None:
     severities = ["CRITICAL", "HIGH", "CRITICAL", "HIGH", "HIGH", "HIGH"]
     transitions = run("BBBBBB", Timing(keep_firing_for_ms=2 * MIN), severities=severities)
     assert [(t[0], t[1]) for t in transitions] == [("firing", 1), ("deescalated", 5)]
+
+
+def test_flapping_is_damped_by_keep_firing_for() -> None:
+    # a value toggling every minute: without damping, a page every other minute
+    assert len(run("B.B.B.B.", Timing())) == 8
+    # kept 2 minutes after its last breach: one alert for the whole episode, resolved once it settles
+    assert run("B.B.B.B...", Timing(keep_firing_for_ms=2 * MIN)) == [("firing", 1, 0, 1, None),
+                                                                     ("resolved", 9, 0, 1, 9)]
+    # and `for` makes the toggling value never fire at all
+    assert run("B.B.B.B.", Timing(for_ms=2 * MIN)) == []

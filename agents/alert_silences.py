@@ -1,0 +1,156 @@
+"""Silences on Kafka: the compacted `<prefix>.silences` topic (key: silence id, value: `schemas.silences.Silence`).
+
+`SilenceFeed` keeps a `SilenceSet` up to date for the stream worker (a plain consumer on every partition of the
+topic, from the beginning, outside the consumer group: every worker sees every silence). `read_silences` and
+`publish_silence` serve the `tailwatch silences` commands and `replay --silences-topic`. A record with no value
+(a tombstone) removes its silence; `silences expire` writes an expired record instead, so replays of the past
+still see what was silenced then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import ValidationError
+
+from agents.settings import KafkaSettings
+from agents.topic_reader import topic_messages
+from agents.topics import TopicSpec, ensure_topics
+from pipeline.rules.silences import SilenceSet
+from schemas.silences import Silence
+
+log = logging.getLogger("tailwatch.silences")
+
+
+class SilenceFileError(ValueError):
+    pass
+
+
+def silences_topic_spec(settings: KafkaSettings) -> TopicSpec:
+    return TopicSpec(settings.topic("silences"), 1, settings.replication_factor, compacted=True)
+
+
+def validated(value: Any) -> dict[str, Any]:
+    """A silence record checked against the schema (raises pydantic's ValidationError)."""
+    return Silence.model_validate(value).model_dump()
+
+
+def apply(silences: dict[str, dict[str, Any]], key: bytes | None, value: bytes | None) -> None:
+    """Apply one topic record: a silence replaces its id's earlier one; a tombstone removes it; a record that
+    is not a valid silence is logged and skipped."""
+    if key is not None and value is None:
+        silences.pop(key.decode(), None)
+        return
+    try:
+        record = validated(orjson.loads(value or b"null"))
+    except (orjson.JSONDecodeError, ValidationError) as error:
+        log.warning("invalid silence record skipped", extra={"fields": {"key": key, "error": str(error)[:200]}})
+        return
+    silences[record["id"]] = record
+
+
+async def read_silences(settings: KafkaSettings, idle_s: float = 1.0) -> dict[str, dict[str, Any]]:
+    """Every silence on the topic now, by id (the topic is created when missing)."""
+    assert settings.bootstrap
+    await ensure_topics(settings.bootstrap, [silences_topic_spec(settings)])
+    silences: dict[str, dict[str, Any]] = {}
+    async for message in topic_messages(settings.bootstrap, settings.topic("silences"), idle_s=idle_s):
+        apply(silences, message.key, message.value)
+    return silences
+
+
+async def publish_silence(settings: KafkaSettings, record: dict[str, Any]) -> None:
+    assert settings.bootstrap
+    await ensure_topics(settings.bootstrap, [silences_topic_spec(settings)])
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topic("silences"), orjson.dumps(validated(record)),
+                                     key=record["id"].encode())
+    finally:
+        await producer.stop()
+
+
+def load_silence_file(path: str | Path) -> list[dict[str, Any]]:
+    """Silences from a file: JSON Lines (`tailwatch silences list --json`) or a YAML list of records."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise SilenceFileError(f"{path}: cannot read: {error.strerror}") from error
+    try:
+        stripped = text.lstrip()
+        if stripped.startswith("{"):
+            items = [orjson.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            items = yaml.safe_load(text) or []
+        if not isinstance(items, list):
+            raise SilenceFileError(f"{path}: expected a list of silences")
+        return [validated(item) for item in items]
+    except (orjson.JSONDecodeError, yaml.YAMLError) as error:
+        raise SilenceFileError(f"{path}: not JSON Lines or YAML: {error}") from error
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise SilenceFileError(f"{path}: invalid silence: {where}: {first['msg']}") from None
+
+
+class SilenceFeed:
+    """The worker's view of the silences topic, kept current by `run` (a task of the worker's app)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.silences = SilenceSet()
+        self.records: dict[str, dict[str, Any]] = {}
+        self.ready = asyncio.Event()
+
+    async def wait_ready(self, timeout_s: float = 30.0) -> None:
+        """Wait until the topic has been read up to where it ended at start-up (bounded: after the timeout the
+        worker goes on with what it has, and says so)."""
+        try:
+            await asyncio.wait_for(self.ready.wait(), timeout_s)
+        except TimeoutError:
+            log.warning("silences not loaded yet; going on", extra={"fields": {"topic": self.topic}})
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        apply(self.records, key, value)
+        self.silences.reset(self.records.values())
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(self.topic)
+            while partitions is None:
+                await consumer._client.force_metadata_update()
+                partitions = consumer.partitions_for_topic(self.topic)
+                if partitions is None:
+                    await asyncio.sleep(0.5)
+            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            started = time.monotonic()
+            while True:
+                batch = await consumer.getmany(timeout_ms=500)
+                for messages in batch.values():
+                    for message in messages:
+                        self._apply(message.key, message.value)
+                if batch:
+                    log.info("silences updated", extra={"fields": {"silences": len(self.silences)}})
+                if not self.ready.is_set():
+                    positions = [await consumer.position(tp) for tp in tps]
+                    caught_up = all(position >= ends[tp] for position, tp in zip(positions, tps, strict=True))
+                    if caught_up or (not batch and time.monotonic() - started > 5.0):
+                        self.ready.set()
+        finally:
+            await consumer.stop()

@@ -1,0 +1,75 @@
+"""Loading and running rule unit-test files (`tailwatch rules test PATH…`). A directory means every `*.yaml` in it.
+Problems in a test file name its file and line, as rule files do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from agents.rules_files import DEFAULT_RULES, LoadedRules, RuleFileError, _line_of, _where, load_rules
+from pipeline.rules.rule_tests import CaseResult, check_case
+from schemas.rule_tests import RuleTestFile
+
+DEFAULT_TESTS = Path(__file__).parent / "defaults" / "rules-tests"
+
+
+class RuleTestFileError(ValueError):
+    pass
+
+
+@dataclass
+class FileResult:
+    path: Path
+    rules: LoadedRules
+    cases: list[CaseResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(case.ok for case in self.cases)
+
+
+def rule_test_paths(paths: list[str]) -> list[Path]:
+    out: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        out.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+    return out
+
+
+def load_test_file(path: Path) -> tuple[RuleTestFile, Path]:
+    """The validated test file and the rule file it tests."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise RuleTestFileError(f"{path}: cannot read: {error.strerror}") from error
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise RuleTestFileError(f"{path}{line}: not valid YAML: {getattr(error, 'problem', error)}") from error
+    try:
+        test_file = RuleTestFile.model_validate(data)
+    except ValidationError as error:
+        problems = [f"{path}:{_line_of(root, tuple(item['loc'])) or '?'}: {_where(tuple(item['loc']))}: "
+                    f"{item['msg']}" for item in error.errors()]
+        raise RuleTestFileError("\n".join(problems)) from None
+    rules_path = DEFAULT_RULES if test_file.rules is None else (path.parent / test_file.rules)
+    return test_file, rules_path
+
+
+def run_test_file(path: Path) -> FileResult:
+    """Raises RuleTestFileError or RuleFileError when the files themselves are wrong."""
+    test_file, rules_path = load_test_file(path)
+    rules = load_rules(rules_path)
+    result = FileResult(path, rules)
+    for case in test_file.tests:
+        result.cases.append(check_case(case, test_file, rules.compiled, rules.rule_file, rules.sha256))
+    return result
+
+
+__all__ = ["DEFAULT_TESTS", "FileResult", "RuleFileError", "RuleTestFileError", "rule_test_paths", "run_test_file"]

@@ -1,0 +1,132 @@
+"""Lifecycle table tests through the rule engine: min_requests, no data, repeat, inhibition and silences.
+
+Each row is a run of one-minute panes of one endpoint, one mark per minute:
+`B` 10 requests, half failing (breaches `errors`); `D` 10 requests, all failing (breaches `errors` and `down`);
+`.` 10 good requests; `q` 2 failing requests (under min_requests: unknown); `_` no request on this endpoint
+(another endpoint keeps event time moving). Expected transitions: (rule, change, minute of the deciding pane's
+end, silenced_by)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.replay import Replay
+from pipeline.rules.engine import RuleEngine, compile_rules
+from pipeline.rules.silences import SilenceSet
+from pipeline.timestamps import ms_to_iso
+from schemas.alerts import AlertEvent
+from schemas.rules import RuleFile
+from tests.test_pipeline.records import BASE_MS, record
+
+MIN = 60_000
+EP = "/api/x"
+
+
+def rule_file(repeat: str | None = None) -> RuleFile:
+    errors = {"name": "errors", "condition": "error_rate > 0.3", "for": "2m", "min_requests": 5,
+              "severity": "HIGH", "channels": ["slack"], **({"repeat_interval": repeat} if repeat else {})}
+    down = {"name": "down", "condition": "error_rate > 0.9", "for": "1m", "min_requests": 5, "severity": "CRITICAL"}
+    return RuleFile.model_validate({"rules": [down, errors], "inhibit": [{"source": "down", "targets": ["errors"]}]})
+
+
+def minute_records(m: int, mark: str) -> list[dict]:
+    start = BASE_MS + m * MIN
+    other = [record(start + 30_000, "/api/other", 200)]
+    statuses = {"B": [500] * 5 + [200] * 5, "D": [500] * 10, ".": [200] * 10, "q": [500] * 2, "_": []}[mark]
+    return other + [record(start + i * 1000, EP, status) for i, status in enumerate(statuses)]
+
+
+def silence(sid: str, start_min: int, end_min: int, **labels: str) -> dict:
+    return {"id": sid, "matchers": [{"name": k, "op": "=", "value": v} for k, v in labels.items()],
+            "starts_at": ms_to_iso(BASE_MS + start_min * MIN), "ends_at": ms_to_iso(BASE_MS + end_min * MIN)}
+
+
+def run(marks: str, repeat: str | None = None, silences: list[dict] | None = None) -> list[tuple]:
+    rules = rule_file(repeat)
+    engine = RuleEngine(compile_rules(rules), rules, "hash", SilenceSet(silences or []))
+    replay = Replay(lateness_ms=0)
+    alerts = []
+    for m, mark in enumerate(marks):
+        alerts += engine.on_panes_closed(replay.feed("s", minute_records(m, mark)), replay.store)
+    alerts += engine.on_panes_closed(replay.end("s"), replay.store)
+    out = []
+    for alert in alerts:
+        AlertEvent.model_validate(alert)
+        if alert["labels"]["endpoint"] == EP:
+            minute = (int(alert["provenance"]["window_end"][14:16]))
+            out.append((alert["rule"], alert["change"], minute, alert["silenced_by"], alert["inhibited_by"]))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("marks", "expected"),
+    [
+        # min_requests: 2 requests a minute are unknown — neither breach nor clear; the state holds
+        ("qqqqq", []),
+        ("BqB..", [("errors", "firing", 3), ("errors", "resolved", 4)]),  # q is no evidence towards `for`
+        ("BBqq.", [("errors", "firing", 2), ("errors", "resolved", 5)]),  # nor does it resolve
+        # no data: minutes with no request on the endpoint close no pane of it; the state holds
+        ("BB__.", [("errors", "firing", 2), ("errors", "resolved", 5)]),
+        ("B__B.", [("errors", "firing", 4), ("errors", "resolved", 5)]),
+    ],
+)
+def test_min_requests_and_no_data_hold_the_state(marks: str, expected: list[tuple]) -> None:
+    assert [(rule, change, m) for rule, change, m, _, _ in run(marks)] == expected
+
+
+def test_repeat_interval_renotifies_while_breaching() -> None:
+    transitions = [(rule, change, m) for rule, change, m, _, _ in run("BBBBBBB.", repeat="2m")]
+    assert transitions == [("errors", "firing", 2), ("errors", "repeat", 4), ("errors", "repeat", 6),
+                           ("errors", "resolved", 8)]
+
+
+def test_repeat_interval_defaults_to_four_hours() -> None:
+    rules = rule_file()
+    assert compile_rules(rules)[1].timing.repeat_interval_ms == 4 * 3_600_000
+    assert [change for _, change, _, _, _ in run("B" * 20)] == ["firing"]  # 18 minutes firing: no reminder yet
+
+
+def test_inhibition_marks_the_target_while_the_source_fires() -> None:
+    got = run("BBDDBB..")
+    # `down` fires at the end of minute 3 (for 1m: the first D completes it); `errors` fired at 2, before it
+    assert [(r, c, m, inh) for r, c, m, _, inh in got] == [
+        ("errors", "firing", 2, []), ("down", "firing", 3, []), ("down", "resolved", 5, []),
+        ("errors", "resolved", 7, [])]
+    got = run("DDBB..")  # the source fires first: the target's firing carries inhibited_by
+    assert ("errors", "firing", 2, ["down"]) in [(r, c, m, inh) for r, c, m, _, inh in got]
+
+
+@pytest.mark.parametrize(
+    ("marks", "silences", "expected"),
+    [
+        # a silence over the firing: published, marked; its resolve is never silenced
+        ("BBBB..", [silence("s1", 0, 60, rule="errors")],
+         [("firing", 2, ["s1"]), ("resolved", 5, [])]),
+        # the silence ends while the alert still fires: re-notified at the first evaluation past its end
+        ("BBBBBB..", [silence("s1", 0, 4, rule="errors")],
+         [("firing", 2, ["s1"]), ("repeat", 4, []), ("resolved", 7, [])]),
+        # half-open range: a silence ending exactly at the firing pane's end does not cover it
+        ("BBB..", [silence("s1", 0, 2, rule="errors")], [("firing", 2, []), ("resolved", 4, [])]),
+        # a silence that starts after the firing was paged: the resolve still arrives, unmarked
+        ("BBBB..", [silence("s1", 3, 60, rule="errors")], [("firing", 2, []), ("resolved", 5, [])]),
+        # matchers must all hold: another endpoint's silence, or another rule's, does not apply
+        ("BBB..", [silence("s1", 0, 60, rule="errors", endpoint="/api/other")],
+         [("firing", 2, []), ("resolved", 4, [])]),
+        ("BBB..", [silence("s1", 0, 60, rule="down")], [("firing", 2, []), ("resolved", 4, [])]),
+        # two silences: both named, sorted
+        ("BBB..", [silence("s2", 0, 60, endpoint=EP), silence("s1", 1, 3, severity="HIGH")],
+         [("firing", 2, ["s1", "s2"]), ("resolved", 4, [])]),
+        # repeats inside a silence are marked too
+        ("BBBBB..", [silence("s1", 0, 60, rule="errors")],
+         [("firing", 2, ["s1"]), ("resolved", 6, [])]),
+    ],
+)
+def test_silences(marks: str, silences: list[dict], expected: list[tuple]) -> None:
+    got = [(change, m, by) for rule, change, m, by, _ in run(marks, silences=silences) if rule == "errors"]
+    assert got == expected
+
+
+def test_silenced_repeats_are_marked() -> None:
+    got = run("BBBBBB..", repeat="2m", silences=[silence("s1", 0, 60, rule="errors")])
+    assert [(c, m, by) for r, c, m, by, _ in got if r == "errors"] == [
+        ("firing", 2, ["s1"]), ("repeat", 4, ["s1"]), ("repeat", 6, ["s1"]), ("resolved", 7, [])]
