@@ -215,7 +215,7 @@ class MetricsWorker:
         self.records_in += len(records)
         self.late += state.store.add(records)
         if state.offsets is not None:
-            state.offsets.observe(message.offset, records)
+            state.offsets.observe(offset, records)
         state.watermark.observe(batch["producer"], batch["watermark_ms"], batch.get("final", False))
         state.applied_offset = offset
         if event is not None:
