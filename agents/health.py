@@ -100,16 +100,15 @@ async def broker_answers(bootstrap: str, timeout_s: float = BROKER_TIMEOUT_S) ->
     return None
 
 
-def agents_running(worker: MetricsWorker) -> bool:
-    """Every Faust agent and its actors run, and the tables have recovered (the worker processes messages)."""
-    app = worker.app
+def agents_running(app: Any) -> bool:
+    """Every Faust agent of `app` and its actors run, and the tables have recovered (messages are processed)."""
     agents = list(app.agents.values())
     if not agents or not all(agent.state == "running" for agent in agents):
         return False
     actors: list[Any] = [actor for agent in agents for actor in agent._actors]
     if not actors or any(getattr(actor, "actor_task", None) is None or actor.actor_task.done() for actor in actors):
         return False
-    recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
+    recovery: Any = app.tables.recovery
     return bool(recovery.completed.is_set())
 
 
@@ -129,7 +128,7 @@ class WorkerHealth:
         assert bootstrap
         error = await broker_answers(bootstrap)
         facts = HealthFacts(
-            broker_ok=error is None, broker_error=error, agents_running=agents_running(worker),
+            broker_ok=error is None, broker_error=error, agents_running=agents_running(worker.app),
             lag_by_partition=consumer_lag(worker), started_ms=self.started_ms,
             last_message_ms=worker.telemetry.last_message_ms, channels_configured=configured_channels(),
             channels_required=self.channels_required)

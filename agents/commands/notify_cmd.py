@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 from typing import Any
@@ -25,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="channel file (default: the spec's five channels, secrets from the environment)")
     parser.add_argument("--app-id", default=None, help="consumer group / app id (default <prefix>-notifier)")
     parser.add_argument("--data-dir", default="./tailwatch-data", help="Faust data directory")
+    parser.add_argument("--web-port", type=int, default=None, help="serve /health and /metrics on this port")
+    parser.add_argument("--web-bind", default=os.environ.get("TAILWATCH_WEB_BIND", "127.0.0.1"),
+                        help="interface the web server binds (default 127.0.0.1; 0.0.0.0 in a container)")
     parser.add_argument("--session-timeout", type=float, default=None,
                         help="consumer group session timeout in s (default 5 on the embedded broker, else 10)")
 
@@ -62,7 +66,12 @@ def run(args: argparse.Namespace) -> int:
             log.info("deliveries ledger read", extra={"fields": {"deliveries": len(ledger)}})
             notifier = Notifier(NotifierSettings(
                 settings, channels, ledger, app_id=args.app_id or f"{settings.topic_prefix}-notifier",
-                session_timeout_s=args.session_timeout or (5.0 if embedded else 10.0), data_dir=args.data_dir))
+                session_timeout_s=args.session_timeout or (5.0 if embedded else 10.0), data_dir=args.data_dir,
+                web_port=args.web_port, web_bind=args.web_bind))
+            if args.web_port is not None:
+                from agents.notify.web import attach_notifier_web  # noqa: PLC0415 - needs Faust
+
+                attach_notifier_web(notifier)
             return run_notifier(notifier)
     except ChannelFileError as error:
         print(f"tailwatch notify: {error}", file=sys.stderr)

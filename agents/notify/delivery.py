@@ -35,8 +35,10 @@ def now_ms() -> int:
 
 class ChannelWorker:
     def __init__(self, channel: Channel, sender: Sender, on_outcome: OnOutcome,
-                 rng: Callable[[], float] = random.random) -> None:
+                 rng: Callable[[], float] = random.random,
+                 on_attempt: Callable[[str, bool], None] | None = None) -> None:
         self.channel = channel
+        self.on_attempt = on_attempt  # (channel, succeeded) per attempt: the notifier's /metrics
         self.sender = sender
         self.on_outcome = on_outcome
         self.rng = rng
@@ -90,6 +92,8 @@ class ChannelWorker:
             except Exception as error:  # a sender bug must not stop the channel: count it as a failed attempt
                 log.exception("sender raised", extra={"fields": {"channel": self.channel.name}})
                 result = Attempt("retry", f"unexpected error: {type(error).__name__}")
+            if self.on_attempt is not None:
+                self.on_attempt(self.channel.name, result.verdict == "ok")
             fields = {"channel": self.channel.name, "alerts": len(group), "attempt": attempt,
                       "result": result.reason, "keys": [d.key for d in group]}
             if result.verdict == "ok":

@@ -25,6 +25,7 @@ from agents.notify.delivery import ChannelWorker, Outcome
 from agents.notify.ledger import LedgerWriter
 from agents.notify.senders import Attempt, make_sender
 from agents.settings import KafkaSettings
+from agents.worker_metrics import TailwatchMetrics
 from pipeline.notify.routing import PlannedDelivery, Router
 from schemas.alerts import AlertEvent
 from schemas.deliveries import AlertSource, Delivery, NotificationDeadLetter
@@ -54,6 +55,8 @@ class NotifierSettings:
     app_id: str = "tailwatch-notifier"
     session_timeout_s: float = 5.0
     data_dir: str = "./tailwatch-data"
+    web_port: int | None = None  # /health and /metrics (agents/notify/web.py)
+    web_bind: str = "127.0.0.1"
 
 
 class Notifier:
@@ -80,7 +83,9 @@ class Notifier:
             broker_session_timeout=settings.session_timeout_s,
             broker_heartbeat_interval=min(1.0, settings.session_timeout_s / 4),
             broker_rebalance_timeout=settings.session_timeout_s, stream_recovery_delay=0.0,
-            consumer_auto_offset_reset="earliest", topic_disable_leader=True, web_enabled=False,
+            consumer_auto_offset_reset="earliest", topic_disable_leader=True,
+            web_enabled=settings.web_port is not None, web_port=settings.web_port or 6067,
+            web_host="127.0.0.1", web_bind=settings.web_bind,
             producer_acks=-1, stream_wait_empty=False, broker_commit_interval=0.5)
         self.alerts = self.app.topic(kafka.topic("alerts"), value_type=bytes, key_type=bytes,
                                      value_serializer="raw", key_serializer="raw", partitions=kafka.partitions)
@@ -89,12 +94,14 @@ class Notifier:
         self.app.timer(SETTLED_EVERY_S)(self._log_settled)
         self.app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
         self.session: aiohttp.ClientSession | None = None
+        self.telemetry = TailwatchMetrics()
 
     async def _start(self) -> None:
         await self.writer.start()
         self.session = session = aiohttp.ClientSession()
         for channel in self.active:
-            worker = ChannelWorker(channel, make_sender(channel, session), self._on_outcome)
+            worker = ChannelWorker(channel, make_sender(channel, session), self._on_outcome,
+                                   on_attempt=self.telemetry.notification)
             self.workers[channel.name] = worker
             asyncio.get_running_loop().create_task(worker.run(), name=f"channel {channel.name}")
         self.started.set()

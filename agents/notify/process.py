@@ -16,7 +16,8 @@ from agents.settings import KafkaSettings
 
 class NotifierProcess:
     def __init__(self, settings: KafkaSettings, channels: str, data_dir: str, relay: bool = True,
-                 quiet: bool = False, env: dict[str, str] | None = None, app_id: str | None = None) -> None:
+                 quiet: bool = False, env: dict[str, str] | None = None, app_id: str | None = None,
+                 extra: list[str] | None = None) -> None:
         child_env = {**os.environ, **(env or {}), "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""}
         self.relay = relay
         self.quiet = quiet
@@ -27,7 +28,7 @@ class NotifierProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "agents.cli", "notify", "--topic-prefix", settings.topic_prefix,
              "--partitions", str(settings.partitions), "--channels", channels, "--data-dir", data_dir,
-             "--app-id", app_id or f"{settings.topic_prefix}-notifier"],
+             "--app-id", app_id or f"{settings.topic_prefix}-notifier", *(extra or [])],
             env=child_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         threading.Thread(target=self._read, daemon=True).start()
 
