@@ -29,14 +29,23 @@ EXCERPT_BYTES = 512
 NoiseKind = Literal["blank", "text", "json_string"]
 
 
-@dataclass(frozen=True, slots=True)
 class Frame:
-    """A decoded top-level JSON object."""
+    """A decoded top-level JSON object, its byte offset, and its 1-based line (counted only when asked for)."""
 
-    obj: dict[str, Any]
-    line: int
-    offset: int
-    repaired_utf8: bool = False
+    __slots__ = ("_lines", "obj", "offset", "repaired_utf8")
+
+    def __init__(self, obj: dict[str, Any], offset: int, lines: _Lines, repaired_utf8: bool = False) -> None:
+        self.obj = obj
+        self.offset = offset
+        self.repaired_utf8 = repaired_utf8
+        self._lines = lines
+
+    @property
+    def line(self) -> int:
+        return self._lines.line_of(self.offset)
+
+    def __repr__(self) -> str:
+        return f"Frame(line={self.line}, offset={self.offset}, repaired_utf8={self.repaired_utf8})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +69,6 @@ class Broken:
     offset: int
 
 
-Piece = Frame | Noise | Broken
 
 _WS = b" \t\r"
 _OPEN = 0x7B  # {
@@ -105,20 +113,29 @@ def decode_object(raw: bytes) -> tuple[dict[str, Any] | None, bool, str]:
 
 
 class _Lines:
-    """Counts lines lazily as positions advance, so each byte is counted once."""
+    """Line numbers of one buffer's positions, counted lazily: forward from the last position asked for (each byte
+    once, in order), or back from it for a frame whose line is asked for late. `base` is the stream offset of
+    buf[0]."""
 
-    __slots__ = ("buf", "line", "upto")
+    __slots__ = ("base", "buf", "line", "upto")
 
-    def __init__(self, buf: bytes, line: int) -> None:
+    def __init__(self, buf: bytes, line: int, base: int) -> None:
         self.buf = buf
         self.line = line
         self.upto = 0
+        self.base = base
 
     def at(self, pos: int) -> int:
         if pos > self.upto:
             self.line += self.buf.count(b"\n", self.upto, pos)
             self.upto = pos
+        elif pos < self.upto:
+            self.line -= self.buf.count(b"\n", pos, self.upto)
+            self.upto = pos
         return self.line
+
+    def line_of(self, offset: int) -> int:
+        return self.at(offset - self.base)
 
 
 def _restart(text: str, start: int, error_at: int) -> int:
@@ -137,6 +154,9 @@ def _restart(text: str, start: int, error_at: int) -> int:
                 return brace
         brace = text.find("{", brace + 1, error_at + 1)
     return -1
+
+
+Piece = Frame | Noise | Broken
 
 
 class TailFramer:
@@ -159,7 +179,7 @@ class TailFramer:
         self._in_line = False  # inside a line of compact objects (or the rest of a pretty object's close line)
         self._junk = False  # inside junk on such a line, discarding up to the next `{` or the line's end
         self._out: list[Piece] = []
-        self._lines = _Lines(b"", 1)
+        self._lines = _Lines(b"", 1, 0)
 
     def feed(self, chunk: bytes) -> list[Piece]:
         self._buf = self._buf + chunk if self._buf else bytes(chunk)
@@ -174,7 +194,7 @@ class TailFramer:
         buf = self._buf
         n = len(buf)
         self._out = []
-        self._lines = _Lines(buf, self._line)
+        self._lines = _Lines(buf, self._line, self._offset)
         pos = 0
         while pos < n:
             if buf[pos] == _OPEN and not (self._skip_object or self._skip_debris or self._skip_line
@@ -196,7 +216,7 @@ class TailFramer:
         self._out.append(Broken(kind, reason, excerpt_of(raw), self._lines.at(pos), self._offset + pos))
 
     def _frame(self, obj: dict[str, Any], pos: int, repaired: bool) -> None:
-        self._out.append(Frame(obj, self._lines.at(pos), self._offset + pos, repaired))
+        self._out.append(Frame(obj, self._offset + pos, self._lines, repaired))
 
     def _step(self, buf: bytes, pos: int, final: bool) -> int | None:
         """Consume one piece at `pos` (a line start, unless inside a compact line). Returns where to go on, or None
@@ -247,19 +267,16 @@ class TailFramer:
         parse. Takes exactly what `_pretty` would take and stops at anything else; returns where it stopped."""
         view = memoryview(buf)
         find = buf.find
-        count = buf.count
+        startswith = buf.startswith
         loads = orjson.loads
-        out = self._out
+        append = self._out.append
         lines = self._lines
-        line = lines.at(pos)  # from here lines are counted object by object, without a call to `lines.at` each
-        start = pos
         offset = self._offset
         limit = self.max_object_bytes
-        while buf.startswith(b"{\n", pos):
+        while startswith(b"{\n", pos):
             close = find(b"\n}", pos, pos + limit + 1)
-            if close < 0 or close + 2 - pos > limit or buf[close + 2:close + 3] != b"\n":
-                break
-            if find(b"\n{", pos, close) >= 0:
+            if (close < 0 or close + 2 - pos > limit or not startswith(b"\n", close + 2)
+                    or find(b"\n{", pos, close) >= 0):
                 break
             try:
                 obj = loads(view[pos:close + 2])
@@ -267,11 +284,8 @@ class TailFramer:
                 break
             if type(obj) is not dict:
                 break
-            out.append(Frame(obj, line, offset + pos))
-            line += count(b"\n", pos, close + 3)
+            append(Frame(obj, offset + pos, lines))
             pos = close + 3
-        if pos > start:
-            lines.line, lines.upto = line, pos
         return pos
 
     def _pretty(self, buf: bytes, pos: int, final: bool) -> int | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.extract import Extractor
+from pipeline.fast_record import request_record
 from pipeline.framing import DEFAULT_MAX_OBJECT_BYTES, Broken, Frame, Noise, Piece, TailFramer, excerpt_of
 
 SLICE_BYTES = 64 * 1024
@@ -74,60 +75,76 @@ class LogParser:
     def feed(self, chunk: bytes) -> ParseOutput:
         """Framed and extracted in slices of `SLICE_BYTES`: a few decoded events alive at a time keeps the garbage
         collector quiet and the data in cache (the framer's output does not depend on how input is sliced)."""
-        if len(chunk) <= SLICE_BYTES:
-            return self._handle(self._framer.feed(chunk))
         out = ParseOutput()
+        if len(chunk) <= SLICE_BYTES:
+            self._handle(self._framer.feed(chunk), out)
+            return out
         view = memoryview(chunk)
         for start in range(0, len(chunk), SLICE_BYTES):
-            part = self._handle(self._framer.feed(bytes(view[start:start + SLICE_BYTES])))
-            out.records.extend(part.records)
-            out.dead_letters.extend(part.dead_letters)
-            out.notices.extend(part.notices)
+            self._handle(self._framer.feed(bytes(view[start:start + SLICE_BYTES])), out)
         return out
 
     def finish(self) -> ParseOutput:
-        return self._handle(self._framer.finish())
-
-    def _handle(self, pieces: list[Piece]) -> ParseOutput:
         out = ParseOutput()
-        stats = self.stats
-        extract = self._extractor.extract
+        self._handle(self._framer.finish(), out)
+        return out
+
+    def _handle(self, pieces: list[Piece], out: ParseOutput) -> None:
+        """Each frame takes the fast path to its record (`request_record`) when it can, else the general one."""
         records = out.records
+        append = records.append
+        routes = self._extractor.routes
+        before = len(records)
+        frames = 0
         for piece in pieces:
             if type(piece) is Frame:
-                stats.events += 1
+                frames += 1
                 if piece.repaired_utf8:
-                    stats.repaired_utf8 += 1
-                result = extract(piece.obj)
-                if result.problems:
-                    stats.invalid_fields += len(result.problems)
-                    out.dead_letters.append(dead_letter(
-                        self.source, piece.line, piece.offset, "invalid_field",
-                        "; ".join(result.problems)[:1000], excerpt_of(_short_repr(piece.obj))))
-                if result.record is not None:
-                    stats.records += 1
-                    records.append(result.record)
-                elif result.non_request is not None:
-                    stats.non_request += 1
-                    stats.non_request_by_kind[result.non_request] += 1
+                    self.stats.repaired_utf8 += 1
+                record = request_record(piece.obj, routes)
+                if record is not None:
+                    append(record)
                 else:
-                    kind = result.reject_kind or "not_an_event"
-                    stats.rejected += 1
-                    stats.rejected_by_kind[kind] += 1
-                    out.dead_letters.append(dead_letter(self.source, piece.line, piece.offset, kind,
-                                                        result.reject_reason or kind,
-                                                        excerpt_of(_short_repr(piece.obj))))
-            elif type(piece) is Noise:
-                stats.noise += 1
-                stats.noise_by_kind[piece.kind] += 1
-                if piece.kind == "json_string":
-                    out.notices.append(piece.text)
-            elif type(piece) is Broken:
-                stats.rejected += 1
-                stats.rejected_by_kind[piece.kind] += 1
-                out.dead_letters.append(dead_letter(self.source, piece.line, piece.offset, piece.kind,
-                                                    piece.reason, piece.excerpt))
-        return out
+                    self._extract(piece, out)
+            else:
+                self._other(piece, out)
+        self.stats.events += frames
+        self.stats.records += len(records) - before
+
+    def _extract(self, frame: Frame, out: ParseOutput) -> None:
+        """The general path: a record (counted by `_handle`), a non-request event or a rejection; field problems
+        dead-lettered."""
+        stats = self.stats
+        result = self._extractor.extract(frame.obj)
+        if result.problems:
+            stats.invalid_fields += len(result.problems)
+            out.dead_letters.append(dead_letter(
+                self.source, frame.line, frame.offset, "invalid_field", "; ".join(result.problems)[:1000],
+                excerpt_of(_short_repr(frame.obj))))
+        if result.record is not None:
+            out.records.append(result.record)
+        elif result.non_request is not None:
+            stats.non_request += 1
+            stats.non_request_by_kind[result.non_request] += 1
+        else:
+            kind = result.reject_kind or "not_an_event"
+            stats.rejected += 1
+            stats.rejected_by_kind[kind] += 1
+            out.dead_letters.append(dead_letter(self.source, frame.line, frame.offset, kind,
+                                                result.reject_reason or kind, excerpt_of(_short_repr(frame.obj))))
+
+    def _other(self, piece: Piece, out: ParseOutput) -> None:
+        stats = self.stats
+        if type(piece) is Noise:
+            stats.noise += 1
+            stats.noise_by_kind[piece.kind] += 1
+            if piece.kind == "json_string":
+                out.notices.append(piece.text)
+        elif type(piece) is Broken:
+            stats.rejected += 1
+            stats.rejected_by_kind[piece.kind] += 1
+            out.dead_letters.append(dead_letter(self.source, piece.line, piece.offset, piece.kind,
+                                                piece.reason, piece.excerpt))
 
 
 def _short_repr(obj: dict[str, Any]) -> str:
