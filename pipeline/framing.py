@@ -159,6 +159,15 @@ def _restart(text: str, start: int, error_at: int) -> int:
 Piece = Frame | Noise | Broken
 
 
+def object_start_after(data: bytes, pos: int) -> int:
+    """Where the first pretty object that starts right after a pretty object's closing line (`}` then `{`) begins,
+    at or after `pos`; -1 when there is none. Every framer state ends at such a point (each skip stops at a line
+    that starts with `{` or `}`, and both lines are whole), so input cut there frames in two parts exactly as in
+    one: the first part's pieces, then the second's read with `start_offset`/`start_line` of the cut."""
+    hit = data.find(b"\n}\n{\n", max(pos - 1, 0))
+    return -1 if hit < 0 else hit + 3
+
+
 class TailFramer:
     """Incremental framer: `feed(chunk)` and, at the end of input, `finish()`; each returns the pieces found.
 
@@ -166,13 +175,15 @@ class TailFramer:
     its line, when that comes first), so the pieces, their lines and offsets do not depend on how input is chunked.
     """
 
-    def __init__(self, max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES) -> None:
+    def __init__(self, max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES, start_offset: int = 0,
+                 start_line: int = 1) -> None:
+        """`start_offset` and `start_line`: where the input begins in a larger one (a part of a split capture)."""
         if max_object_bytes < 1024:
             raise ValueError("max_object_bytes must be at least 1024")
         self.max_object_bytes = max_object_bytes
         self._buf = b""
-        self._offset = 0  # stream offset of _buf[0]
-        self._line = 1  # line number at _buf[0]
+        self._offset = start_offset  # stream offset of _buf[0]
+        self._line = start_line  # line number at _buf[0]
         self._skip_object = False  # discarding an oversized pretty object up to its close
         self._skip_debris = False  # discarding object lines outside any object, up to the next object's start
         self._skip_line = False  # discarding the rest of a line (after an oversized compact piece or noise line)

@@ -66,10 +66,11 @@ class LogParser:
     """Incremental: `feed(chunk)` then `finish()`. One parser per input source."""
 
     def __init__(self, source: str, extractor: Extractor | None = None,
-                 max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES) -> None:
+                 max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES, start_offset: int = 0, start_line: int = 1) -> None:
+        """`start_offset`, `start_line`: where this input starts in a larger one (see `framing.object_start_after`)."""
         self.source = source
         self.stats = ParseStats()
-        self._framer = TailFramer(max_object_bytes)
+        self._framer = TailFramer(max_object_bytes, start_offset, start_line)
         self._extractor = extractor or Extractor()
 
     def feed(self, chunk: bytes) -> ParseOutput:
