@@ -4,8 +4,8 @@ right after another one's closing line (`pipeline.framing.object_start_after`), 
 same in both readings, and the second half is parsed with the offset and line of the cut. Records come out in
 file order; the counts are merged.
 
-Used for plain files of at least `MIN_SPLIT_BYTES` when there are two CPUs or more; anything else (stdin, gzip, a
-small file, no cut point) is read serially.
+Used for plain files of at least `MIN_SPLIT_BYTES` (or $TAILWATCH_SPLIT_MIN_BYTES) when there are two CPUs or
+more; anything else (stdin, gzip, a small file, no cut point) is read serially.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pipeline.framing import object_start_after
 from pipeline.parsing import LogParser, ParseStats
 
 MIN_SPLIT_BYTES = 16 << 20
+MIN_SPLIT_ENV = "TAILWATCH_SPLIT_MIN_BYTES"  # overrides MIN_SPLIT_BYTES (tests split small files with 0)
 _GZIP_MAGIC = b"\x1f\x8b"
 _BATCH_RECORDS = 2_000
 
@@ -56,8 +57,10 @@ def _splittable(path: str, min_bytes: int) -> bool:
 
 
 def record_batches(path: str, source: str, extractor: Extractor, totals: ParseStats,
-                   min_split_bytes: int = MIN_SPLIT_BYTES) -> Iterator[list[dict[str, Any]]]:
+                   min_split_bytes: int | None = None) -> Iterator[list[dict[str, Any]]]:
     """The records of one capture in file order, in batches; its counts are merged into `totals` at the end."""
+    if min_split_bytes is None:
+        min_split_bytes = int(os.environ.get(MIN_SPLIT_ENV, MIN_SPLIT_BYTES))
     if not _splittable(path, min_split_bytes):
         parser = LogParser(source, extractor)
         for chunk in chunks_of(path):
@@ -70,10 +73,10 @@ def record_batches(path: str, source: str, extractor: Extractor, totals: ParseSt
     yield from _split_batches(data, source, extractor, totals)
 
 
-def _split_batches(data: bytes, source: str, extractor: Extractor,
-                   totals: ParseStats) -> Iterator[list[dict[str, Any]]]:
+def _split_batches(data: bytes, source: str, extractor: Extractor, totals: ParseStats,
+                   near: float = 0.5) -> Iterator[list[dict[str, Any]]]:
     global _shared  # noqa: PLW0603 - handed to the forked child without pickling 100+ MB
-    cut = object_start_after(data, len(data) // 2)
+    cut = object_start_after(data, int(len(data) * near))
     parser = LogParser(source, extractor)
     view = memoryview(data)
     if cut < 0:

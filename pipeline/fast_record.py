@@ -23,6 +23,7 @@ from pipeline.values import int_or_none, str_or_none, time_or_none
 _LEVELS = frozenset(("INFO", "WARN", "ERROR", "DEBUG"))
 _EMPTY: dict[str, Any] = {}
 _INF = math.inf
+_INT64 = 2**63
 _loads = orjson.loads
 _DecodeError = orjson.JSONDecodeError
 _intersection = REQUIRED_KEYS.intersection
@@ -182,7 +183,13 @@ def request_record(obj: dict[str, Any], routes: RouteTable) -> dict[str, Any] | 
     cf = request.get("cf")
     if not isinstance(cf, dict):
         cf = _EMPTY
-    wall = int_or_none(obj.get("wallTime"))
+    wall = obj.get("wallTime")
+    if not (type(wall) is int and -_INT64 < wall < _INT64):
+        wall = int_or_none(wall)
+    cpu = obj.get("cpuTime")
+    if not (type(cpu) is int and -_INT64 < cpu < _INT64):
+        cpu = int_or_none(cpu)
+    colo, country = cf.get("colo"), cf.get("country")
     source: str | None = "log"
     if duration is None:
         duration = float(wall) if wall is not None else None
@@ -209,10 +216,10 @@ def request_record(obj: dict[str, Any], routes: RouteTable) -> dict[str, Any] | 
         "event_time_ms": event_time,
         "duration_ms": duration,
         "duration_source": source,
-        "cpu_ms": int_or_none(obj.get("cpuTime")),
+        "cpu_ms": cpu,
         "wall_ms": wall,
-        "colo": str_or_none(cf.get("colo")),
-        "country": str_or_none(cf.get("country")) or str_or_none(headers.get("cf-ipcountry")),
+        "colo": colo if isinstance(colo, str) else None,
+        "country": (country if isinstance(country, str) else None) or str_or_none(headers.get("cf-ipcountry")),
         "tenant": tenant or str_or_none(headers.get("x-tenant-id")),
         "request_id": request_id or str_or_none(headers.get("cf-ray")),
         "level": level,

@@ -5,8 +5,10 @@ before), compact objects with or without newlines between them, and JSON Lines. 
 framer holds at most one object (bounded by `max_object_bytes`) plus one chunk.
 
 Layout facts it relies on (see shared/research/wrangler-tail-format.md): a pretty top-level object starts with
-a line that is exactly `{` and ends with a line that starts with `}`; every nested line is indented. So a line at
-column 0 that starts with `{` always starts a new top-level object, and one that is not `{` or blank is noise.
+a line that is exactly `{` and ends with a line that starts with `}`; every nested line is indented. So a pretty
+object is the text from its `{` line to the first line that starts with `}`; when that text does not parse, a line
+inside it that starts with `{` starts a new object (the first was cut off). Outside objects, a line at column 0
+that is not `{` or blank is noise.
 Compact objects are found within their line; junk or a cut object there costs only itself (up to the next `{`).
 
 A piece is decided from at most `max_object_bytes + 1` bytes from its start (or from its whole line when that is
@@ -192,7 +194,7 @@ class TailFramer:
         self._out: list[Piece] = []
         self._lines = _Lines(b"", 1, 0)
 
-    def feed(self, chunk: bytes) -> list[Piece]:
+    def feed(self, chunk: bytes | memoryview) -> list[Piece]:
         self._buf = self._buf + chunk if self._buf else bytes(chunk)
         return self._drain(final=False)
 
@@ -286,8 +288,7 @@ class TailFramer:
         limit = self.max_object_bytes
         while startswith(b"{\n", pos):
             close = find(b"\n}", pos, pos + limit + 1)
-            if (close < 0 or close + 2 - pos > limit or not startswith(b"\n", close + 2)
-                    or find(b"\n{", pos, close) >= 0):
+            if close < 0 or close + 2 - pos > limit or not startswith(b"\n", close + 2):
                 break
             try:
                 obj = loads(view[pos:close + 2])
@@ -300,36 +301,44 @@ class TailFramer:
         return pos
 
     def _pretty(self, buf: bytes, pos: int, final: bool) -> int | None:
-        """A pretty object whose first line is `{`: it ends at the first line that starts with `}`, or is cut off by
-        the next line that starts with `{`. Only the first `max_object_bytes + 1` bytes are searched."""
+        """A pretty object whose first line is `{`: it ends at the first line that starts with `}`. When that text
+        does not parse and a line that starts with `{` comes before its end, the object was cut off there and a new
+        one starts. Only the first `max_object_bytes + 1` bytes are searched."""
         n = len(buf)
-        window = pos + self.max_object_bytes + 1
+        limit = self.max_object_bytes
+        window = pos + limit + 1
         close = buf.find(b"\n}", pos, window)
-        restart = buf.find(b"\n{", pos, close if close >= 0 else window)
+        if close < 0:
+            if n < window and not final:
+                return None  # the close may still come, and with it an object that parses
+            restart = buf.find(b"\n{", pos, window)
+            if restart >= 0:
+                self._broken("truncated_object", "object cut off: a new object starts before it closes",
+                             buf[pos:restart], pos)
+                return restart + 1
+            if n >= window:
+                self._broken("oversized_object", f"object larger than {limit} bytes", buf[pos:window], pos)
+                self._skip_object = True
+                return self._skip_oversized(buf, pos + 1, final)
+            self._broken("truncated_object", "object cut off at the end of input", buf[pos:], pos)
+            return n
+        end = close + 2
+        error = ""
+        if end - pos <= limit:
+            obj, repaired, error = decode_object(buf[pos:end])
+            if obj is not None:
+                self._frame(obj, pos, repaired)
+                self._in_line = True  # the rest of the close line: blank, or more objects (`}{...}`)
+                return end
+        restart = buf.find(b"\n{", pos, close)
         if restart >= 0:
             self._broken("truncated_object", "object cut off: a new object starts before it closes",
                          buf[pos:restart], pos)
             return restart + 1
-        if close < 0:
-            if n >= window:
-                self._broken("oversized_object", f"object larger than {self.max_object_bytes} bytes",
-                             buf[pos:window], pos)
-                self._skip_object = True
-                return self._skip_oversized(buf, pos + 1, final)
-            if final:
-                self._broken("truncated_object", "object cut off at the end of input", buf[pos:], pos)
-                return n
-            return None
-        end = close + 2
-        if end - pos > self.max_object_bytes:
-            self._broken("oversized_object", f"object larger than {self.max_object_bytes} bytes",
-                         buf[pos:end], pos)
+        if end - pos > limit:
+            self._broken("oversized_object", f"object larger than {limit} bytes", buf[pos:end], pos)
         else:
-            obj, repaired, error = decode_object(buf[pos:end])
-            if obj is None:
-                self._broken("malformed_json", error, buf[pos:end], pos)
-            else:
-                self._frame(obj, pos, repaired)
+            self._broken("malformed_json", error, buf[pos:end], pos)
         self._in_line = True  # the rest of the close line: blank, or more objects (`}{...}`)
         return end
 

@@ -82,7 +82,7 @@ class LogParser:
             return out
         view = memoryview(chunk)
         for start in range(0, len(chunk), SLICE_BYTES):
-            self._handle(self._framer.feed(bytes(view[start:start + SLICE_BYTES])), out)
+            self._handle(self._framer.feed(view[start:start + SLICE_BYTES]), out)
         return out
 
     def finish(self) -> ParseOutput:
