@@ -20,6 +20,7 @@ Each frame, piece of noise and rejected piece carries the 1-based line and the b
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -74,6 +75,7 @@ class Broken:
 
 _WS = b" \t\r"
 _OPEN = 0x7B  # {
+_NEWLINE = 0x0A
 _DECODER = json.JSONDecoder()
 _LOOKAHEAD = 10  # bytes past a JSON error that settle it: the longest literal, `-Infinity`, has 9
 
@@ -158,7 +160,17 @@ def _restart(text: str, start: int, error_at: int) -> int:
     return -1
 
 
-Piece = Frame | Noise | Broken
+class Extracted:
+    """Records a `fast` hook made from consecutive frames of the fast path, in their order (one per frame)."""
+
+    __slots__ = ("records",)
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+
+
+FastHook = Callable[[dict[str, Any]], dict[str, Any] | None]
+Piece = Frame | Noise | Broken | Extracted
 
 
 def object_start_after(data: bytes, pos: int) -> int:
@@ -178,8 +190,10 @@ class TailFramer:
     """
 
     def __init__(self, max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES, start_offset: int = 0,
-                 start_line: int = 1) -> None:
-        """`start_offset` and `start_line`: where the input begins in a larger one (a part of a split capture)."""
+                 start_line: int = 1, fast: FastHook | None = None) -> None:
+        """`start_offset` and `start_line`: where the input begins in a larger one (a part of a split capture).
+        `fast`: called with each object of wrangler's own layout; the records it makes (None: it declines, the
+        object stays a Frame) come out as `Extracted` pieces in place of their frames."""
         if max_object_bytes < 1024:
             raise ValueError("max_object_bytes must be at least 1024")
         self.max_object_bytes = max_object_bytes
@@ -192,6 +206,7 @@ class TailFramer:
         self._in_line = False  # inside a line of compact objects (or the rest of a pretty object's close line)
         self._junk = False  # inside junk on such a line, discarding up to the next `{` or the line's end
         self._out: list[Piece] = []
+        self._fast = fast
         self._lines = _Lines(b"", 1, 0)
 
     def feed(self, chunk: bytes | memoryview) -> list[Piece]:
@@ -286,9 +301,12 @@ class TailFramer:
         lines = self._lines
         offset = self._offset
         limit = self.max_object_bytes
+        fast = self._fast
+        n = len(buf)
+        records: list[dict[str, Any]] | None = None  # the records of the current `Extracted` piece
         while startswith(b"{\n", pos):
             close = find(b"\n}", pos, pos + limit + 1)
-            if close < 0 or close + 2 - pos > limit or not startswith(b"\n", close + 2):
+            if close < 0 or close + 2 - pos > limit or close + 2 >= n or buf[close + 2] != _NEWLINE:
                 break
             try:
                 obj = loads(view[pos:close + 2])
@@ -296,7 +314,15 @@ class TailFramer:
                 break
             if type(obj) is not dict:
                 break
-            append(Frame(obj, offset + pos, lines))
+            record = None if fast is None else fast(obj)
+            if record is None:
+                append(Frame(obj, offset + pos, lines))
+                records = None
+            elif records is None:
+                records = [record]
+                append(Extracted(records))
+            else:
+                records.append(record)
             pos = close + 3
         return pos
 

@@ -9,11 +9,21 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pipeline.extract import Extractor
 from pipeline.fast_record import request_record
-from pipeline.framing import DEFAULT_MAX_OBJECT_BYTES, Broken, Frame, Noise, Piece, TailFramer, excerpt_of
+from pipeline.framing import (
+    DEFAULT_MAX_OBJECT_BYTES,
+    Broken,
+    Extracted,
+    Frame,
+    Noise,
+    Piece,
+    TailFramer,
+    excerpt_of,
+)
 
 SLICE_BYTES = 64 * 1024
 
@@ -70,8 +80,9 @@ class LogParser:
         """`start_offset`, `start_line`: where this input starts in a larger one (see `framing.object_start_after`)."""
         self.source = source
         self.stats = ParseStats()
-        self._framer = TailFramer(max_object_bytes, start_offset, start_line)
         self._extractor = extractor or Extractor()
+        self._framer = TailFramer(max_object_bytes, start_offset, start_line,
+                                  partial(request_record, routes=self._extractor.routes))
 
     def feed(self, chunk: bytes) -> ParseOutput:
         """Framed and extracted in slices of `SLICE_BYTES`: a few decoded events alive at a time keeps the garbage
@@ -98,7 +109,10 @@ class LogParser:
         before = len(records)
         frames = 0
         for piece in pieces:
-            if type(piece) is Frame:
+            if type(piece) is Extracted:  # the fast path's records, made in the framer
+                frames += len(piece.records)
+                records.extend(piece.records)
+            elif type(piece) is Frame:
                 frames += 1
                 if piece.repaired_utf8:
                     self.stats.repaired_utf8 += 1
