@@ -20,126 +20,32 @@ Each frame, piece of noise and rejected piece carries the 1-based line and the b
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
+from pipeline.pieces import (
+    EXCERPT_BYTES,
+    Broken,
+    Extracted,
+    FastHook,
+    Frame,
+    Lines,
+    Noise,
+    NoiseKind,
+    Piece,
+    decode_object,
+    excerpt_of,
+)
+
 DEFAULT_MAX_OBJECT_BYTES = 8 * 1024 * 1024
-EXCERPT_BYTES = 512
-
-NoiseKind = Literal["blank", "text", "json_string"]
-
-
-class Frame:
-    """A decoded top-level JSON object, its byte offset, and its 1-based line (counted only when asked for)."""
-
-    __slots__ = ("_lines", "obj", "offset", "repaired_utf8")
-
-    def __init__(self, obj: dict[str, Any], offset: int, lines: _Lines, repaired_utf8: bool = False) -> None:
-        self.obj = obj
-        self.offset = offset
-        self.repaired_utf8 = repaired_utf8
-        self._lines = lines
-
-    @property
-    def line(self) -> int:
-        return self._lines.line_of(self.offset)
-
-    def __repr__(self) -> str:
-        return f"Frame(line={self.line}, offset={self.offset}, repaired_utf8={self.repaired_utf8})"
-
-
-@dataclass(frozen=True, slots=True)
-class Noise:
-    """A line that is not JSON objects: a banner, a usage notice, wrangler's give-up string, a blank line."""
-
-    kind: NoiseKind
-    text: str
-    line: int
-    offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class Broken:
-    """A piece of input that could not become an object: it costs only itself."""
-
-    kind: Literal["malformed_json", "truncated_object", "oversized_object", "not_an_event"]
-    reason: str
-    excerpt: str
-    line: int
-    offset: int
-
-
-
+__all__ = ["DEFAULT_MAX_OBJECT_BYTES", "EXCERPT_BYTES", "Broken", "Extracted", "FastHook", "Frame", "Noise",
+           "NoiseKind", "Piece", "TailFramer", "decode_object", "excerpt_of", "object_start_after"]
 _WS = b" \t\r"
 _OPEN = 0x7B  # {
 _NEWLINE = 0x0A
 _DECODER = json.JSONDecoder()
 _LOOKAHEAD = 10  # bytes past a JSON error that settle it: the longest literal, `-Infinity`, has 9
-
-
-def excerpt_of(raw: bytes | str) -> str:
-    """The first EXCERPT_BYTES bytes as text, invalid UTF-8 replaced (a str may carry surrogate escapes)."""
-    if isinstance(raw, bytes):
-        return raw[:EXCERPT_BYTES].decode("utf-8", errors="replace")
-    try:
-        head = raw[:EXCERPT_BYTES].encode("utf-8", errors="surrogateescape")
-    except UnicodeEncodeError:
-        head = raw[:EXCERPT_BYTES].encode("utf-8", errors="replace")
-    return head[:EXCERPT_BYTES].decode("utf-8", errors="replace")
-
-
-def decode_object(raw: bytes) -> tuple[dict[str, Any] | None, bool, str]:
-    """orjson-decode one object; on invalid UTF-8, retry with replacement characters.
-
-    Returns (object or None, repaired, error text).
-    """
-    try:
-        value = orjson.loads(raw)
-        repaired = False
-    except orjson.JSONDecodeError as error:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            try:
-                value = orjson.loads(raw.decode("utf-8", errors="replace"))
-                repaired = True
-            except orjson.JSONDecodeError as second:
-                return None, False, str(second)
-        else:
-            del text
-            return None, False, str(error)
-    if not isinstance(value, dict):
-        return None, repaired, f"top-level value is a JSON {type(value).__name__}, not an object"
-    return value, repaired, ""
-
-
-class _Lines:
-    """Line numbers of one buffer's positions, counted lazily: forward from the last position asked for (each byte
-    once, in order), or back from it for a frame whose line is asked for late. `base` is the stream offset of
-    buf[0]."""
-
-    __slots__ = ("base", "buf", "line", "upto")
-
-    def __init__(self, buf: bytes, line: int, base: int) -> None:
-        self.buf = buf
-        self.line = line
-        self.upto = 0
-        self.base = base
-
-    def at(self, pos: int) -> int:
-        if pos > self.upto:
-            self.line += self.buf.count(b"\n", self.upto, pos)
-            self.upto = pos
-        elif pos < self.upto:
-            self.line -= self.buf.count(b"\n", pos, self.upto)
-            self.upto = pos
-        return self.line
-
-    def line_of(self, offset: int) -> int:
-        return self.at(offset - self.base)
 
 
 def _restart(text: str, start: int, error_at: int) -> int:
@@ -158,19 +64,6 @@ def _restart(text: str, start: int, error_at: int) -> int:
                 return brace
         brace = text.find("{", brace + 1, error_at + 1)
     return -1
-
-
-class Extracted:
-    """Records a `fast` hook made from consecutive frames of the fast path, in their order (one per frame)."""
-
-    __slots__ = ("records",)
-
-    def __init__(self, records: list[dict[str, Any]]) -> None:
-        self.records = records
-
-
-FastHook = Callable[[dict[str, Any]], dict[str, Any] | None]
-Piece = Frame | Noise | Broken | Extracted
 
 
 def object_start_after(data: bytes, pos: int) -> int:
@@ -207,7 +100,7 @@ class TailFramer:
         self._junk = False  # inside junk on such a line, discarding up to the next `{` or the line's end
         self._out: list[Piece] = []
         self._fast = fast
-        self._lines = _Lines(b"", 1, 0)
+        self._lines = Lines(b"", 1, 0)
 
     def feed(self, chunk: bytes | memoryview) -> list[Piece]:
         self._buf = self._buf + chunk if self._buf else bytes(chunk)
@@ -222,7 +115,7 @@ class TailFramer:
         buf = self._buf
         n = len(buf)
         self._out = []
-        self._lines = _Lines(buf, self._line, self._offset)
+        self._lines = Lines(buf, self._line, self._offset)
         pos = 0
         while pos < n:
             if buf[pos] == _OPEN and not (self._skip_object or self._skip_debris or self._skip_line
@@ -250,9 +143,9 @@ class TailFramer:
         """Consume one piece at `pos` (a line start, unless inside a compact line). Returns where to go on, or None
         when more input is needed."""
         if self._skip_object:
-            return self._skip_oversized(buf, pos, final)
+            return self._skip(buf, pos, final, closes=True)
         if self._skip_debris:
-            return self._skip_to_object(buf, pos, final)
+            return self._skip(buf, pos, final, closes=False)
         n = len(buf)
         eol = buf.find(b"\n", pos)
         if self._skip_line:
@@ -345,7 +238,7 @@ class TailFramer:
             if n >= window:
                 self._broken("oversized_object", f"object larger than {limit} bytes", buf[pos:window], pos)
                 self._skip_object = True
-                return self._skip_oversized(buf, pos + 1, final)
+                return self._skip(buf, pos + 1, final, closes=True)
             self._broken("truncated_object", "object cut off at the end of input", buf[pos:], pos)
             return n
         end = close + 2
@@ -368,17 +261,18 @@ class TailFramer:
         self._in_line = True  # the rest of the close line: blank, or more objects (`}{...}`)
         return end
 
-    def _skip_oversized(self, buf: bytes, pos: int, final: bool) -> int | None:
-        """Discard an oversized object up to its closing line, or up to the next object's start."""
+    def _skip(self, buf: bytes, pos: int, final: bool, closes: bool) -> int | None:
+        """Discard input up to the next line that starts with `{` — or with `}` too when `closes` (the end of an
+        oversized object) — and end the skip there."""
         n = len(buf)
-        hits = [hit for hit in (buf.find(b"\n}", pos), buf.find(b"\n{", pos)) if hit >= 0]
+        hits = [hit for hit in (buf.find(b"\n}", pos) if closes else -1, buf.find(b"\n{", pos)) if hit >= 0]
         if not hits:
             if final:
-                self._skip_object = False
+                self._skip_object = self._skip_debris = False
                 return n
-            keep_from = n - 1  # a `\n` at the chunk's end may begin `\n}`
+            keep_from = n - 1  # a `\n` at the chunk's end may begin `\n}` or `\n{`
             return keep_from if keep_from > pos else None
-        self._skip_object = False
+        self._skip_object = self._skip_debris = False
         first = min(hits)
         if buf[first + 1] == _OPEN:
             return first + 1
@@ -402,18 +296,6 @@ class TailFramer:
         if self._skip_debris:
             return n - 1  # a `\n` at the chunk's end may begin `\n{`
         return end
-
-    def _skip_to_object(self, buf: bytes, pos: int, final: bool) -> int | None:
-        n = len(buf)
-        restart = buf.find(b"\n{", pos)
-        if restart < 0:
-            if final:
-                self._skip_debris = False
-                return n
-            keep_from = n - 1  # a `\n` at the chunk's end may begin `\n{`
-            return keep_from if keep_from > pos else None
-        self._skip_debris = False
-        return restart + 1
 
     def _compact(self, buf: bytes, pos: int, end: int, line_ended: bool) -> int | None:
         """Compact objects on one line, with junk or cut objects among them, from `pos` up to `end` (the line's
