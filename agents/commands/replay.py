@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from agents.commands.common import add_route_args, extractor_from
-from agents.rules_files import DEFAULT_RULES, RuleFileError, load_rules
 from agents.sources import source_name
 from agents.split_parse import record_batches
 from pipeline.batching import DEFAULT_LATENESS_MS
@@ -21,7 +21,11 @@ from pipeline.metrics import snapshot
 from pipeline.pane_store import ClosedPaneEvent
 from pipeline.parsing import ParseStats
 from pipeline.replay import Replay
-from pipeline.rules.engine import RuleEngine
+
+if TYPE_CHECKING:
+    from pipeline.rules.engine import RuleEngine
+
+DEFAULT_RULES = Path(__file__).resolve().parents[1] / "defaults" / "rules.yaml"  # agents.rules_files' default
 
 STREAM = "files"  # inputs given together are one stream, as `tailwatch ingest --from` sends them
 
@@ -65,13 +69,22 @@ def alert_order(alert: dict[str, Any]) -> tuple[str, str, str, str, str]:
 
 def run(args: argparse.Namespace) -> int:
     totals = ParseStats()
+    engine = None
+    if not args.metrics:  # the rule machinery (pydantic schemas, YAML) loads only when alerts are asked for
+        from agents.rules_files import RuleFileError, load_rules  # noqa: PLC0415
+        from pipeline.rules.engine import RuleEngine  # noqa: PLC0415
+
+        try:
+            rules = load_rules(args.rules)
+        except RuleFileError as error:
+            print(f"tailwatch replay: {error}", file=sys.stderr)
+            return 2
+        except FileNotFoundError as error:
+            print(f"tailwatch replay: no such file: {error.filename}", file=sys.stderr)
+            return 2
+        engine = RuleEngine(rules.compiled, rules.rule_file, rules.sha256)
     try:
-        rules = None if args.metrics else load_rules(args.rules)
-        engine = None if rules is None else RuleEngine(rules.compiled, rules.rule_file, rules.sha256)
         events, alerts = replay_events(args, totals, engine)
-    except RuleFileError as error:
-        print(f"tailwatch replay: {error}", file=sys.stderr)
-        return 2
     except FileNotFoundError as error:
         print(f"tailwatch replay: no such file: {error.filename}", file=sys.stderr)
         return 2
