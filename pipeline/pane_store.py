@@ -24,8 +24,6 @@ from pipeline.windows import PANE_MS, day_start, pane_start
 
 GroupKey = tuple[str, str]  # (service, endpoint)
 _EVENT_TIME = itemgetter("event_time_ms")
-_SERVICE = itemgetter("service")
-_ENDPOINT = itemgetter("endpoint")
 _IS_NOT_NONE: Callable[[object], bool] = partial(is_not, None)
 DEFAULT_RETENTION_MS = 60 * 60_000
 
@@ -58,8 +56,9 @@ class PaneStore:
         """Count records into their panes; returns how many were late.
 
         A record is late when its pane ended at or before its watermark (the store's `closed_until_ms` at least),
-        that is when its event time is before the start of the watermark's pane. The per-record work runs in C
-        (map, zip, compress, dict.fromkeys); Python touches each pane of the batch, not each record."""
+        that is when its event time is before the start of the watermark's pane. Lateness is checked per record only
+        when the batch's oldest record could be late; records are grouped per pane and counted with one `add_many`
+        each."""
         if not records:
             return 0
         pane_ms = self.pane_ms
@@ -99,15 +98,20 @@ class PaneStore:
         if not records:
             return
         pane_ms = self.pane_ms
-        starts = [stamp - stamp % pane_ms for stamp in stamps]
-        keys = list(zip(map(_SERVICE, records), map(_ENDPOINT, records), starts, strict=True))
-        groups = dict.fromkeys(keys)
+        groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+        for record, stamp in zip(records, stamps, strict=True):
+            key = (record["service"], record["endpoint"], stamp - stamp % pane_ms)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [record]
+            else:
+                group.append(record)
         open_panes = self.open
-        for key in groups:
+        for key, members in groups.items():
             pane = open_panes.get(key)
             if pane is None:
                 pane = open_panes[key] = OpenPane()
-            pane.add_many(records if len(groups) == 1 else list(compress(records, map(key.__eq__, keys))))
+            pane.add_many(members)
 
     def _pane(self, service: str, endpoint: str, start: int) -> OpenPane:
         key = (service, endpoint, start)
