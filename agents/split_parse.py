@@ -4,8 +4,9 @@ right after another one's closing line (`pipeline.framing.object_start_after`), 
 same in both readings, and the second half is parsed with the offset and line of the cut. Records come out in
 file order; the counts are merged.
 
-Used for plain files of at least `MIN_SPLIT_BYTES` (or $TAILWATCH_SPLIT_MIN_BYTES) when there are two CPUs or
-more; anything else (stdin, gzip, a small file, no cut point) is read serially.
+Used for plain files of `MIN_SPLIT_BYTES` (or $TAILWATCH_SPLIT_MIN_BYTES) up to `MAX_SPLIT_BYTES` (the file is
+read into memory) when there are two CPUs or more; anything else (stdin, gzip, a small or huge file, no cut point)
+is read serially.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pipeline.framing import object_start_after
 from pipeline.parsing import LogParser, ParseStats
 
 MIN_SPLIT_BYTES = 16 << 20
+MAX_SPLIT_BYTES = 1 << 30  # the file is held in memory while it is parsed: larger ones are streamed serially
 MIN_SPLIT_ENV = "TAILWATCH_SPLIT_MIN_BYTES"  # overrides MIN_SPLIT_BYTES (tests split small files with 0)
 _GZIP_MAGIC = b"\x1f\x8b"
 _BATCH_RECORDS = 2_000
@@ -48,7 +50,7 @@ def _splittable(path: str, min_bytes: int) -> bool:
     if path == "-" or (os.cpu_count() or 1) < 2:
         return False
     try:
-        if os.path.getsize(path) < min_bytes:
+        if not min_bytes <= os.path.getsize(path) <= MAX_SPLIT_BYTES:
             return False
         with open(path, "rb") as probe:
             return probe.read(2) != _GZIP_MAGIC
