@@ -92,7 +92,7 @@ def _d1_facts(raw: Any) -> list[dict[str, Any]] | None:
     return facts
 
 
-def request_record(obj: dict[str, Any], routes: RouteTable) -> dict[str, Any] | None:
+def request_record(routes: RouteTable, obj: dict[str, Any]) -> dict[str, Any] | None:
     """The record of a tail event with a request and one well-formed FactoryLog string; None for anything else."""
     log = _only_factory_log(obj.get("logs"))
     if log is _NOT_FAST:

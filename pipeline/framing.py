@@ -186,7 +186,6 @@ class TailFramer:
     def _pretty_run(self, buf: bytes, pos: int) -> int:
         """The fast path for wrangler's own layout: consecutive pretty objects that each close with a `}` line and
         parse. Takes exactly what `_pretty` would take and stops at anything else; returns where it stopped."""
-        view = memoryview(buf)
         find = buf.find
         startswith = buf.startswith
         loads = orjson.loads
@@ -202,7 +201,7 @@ class TailFramer:
             if close < 0 or close + 2 - pos > limit or close + 2 >= n or buf[close + 2] != _NEWLINE:
                 break
             try:
-                obj = loads(view[pos:close + 2])
+                obj = loads(buf[pos:close + 2])
             except orjson.JSONDecodeError:
                 break
             if type(obj) is not dict:

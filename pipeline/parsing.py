@@ -82,7 +82,7 @@ class LogParser:
         self.stats = ParseStats()
         self._extractor = extractor or Extractor()
         self._framer = TailFramer(max_object_bytes, start_offset, start_line,
-                                  partial(request_record, routes=self._extractor.routes))
+                                  partial(request_record, self._extractor.routes))
 
     def feed(self, chunk: bytes) -> ParseOutput:
         """Framed and extracted in slices of `SLICE_BYTES`: a few decoded events alive at a time keeps the garbage
@@ -116,7 +116,7 @@ class LogParser:
                 frames += 1
                 if piece.repaired_utf8:
                     self.stats.repaired_utf8 += 1
-                record = request_record(piece.obj, routes)
+                record = request_record(routes, piece.obj)
                 if record is not None:
                     append(record)
                 else:

@@ -124,7 +124,7 @@ def event_changes(event: dict[str, Any]) -> list[dict[str, Any]]:
 
 def check(event: dict[str, Any], extractor: Extractor) -> bool:
     """Whether the fast path took the event; when it did, its record is the general path's, key for key."""
-    fast = request_record(copy.deepcopy(event), extractor.routes)
+    fast = request_record(extractor.routes, copy.deepcopy(event))
     general = extractor.extract(copy.deepcopy(event))
     if fast is None:
         return False
