@@ -17,10 +17,9 @@ from typing import Any
 
 from pipeline.factory_logs import clean_factory_fields, factory_logs_in, is_factory_log
 from pipeline.routes import RouteTable, path_of_url, strip_query
-from pipeline.timestamps import MAX_MS, MIN_MS
+from pipeline.values import int_or_none, str_or_none, time_or_none
 
 _EVENT_KEYS = frozenset(("outcome", "eventTimestamp", "logs", "scriptName", "wallTime"))
-_INT64 = 2**63
 _EMPTY: dict[str, Any] = {}  # read-only stand-in for a missing `headers` or `cf`
 
 
@@ -63,24 +62,6 @@ def non_request_kind(event: Any) -> str:
     if isinstance(kind, str) and kind:
         return kind  # tail notices: "overload", "overload-stop", …
     return "other"
-
-
-def _int_or_none(value: Any) -> int | None:
-    """A number as an int; None for anything else, NaN, infinities and numbers beyond 64 bits."""
-    if type(value) is int:  # the usual case first: no conversion needed
-        return value if abs(value) < _INT64 else None
-    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < _INT64:
-        return int(value)
-    return None
-
-
-def _time_or_none(value: Any) -> int | None:
-    ms = _int_or_none(value)
-    return ms if ms is not None and MIN_MS <= ms <= MAX_MS else None
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def _merged_fields(logs: list[dict[str, Any]], problems: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -126,7 +107,7 @@ class Extractor:
         if status is None and isinstance(event, dict):
             response = event.get("response")
             if isinstance(response, dict):
-                status = _int_or_none(response.get("status"))
+                status = int_or_none(response.get("status"))
         method = fields.get("method")
         path = fields.get("path")
         if path is not None:
@@ -135,7 +116,7 @@ class Extractor:
         cf: dict[str, Any] = _EMPTY
         if request is not None:
             if method is None:
-                method = _str_or_none(request.get("method"))
+                method = str_or_none(request.get("method"))
             if path is None:
                 url = request.get("url")
                 if isinstance(url, str):
@@ -149,13 +130,13 @@ class Extractor:
 
         event_time = fields.get("event_time_ms")
         if event_time is None:
-            event_time = _time_or_none(obj.get("eventTimestamp"))
+            event_time = time_or_none(obj.get("eventTimestamp"))
         if event_time is None:
             return Extraction(reject_kind="no_event_time",
                               reject_reason="no FactoryLog timestamp and no eventTimestamp",
                               problems=problems)
 
-        wall = _int_or_none(obj.get("wallTime"))
+        wall = int_or_none(obj.get("wallTime"))
         duration = fields.get("duration_ms")
         source: str | None = "log"
         if duration is None:
@@ -168,18 +149,18 @@ class Extractor:
         if isinstance(exceptions, list) and exceptions and isinstance(exceptions[0], dict):
             first = exceptions[0]
             if error_code is None:
-                error_code = _str_or_none(first.get("name"))
+                error_code = str_or_none(first.get("name"))
             if error_message is None:
-                error_message = _str_or_none(first.get("message"))
+                error_message = str_or_none(first.get("message"))
 
-        worker = _str_or_none(obj.get("scriptName"))
+        worker = str_or_none(obj.get("scriptName"))
         outcome = obj.get("outcome")
         log_endpoint = fields.get("endpoint")
         return Extraction(record={
             # The Worker is the service: a request that crashed before it logged must group with the ones that did.
             "service": worker or fields.get("service") or "unknown",
             "worker": worker,
-            "endpoint": self._endpoint(path, log_endpoint),
+            "endpoint": self.routes.endpoint(path, log_endpoint),
             "method": method.upper() if method else None,
             "path": path,
             "status": status,
@@ -187,12 +168,12 @@ class Extractor:
             "event_time_ms": event_time,
             "duration_ms": duration,
             "duration_source": source,
-            "cpu_ms": _int_or_none(obj.get("cpuTime")),
+            "cpu_ms": int_or_none(obj.get("cpuTime")),
             "wall_ms": wall,
-            "colo": _str_or_none(cf.get("colo")),
-            "country": _str_or_none(cf.get("country")) or _str_or_none(headers.get("cf-ipcountry")),
-            "tenant": fields.get("tenant_id") or _str_or_none(headers.get("x-tenant-id")),
-            "request_id": fields.get("request_id") or _str_or_none(headers.get("cf-ray")),
+            "colo": str_or_none(cf.get("colo")),
+            "country": str_or_none(cf.get("country")) or str_or_none(headers.get("cf-ipcountry")),
+            "tenant": fields.get("tenant_id") or str_or_none(headers.get("x-tenant-id")),
+            "request_id": fields.get("request_id") or str_or_none(headers.get("cf-ray")),
             "level": fields.get("level"),
             "log_endpoint": log_endpoint,
             "log_service": fields.get("service"),
@@ -217,7 +198,7 @@ class Extractor:
         result.record = {
             "service": fields.get("service") or "unknown",
             "worker": None,
-            "endpoint": self._endpoint(path, fields.get("endpoint")),
+            "endpoint": self.routes.endpoint(path, fields.get("endpoint")),
             "method": method.upper() if method else None,
             "path": path,
             "status": fields.get("status"),
@@ -240,10 +221,3 @@ class Extractor:
             "d1": fields.get("d1", []),
         }
         return result
-
-    def _endpoint(self, path: str | None, log_endpoint: str | None) -> str:
-        if path:
-            return self.routes.template(path)
-        if log_endpoint:
-            return self.routes.template(log_endpoint) if log_endpoint.startswith("/") else log_endpoint
-        return "unknown"

@@ -5,8 +5,10 @@ before), compact objects with or without newlines between them, and JSON Lines. 
 framer holds at most one object (bounded by `max_object_bytes`) plus one chunk.
 
 Layout facts it relies on (see shared/research/wrangler-tail-format.md): a pretty top-level object starts with
-a line that is exactly `{` and ends with a line that starts with `}`; every nested line is indented. So a line at
-column 0 that starts with `{` always starts a new top-level object, and one that is not `{` or blank is noise.
+a line that is exactly `{` and ends with a line that starts with `}`; every nested line is indented. So a pretty
+object is the text from its `{` line to the first line that starts with `}`; when that text does not parse, a line
+inside it that starts with `{` starts a new object (the first was cut off). Outside objects, a line at column 0
+that is not `{` or blank is noise.
 Compact objects are found within their line; junk or a cut object there costs only itself (up to the next `{`).
 
 A piece is decided from at most `max_object_bytes + 1` bytes from its start (or from its whole line when that is
@@ -18,107 +20,32 @@ Each frame, piece of noise and rejected piece carries the 1-based line and the b
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
+from pipeline.pieces import (
+    EXCERPT_BYTES,
+    Broken,
+    Extracted,
+    FastHook,
+    Frame,
+    Lines,
+    Noise,
+    NoiseKind,
+    Piece,
+    decode_object,
+    excerpt_of,
+)
+
 DEFAULT_MAX_OBJECT_BYTES = 8 * 1024 * 1024
-EXCERPT_BYTES = 512
-
-NoiseKind = Literal["blank", "text", "json_string"]
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """A decoded top-level JSON object."""
-
-    obj: dict[str, Any]
-    line: int
-    offset: int
-    repaired_utf8: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Noise:
-    """A line that is not JSON objects: a banner, a usage notice, wrangler's give-up string, a blank line."""
-
-    kind: NoiseKind
-    text: str
-    line: int
-    offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class Broken:
-    """A piece of input that could not become an object: it costs only itself."""
-
-    kind: Literal["malformed_json", "truncated_object", "oversized_object", "not_an_event"]
-    reason: str
-    excerpt: str
-    line: int
-    offset: int
-
-
-Piece = Frame | Noise | Broken
-
+__all__ = ["DEFAULT_MAX_OBJECT_BYTES", "EXCERPT_BYTES", "Broken", "Extracted", "FastHook", "Frame", "Noise",
+           "NoiseKind", "Piece", "TailFramer", "decode_object", "excerpt_of", "object_start_after"]
 _WS = b" \t\r"
 _OPEN = 0x7B  # {
+_NEWLINE = 0x0A
 _DECODER = json.JSONDecoder()
 _LOOKAHEAD = 10  # bytes past a JSON error that settle it: the longest literal, `-Infinity`, has 9
-
-
-def excerpt_of(raw: bytes | str) -> str:
-    """The first EXCERPT_BYTES bytes as text, invalid UTF-8 replaced (a str may carry surrogate escapes)."""
-    if isinstance(raw, bytes):
-        return raw[:EXCERPT_BYTES].decode("utf-8", errors="replace")
-    try:
-        head = raw[:EXCERPT_BYTES].encode("utf-8", errors="surrogateescape")
-    except UnicodeEncodeError:
-        head = raw[:EXCERPT_BYTES].encode("utf-8", errors="replace")
-    return head[:EXCERPT_BYTES].decode("utf-8", errors="replace")
-
-
-def decode_object(raw: bytes) -> tuple[dict[str, Any] | None, bool, str]:
-    """orjson-decode one object; on invalid UTF-8, retry with replacement characters.
-
-    Returns (object or None, repaired, error text).
-    """
-    try:
-        value = orjson.loads(raw)
-        repaired = False
-    except orjson.JSONDecodeError as error:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            try:
-                value = orjson.loads(raw.decode("utf-8", errors="replace"))
-                repaired = True
-            except orjson.JSONDecodeError as second:
-                return None, False, str(second)
-        else:
-            del text
-            return None, False, str(error)
-    if not isinstance(value, dict):
-        return None, repaired, f"top-level value is a JSON {type(value).__name__}, not an object"
-    return value, repaired, ""
-
-
-class _Lines:
-    """Counts lines lazily as positions advance, so each byte is counted once."""
-
-    __slots__ = ("buf", "line", "upto")
-
-    def __init__(self, buf: bytes, line: int) -> None:
-        self.buf = buf
-        self.line = line
-        self.upto = 0
-
-    def at(self, pos: int) -> int:
-        if pos > self.upto:
-            self.line += self.buf.count(b"\n", self.upto, pos)
-            self.upto = pos
-        return self.line
 
 
 def _restart(text: str, start: int, error_at: int) -> int:
@@ -139,6 +66,15 @@ def _restart(text: str, start: int, error_at: int) -> int:
     return -1
 
 
+def object_start_after(data: bytes, pos: int) -> int:
+    """Where the first pretty object that starts right after a pretty object's closing line (`}` then `{`) begins,
+    at or after `pos`; -1 when there is none. Every framer state ends at such a point (each skip stops at a line
+    that starts with `{` or `}`, and both lines are whole), so input cut there frames in two parts exactly as in
+    one: the first part's pieces, then the second's read with `start_offset`/`start_line` of the cut."""
+    hit = data.find(b"\n}\n{\n", max(pos - 1, 0))
+    return -1 if hit < 0 else hit + 3
+
+
 class TailFramer:
     """Incremental framer: `feed(chunk)` and, at the end of input, `finish()`; each returns the pieces found.
 
@@ -146,22 +82,27 @@ class TailFramer:
     its line, when that comes first), so the pieces, their lines and offsets do not depend on how input is chunked.
     """
 
-    def __init__(self, max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES) -> None:
+    def __init__(self, max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES, start_offset: int = 0,
+                 start_line: int = 1, fast: FastHook | None = None) -> None:
+        """`start_offset` and `start_line`: where the input begins in a larger one (a part of a split capture).
+        `fast`: called with each object of wrangler's own layout; the records it makes (None: it declines, the
+        object stays a Frame) come out as `Extracted` pieces in place of their frames."""
         if max_object_bytes < 1024:
             raise ValueError("max_object_bytes must be at least 1024")
         self.max_object_bytes = max_object_bytes
         self._buf = b""
-        self._offset = 0  # stream offset of _buf[0]
-        self._line = 1  # line number at _buf[0]
+        self._offset = start_offset  # stream offset of _buf[0]
+        self._line = start_line  # line number at _buf[0]
         self._skip_object = False  # discarding an oversized pretty object up to its close
         self._skip_debris = False  # discarding object lines outside any object, up to the next object's start
         self._skip_line = False  # discarding the rest of a line (after an oversized compact piece or noise line)
         self._in_line = False  # inside a line of compact objects (or the rest of a pretty object's close line)
         self._junk = False  # inside junk on such a line, discarding up to the next `{` or the line's end
         self._out: list[Piece] = []
-        self._lines = _Lines(b"", 1)
+        self._fast = fast
+        self._lines = Lines(b"", 1, 0)
 
-    def feed(self, chunk: bytes) -> list[Piece]:
+    def feed(self, chunk: bytes | memoryview) -> list[Piece]:
         self._buf = self._buf + chunk if self._buf else bytes(chunk)
         return self._drain(final=False)
 
@@ -174,7 +115,7 @@ class TailFramer:
         buf = self._buf
         n = len(buf)
         self._out = []
-        self._lines = _Lines(buf, self._line)
+        self._lines = Lines(buf, self._line, self._offset)
         pos = 0
         while pos < n:
             if buf[pos] == _OPEN and not (self._skip_object or self._skip_debris or self._skip_line
@@ -196,15 +137,15 @@ class TailFramer:
         self._out.append(Broken(kind, reason, excerpt_of(raw), self._lines.at(pos), self._offset + pos))
 
     def _frame(self, obj: dict[str, Any], pos: int, repaired: bool) -> None:
-        self._out.append(Frame(obj, self._lines.at(pos), self._offset + pos, repaired))
+        self._out.append(Frame(obj, self._offset + pos, self._lines, repaired))
 
     def _step(self, buf: bytes, pos: int, final: bool) -> int | None:
         """Consume one piece at `pos` (a line start, unless inside a compact line). Returns where to go on, or None
         when more input is needed."""
         if self._skip_object:
-            return self._skip_oversized(buf, pos, final)
+            return self._skip(buf, pos, final, closes=True)
         if self._skip_debris:
-            return self._skip_to_object(buf, pos, final)
+            return self._skip(buf, pos, final, closes=False)
         n = len(buf)
         eol = buf.find(b"\n", pos)
         if self._skip_line:
@@ -245,80 +186,92 @@ class TailFramer:
     def _pretty_run(self, buf: bytes, pos: int) -> int:
         """The fast path for wrangler's own layout: consecutive pretty objects that each close with a `}` line and
         parse. Takes exactly what `_pretty` would take and stops at anything else; returns where it stopped."""
-        view = memoryview(buf)
         find = buf.find
-        count = buf.count
+        startswith = buf.startswith
         loads = orjson.loads
-        out = self._out
+        append = self._out.append
         lines = self._lines
-        line = lines.at(pos)  # from here lines are counted object by object, without a call to `lines.at` each
-        start = pos
         offset = self._offset
         limit = self.max_object_bytes
-        while buf.startswith(b"{\n", pos):
+        fast = self._fast
+        n = len(buf)
+        records: list[dict[str, Any]] | None = None  # the records of the current `Extracted` piece
+        while startswith(b"{\n", pos):
             close = find(b"\n}", pos, pos + limit + 1)
-            if close < 0 or close + 2 - pos > limit or buf[close + 2:close + 3] != b"\n":
-                break
-            if find(b"\n{", pos, close) >= 0:
+            if close < 0 or close + 2 - pos > limit or close + 2 >= n or buf[close + 2] != _NEWLINE:
                 break
             try:
-                obj = loads(view[pos:close + 2])
+                obj = loads(buf[pos:close + 2])
             except orjson.JSONDecodeError:
                 break
             if type(obj) is not dict:
                 break
-            out.append(Frame(obj, line, offset + pos))
-            line += count(b"\n", pos, close + 3)
+            record = None if fast is None else fast(obj)
+            if record is None:
+                append(Frame(obj, offset + pos, lines))
+                records = None
+            elif records is None:
+                records = [record]
+                append(Extracted(records))
+            else:
+                records.append(record)
             pos = close + 3
-        if pos > start:
-            lines.line, lines.upto = line, pos
         return pos
 
     def _pretty(self, buf: bytes, pos: int, final: bool) -> int | None:
-        """A pretty object whose first line is `{`: it ends at the first line that starts with `}`, or is cut off by
-        the next line that starts with `{`. Only the first `max_object_bytes + 1` bytes are searched."""
+        """A pretty object whose first line is `{`: it ends at the first line that starts with `}`. When that text
+        does not parse and a line that starts with `{` comes before its end, the object was cut off there and a new
+        one starts. Only the first `max_object_bytes + 1` bytes are searched."""
         n = len(buf)
-        window = pos + self.max_object_bytes + 1
+        limit = self.max_object_bytes
+        window = pos + limit + 1
         close = buf.find(b"\n}", pos, window)
-        restart = buf.find(b"\n{", pos, close if close >= 0 else window)
+        if close < 0:
+            if n < window and not final:
+                return None  # the close may still come, and with it an object that parses
+            restart = buf.find(b"\n{", pos, window)
+            if restart >= 0:
+                self._broken("truncated_object", "object cut off: a new object starts before it closes",
+                             buf[pos:restart], pos)
+                return restart + 1
+            if n >= window:
+                self._broken("oversized_object", f"object larger than {limit} bytes", buf[pos:window], pos)
+                self._skip_object = True
+                return self._skip(buf, pos + 1, final, closes=True)
+            self._broken("truncated_object", "object cut off at the end of input", buf[pos:], pos)
+            return n
+        end = close + 2
+        error = ""
+        if end - pos <= limit:
+            obj, repaired, error = decode_object(buf[pos:end])
+            if obj is not None:
+                self._frame(obj, pos, repaired)
+                self._in_line = True  # the rest of the close line: blank, or more objects (`}{...}`)
+                return end
+        restart = buf.find(b"\n{", pos, close)
         if restart >= 0:
             self._broken("truncated_object", "object cut off: a new object starts before it closes",
                          buf[pos:restart], pos)
             return restart + 1
-        if close < 0:
-            if n >= window:
-                self._broken("oversized_object", f"object larger than {self.max_object_bytes} bytes",
-                             buf[pos:window], pos)
-                self._skip_object = True
-                return self._skip_oversized(buf, pos + 1, final)
-            if final:
-                self._broken("truncated_object", "object cut off at the end of input", buf[pos:], pos)
-                return n
-            return None
-        end = close + 2
-        if end - pos > self.max_object_bytes:
-            self._broken("oversized_object", f"object larger than {self.max_object_bytes} bytes",
-                         buf[pos:end], pos)
+        if end - pos > limit:
+            self._broken("oversized_object", f"object larger than {limit} bytes", buf[pos:end], pos)
         else:
-            obj, repaired, error = decode_object(buf[pos:end])
-            if obj is None:
-                self._broken("malformed_json", error, buf[pos:end], pos)
-            else:
-                self._frame(obj, pos, repaired)
+            self._broken("malformed_json", error, buf[pos:end], pos)
         self._in_line = True  # the rest of the close line: blank, or more objects (`}{...}`)
         return end
 
-    def _skip_oversized(self, buf: bytes, pos: int, final: bool) -> int | None:
-        """Discard an oversized object up to its closing line, or up to the next object's start."""
+    def _skip(self, buf: bytes, pos: int, final: bool, closes: bool) -> int | None:
+        """Discard input up to the next line that starts with `{` — or with `}` too when `closes` (the end of an
+        oversized object) — and end the skip there."""
         n = len(buf)
-        hits = [hit for hit in (buf.find(b"\n}", pos), buf.find(b"\n{", pos)) if hit >= 0]
+        hits = [hit for hit in (buf.find(b"\n}", pos) if closes else -1, buf.find(b"\n{", pos)) if hit >= 0]
         if not hits:
             if final:
-                self._skip_object = False
+                self._skip_object = self._skip_debris = False
                 return n
-            keep_from = n - 1  # a `\n` at the chunk's end may begin `\n}`
+            keep_from = n - 1  # a `\n` at the chunk's end may begin `\n}` or `\n{`
             return keep_from if keep_from > pos else None
-        self._skip_object = False
+        self._skip_object = self._skip_debris = False
         first = min(hits)
         if buf[first + 1] == _OPEN:
             return first + 1
@@ -342,18 +295,6 @@ class TailFramer:
         if self._skip_debris:
             return n - 1  # a `\n` at the chunk's end may begin `\n{`
         return end
-
-    def _skip_to_object(self, buf: bytes, pos: int, final: bool) -> int | None:
-        n = len(buf)
-        restart = buf.find(b"\n{", pos)
-        if restart < 0:
-            if final:
-                self._skip_debris = False
-                return n
-            keep_from = n - 1  # a `\n` at the chunk's end may begin `\n{`
-            return keep_from if keep_from > pos else None
-        self._skip_debris = False
-        return restart + 1
 
     def _compact(self, buf: bytes, pos: int, end: int, line_ended: bool) -> int | None:
         """Compact objects on one line, with junk or cut objects among them, from `pos` up to `end` (the line's

@@ -12,8 +12,11 @@ so memory stays bounded by endpoints × retention.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from operator import itemgetter
+from functools import partial
+from itertools import compress, repeat
+from operator import is_not, itemgetter
 from typing import Any
 
 from pipeline.panes import ClosedPane, OpenPane
@@ -21,11 +24,7 @@ from pipeline.windows import PANE_MS, day_start, pane_start
 
 GroupKey = tuple[str, str]  # (service, endpoint)
 _EVENT_TIME = itemgetter("event_time_ms")
-
-
-def _watermark_of(record: dict[str, Any]) -> int | None:
-    mark: int | None = record.get("watermark_ms")
-    return mark
+_IS_NOT_NONE: Callable[[object], bool] = partial(is_not, None)
 DEFAULT_RETENTION_MS = 60 * 60_000
 
 
@@ -54,56 +53,65 @@ class PaneStore:
         self.evicted: list[tuple[str, str, int]] = []  # closed panes dropped by the last close_until
 
     def add(self, records: list[dict[str, Any]]) -> int:
-        """Count records into their panes; returns how many were late."""
+        """Count records into their panes; returns how many were late.
+
+        A record is late when its pane ended at or before its watermark (the store's `closed_until_ms` at least),
+        that is when its event time is before the start of the watermark's pane. Lateness is checked per record only
+        when the batch's oldest record could be late; records are grouped per pane and counted with one `add_many`
+        each."""
         if not records:
             return 0
         pane_ms = self.pane_ms
         floor = self.closed_until_ms
-        marks = [mark for mark in map(_watermark_of, records) if mark is not None]
-        newest_mark = max(marks) if marks else None
-        if floor is not None and (newest_mark is None or newest_mark < floor):
-            newest_mark = floor
-        oldest = min(map(_EVENT_TIME, records))
-        if newest_mark is None or oldest - oldest % pane_ms + pane_ms > newest_mark:
-            late = 0  # no record's pane can have closed: skip the per-record check
-            self._count(records)
-        else:
-            late = self._count_checking_lateness(records, floor)
+        stamps = list(map(_EVENT_TIME, records))
+        marks: list[Any] = list(map(dict.get, records, repeat("watermark_ms")))
+        present: list[int] = list(filter(_IS_NOT_NONE, marks))
+        newest = max(present) if present else None
+        if floor is not None and (newest is None or newest < floor):
+            newest = floor
+        if newest is None or min(stamps) >= newest - newest % pane_ms:
+            self._count(records, stamps)  # no record's pane can have closed
+            return 0
+        late_at = self._late_marks(stamps, marks, floor)
+        if not late_at:
+            self._count(records, stamps)
+            return 0
+        for i, mark in late_at.items():
+            record = records[i]
+            self._pane(record["service"], record["endpoint"], mark - mark % pane_ms).late_dropped += 1
+        keep = [i not in late_at for i in range(len(records))]
+        self._count(list(compress(records, keep)), list(compress(stamps, keep)))
+        return len(late_at)
+
+    def _late_marks(self, stamps: list[int], marks: list[int | None], floor: int | None) -> dict[int, int]:
+        """The late records' indexes and their effective watermarks."""
+        pane_ms = self.pane_ms
+        late: dict[int, int] = {}
+        for i, (stamp, own) in enumerate(zip(stamps, marks, strict=True)):
+            mark = floor if floor is not None and (own is None or own < floor) else own
+            if mark is not None and stamp < mark - mark % pane_ms:
+                late[i] = mark
         return late
 
-    def _count(self, records: list[dict[str, Any]]) -> None:
+    def _count(self, records: list[dict[str, Any]], stamps: list[int]) -> None:
+        """Records into their open panes, grouped by (service, endpoint, pane start): one `add_many` per pane."""
+        if not records:
+            return
         pane_ms = self.pane_ms
         groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-        for record in records:
-            stamp = record["event_time_ms"]
+        for record, stamp in zip(records, stamps, strict=True):
             key = (record["service"], record["endpoint"], stamp - stamp % pane_ms)
             group = groups.get(key)
             if group is None:
                 groups[key] = [record]
             else:
                 group.append(record)
+        open_panes = self.open
         for key, members in groups.items():
-            pane = self.open.get(key)
+            pane = open_panes.get(key)
             if pane is None:
-                pane = self.open[key] = OpenPane()
+                pane = open_panes[key] = OpenPane()
             pane.add_many(members)
-
-    def _count_checking_lateness(self, records: list[dict[str, Any]], floor: int | None) -> int:
-        pane_ms = self.pane_ms
-        on_time = []
-        late = 0
-        for record in records:
-            stamp = record["event_time_ms"]
-            mark = record.get("watermark_ms")
-            if floor is not None and (mark is None or mark < floor):
-                mark = floor
-            if mark is not None and stamp - stamp % pane_ms + pane_ms <= mark:
-                late += 1
-                self._pane(record["service"], record["endpoint"], mark - mark % pane_ms).late_dropped += 1
-            else:
-                on_time.append(record)
-        self._count(on_time)
-        return late
 
     def _pane(self, service: str, endpoint: str, start: int) -> OpenPane:
         key = (service, endpoint, start)

@@ -9,10 +9,21 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pipeline.extract import Extractor
-from pipeline.framing import DEFAULT_MAX_OBJECT_BYTES, Broken, Frame, Noise, Piece, TailFramer, excerpt_of
+from pipeline.fast_record import request_record
+from pipeline.framing import (
+    DEFAULT_MAX_OBJECT_BYTES,
+    Broken,
+    Extracted,
+    Frame,
+    Noise,
+    Piece,
+    TailFramer,
+    excerpt_of,
+)
 
 SLICE_BYTES = 64 * 1024
 
@@ -65,69 +76,90 @@ class LogParser:
     """Incremental: `feed(chunk)` then `finish()`. One parser per input source."""
 
     def __init__(self, source: str, extractor: Extractor | None = None,
-                 max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES) -> None:
+                 max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES, start_offset: int = 0, start_line: int = 1) -> None:
+        """`start_offset`, `start_line`: where this input starts in a larger one (see `framing.object_start_after`)."""
         self.source = source
         self.stats = ParseStats()
-        self._framer = TailFramer(max_object_bytes)
         self._extractor = extractor or Extractor()
+        self._framer = TailFramer(max_object_bytes, start_offset, start_line,
+                                  partial(request_record, self._extractor.routes))
 
     def feed(self, chunk: bytes) -> ParseOutput:
         """Framed and extracted in slices of `SLICE_BYTES`: a few decoded events alive at a time keeps the garbage
         collector quiet and the data in cache (the framer's output does not depend on how input is sliced)."""
-        if len(chunk) <= SLICE_BYTES:
-            return self._handle(self._framer.feed(chunk))
         out = ParseOutput()
+        if len(chunk) <= SLICE_BYTES:
+            self._handle(self._framer.feed(chunk), out)
+            return out
         view = memoryview(chunk)
         for start in range(0, len(chunk), SLICE_BYTES):
-            part = self._handle(self._framer.feed(bytes(view[start:start + SLICE_BYTES])))
-            out.records.extend(part.records)
-            out.dead_letters.extend(part.dead_letters)
-            out.notices.extend(part.notices)
+            self._handle(self._framer.feed(view[start:start + SLICE_BYTES]), out)
         return out
 
     def finish(self) -> ParseOutput:
-        return self._handle(self._framer.finish())
-
-    def _handle(self, pieces: list[Piece]) -> ParseOutput:
         out = ParseOutput()
-        stats = self.stats
-        extract = self._extractor.extract
-        records = out.records
-        for piece in pieces:
-            if type(piece) is Frame:
-                stats.events += 1
-                if piece.repaired_utf8:
-                    stats.repaired_utf8 += 1
-                result = extract(piece.obj)
-                if result.problems:
-                    stats.invalid_fields += len(result.problems)
-                    out.dead_letters.append(dead_letter(
-                        self.source, piece.line, piece.offset, "invalid_field",
-                        "; ".join(result.problems)[:1000], excerpt_of(_short_repr(piece.obj))))
-                if result.record is not None:
-                    stats.records += 1
-                    records.append(result.record)
-                elif result.non_request is not None:
-                    stats.non_request += 1
-                    stats.non_request_by_kind[result.non_request] += 1
-                else:
-                    kind = result.reject_kind or "not_an_event"
-                    stats.rejected += 1
-                    stats.rejected_by_kind[kind] += 1
-                    out.dead_letters.append(dead_letter(self.source, piece.line, piece.offset, kind,
-                                                        result.reject_reason or kind,
-                                                        excerpt_of(_short_repr(piece.obj))))
-            elif type(piece) is Noise:
-                stats.noise += 1
-                stats.noise_by_kind[piece.kind] += 1
-                if piece.kind == "json_string":
-                    out.notices.append(piece.text)
-            elif type(piece) is Broken:
-                stats.rejected += 1
-                stats.rejected_by_kind[piece.kind] += 1
-                out.dead_letters.append(dead_letter(self.source, piece.line, piece.offset, piece.kind,
-                                                    piece.reason, piece.excerpt))
+        self._handle(self._framer.finish(), out)
         return out
+
+    def _handle(self, pieces: list[Piece], out: ParseOutput) -> None:
+        """Each frame takes the fast path to its record (`request_record`) when it can, else the general one."""
+        records = out.records
+        append = records.append
+        routes = self._extractor.routes
+        before = len(records)
+        frames = 0
+        for piece in pieces:
+            if type(piece) is Extracted:  # the fast path's records, made in the framer
+                frames += len(piece.records)
+                records.extend(piece.records)
+            elif type(piece) is Frame:
+                frames += 1
+                if piece.repaired_utf8:
+                    self.stats.repaired_utf8 += 1
+                record = request_record(routes, piece.obj)
+                if record is not None:
+                    append(record)
+                else:
+                    self._extract(piece, out)
+            else:
+                self._other(piece, out)
+        self.stats.events += frames
+        self.stats.records += len(records) - before
+
+    def _extract(self, frame: Frame, out: ParseOutput) -> None:
+        """The general path: a record (counted by `_handle`), a non-request event or a rejection; field problems
+        dead-lettered."""
+        stats = self.stats
+        result = self._extractor.extract(frame.obj)
+        if result.problems:
+            stats.invalid_fields += len(result.problems)
+            out.dead_letters.append(dead_letter(
+                self.source, frame.line, frame.offset, "invalid_field", "; ".join(result.problems)[:1000],
+                excerpt_of(_short_repr(frame.obj))))
+        if result.record is not None:
+            out.records.append(result.record)
+        elif result.non_request is not None:
+            stats.non_request += 1
+            stats.non_request_by_kind[result.non_request] += 1
+        else:
+            kind = result.reject_kind or "not_an_event"
+            stats.rejected += 1
+            stats.rejected_by_kind[kind] += 1
+            out.dead_letters.append(dead_letter(self.source, frame.line, frame.offset, kind,
+                                                result.reject_reason or kind, excerpt_of(_short_repr(frame.obj))))
+
+    def _other(self, piece: Piece, out: ParseOutput) -> None:
+        stats = self.stats
+        if type(piece) is Noise:
+            stats.noise += 1
+            stats.noise_by_kind[piece.kind] += 1
+            if piece.kind == "json_string":
+                out.notices.append(piece.text)
+        elif type(piece) is Broken:
+            stats.rejected += 1
+            stats.rejected_by_kind[piece.kind] += 1
+            out.dead_letters.append(dead_letter(self.source, piece.line, piece.offset, piece.kind,
+                                                piece.reason, piece.excerpt))
 
 
 def _short_repr(obj: dict[str, Any]) -> str:

@@ -56,6 +56,15 @@ class RouteTable:
         self._cache[path] = result
         return result
 
+    def endpoint(self, path: str | None, log_endpoint: str | None) -> str:
+        """A record's endpoint key: the template of its request path, else of the FactoryLog's `endpoint` (a path,
+        or a name kept as is), else `unknown`."""
+        if path:
+            return self.template(path)
+        if log_endpoint:
+            return self.template(log_endpoint) if log_endpoint.startswith("/") else log_endpoint
+        return "unknown"
+
     def _resolve(self, path: str) -> str:
         segments = _split(path)
         if not segments:

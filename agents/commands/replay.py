@@ -11,25 +11,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from agents.alert_silences import SilenceFileError, load_silence_file, read_silences
 from agents.commands.common import add_kafka_args, add_route_args, extractor_from, kafka_settings_from
-from agents.log_history import history
 from agents.progress import RecordProgress
-from agents.rules_files import DEFAULT_RULES, LoadedRules, RuleFileError, load_rules
-from agents.sources import chunks_of, source_name
+from agents.sources import source_name
+from agents.split_parse import record_batches
 from pipeline.batching import DEFAULT_LATENESS_MS
 from pipeline.metrics import snapshot
 from pipeline.pane_store import ClosedPaneEvent
-from pipeline.parsing import LogParser, ParseStats
+from pipeline.parsing import ParseStats
 from pipeline.replay import Replay
-from pipeline.rules.backtest import LogTopicBacktest
-from pipeline.rules.engine import RuleEngine
-from pipeline.rules.silences import SilenceSet
-from pipeline.timestamps import iso_to_ms
+
+if TYPE_CHECKING:
+    from agents.rules_files import LoadedRules
+    from pipeline.rules.backtest import LogTopicBacktest
+    from pipeline.rules.engine import RuleEngine
+    from pipeline.rules.silences import SilenceSet
+
+# The rule machinery (pydantic schemas, YAML, aiokafka) is imported only when alerts are asked for: `replay
+# --metrics` starts faster. This is agents.rules_files.DEFAULT_RULES.
+DEFAULT_RULES = Path(__file__).resolve().parents[1] / "defaults" / "rules.yaml"
 
 STREAM = "files"  # inputs given together are one stream, as `tailwatch ingest --from` sends them
 
@@ -68,14 +73,11 @@ def replay_events(args: argparse.Namespace, totals: ParseStats,
             alerts.extend(engine.on_panes_closed(new, replay.store))
 
     with RecordProgress(args.inputs, "replay") as progress:  # stderr, only on a terminal
-        for path in args.inputs:
-            parser = LogParser(source_name(path), extractor)
-            for chunk in chunks_of(path):
-                records = parser.feed(chunk).records
+        for path in args.inputs:  # a large file is parsed on two CPUs, with the serial reader's result
+            for records in record_batches(path, source_name(path), extractor, totals,
+                                          on_bytes=lambda n: progress.advance(n, 0)):
                 closed(replay.feed(STREAM, records))
-                progress.advance(len(chunk), len(records))
-            closed(replay.feed(STREAM, parser.finish().records))
-            totals.merge(parser.stats)
+                progress.advance(0, len(records))
     closed(replay.end(STREAM))
     events.sort(key=lambda e: (e.start_ms, e.service, e.endpoint))
     return events, alerts
@@ -91,6 +93,10 @@ def alert_order(alert: dict[str, Any]) -> tuple[str, str, str, str, str]:
 async def topic_alerts(args: argparse.Namespace, rules: LoadedRules,
                        silences: SilenceSet) -> tuple[list[dict[str, Any]], LogTopicBacktest]:
     """The alerts the rules give on the logs topic's history (`--since`/`--until`: by publish time)."""
+    from agents.log_history import history  # noqa: PLC0415
+    from pipeline.rules.backtest import LogTopicBacktest  # noqa: PLC0415
+    from pipeline.timestamps import iso_to_ms  # noqa: PLC0415
+
     settings = kafka_settings_from(args)
     assert settings.bootstrap
     backtest = LogTopicBacktest(rules.compiled, rules.rule_file, rules.sha256, silences)
@@ -104,6 +110,9 @@ async def topic_alerts(args: argparse.Namespace, rules: LoadedRules,
 
 
 def load_silences(args: argparse.Namespace) -> SilenceSet:
+    from agents.alert_silences import SilenceFileError, load_silence_file, read_silences  # noqa: PLC0415
+    from pipeline.rules.silences import SilenceSet  # noqa: PLC0415
+
     records = load_silence_file(args.silences) if args.silences else []
     if args.silences_topic:
         settings = kafka_settings_from(args)
@@ -114,6 +123,9 @@ def load_silences(args: argparse.Namespace) -> SilenceSet:
 
 
 def _run_topic(args: argparse.Namespace) -> int:
+    from agents.alert_silences import SilenceFileError  # noqa: PLC0415
+    from agents.rules_files import RuleFileError, load_rules  # noqa: PLC0415
+
     if args.inputs or args.metrics:
         print("tailwatch replay: --topic replays the logs topic: give no FILE (and no --metrics)", file=sys.stderr)
         return 2
@@ -141,6 +153,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.inputs:
         print("tailwatch replay: give capture files (or --topic)", file=sys.stderr)
         return 2
+    from agents.alert_silences import SilenceFileError  # noqa: PLC0415
+    from agents.rules_files import RuleFileError, load_rules  # noqa: PLC0415
+    from pipeline.rules.engine import RuleEngine  # noqa: PLC0415
+
     totals = ParseStats()
     try:
         rules = None if args.metrics else load_rules(args.rules)

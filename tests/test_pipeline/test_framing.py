@@ -529,3 +529,15 @@ def test_arbitrary_bytes_never_crash_and_the_next_line_object_survives(before: b
         assert piece.line == line_at(data, piece.offset)
         if isinstance(piece, Broken | Noise):
             orjson.dumps(piece.excerpt if isinstance(piece, Broken) else piece.text)
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 5, 64])
+def test_a_column_0_brace_inside_an_object_that_parses_is_part_of_it(chunk: int | None) -> None:
+    """The text up to the first `}` line parses: one object, even with a nested value at column 0; when it does not
+    parse, the `{` line inside starts a new object (the first was cut off) — whatever the chunking."""
+    nested = b'{\n    "a":\n{"b": 1},\n    "c": [\n{"d": 2}\n    ]\n}\n'
+    cut = b'{\n    "a": [1,\n' + b'{\n    "e": 3\n}\n'
+    pieces = frame_all(nested + cut, chunk)
+    assert [where(piece)[:3] for piece in pieces] == [("Frame", None, 1), ("Broken", "truncated_object", 8),
+                                                      ("Frame", None, 10)]
+    assert [frame.obj for frame in frames(pieces)] == [{"a": {"b": 1}, "c": [{"d": 2}]}, {"e": 3}]

@@ -211,3 +211,59 @@ def test_parse_chunks_yields_one_output_per_chunk_and_a_final_one() -> None:
 def test_dead_letter_shape() -> None:
     letter = dead_letter("stdin", 3, 120, "malformed_json", "Expecting value", "{x")
     assert DeadLetter.model_validate(letter).model_dump() == letter
+
+
+def messy_capture(seed: int) -> bytes:
+    """Sample events in mixed layouts with noise, cut and broken objects, debris and an invalid field between."""
+    rng = __import__("random").Random(seed)
+    parts: list[bytes] = []
+    bad_status = json.loads(json.dumps(EVENTS[0]))
+    bad_status["logs"][0]["message"][0] = bad_status["logs"][0]["message"][0].replace('"status":200',
+                                                                                       '"status":"200"')
+    for i in range(60):
+        event = EVENTS[i % len(EVENTS)]
+        roll = rng.random()
+        if roll < 0.55:
+            parts.append(pretty(event))
+        elif roll < 0.62:
+            parts.append(compact(event) + b"\n")
+        elif roll < 0.67:
+            parts.append(pretty(event)[: rng.randrange(5, 200)])  # cut off: the next object starts inside it
+            parts.append(b"\n")
+        elif roll < 0.72:
+            parts.append(b"    \"orphan\": 1,\n}\n")  # debris: an object's end without its start
+        elif roll < 0.77:
+            parts.append(GIVE_UP.encode() + b"\n\n")
+        elif roll < 0.82:
+            parts.append(b"{\n    \"a\": [1,\n}\n")  # a pretty object that does not parse
+        elif roll < 0.87:
+            parts.append(pretty(bad_status))
+        else:
+            parts.append(compact(event) + b"junk" + compact(event) + b"\n")
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_input_cut_after_a_closing_line_parses_in_two_parts_as_in_one(seed: int) -> None:
+    """`object_start_after` cut points: the first part's output then the second's (read with the cut's offset
+    and line) is the whole input's output — records, dead letters with lines and offsets, notices, counts."""
+    from pipeline.framing import object_start_after
+
+    data = messy_capture(seed)
+    whole, whole_stats = parse(data, 4096)
+    cuts = []
+    at = object_start_after(data, 1)
+    while at >= 0:
+        cuts.append(at)
+        at = object_start_after(data, at + 1)
+    assert len(cuts) > 10
+    for cut in cuts:
+        first = LogParser("capture.json")
+        second = LogParser("capture.json", start_offset=cut, start_line=data.count(b"\n", 0, cut) + 1)
+        outs = [first.feed(data[:cut]), first.finish(), second.feed(data[cut:]), second.finish()]
+        assert [r for out in outs for r in out.records] == whole.records
+        assert [d for out in outs for d in out.dead_letters] == whole.dead_letters
+        assert [n for out in outs for n in out.notices] == whole.notices
+        first.stats.merge(second.stats)
+        assert first.stats == whole_stats
+    assert whole.dead_letters and whole.notices and whole_stats.invalid_fields

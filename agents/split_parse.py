@@ -1,0 +1,132 @@
+"""Reading one large capture file on two CPUs: the records of its first half parsed here, of its second half in a
+forked child, at the same time. The result is the serial reader's: the file is cut where a pretty object starts
+right after another one's closing line (`pipeline.framing.object_start_after`), where the framer's state is the
+same in both readings, and the second half is parsed with the offset and line of the cut. Records come out in
+file order; the counts are merged.
+
+Used for plain files of `MIN_SPLIT_BYTES` (or $TAILWATCH_SPLIT_MIN_BYTES) up to `MAX_SPLIT_BYTES` when there are
+two CPUs or more. Both halves are read in chunks (never the whole file); the second half's records wait in memory
+until the first half is done, hence the upper bound. Anything else (stdin, gzip, a small or huge file, no cut
+point) is read serially.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import orjson
+
+from agents.sources import CHUNK_BYTES, chunks_of
+from pipeline.extract import Extractor
+from pipeline.framing import object_start_after
+from pipeline.parsing import LogParser, ParseStats
+
+MIN_SPLIT_BYTES = 16 << 20
+MAX_SPLIT_BYTES = 256 << 20  # the second half's records are held until the first half is done: larger files are
+# read serially
+MIN_SPLIT_ENV = "TAILWATCH_SPLIT_MIN_BYTES"  # overrides MIN_SPLIT_BYTES (tests split small files with 0)
+_GZIP_MAGIC = b"\x1f\x8b"
+_BATCH_RECORDS = 2_000
+
+CUT_WINDOW_BYTES = 1 << 20
+
+
+def _parse_from(path: str, source: str, extractor: Extractor, cut: int) -> tuple[bytes, ParseStats]:
+    """In the child: the records of the file from `cut` on (as one orjson array) and their counts. The file is
+    read in chunks: first to count the lines before the cut, then to parse."""
+    with open(path, "rb") as handle:
+        lines, left = 1, cut
+        while left > 0 and (chunk := handle.read(min(CHUNK_BYTES, left))):
+            lines += chunk.count(b"\n")
+            left -= len(chunk)
+        parser = LogParser(source, extractor, start_offset=cut, start_line=lines)
+        records: list[dict[str, Any]] = []
+        while chunk := handle.read(CHUNK_BYTES):
+            records.extend(parser.feed(chunk).records)
+    records.extend(parser.finish().records)
+    return orjson.dumps(records), parser.stats
+
+
+def _cut_point(path: str, near: int) -> int:
+    """The first split point (`object_start_after`) at or after byte `near`, read in windows; -1 when none."""
+    with open(path, "rb") as handle:
+        position = max(near - 1, 0)  # where object_start_after starts looking
+        while True:
+            handle.seek(position)
+            window = handle.read(CUT_WINDOW_BYTES)
+            if len(window) < 5:
+                return -1
+            hit = object_start_after(window, 0)
+            if hit >= 0:
+                return position + hit
+            position += len(window) - 4  # the pattern may straddle two windows
+
+
+def _splittable(path: str, min_bytes: int) -> bool:
+    if path == "-" or (os.cpu_count() or 1) < 2:
+        return False
+    try:
+        if not min_bytes <= os.path.getsize(path) <= MAX_SPLIT_BYTES:
+            return False
+        with open(path, "rb") as probe:
+            return probe.read(2) != _GZIP_MAGIC
+    except OSError:
+        return False
+
+
+def record_batches(path: str, source: str, extractor: Extractor, totals: ParseStats,
+                   min_split_bytes: int | None = None,
+                   on_bytes: Callable[[int], None] | None = None) -> Iterator[list[dict[str, Any]]]:
+    """The records of one capture in file order, in batches; its counts are merged into `totals` at the end.
+    `on_bytes(n)`: n more input bytes were read (for a progress bar)."""
+    read = on_bytes or (lambda _n: None)
+    if min_split_bytes is None:
+        min_split_bytes = int(os.environ.get(MIN_SPLIT_ENV, MIN_SPLIT_BYTES))
+    if not _splittable(path, min_split_bytes):
+        parser = LogParser(source, extractor)
+        for chunk in chunks_of(path):
+            read(len(chunk))
+            yield parser.feed(chunk).records
+        yield parser.finish().records
+        totals.merge(parser.stats)
+        return
+    yield from _split_batches(path, source, extractor, totals, on_bytes=read)
+
+
+def _split_batches(path: str, source: str, extractor: Extractor, totals: ParseStats, near: float = 0.5,
+                   on_bytes: Callable[[int], None] | None = None) -> Iterator[list[dict[str, Any]]]:
+    read = on_bytes or (lambda _n: None)
+    size = os.path.getsize(path)
+    cut = _cut_point(path, int(size * near))
+    parser = LogParser(source, extractor)
+    tail = None
+    if cut >= 0:
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        try:
+            tail = pool.submit(_parse_from, path, source, extractor, cut)
+        finally:
+            pool.shutdown(wait=False)
+    with open(path, "rb") as handle:
+        left = cut if cut >= 0 else None
+        while left is None or left > 0:
+            chunk = handle.read(CHUNK_BYTES if left is None else min(CHUNK_BYTES, left))
+            if not chunk:
+                break
+            if left is not None:
+                left -= len(chunk)
+            read(len(chunk))
+            yield parser.feed(chunk).records
+    yield parser.finish().records
+    totals.merge(parser.stats)
+    if tail is not None:
+        encoded, stats = tail.result()
+        read(size - cut)
+        records = orjson.loads(encoded)
+        del encoded
+        for start in range(0, len(records), _BATCH_RECORDS):
+            yield records[start:start + _BATCH_RECORDS]
+        totals.merge(stats)

@@ -1,0 +1,69 @@
+"""A large capture is parsed in two halves at once (`agents.split_parse`): `replay` gives exactly what the serial
+reader gives — metrics, alerts and counts — and the records come out in file order."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agents.split_parse import MIN_SPLIT_ENV, _split_batches, record_batches
+from pipeline.extract import Extractor
+from pipeline.framing import object_start_after
+from pipeline.parsing import LogParser, ParseStats
+from tests.captures import disordered_capture
+
+
+def serial(data: bytes) -> tuple[list[dict[str, object]], ParseStats]:
+    parser = LogParser("capture.json")
+    records = parser.feed(data).records + parser.finish().records
+    return records, parser.stats
+
+
+@pytest.mark.parametrize("near", [0.1, 0.5, 0.93])
+def test_split_records_and_counts_are_the_serial_ones(sample_capture: Path, tmp_path: Path, near: float) -> None:
+    path = disordered_capture(sample_capture, tmp_path / "capture.json", copies=40)
+    data = path.read_bytes()
+    expected, expected_stats = serial(data)
+    assert object_start_after(data, int(len(data) * near)) > 0  # a real cut: the second part goes to the child
+    totals = ParseStats()
+    records = [record for batch in _split_batches(str(path), "capture.json", Extractor(), totals, near)
+               for record in batch]
+    assert records == expected
+    assert totals == expected_stats and totals.records > 300
+
+
+def test_small_files_and_stdin_are_read_serially(sample_capture: Path) -> None:
+    totals = ParseStats()
+    records = [r for batch in record_batches(str(sample_capture), "s", Extractor(), totals) for r in batch]
+    assert records == serial(sample_capture.read_bytes())[0] and totals.events == 12
+
+
+def replay(*args: str, split: bool) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, MIN_SPLIT_ENV: "0" if split else str(1 << 40)}
+    return subprocess.run([sys.executable, "-m", "agents.cli", "replay", *args], capture_output=True, text=True,
+                          timeout=240, env=env, check=True)
+
+
+def test_replay_split_prints_what_serial_replay_prints(sample_capture: Path, tmp_path: Path) -> None:
+    capture = str(disordered_capture(sample_capture, tmp_path / "capture.json", copies=200))
+    for args in (("--metrics",), ()):
+        split, whole = replay(*args, capture, split=True), replay(*args, capture, split=False)
+        assert split.stdout == whole.stdout and split.stderr == whole.stderr
+        assert split.stdout.count("\n") >= 3
+
+
+@pytest.mark.parametrize("window", [5, 64, 1000, 1 << 20])
+def test_the_cut_point_is_found_across_read_windows(sample_capture: Path, tmp_path: Path, window: int,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file is searched in windows, never read whole: the cut is the one a search of the whole data gives."""
+    import agents.split_parse as split_parse
+
+    path = disordered_capture(sample_capture, tmp_path / "capture.json", copies=5)
+    data = path.read_bytes()
+    monkeypatch.setattr(split_parse, "CUT_WINDOW_BYTES", window)
+    for near in (0, len(data) // 3, len(data) // 2, len(data) - 10):
+        assert split_parse._cut_point(str(path), near) == object_start_after(data, near)
