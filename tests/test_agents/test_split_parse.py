@@ -60,7 +60,7 @@ def test_replay_split_prints_what_serial_replay_prints(sample_capture: Path, tmp
 def test_the_cut_point_is_found_across_read_windows(sample_capture: Path, tmp_path: Path, window: int,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The file is searched in windows, never read whole: the cut is the one a search of the whole data gives."""
-    import agents.split_parse as split_parse
+    from agents import split_parse
 
     path = disordered_capture(sample_capture, tmp_path / "capture.json", copies=5)
     data = path.read_bytes()
