@@ -35,7 +35,7 @@ from pipeline.pane_store import DEFAULT_RETENTION_MS, ClosedPaneEvent, PaneStore
 from pipeline.partitioning import group_key
 from pipeline.rules.engine import RuleEngine
 from pipeline.rules.input_offsets import InputOffsets
-from pipeline.watermarks import END_OF_INPUT_MS, PartitionWatermark
+from pipeline.watermarks import DEFAULT_IDLE_PRODUCER_MS, END_OF_INPUT_MS, PartitionWatermark
 from pipeline.windows import PANE_MS
 
 log = logging.getLogger("tailwatch.worker")
@@ -65,6 +65,7 @@ class WorkerSettings:
     rules: LoadedRules = field(default_factory=load_rules)
     retention_ms: int = DEFAULT_RETENTION_MS
     checkpoint_every_s: float = CHECKPOINT_EVERY_S
+    idle_producer_ms: int = DEFAULT_IDLE_PRODUCER_MS  # see pipeline.watermarks: 0 waits for every producer
 
 
 @dataclass
@@ -77,6 +78,11 @@ class PartitionState:
     checkpoint_offset: int = -1  # the last message in the stored checkpoint
     unacked: list[EventT[bytes]] = field(default_factory=list)
     last_checkpoint: float = field(default_factory=time.monotonic)
+
+
+def published_ms(timestamp: float | None) -> int | None:
+    """A Faust message's Kafka timestamp (seconds, float) in integer ms; None when the broker gave none."""
+    return None if timestamp is None or timestamp < 0 else round(timestamp * 1000)
 
 
 def _checkpoint_key(partition: int) -> bytes:
@@ -168,7 +174,8 @@ class MetricsWorker:
             offsets = InputOffsets(self.settings.kafka.logs_topic, partition, self.settings.retention_ms)
             state = PartitionState(PaneStore(PANE_MS, self.settings.retention_ms),
                                    RuleEngine(rules.compiled, rules.rule_file, rules.sha256,
-                                              self.silence_feed.silences, offsets.window), offsets=offsets)
+                                              self.silence_feed.silences, offsets.window),
+                                   PartitionWatermark(self.settings.idle_producer_ms), offsets=offsets)
             self._restore(partition, state)
             self.partitions[partition] = state
         return state
@@ -206,17 +213,18 @@ class MetricsWorker:
                 log.warning("offset gap", extra={"fields": {"partition": message.partition,
                                                             "offset": message.offset,
                                                             "applied": state.applied_offset}})
-        await self._apply(message.partition, state, message.offset, event.value, event)
+        await self._apply(message.partition, state, message.offset, event.value, event,
+                          published_ms(message.timestamp))
 
     async def _apply(self, partition: int, state: PartitionState, offset: int, value: bytes,
-                     event: EventT[bytes] | None) -> None:
+                     event: EventT[bytes] | None, published: int | None = None) -> None:
         batch = orjson.loads(value)
         records = batch["records"]
         self.records_in += len(records)
         self.late += state.store.add(records)
         if state.offsets is not None:
             state.offsets.observe(offset, records)
-        state.watermark.observe(batch["producer"], batch["watermark_ms"], batch.get("final", False))
+        state.watermark.observe(batch["producer"], batch["watermark_ms"], batch.get("final", False), published)
         state.applied_offset = offset
         if event is not None:
             state.unacked.append(event)
@@ -258,7 +266,7 @@ class MetricsWorker:
                     if record.offset >= offset:
                         return
                     if record.offset > state.applied_offset and record.value is not None:
-                        await self._apply(partition, state, record.offset, record.value, None)
+                        await self._apply(partition, state, record.offset, record.value, None, record.timestamp)
                 if not fetched and await consumer.position(tp) >= offset:
                     return
         finally:

@@ -60,6 +60,8 @@ def checkpoint(store: PaneStore, watermark: PartitionWatermark, offset: int,
         "closed_until_ms": store.closed_until_ms,
         "producers": dict(watermark.producers),
         "finished": sorted(watermark.finished),
+        "seen": dict(watermark.seen),
+        "newest_seen_ms": watermark.newest_seen_ms,
         "rows_read_today": {f"{s}{SEP}{e}": list(v) for (s, e), v in store.rows_read_today.items()},
         "open": [[service, endpoint, start, open_to_dict(pane)]
                  for (service, endpoint, start), pane in sorted(store.open.items(), key=lambda kv: kv[0])],
@@ -72,6 +74,8 @@ def restore(data: dict[str, Any], closed: list[tuple[str, str, int, ClosedPane]]
     store.closed_until_ms = data["closed_until_ms"]
     watermark.producers = dict(data["producers"])
     watermark.finished = set(data["finished"])
+    watermark.seen = dict(data.get("seen", {}))
+    watermark.newest_seen_ms = data.get("newest_seen_ms")
     for key, (day, rows) in data["rows_read_today"].items():
         service, endpoint = key.split(SEP, 1)
         store.rows_read_today[(service, endpoint)] = (day, rows)

@@ -104,7 +104,7 @@ async def topic_alerts(args: argparse.Namespace, rules: LoadedRules,
     until = iso_to_ms(args.until) if args.until else None
     alerts: list[dict[str, Any]] = []
     async for message in history(settings.bootstrap, settings.logs_topic, since, until):
-        alerts += backtest.feed(message.partition, orjson.loads(message.value))
+        alerts += backtest.feed(message.partition, orjson.loads(message.value), message.timestamp)
     alerts += backtest.end()
     return alerts, backtest
 

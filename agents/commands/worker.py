@@ -19,6 +19,7 @@ from agents.rules_files import DEFAULT_RULES, RuleFileError, load_rules
 from agents.settings import KafkaSettings
 from agents.topics import KafkaUnavailable, TopicSpec, ensure_topics, is_embedded_broker
 from pipeline.health import HealthLimits
+from pipeline.watermarks import DEFAULT_IDLE_PRODUCER_MS
 
 if TYPE_CHECKING:
     from agents.stream_worker import MetricsWorker
@@ -36,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="consumer group session timeout in s (default 5 on the embedded broker, else 10)")
     parser.add_argument("--app-id", default="tailwatch-metrics", help="consumer group / app id")
     parser.add_argument("--rules", default=str(DEFAULT_RULES), help="rule file (default: the spec's rules)")
+    parser.add_argument("--idle-producer-ms", type=int, default=DEFAULT_IDLE_PRODUCER_MS,
+                        help="a producer (ingest source) silent this long, in Kafka publish time, stops holding its "
+                             "partitions' watermark back (default %(default)s; 0: wait for every producer)")
 
 
 def add_web_args(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             worker = MetricsWorker(WorkerSettings(settings, app_id=args.app_id, store=args.store,
                                                   data_dir=args.data_dir, web_port=args.web_port,
                                                   web_bind=args.web_bind, session_timeout_s=session,
-                                                  rules=rules))
+                                                  rules=rules, idle_producer_ms=args.idle_producer_ms))
             if args.web_port is not None:
                 from agents.health import attach_web  # noqa: PLC0415 - needs Faust
 

@@ -6,13 +6,13 @@ alert events are the ones the worker gave (replay leaves the live-only `provenan
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.pane_store import DEFAULT_RETENTION_MS, ClosedPaneEvent, PaneStore
 from pipeline.rules.engine import CompiledRule, RuleEngine
 from pipeline.rules.silences import SilenceSet
-from pipeline.watermarks import END_OF_INPUT_MS, PartitionWatermark
+from pipeline.watermarks import DEFAULT_IDLE_PRODUCER_MS, END_OF_INPUT_MS, PartitionWatermark
 from pipeline.windows import PANE_MS
 from schemas.rules import RuleFile
 
@@ -21,13 +21,15 @@ from schemas.rules import RuleFile
 class _Partition:
     store: PaneStore
     engine: RuleEngine
-    watermark: PartitionWatermark = field(default_factory=PartitionWatermark)
+    watermark: PartitionWatermark
 
 
 class LogTopicBacktest:
     def __init__(self, rules: list[CompiledRule], rule_file: RuleFile, rules_hash: str,
-                 silences: SilenceSet | None = None, retention_ms: int = DEFAULT_RETENTION_MS) -> None:
+                 silences: SilenceSet | None = None, retention_ms: int = DEFAULT_RETENTION_MS,
+                 idle_producer_ms: int = DEFAULT_IDLE_PRODUCER_MS) -> None:
         self._rules = (rules, rule_file, rules_hash, silences)
+        self._idle_producer_ms = idle_producer_ms
         self._retention_ms = retention_ms
         self.partitions: dict[int, _Partition] = {}
         self.panes_closed = 0
@@ -38,16 +40,18 @@ class LogTopicBacktest:
         state = self.partitions.get(partition)
         if state is None:
             state = self.partitions[partition] = _Partition(PaneStore(PANE_MS, self._retention_ms),
-                                                            RuleEngine(*self._rules))
+                                                            RuleEngine(*self._rules),
+                                                            PartitionWatermark(self._idle_producer_ms))
         return state
 
-    def feed(self, partition: int, batch: dict[str, Any]) -> list[dict[str, Any]]:
-        """One log batch (a `LogBatch` dict) of `partition`, in offset order; returns the alert events it gave."""
+    def feed(self, partition: int, batch: dict[str, Any], published_ms: int | None = None) -> list[dict[str, Any]]:
+        """One log batch (a `LogBatch` dict) of `partition`, in offset order, with its Kafka timestamp; returns the
+        alert events it gave."""
         state = self._partition(partition)
         records = batch["records"]
         self.records += len(records)
         self.late += state.store.add(records)
-        state.watermark.observe(batch["producer"], batch["watermark_ms"], batch.get("final", False))
+        state.watermark.observe(batch["producer"], batch["watermark_ms"], batch.get("final", False), published_ms)
         mark = state.watermark.value
         return [] if mark is None else self._close(state, mark)
 

@@ -226,3 +226,18 @@ def test_checkpoint_restore_resumes_identically() -> None:
     assert sorted(resumed, key=order) == sorted(undisturbed, key=order)
     for group, panes in store2.history.items():
         assert len({start for start, _ in panes}) == len(panes), f"{group} holds a pane twice"
+
+
+def test_checkpoint_keeps_when_each_producer_was_last_heard() -> None:
+    """The idle-producer clock travels in the checkpoint, so a restarted worker leaves out the same producers."""
+    from pipeline.pane_codec import checkpoint, restore
+    from pipeline.watermarks import PartitionWatermark
+
+    mark = PartitionWatermark(idle_ms=1_000)
+    mark.observe("crashed", 100, seen_ms=10_000)
+    mark.observe("live", 900, seen_ms=12_000)
+    assert mark.value == 900
+    saved = orjson.loads(orjson.dumps(checkpoint(PaneStore(), mark, 3)))
+    again = PartitionWatermark(idle_ms=1_000)
+    assert restore(saved, [], PaneStore(), again) == 3
+    assert again.value == 900 and again.idle() == {"crashed"}
