@@ -127,7 +127,10 @@ class PaneStore:
             self.history.setdefault(group, deque()).append((start, closed))
             events.append(ClosedPaneEvent(service, endpoint, start, start + self.pane_ms, closed,
                                           self._rows_today(group, start, closed.d1_rows_read)))
-        self._evict(watermark_ms)
+        # Evict from the newest pane just closed, not from the watermark: the rules read these panes' windows after
+        # this returns, and at the end of input the watermark jumps to END_OF_INPUT_MS (which evicted every pane
+        # first, so the last panes' windows were empty and live alerts differed from replay's).
+        self._evict(min(watermark_ms, due[-1][0] + self.pane_ms) if due else watermark_ms)
         return events
 
     def _rows_today(self, group: GroupKey, start: int, rows: int) -> int:

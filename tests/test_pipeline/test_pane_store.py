@@ -208,3 +208,15 @@ def test_checkpoint_restore_resumes_identically() -> None:
     assert sorted(resumed, key=order) == sorted(undisturbed, key=order)
     for group, panes in store2.history.items():
         assert len({start for start, _ in panes}) == len(panes), f"{group} holds a pane twice"
+
+
+def test_closing_at_end_of_input_keeps_the_history_the_closed_panes_windows_read() -> None:
+    """END_OF_INPUT_MS closes everything at once: the panes just closed still see their windows (live = replay)."""
+    from pipeline.watermarks import END_OF_INPUT_MS
+
+    store = PaneStore(retention_ms=60 * PANE_MS)
+    for minute in range(8):
+        store.add([record(T0 + minute * PANE_MS)] * 3)
+    events = store.close_until(END_OF_INPUT_MS)
+    assert len(events) == 8
+    assert [store.window("svc", "/api/a", e.end_ms, 5 * PANE_MS).total for e in events] == [3, 6, 9, 12, 15, 15, 15, 15]
