@@ -16,7 +16,7 @@ from aiohttp import web
 from pipeline.notify.routing import Router
 from pipeline.synthetic import DEMO_START_MS, MINUTE_MS, Incident, TrafficMix, generate_events, render_capture
 from schemas.alerts import AlertEvent
-from tests.receivers import HttpReceiver, SmtpReceiver
+from tests.receivers import HttpReceiver, Reply, SmtpReceiver, SmtpReply
 
 KEY_HEADER = "X-Tailwatch-Delivery-Key"
 PD_PATH = "/v2/enqueue"
@@ -158,3 +158,15 @@ def settled_stats(stderr: str) -> dict[str, Any]:
     """The channel counters of the last "deliveries settled" log line."""
     lines = [line for line in stderr.splitlines() if '"deliveries settled"' in line]
     return dict(orjson.loads(lines[-1])["fields"]) if lines else {}
+
+
+def refuse(http: HttpReceiver, smtp: SmtpReceiver) -> None:
+    """From now on every channel turns deliveries away (HTTP 503, SMTP 451): nothing new is accepted."""
+    http.default = Reply(503, b"refusing for a moment")
+    smtp.program(*[SmtpReply(451, "try again later")] * 10_000)
+
+
+def accept(http: HttpReceiver, smtp: SmtpReceiver) -> None:
+    http.default = Reply()
+    with smtp._lock:
+        smtp._programs.clear()
