@@ -85,6 +85,7 @@ def test_killed_worker_and_notifier_deliver_each_transition_once(apache_kafka: A
     channels = channel_file(tmp_path / "channels.yaml")
     plan = kill_plan(SEED)
     figures: dict[str, Any] = {}
+    logs: list[str] = []  # the killed notifiers' logs, for a failure's message
 
     async def scenario() -> None:
         bootstrap = settings.bootstrap or ""
@@ -120,6 +121,7 @@ def test_killed_worker_and_notifier_deliver_each_transition_once(apache_kafka: A
                             refuse(http, smtp)
                             await asyncio.sleep(0.5)  # outcomes of what was accepted before reach the ledger
                             procs["notifier"].kill()
+                            logs.append(procs["notifier"].stderr)
                             procs["notifier"] = await asyncio.to_thread(new_notifier)
                             accept(http, smtp)
 
@@ -139,6 +141,9 @@ def test_killed_worker_and_notifier_deliver_each_transition_once(apache_kafka: A
                 ledger = await read_topic(bootstrap, settings.topic("deliveries"), idle_s=1.5)
             finally:
                 procs["notifier"].stop()
+                logs.append(procs["notifier"].stderr)
+                if os.environ.get("TAILWATCH_CRASH_LOGS"):
+                    Path(os.environ["TAILWATCH_CRASH_LOGS"]).write_text("\n=== next notifier ===\n".join(logs))
                 stop(procs["worker"])
 
             live = Counter(canonical(m.value) for m in messages)
