@@ -112,7 +112,9 @@ async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings,
     (else stdout, as JSON Lines) in `alert_order`; without it, they are printed as they come until stopped."""
     bootstrap = settings.bootstrap
     assert bootstrap
-    await ensure_topics(bootstrap, stream_topic_specs(settings) + notify_topic_specs(settings))
+    # Both lists hold the alerts topic; Apache Kafka refuses a CreateTopics naming a topic twice (error 42).
+    specs = {spec.name: spec for spec in stream_topic_specs(settings) + notify_topic_specs(settings)}
+    await ensure_topics(bootstrap, list(specs.values()))
     embedded = await is_embedded_broker(bootstrap)
     with tempfile.TemporaryDirectory(prefix="tailwatch-run-") as data_dir:
         channels = getattr(args, "channels", str(DEFAULT_CHANNELS))

@@ -147,20 +147,40 @@ def _channel(name: str, spec: ChannelSpec, env: Mapping[str, str]) -> Channel:
     return Channel(name, spec, secret=secret, events_url=events_url, missing=missing)
 
 
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _yaml_problem(path: Path, text: str, error: yaml.YAMLError) -> str:
+    """`path:line: not valid YAML: what`, on one line (a reader error has a position, not a mark)."""
+    if isinstance(error, yaml.reader.ReaderError):
+        line: int | None = text.count("\n", 0, error.position) + 1
+        character = error.character if isinstance(error.character, int) else None
+        problem = f"{error.reason} (#x{character:04x})" if character is not None else str(error.reason)
+    else:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = str(getattr(error, "problem", None) or type(error).__name__)
+    return f"{path}{'' if line is None else f':{line}'}: not valid YAML: {_printable(' '.join(problem.split()))}"
+
+
 def load_channels(path: Path | str = DEFAULT_CHANNELS, env: Mapping[str, str] | None = None) -> list[Channel]:
     path = Path(path)
     env = os.environ if env is None else env
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as error:
         raise ChannelFileError(f"{path}: cannot read: {error.strerror}") from error
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise ChannelFileError(f"{path}:{line}: not UTF-8 text (byte {error.start})") from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ChannelFileError(f"{path}{line}: not valid YAML: {getattr(error, 'problem', error)}") from error
+        raise ChannelFileError(_yaml_problem(path, text, error)) from None
     try:
         channel_file = ChannelFile.model_validate(data)
     except ValidationError as error:
@@ -169,6 +189,7 @@ def load_channels(path: Path | str = DEFAULT_CHANNELS, env: Mapping[str, str] | 
             where = tuple(item["loc"])
             if len(where) > 2 and where[0] == "channels" and where[2] in _TYPES:  # pydantic's union tag
                 where = where[:2] + where[3:]
-            problems.append(f"{path}:{_line_of(root, where) or '?'}: {_where(where)}: {item['msg']}")
+            problem = _printable(f"{_where(where)}: {item['msg']}")  # one line, whatever the keys hold
+            problems.append(f"{path}:{_line_of(root, where) or '?'}: {problem}")
         raise ChannelFileError("\n".join(problems)) from None
     return [_channel(name, spec, env) for name, spec in channel_file.channels.items()]

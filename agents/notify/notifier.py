@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -70,6 +71,11 @@ class Notifier:
         self.restored: set[int] = set()
         self.waiting: dict[str, list[EventT[bytes]]] = {}  # delivery key → the events waiting for it
         self.outstanding: dict[int, int] = {}  # id(event) → deliveries it still waits for
+        # Events read, per partition in offset order, until acknowledged. Faust commits the first run of consecutive
+        # acked offsets it holds, so an ack that overtakes an earlier, still-unfinished event (one retrying on a
+        # slow channel) would commit past it, and a restart would skip it: acks go out in offset order only.
+        self.unacked: dict[int, deque[EventT[bytes]]] = {}
+        self.finished: set[int] = set()  # id(event) of events finished but not acknowledged yet
         self.positions: dict[int, int] = {}  # partition → next offset (all before it handled or in flight)
         self.workers: dict[str, ChannelWorker] = {}
         self.started = asyncio.Event()
@@ -131,6 +137,7 @@ class Notifier:
         if message.partition not in self.restored:
             self._restore(message.partition, message.offset)
         self.events += 1
+        self.unacked.setdefault(message.partition, deque()).append(event)
         try:
             await self._handle(event)
         finally:  # only now can "deliveries settled" count this event
@@ -149,7 +156,7 @@ class Notifier:
                 key=None, channel=None, kind=None, attempts=0, reason=f"invalid alert event: {reason}",
                 last_status=None, failed_at=_iso_now(), alert=None,
                 excerpt=bytes(event.value or b"")[:512].decode("utf-8", "replace")[:512]))
-            event.ack()
+            self._finish(event)
             return
         routed = self.router.route(alert)
         for name in routed.unavailable:
@@ -174,7 +181,12 @@ class Notifier:
 
     def _finish(self, event: EventT[bytes]) -> None:
         self.outstanding.pop(id(event), None)
-        event.ack()
+        self.finished.add(id(event))
+        queue = self.unacked.get(event.message.partition)
+        while queue and id(queue[0]) in self.finished:
+            head = queue.popleft()
+            self.finished.discard(id(head))
+            head.ack()
 
     async def _on_outcome(self, channel: Channel, group: list[PlannedDelivery], outcome: Outcome, attempts: int,
                           result: Attempt) -> None:

@@ -241,3 +241,15 @@ def test_checkpoint_keeps_when_each_producer_was_last_heard() -> None:
     again = PartitionWatermark(idle_ms=1_000)
     assert restore(saved, [], PaneStore(), again) == 3
     assert again.value == 900 and again.idle() == {"crashed"}
+
+
+def test_closing_at_end_of_input_keeps_the_history_the_closed_panes_windows_read() -> None:
+    """END_OF_INPUT_MS closes everything at once: the panes just closed still see their windows (live = replay)."""
+    from pipeline.watermarks import END_OF_INPUT_MS
+
+    store = PaneStore(retention_ms=60 * PANE_MS)
+    for minute in range(8):
+        store.add([record(T0 + minute * PANE_MS)] * 3)
+    events = store.close_until(END_OF_INPUT_MS)
+    assert len(events) == 8
+    assert [store.window("svc", "/api/a", e.end_ms, 5 * PANE_MS).total for e in events] == [3, 6, 9, 12, 15, 15, 15, 15]
