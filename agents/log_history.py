@@ -5,11 +5,12 @@ embedded broker reports them wrong). Times are the messages' Kafka timestamps: w
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from agents.topic_reader import assign_whole_topic
 
 
 async def history(bootstrap: str, topic: str, since_ms: int | None = None, until_ms: int | None = None,
@@ -19,18 +20,7 @@ async def history(bootstrap: str, topic: str, since_ms: int | None = None, until
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:
-        deadline = time.monotonic() + timeout_s
-        partitions = consumer.partitions_for_topic(topic)
-        while partitions is None:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"topic {topic} does not exist")
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions is None:
-                await asyncio.sleep(0.1)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        tps = await assign_whole_topic(consumer, topic, timeout_s)
         done: set[TopicPartition] = set()
         if since_ms is not None:
             starts = await consumer.offsets_for_times({tp: since_ms for tp in tps})

@@ -10,24 +10,31 @@ from collections.abc import AsyncIterator
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 
+async def assign_whole_topic(consumer: AIOKafkaConsumer, topic: str, timeout_s: float) -> list[TopicPartition]:
+    """Assign every partition of `topic` to a started `consumer`, at the beginning; waits up to `timeout_s` for
+    the topic to exist (TimeoutError after)."""
+    deadline = time.monotonic() + timeout_s
+    partitions = consumer.partitions_for_topic(topic)
+    while partitions is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topic {topic} does not exist")
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions is None:
+            await asyncio.sleep(0.1)
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    return tps
+
+
 async def topic_messages(bootstrap: str, topic: str, idle_s: float = 1.0, follow: bool = False,
                          timeout_s: float = 60.0) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:
-        deadline = time.monotonic() + timeout_s
-        partitions = consumer.partitions_for_topic(topic)
-        while partitions is None:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"topic {topic} does not exist")
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions is None:
-                await asyncio.sleep(0.1)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        await assign_whole_topic(consumer, topic, timeout_s)
         last = time.monotonic()
         while follow or time.monotonic() - last < idle_s:
             batch = await consumer.getmany(timeout_ms=200)
