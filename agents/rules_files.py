@@ -59,8 +59,8 @@ def load_rules(path: Path | str = DEFAULT_RULES) -> LoadedRules:
     except OSError as error:
         raise RuleFileError(f"{path}: cannot read: {error.strerror}") from error
     except UnicodeDecodeError as error:
-        line = text_line_of(path.read_bytes(), error.start)
-        raise RuleFileError(f"{path}:{line}: not UTF-8 text: byte {error.start}") from None
+        bad_line = text_line_of(path.read_bytes(), error.start)
+        raise RuleFileError(f"{path}:{bad_line}: not UTF-8 text: byte {error.start}") from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

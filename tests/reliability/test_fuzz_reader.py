@@ -20,7 +20,7 @@ def parse_all(data: bytes, cuts: list[int], max_object_bytes: int | None = None)
     parser = LogParser("fuzz") if max_object_bytes is None else LogParser("fuzz", max_object_bytes=max_object_bytes)
     dead: list[dict] = []
     start = 0
-    for cut in sorted({c % (len(data) + 1) for c in cuts}) + [len(data)]:
+    for cut in [*sorted({c % (len(data) + 1) for c in cuts}), len(data)]:
         dead.extend(parser.feed(data[start:cut]).dead_letters)
         start = cut
     dead.extend(parser.finish().dead_letters)
@@ -42,8 +42,8 @@ def assert_accounted(stats: ParseStats, dead: list[dict]) -> None:
 
 def mutate(data: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
     out = bytearray(data)
-    for pos, op, blob in edits:
-        pos %= len(out) + 1
+    for raw_pos, op, blob in edits:
+        pos = raw_pos % (len(out) + 1)
         if op == 0:
             out[pos:pos] = blob
         elif op == 1:
