@@ -1,4 +1,4 @@
-"""Coverage-guided fuzzing of the reader with atheris (optional: `pip install -e '.[fuzz]'`).
+"""Coverage-guided fuzzing of the reader with atheris (in the dev extra on Linux; the test skips where it is missing).
 
 Run: .venv/bin/python tests/reliability/fuzz_reader.py -atheris_runs=100000
 Any exception, or counts that do not add up, is a crash atheris reports with the input that caused it.
