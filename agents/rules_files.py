@@ -48,12 +48,19 @@ def _where(loc: tuple[Any, ...]) -> str:
     return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".") or "file"
 
 
+def text_line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
 def load_rules(path: Path | str = DEFAULT_RULES) -> LoadedRules:
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as error:
         raise RuleFileError(f"{path}: cannot read: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        bad_line = text_line_of(path.read_bytes(), error.start)
+        raise RuleFileError(f"{path}:{bad_line}: not UTF-8 text: byte {error.start}") from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
