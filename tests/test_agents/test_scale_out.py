@@ -87,7 +87,13 @@ async def wait_done(*workers: WebWorker, timeout_s: float = 180) -> None:
     async def done() -> bool:
         return all('"input fully processed"' in w.log_text() for w in workers)
 
-    await wait_for(done, timeout_s, "the input to be fully processed", pause_s=0.5)
+    try:
+        await wait_for(done, timeout_s, "the input to be fully processed", pause_s=0.5)
+    except AssertionError as error:  # say where each worker got to
+        tails = "\n".join(f"--- {w.log_path}:\n" + "\n".join(
+            line[:300] for line in w.log_text().splitlines() if '"level":"debug"' not in line][-15:])
+            for w in workers)
+        raise AssertionError(f"{error}\n{tails}") from None
 
 
 def assert_same(live: dict[Key, set[bytes]], alerts: list[bytes], snapshots: dict[Key, bytes],
