@@ -91,7 +91,7 @@ async def wait_done(*workers: WebWorker, timeout_s: float = 180) -> None:
         await wait_for(done, timeout_s, "the input to be fully processed", pause_s=0.5)
     except AssertionError as error:  # say where each worker got to
         tails = "\n".join(f"--- {w.log_path}:\n" + "\n".join(
-            line[:300] for line in w.log_text().splitlines() if '"level":"debug"' not in line][-15:])
+            [line[:300] for line in w.log_text().splitlines() if '"level":"debug"' not in line][-15:])
             for w in workers)
         raise AssertionError(f"{error}\n{tails}") from None
 
