@@ -147,23 +147,31 @@ def _run_topic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _engine(args: argparse.Namespace) -> RuleEngine:
+    """The rules (and silences) of `args`; imported only here, so `--metrics` does not pay for them."""
+    from agents.rules_files import load_rules  # noqa: PLC0415
+    from pipeline.rules.engine import RuleEngine  # noqa: PLC0415
+
+    rules = load_rules(args.rules)
+    return RuleEngine(rules.compiled, rules.rule_file, rules.sha256, load_silences(args))
+
+
 def run(args: argparse.Namespace) -> int:
     if args.topic:
         return _run_topic(args)
     if not args.inputs:
         print("tailwatch replay: give capture files (or --topic)", file=sys.stderr)
         return 2
-    from agents.alert_silences import SilenceFileError  # noqa: PLC0415
-    from agents.rules_files import RuleFileError, load_rules  # noqa: PLC0415
-    from pipeline.rules.engine import RuleEngine  # noqa: PLC0415
-
     totals = ParseStats()
     try:
-        rules = None if args.metrics else load_rules(args.rules)
-        engine = None if rules is None else RuleEngine(rules.compiled, rules.rule_file, rules.sha256,
-                                                       load_silences(args))
+        engine = None if args.metrics else _engine(args)
         events, alerts = replay_events(args, totals, engine)
-    except (RuleFileError, SilenceFileError) as error:
+    except ValueError as error:
+        from agents.alert_silences import SilenceFileError  # noqa: PLC0415
+        from agents.rules_files import RuleFileError  # noqa: PLC0415
+
+        if not isinstance(error, RuleFileError | SilenceFileError):
+            raise
         print(f"tailwatch replay: {error}", file=sys.stderr)
         return 2
     except FileNotFoundError as error:
