@@ -236,3 +236,16 @@ def test_50mb_compact_object_on_one_line_is_bounded() -> None:
     assert peak < PEAK_BOUND, f"peak {peak} bytes for a {JUNK_MB} MB compact line"
     assert parser.stats.rejected >= 1
     assert len(out.records) == 1
+
+
+@settings(FUZZ, max_examples=min(CASES, 30))
+@given(st.integers(900, 200_000), st.sampled_from((b"[", b"[ ", b'{"a":')), CHUNKS)
+def test_deeply_nested_compact_json_is_rejected_not_raised(depth: int, opener: bytes, sizes: list[int]) -> None:
+    """Found by the long run: a compact line nested deeper than the JSON decoder recursed out of the reader."""
+    event = synthetic_events()[3]
+    data = b'{"a":' + opener * depth + b"\n" + orjson.dumps(event) + b"\n"
+    out, parser = parse(data, sizes)
+    check_accounting(data, out, parser)
+    assert parser.stats.rejected_by_kind["malformed_json"] + parser.stats.rejected_by_kind["truncated_object"] >= 1
+    assert len(out.records) == 1
+    _same((out, parser), parse(data))
