@@ -48,26 +48,41 @@ def _where(loc: tuple[Any, ...]) -> str:
     return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".") or "file"
 
 
-def text_line_of(data: bytes, offset: int) -> int:
-    return data.count(b"\n", 0, offset) + 1
+def _yaml_line(error: yaml.YAMLError, text: str) -> str:
+    mark = getattr(error, "problem_mark", None)
+    if mark is not None:
+        return f":{mark.line + 1}"
+    if isinstance(error, yaml.reader.ReaderError):  # a character YAML does not allow: no mark, a position
+        return f":{text[:error.position].count(chr(10)) + 1}"
+    return ""
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """One line: the problem, or the error's first line."""
+    if isinstance(error, yaml.reader.ReaderError):
+        return f"character {error.character:#x} is not allowed in YAML"
+    problem = getattr(error, "problem", None)
+    return str(problem) if problem else (str(error).splitlines() or ["?"])[0]
 
 
 def load_rules(path: Path | str = DEFAULT_RULES) -> LoadedRules:
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as error:
         raise RuleFileError(f"{path}: cannot read: {error.strerror}") from error
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        bad_line = text_line_of(path.read_bytes(), error.start)
-        raise RuleFileError(f"{path}:{bad_line}: not UTF-8 text: byte {error.start}") from None
+        line = raw[:error.start].count(b"\n") + 1
+        raise RuleFileError(f"{path}:{line}: not UTF-8: byte {raw[error.start]:#04x}") from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise RuleFileError(f"{path}{line}: not valid YAML: {getattr(error, 'problem', error)}") from error
+        raise RuleFileError(f"{path}{_yaml_line(error, text)}: not valid YAML: {_yaml_problem(error)}") from None
+    except RecursionError:
+        raise RuleFileError(f"{path}:1: not valid YAML: nested too deeply") from None
     try:
         rule_file = RuleFile.model_validate(data)
     except ValidationError as error:

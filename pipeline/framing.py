@@ -333,6 +333,9 @@ class TailFramer:
                 return at  # a `{` that ends its line starts a pretty object (`}{` of files joined without `\n`)
             try:
                 _value, j = _DECODER.raw_decode(text, i)
+            except RecursionError:  # nested deeper than the decoder goes: only this line's rest is lost
+                self._broken("malformed_json", "JSON nested too deeply", text[i:], at)
+                return self._skip_rest(end, line_ended)
             except json.JSONDecodeError as error:
                 avail = end - at
                 near = len(text[i:error.pos].encode("utf-8", errors="surrogateescape")) + _LOOKAHEAD

@@ -81,7 +81,10 @@ def parse(text: str, known_names: frozenset[str] | None = None) -> Expression:
     """Parse `text`; with `known_names`, any other name is an error."""
     tokens = _tokenize(text)
     parser = _Parser(text, tokens)
-    root = parser.expression()
+    try:
+        root = parser.expression()
+    except RecursionError:
+        raise ExpressionError("nested too deeply", text, 0) from None
     if parser.index != len(tokens):
         raise ExpressionError(f"unexpected {tokens[parser.index][1]!r}", text, tokens[parser.index][2])
     names = frozenset(_names(root))
