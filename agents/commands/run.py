@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from agents.child_process import stop_child
 from agents.commands.common import add_kafka_args, add_route_args, extractor_from, kafka_settings_from
 from agents.commands.notify_cmd import notify_topic_specs
 from agents.commands.replay import alert_order
@@ -87,13 +88,7 @@ class WorkerProcess:
         self.done.set()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_child(self.process)
 
 
 def log_level() -> str:

@@ -11,6 +11,7 @@ import time
 
 import orjson
 
+from agents.child_process import stop_child
 from agents.settings import KafkaSettings
 
 
@@ -69,10 +70,4 @@ class NotifierProcess:
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_child(self.process)
