@@ -17,13 +17,13 @@ from typing import Any
 import orjson
 
 from pipeline.timestamps import iso_to_ms, number_to_ms
+from pipeline.values import d1_fact, level_or_none
 
 REQUIRED_KEYS = frozenset(
     ("timestamp", "level", "service", "endpoint", "request_id", "tenant_id", "method", "path", "status",
      "duration_ms")
 )
 MIN_SHARED_KEYS = 4
-_LEVELS = frozenset(("INFO", "WARN", "ERROR", "DEBUG"))
 _STR_FIELDS = ("service", "endpoint", "request_id", "tenant_id", "method", "path", "user_agent")
 
 
@@ -95,12 +95,9 @@ def _clean_well_formed(log: dict[str, Any], problems: list[str]) -> dict[str, An
             return None
     level = get("level")
     if level is not None:
-        if type(level) is not str:
+        level = level_or_none(level)
+        if level is None:
             return None
-        if level not in _LEVELS:
-            level = level.upper()
-            if level not in _LEVELS:
-                return None
         out["level"] = level
     status = get("status")
     if status is not None:
@@ -156,7 +153,7 @@ def _clean_field_by_field(log: dict[str, Any], problems: list[str]) -> dict[str,
             problems.append(f"timestamp: not an ISO 8601 time: {str(stamp)[:40]!r}")
     level = log.get("level")
     if level is not None:
-        if isinstance(level, str) and level.upper() in _LEVELS:
+        if level_or_none(level) is not None:
             out["level"] = level.upper()
         else:
             problems.append(f"level: not one of INFO, WARN, ERROR, DEBUG: {str(level)[:20]!r}")
@@ -211,14 +208,6 @@ def d1_facts(raw: Any, problems: list[str]) -> list[dict[str, Any]]:
         if not (type(rows_read) is int and rows_read >= 0 and type(rows_written) is int and rows_written >= 0):
             problems.append(f"metadata.d1[{index}].rows_read/rows_written: not non-negative integers")
             continue
-        database, table = item.get("database"), item.get("table")
-        facts.append({
-            "database": database if isinstance(database, str) else None,
-            "table": table if isinstance(table, str) else None,
-            "query_type": query_type,
-            "duration_ms": float(duration),
-            "rows_read": rows_read,
-            "rows_written": rows_written,
-            "error_code": error_code if isinstance(error_code, str) else None,
-        })
+        facts.append(d1_fact(query_type, duration, rows_read, rows_written, item.get("database"),
+                             item.get("table"), error_code))
     return facts

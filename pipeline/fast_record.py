@@ -18,9 +18,8 @@ import orjson
 from pipeline.factory_logs import REQUIRED_KEYS
 from pipeline.routes import RouteTable, path_of_url, strip_query
 from pipeline.timestamps import iso_to_ms
-from pipeline.values import int_or_none, str_or_none, time_or_none
+from pipeline.values import d1_fact, int_or_none, level_or_none, str_or_none, time_or_none
 
-_LEVELS = frozenset(("INFO", "WARN", "ERROR", "DEBUG"))
 _EMPTY: dict[str, Any] = {}
 _INF = math.inf
 _INT64 = 2**63
@@ -79,16 +78,8 @@ def _d1_facts(raw: Any) -> list[dict[str, Any]] | None:
                 and (kind is float or kind is int) and 0 <= duration < _INF
                 and type(rows_read) is int and rows_read >= 0 and type(rows_written) is int and rows_written >= 0):
             return None
-        database, table, error_code = get("database"), get("table"), get("error_code")
-        facts.append({
-            "database": database if isinstance(database, str) else None,
-            "table": table if isinstance(table, str) else None,
-            "query_type": query_type,
-            "duration_ms": float(duration),
-            "rows_read": rows_read,
-            "rows_written": rows_written,
-            "error_code": error_code if isinstance(error_code, str) else None,
-        })
+        facts.append(d1_fact(query_type, duration, rows_read, rows_written, get("database"), get("table"),
+                             get("error_code")))
     return facts
 
 
@@ -129,12 +120,9 @@ def request_record(routes: RouteTable, obj: dict[str, Any]) -> dict[str, Any] | 
                 return None
         level = get("level")
         if level is not None:
-            if type(level) is not str:
+            level = level_or_none(level)
+            if level is None:
                 return None
-            if level not in _LEVELS:
-                level = level.upper()
-                if level not in _LEVELS:
-                    return None
         status = get("status")
         if status is not None and not (type(status) is int and 100 <= status <= 999):
             return None

@@ -25,3 +25,30 @@ def time_or_none(value: Any) -> int | None:
 
 def str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+LEVELS = frozenset(("INFO", "WARN", "ERROR", "DEBUG"))
+
+
+def level_or_none(value: Any) -> str | None:
+    """A FactoryLog `level` in upper case (`info` → `INFO`); None when it is not one of the spec's four."""
+    if type(value) is not str:
+        return None
+    if value in LEVELS:
+        return value
+    upper = value.upper()
+    return upper if upper in LEVELS else None
+
+
+def d1_fact(query_type: str, duration_ms: float, rows_read: int, rows_written: int, database: Any, table: Any,
+            error_code: Any) -> dict[str, Any]:
+    """One checked `metadata.d1` entry as the record carries it (names and codes that are not strings: None)."""
+    return {
+        "database": database if isinstance(database, str) else None,
+        "table": table if isinstance(table, str) else None,
+        "query_type": query_type,
+        "duration_ms": float(duration_ms),
+        "rows_read": rows_read,
+        "rows_written": rows_written,
+        "error_code": error_code if isinstance(error_code, str) else None,
+    }
