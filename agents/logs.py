@@ -84,5 +84,8 @@ def setup_logging(level: str = "INFO", service: str = "tailwatch") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Kafka client and Faust: warnings and up, unless TAILWATCH_FRAMEWORK_LOG_LEVEL says otherwise (diagnosing a
+    # rebalance or a table recovery wants their INFO lines).
+    framework = os.environ.get("TAILWATCH_FRAMEWORK_LOG_LEVEL", "").upper() or max(logging.WARNING, root.level)
     for noisy in ("aiokafka", "faust", "mode"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+        logging.getLogger(noisy).setLevel(framework)

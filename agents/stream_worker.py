@@ -42,6 +42,7 @@ log = logging.getLogger("tailwatch.worker")
 
 CHECKPOINT_EVERY_S = 1.0
 GAP_FILL_TIMEOUT_S = 30.0
+DONE_CHECK_EVERY_S = 1.0
 
 
 class PromptTableManager(TableManager):
@@ -147,6 +148,7 @@ class MetricsWorker:
         self.late = 0
         self.telemetry = TailwatchMetrics()  # /metrics and /health (agents/health.py)
         self.app.agent(self.logs, name="panes")(self._agent)
+        self.app.timer(DONE_CHECK_EVERY_S)(self._check_done)
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         self.dashboard = attach_dashboard(self.app, kafka)  # /dashboard when the web server is on
 
@@ -291,6 +293,19 @@ class MetricsWorker:
         for start in sorted({start for _service, _endpoint, start in state.store.evicted}):
             self.table.pop(_closed_key(partition, start), None)
         return bool(alerts)
+
+    async def _check_done(self) -> None:
+        """After a rebalance the partitions a worker keeps may all have finished already, and one it takes over
+        may get no message again (its checkpoint holds the end of input): restore every assigned partition's
+        state once the table is recovered, and decide again."""
+        recovery: Any = self.app.tables.recovery  # type: ignore[attr-defined]
+        if self.done_logged or self.app.rebalancing or not recovery.completed.is_set() or recovery.in_recovery:
+            return
+        topic = self.settings.kafka.logs_topic
+        for tp in self.app.consumer.assignment():
+            if tp.topic == topic:
+                self._state(tp.partition)
+        await self._maybe_done()
 
     async def _maybe_done(self) -> None:
         """Log "input fully processed" once every assigned partition's producers have all finished."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
+
+from agents.topic_reader import assign_whole_topic, reached
 
 
 @dataclass(frozen=True)
@@ -20,23 +21,16 @@ class Message:
 
 async def read_topic(bootstrap: str, topic: str, until: int | None = None, idle_s: float = 1.5,
                      timeout_s: float = 30.0) -> list[Message]:
-    """Every message of `topic` from the beginning: stops once `until` messages arrived, or after `idle_s`
-    without any (end offsets are not used: the embedded broker reports them wrong)."""
+    """Every message of `topic` from the beginning: stops once `until` messages arrived, or once it has read up
+    to the end offsets it saw at the start (a lower bound on the embedded broker, exact on Kafka) and nothing more
+    came for `idle_s`."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:
-        partitions = None
+        tps = await assign_whole_topic(consumer, topic, timeout_s)
+        ends = dict(await consumer.end_offsets(tps))
         deadline = time.monotonic() + timeout_s
-        while partitions is None and time.monotonic() < deadline:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions is None:
-                await asyncio.sleep(0.1)
-        assert partitions, f"topic {topic} not found"
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
         out: list[Message] = []
         last = time.monotonic()
         while time.monotonic() < deadline:
@@ -51,7 +45,7 @@ async def read_topic(bootstrap: str, topic: str, until: int | None = None, idle_
                 last = now
             if until is not None and len(out) >= until:
                 break
-            if until is None and now - last > idle_s:
+            if until is None and now - last > idle_s and await reached(consumer, ends):
                 break
         return out
     finally:

@@ -55,7 +55,7 @@ def wait_ready(worker: subprocess.Popen[str], timeout_s: float = 30.0) -> float:
 
 def _drain(worker: subprocess.Popen[str]) -> None:
     assert worker.stderr is not None
-    with open(f"/tmp/tailwatch-worker-{worker.pid}.log", "w") as log:
+    with open(f"/tmp/tailwatch-worker-{worker.pid}.log", "w", buffering=1) as log:
         for line in worker.stderr:
             log.write(line)
 
