@@ -103,27 +103,22 @@ def run(args: argparse.Namespace) -> int:
 def run_worker(worker: MetricsWorker) -> int:
     import faust  # noqa: PLC0415 - heavy; only the worker needs it at import
 
+    from agents.stall_watchdog import StallWatchdog, task_stacks  # noqa: PLC0415
+
     app = worker.app
 
     recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
 
+    watchdog = StallWatchdog(worker)
+    app.timer(5.0)(watchdog.check)
+
     @app.task  # type: ignore[untyped-decorator]
     async def dump_tasks_on_signal() -> None:
         """SIGUSR2 logs what every asyncio task of the worker is waiting on (diagnosing a stalled worker)."""
-        import io  # noqa: PLC0415
         import signal  # noqa: PLC0415
 
         def dump() -> None:
-            loops = [asyncio.get_running_loop()]
-            thread_loop = getattr(getattr(app.consumer, "_thread", None), "thread_loop", None)
-            if thread_loop is not None:  # the Kafka consumer's own thread and loop
-                loops.append(thread_loop)
-            for loop in loops:
-                for task in asyncio.all_tasks(loop):
-                    out = io.StringIO()
-                    task.print_stack(limit=20, file=out)
-                    stack = out.getvalue()
-                    log.warning("task", extra={"fields": {"task": task.get_name(), "stack": stack[-3000:]}})
+            log.warning("tasks", extra={"fields": {"tasks": task_stacks(app)}})
 
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, dump)
 
