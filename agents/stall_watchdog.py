@@ -20,6 +20,7 @@ import io
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,7 @@ class StallWatchdog:
     stalled_since: float | None = None
     last_progress: float = 0.0
     last_applied: int = -1
+    lag: Callable[[MetricsWorker], dict[int, int]] | None = None  # default: agents.worker_metrics.consumer_lag
 
     def _flow_state(self) -> dict[str, Any]:
         app: Any = self.worker.app
@@ -73,6 +75,7 @@ class StallWatchdog:
         """What is stalled now (and which logs partitions), or None."""
         from agents.worker_metrics import consumer_lag  # noqa: PLC0415 - Faust is loaded by now
 
+        lag_of = self.lag or consumer_lag
         worker = self.worker
         app: Any = worker.app
         recovery = app.tables.recovery
@@ -87,7 +90,7 @@ class StallWatchdog:
             return None
         if app.rebalancing:
             return None
-        behind = sorted(partition for partition, lag in consumer_lag(worker).items() if lag > 0)
+        behind = sorted(partition for partition, lag in lag_of(worker).items() if lag > 0)
         if behind and now - self.last_progress >= self.stall_s:
             return "delivery", behind
         return None
