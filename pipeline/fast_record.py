@@ -19,7 +19,6 @@ from pipeline.routes import RouteTable, path_of_url, strip_query
 from pipeline.timestamps import iso_to_ms
 from pipeline.values import d1_fact, int_or_none, level_or_none, str_or_none, time_or_none
 
-_EMPTY: dict[str, Any] = {}
 _INT64 = 2**63
 _decode_log = FACTORY_LOG_DECODER.decode
 
@@ -47,7 +46,7 @@ def _only_factory_log(logs: Any) -> Any:
                     continue
                 try:
                     value = _decode_log(arg)
-                except Exception:  # noqa: BLE001 - not JSON, another type, too deep: the general path decides
+                except Exception:  # not JSON, another type, too deep, …: the general path decides
                     return _NOT_FAST
                 # Decoded: a JSON object with the ten required keys and no others, so a FactoryLog to orjson too.
                 if found is not None:
@@ -60,8 +59,19 @@ def _only_factory_log(logs: Any) -> Any:
 
 def _d1_facts(raw: list[D1Query] | D1Query) -> list[dict[str, Any]]:
     """The D1 facts of `metadata.d1` (each one already checked by its type)."""
+    items = raw if isinstance(raw, list) else (raw,)
     return [d1_fact(item.query_type, item.duration_ms, item.rows_read, item.rows_written, item.database,
-                    item.table, item.error_code) for item in (raw if type(raw) is list else (raw,))]
+                    item.table, item.error_code) for item in items]
+
+
+def _header(request: dict[str, Any], name: str) -> str | None:
+    """A request header that is a string; None when it or the headers are missing or of another type."""
+    headers = request.get("headers")
+    if isinstance(headers, dict):
+        value = headers.get(name)
+        if isinstance(value, str):
+            return value
+    return None
 
 
 def request_record(routes: RouteTable, obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -127,19 +137,21 @@ def request_record(routes: RouteTable, obj: dict[str, Any]) -> dict[str, Any] | 
         url = request.get("url")
         if isinstance(url, str):
             path = path_of_url(url)
-    headers = request.get("headers")
-    if not isinstance(headers, dict):
-        headers = _EMPTY
     cf = request.get("cf")
-    if not isinstance(cf, dict):
-        cf = _EMPTY
+    if isinstance(cf, dict):
+        colo, country = cf.get("colo"), cf.get("country")
+        if not isinstance(colo, str):
+            colo = None
+        if not isinstance(country, str):
+            country = None
+    else:
+        colo = country = None
     wall = obj.get("wallTime")
     if not (type(wall) is int and -_INT64 < wall < _INT64):
         wall = int_or_none(wall)
     cpu = obj.get("cpuTime")
     if not (type(cpu) is int and -_INT64 < cpu < _INT64):
         cpu = int_or_none(cpu)
-    colo, country = cf.get("colo"), cf.get("country")
     source: str | None = "log"
     if duration is None:
         duration = float(wall) if wall is not None else None
@@ -168,10 +180,10 @@ def request_record(routes: RouteTable, obj: dict[str, Any]) -> dict[str, Any] | 
         "duration_source": source,
         "cpu_ms": cpu,
         "wall_ms": wall,
-        "colo": colo if isinstance(colo, str) else None,
-        "country": (country if isinstance(country, str) else None) or str_or_none(headers.get("cf-ipcountry")),
-        "tenant": tenant or str_or_none(headers.get("x-tenant-id")),
-        "request_id": request_id or str_or_none(headers.get("cf-ray")),
+        "colo": colo,
+        "country": country or _header(request, "cf-ipcountry"),
+        "tenant": tenant or _header(request, "x-tenant-id"),
+        "request_id": request_id or _header(request, "cf-ray"),
         "level": level,
         "log_endpoint": log_endpoint,
         "log_service": log_service,
