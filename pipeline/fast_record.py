@@ -10,22 +10,17 @@ same order, same values; tests/test_pipeline/test_fast_record.py checks that on 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import orjson
+from msgspec import UNSET
 
-from pipeline.factory_logs import REQUIRED_KEYS
+from pipeline.fast_log import FACTORY_LOG_DECODER, D1Query, FactoryLog, LogError, Metadata
 from pipeline.routes import RouteTable, path_of_url, strip_query
 from pipeline.timestamps import iso_to_ms
 from pipeline.values import d1_fact, int_or_none, level_or_none, str_or_none, time_or_none
 
-_EMPTY: dict[str, Any] = {}
-_INF = math.inf
 _INT64 = 2**63
-_loads = orjson.loads
-_DecodeError = orjson.JSONDecodeError
-_intersection = REQUIRED_KEYS.intersection
+_decode_log = FACTORY_LOG_DECODER.decode
 
 
 _NOT_FAST: Any = object()  # marks an event the fast path leaves to the general one
@@ -33,7 +28,7 @@ _NOT_FAST: Any = object()  # marks an event the fast path leaves to the general 
 
 def _only_factory_log(logs: Any) -> Any:
     """The event's FactoryLog when it is a JSON string and the only one, None when there is none, `_NOT_FAST` for
-    anything else (several, or one logged as an object, or an unusual shape)."""
+    anything else (several, or one logged as an object, or a `{` string that is not a well-typed FactoryLog)."""
     if not logs:
         return None  # no logs: `[]`, or a falsy value the general path ignores as well
     if type(logs) is not list:
@@ -50,42 +45,38 @@ def _only_factory_log(logs: Any) -> Any:
                 if arg[:1] != "{":
                     continue
                 try:
-                    value = _loads(arg)
-                except _DecodeError:
-                    continue
-                if type(value) is dict and (value.keys() >= REQUIRED_KEYS or len(_intersection(value)) >= 4):
-                    if found is not None:
-                        return _NOT_FAST
-                    found = value
+                    value = _decode_log(arg)
+                except Exception:  # not JSON, another type, too deep, …: the general path decides
+                    return _NOT_FAST
+                # Decoded: a JSON object with the ten required keys and no others, so a FactoryLog to orjson too.
+                if found is not None:
+                    return _NOT_FAST
+                found = value
             elif isinstance(arg, str | dict):  # a str subclass, or an object logged as is: the general path
                 return _NOT_FAST
     return found
 
 
-def _d1_facts(raw: Any) -> list[dict[str, Any]] | None:
-    """The D1 facts of `metadata.d1` when every one is valid; None when any is not (the general path reports it)."""
-    facts = []
-    for item in raw if type(raw) is list else (raw,):
-        if type(item) is not dict:
-            return None
-        get = item.get
-        query_type = get("query_type")
-        duration = get("duration_ms", 0)
-        rows_read = get("rows_read", 0)
-        rows_written = get("rows_written", 0)
-        kind = type(duration)
-        if not ((query_type == "read" or query_type == "write")  # noqa: PLR1714
-                and (kind is float or kind is int) and 0 <= duration < _INF
-                and type(rows_read) is int and rows_read >= 0 and type(rows_written) is int and rows_written >= 0):
-            return None
-        facts.append(d1_fact(query_type, duration, rows_read, rows_written, get("database"), get("table"),
-                             get("error_code")))
-    return facts
+def _d1_facts(raw: list[D1Query] | D1Query) -> list[dict[str, Any]]:
+    """The D1 facts of `metadata.d1` (each one already checked by its type)."""
+    items = raw if isinstance(raw, list) else (raw,)
+    return [d1_fact(item.query_type, item.duration_ms, item.rows_read, item.rows_written, item.database,
+                    item.table, item.error_code) for item in items]
+
+
+def _header(request: dict[str, Any], name: str) -> str | None:
+    """A request header that is a string; None when it or the headers are missing or of another type."""
+    headers = request.get("headers")
+    if isinstance(headers, dict):
+        value = headers.get(name)
+        if isinstance(value, str):
+            return value
+    return None
 
 
 def request_record(routes: RouteTable, obj: dict[str, Any]) -> dict[str, Any] | None:
     """The record of a tail event with a request and one well-formed FactoryLog string; None for anything else."""
-    log = _only_factory_log(obj.get("logs"))
+    log: FactoryLog | None = _only_factory_log(obj.get("logs"))
     if log is _NOT_FAST:
         return None
     event = obj.get("event")
@@ -98,55 +89,36 @@ def request_record(routes: RouteTable, obj: dict[str, Any]) -> dict[str, Any] | 
         service = log_endpoint = request_id = tenant = method = path = level = error_code = error_message = None
         event_time = status = None
         duration = None
-        d1: list[dict[str, Any]] | None = []
+        d1: list[dict[str, Any]] = []
     else:
-        get = log.get
-        service, log_endpoint, request_id = get("service"), get("endpoint"), get("request_id")
-        tenant, method, path = get("tenant_id"), get("method"), get("path")
-        user_agent = get("user_agent")
-        if not ((type(service) is str or service is None) and (type(log_endpoint) is str or log_endpoint is None)
-                and (type(request_id) is str or request_id is None) and (type(tenant) is str or tenant is None)
-                and (type(method) is str or method is None) and (type(path) is str or path is None)
-                and (type(user_agent) is str or user_agent is None)):
-            return None
-        stamp = get("timestamp")
+        service, log_endpoint, request_id = log.service, log.endpoint, log.request_id
+        tenant, method, path = log.tenant_id, log.method, log.path
+        stamp = log.timestamp
         event_time = None
         if stamp is not None:
-            if type(stamp) is not str:
-                return None
             try:
                 event_time = iso_to_ms(stamp)
             except (ValueError, OverflowError):
                 return None
-        level = get("level")
+        level = log.level
         if level is not None:
             level = level_or_none(level)
             if level is None:
                 return None
-        status = get("status")
-        if status is not None and not (type(status) is int and 100 <= status <= 999):
-            return None
-        duration = get("duration_ms")
+        status = log.status
+        duration = log.duration_ms
         if duration is not None:
-            kind = type(duration)
-            if not ((kind is float or kind is int) and 0 <= duration < _INF):
-                return None
             duration = float(duration)
-        error = get("error")
+        error = log.error
         error_code = error_message = None
-        if error is not None:
-            if type(error) is dict:
-                error_message, error_code = str_or_none(error.get("message")), str_or_none(error.get("code"))
-            elif type(error) is str:
-                error_message = error
-            else:
-                return None
+        if type(error) is LogError:
+            error_message, error_code = error.message, error.code
+        elif type(error) is str:
+            error_message = error
         d1 = []
-        metadata = get("metadata")
-        if isinstance(metadata, dict) and "d1" in metadata:
-            d1 = _d1_facts(metadata["d1"])
-            if d1 is None:
-                return None
+        metadata = log.metadata
+        if type(metadata) is Metadata and metadata.d1 is not UNSET:
+            d1 = _d1_facts(metadata.d1)
 
     if event_time is None:
         event_time = time_or_none(obj.get("eventTimestamp"))
@@ -165,19 +137,21 @@ def request_record(routes: RouteTable, obj: dict[str, Any]) -> dict[str, Any] | 
         url = request.get("url")
         if isinstance(url, str):
             path = path_of_url(url)
-    headers = request.get("headers")
-    if not isinstance(headers, dict):
-        headers = _EMPTY
     cf = request.get("cf")
-    if not isinstance(cf, dict):
-        cf = _EMPTY
+    if isinstance(cf, dict):
+        colo, country = cf.get("colo"), cf.get("country")
+        if not isinstance(colo, str):
+            colo = None
+        if not isinstance(country, str):
+            country = None
+    else:
+        colo = country = None
     wall = obj.get("wallTime")
     if not (type(wall) is int and -_INT64 < wall < _INT64):
         wall = int_or_none(wall)
     cpu = obj.get("cpuTime")
     if not (type(cpu) is int and -_INT64 < cpu < _INT64):
         cpu = int_or_none(cpu)
-    colo, country = cf.get("colo"), cf.get("country")
     source: str | None = "log"
     if duration is None:
         duration = float(wall) if wall is not None else None
@@ -206,10 +180,10 @@ def request_record(routes: RouteTable, obj: dict[str, Any]) -> dict[str, Any] | 
         "duration_source": source,
         "cpu_ms": cpu,
         "wall_ms": wall,
-        "colo": colo if isinstance(colo, str) else None,
-        "country": (country if isinstance(country, str) else None) or str_or_none(headers.get("cf-ipcountry")),
-        "tenant": tenant or str_or_none(headers.get("x-tenant-id")),
-        "request_id": request_id or str_or_none(headers.get("cf-ray")),
+        "colo": colo,
+        "country": country or _header(request, "cf-ipcountry"),
+        "tenant": tenant or _header(request, "x-tenant-id"),
+        "request_id": request_id or _header(request, "cf-ray"),
         "level": level,
         "log_endpoint": log_endpoint,
         "log_service": log_service,

@@ -4,6 +4,7 @@ the same order, same values, no field problems); everything else is left to the 
 from __future__ import annotations
 
 import copy
+import json
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -11,8 +12,12 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.extract import Extractor
+from pipeline.factory_logs import REQUIRED_KEYS
+from pipeline.fast_log import FactoryLog
 from pipeline.fast_record import request_record
 from pipeline.synthetic import DEMO_START_MS, TrafficMix, generate_events
 from tests.captures import sample_events
@@ -163,3 +168,117 @@ def test_changed_fields_give_the_general_paths_record_or_fall_back(seed: int) ->
             else:
                 fell_back += 1
     assert taken and fell_back  # both sides exercised
+
+
+# -- the typed FactoryLog decoder (msgspec, pipeline/fast_log.py): where its coercions differ from orjson ----------
+
+def with_log_text(event: dict[str, Any], text: str) -> dict[str, Any] | None:
+    """The event with its FactoryLog string replaced by `text` as is (duplicate keys, literals orjson would change)."""
+    out = copy.deepcopy(event)
+    for entry in out.get("logs") or ():
+        message = entry.get("message") or []
+        for i, arg in enumerate(message):
+            if isinstance(arg, str) and arg.startswith("{"):
+                message[i] = text
+                return out
+    return None
+
+
+def _raw(log: dict[str, Any], key: str, literal: str) -> str:
+    """The log's JSON text with `key` set to the JSON `literal` (appended last: a duplicate when it is there)."""
+    body = orjson.dumps(log).decode()
+    return body[:-1] + ("," if len(log) else "") + f'"{key}":{literal}' + "}"
+
+
+LITERALS = [
+    "9223372036854775807", "9223372036854775808", "18446744073709551615", "18446744073709551616",
+    "123456789012345678901234567890", "-9223372036854775809", "1e400", "-1e400", "1e-400", "-0", "-0.0", "0.0",
+    "5e2", "5E+2", "2.5e-3", "200.0", "2e2", "true", "false", "null", '"200"', "[]", "{}", '{"a":1}', "[200]",
+    '"\\u0041\\u00e9"', '"\\ud83d\\ude00"', '"INFO"', '"warn"', '"2026-01-06T12:00:00.5+01:00"', "404", "99",
+    "1000", "0.5", "1.7976931348623157e308", "4.9e-324", "0.30000000000000004", "12.340000000000001",
+]
+RAW_KEYS = ["status", "duration_ms", "timestamp", "level", "service", "user_agent", "error", "metadata", "extra"]
+D1_KEYS = ["duration_ms", "rows_read", "rows_written", "query_type", "table", "database", "error_code", "extra"]
+
+
+def raw_log_variants(event: dict[str, Any]) -> list[dict[str, Any]]:
+    log = log_of(event)
+    if log is None:
+        return []
+    texts = [_raw(log, key, literal) for key in RAW_KEYS for literal in LITERALS]
+    for key in D1_KEYS:
+        for literal in LITERALS:
+            item = '{"query_type":"read","rows_read":1,' + f'"{key}":{literal}' + "}"
+            texts.append(_raw({k: v for k, v in log.items() if k != "metadata"}, "metadata", '{"d1":' + item + "}"))
+            texts.append(_raw({k: v for k, v in log.items() if k != "metadata"}, "metadata",
+                              '{"d1":[' + item + "," + item + "]}"))
+    texts += [
+        _raw(log, "status", '"x"'),  # a duplicate key: orjson keeps the last value
+        orjson.dumps(log).decode().replace('"status":', '"status":"x","status":', 1),
+        orjson.dumps(log).decode().replace('"status":', '"status":500,"status":', 1),
+        _raw({k: v for k, v in log.items() if k not in ("status", "path", "method", "level", "service", "endpoint",
+                                                         "tenant_id")}, "extra", "1"),  # three required keys
+        orjson.dumps({k: v for k, v in log.items() if k != "request_id"}).decode(),  # nine required keys
+        orjson.dumps(log).decode() + " ", " " + orjson.dumps(log).decode(), orjson.dumps(log).decode() + "x",
+        orjson.dumps(log).decode()[:-1], '{"status":200' + ',"a":[' * 600 + "]" * 600 + "}",
+        _raw(log, "extra", "[" * 1100 + "]" * 1100), _raw(log, "service", '"\\ud800"'),
+        _raw(log, "service", '"\\udc00"'), _raw(log, "service", '"\\x41"'), _raw(log, "service", '"\x01"'),
+        _raw(log, "service", "NaN"), _raw(log, "duration_ms", "Infinity"), _raw(log, "status", "0200"),
+        _raw(log, "error", '{"message":"boom","code":7}'), _raw(log, "error", '{"message":"boom","stack":"s"}'),
+        _raw(log, "metadata", '{"d1":[]}'), _raw(log, "metadata", '{"other":1}'), _raw(log, "metadata", "[]"),
+    ]
+    out = []
+    for text in texts:
+        variant = with_log_text(event, text)
+        if variant is not None:
+            out.append(variant)
+    return out
+
+
+def test_typed_log_decoding_agrees_with_the_general_path_on_every_coercion_difference() -> None:
+    extractor = Extractor()
+    events = [event for event in generated(200, seed=11) if log_of(event) is not None]
+    taken = fell_back = 0
+    for event in events[:6]:
+        for variant in raw_log_variants(event):
+            if check(variant, extractor):
+                taken += 1
+            else:
+                fell_back += 1
+    assert taken > 100 and fell_back > 100  # both sides exercised
+
+
+JSON_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8),
+    st.sampled_from(["INFO", "warn", "read", "write", "2026-01-06T12:00:00.123Z", "/a/1?q#f", ""]),
+)
+JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(st.sampled_from(["d1", "message", "code", "query_type", "rows_read",
+                                                              "duration_ms", "x"]), inner, max_size=4), max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(changes=st.dictionaries(st.sampled_from(sorted(REQUIRED_KEYS | {"user_agent", "error", "metadata", "x"})),
+                               JSON_VALUES, max_size=4),
+       drop=st.sets(st.sampled_from(sorted(REQUIRED_KEYS)), max_size=2), index=st.integers(0, 49),
+       ascii_only=st.booleans())
+def test_any_log_field_values_give_the_general_paths_record_or_fall_back(
+        changes: dict[str, Any], drop: set[str], index: int, ascii_only: bool) -> None:
+    event = LOG_EVENTS[index % len(LOG_EVENTS)]
+    log = log_of(event)
+    assert log is not None
+    for key in drop:
+        log.pop(key, None)
+    log.update(changes)
+    variant = with_log_text(event, json.dumps(log, ensure_ascii=ascii_only))  # big ints too, unlike orjson
+    assert variant is not None
+    check(variant, Extractor())
+
+
+LOG_EVENTS = [event for event in generated(300, seed=5) if log_of(event) is not None][:50]
+
+
+def test_the_typed_log_requires_exactly_the_spec_keys() -> None:
+    fields = FactoryLog.__struct_fields__
+    assert set(fields[:len(fields) - len(FactoryLog.__struct_defaults__)]) == REQUIRED_KEYS
