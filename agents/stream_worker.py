@@ -43,6 +43,8 @@ log = logging.getLogger("tailwatch.worker")
 CHECKPOINT_EVERY_S = 1.0
 GAP_FILL_TIMEOUT_S = 30.0
 DONE_CHECK_EVERY_S = 1.0
+CATCH_UP_CHECK_EVERY_S = 1.0
+CATCH_UP_AFTER_S = 3.0
 
 
 class PromptTableManager(TableManager):
@@ -79,6 +81,8 @@ class PartitionState:
     checkpoint_offset: int = -1  # the last message in the stored checkpoint
     unacked: list[EventT[bytes]] = field(default_factory=list)
     last_checkpoint: float = field(default_factory=time.monotonic)
+    last_applied: float = field(default_factory=time.monotonic)  # when a message was last applied
+    catching_up: bool = False
 
 
 def published_ms(timestamp: float | None) -> int | None:
@@ -149,6 +153,7 @@ class MetricsWorker:
         self.telemetry = TailwatchMetrics()  # /metrics and /health (agents/health.py)
         self.app.agent(self.logs, name="panes")(self._agent)
         self.app.timer(DONE_CHECK_EVERY_S)(self._check_done)
+        self.app.timer(CATCH_UP_CHECK_EVERY_S)(self._catch_up)
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         self.dashboard = attach_dashboard(self.app, kafka)  # /dashboard when the web server is on
 
@@ -228,6 +233,7 @@ class MetricsWorker:
             state.offsets.observe(offset, records)
         state.watermark.observe(batch["producer"], batch["watermark_ms"], batch.get("final", False), published)
         state.applied_offset = offset
+        state.last_applied = time.monotonic()
         if event is not None:
             state.unacked.append(event)
         closed: list[ClosedPaneEvent] = []
@@ -293,6 +299,34 @@ class MetricsWorker:
         for start in sorted({start for _service, _endpoint, start in state.store.evicted}):
             self.table.pop(_closed_key(partition, start), None)
         return bool(alerts)
+
+    async def _catch_up(self) -> None:
+        """Messages past a partition's last applied one that Faust does not deliver: after a rebalance or a restart
+        it can drop them as already read (its read or committed offset is past the checkpoint), and `handle` only
+        notices the gap at the next message, which never comes at the end of the input. A partition behind its
+        high watermark (from the consumer's last fetch) with nothing applied for `CATCH_UP_AFTER_S` reads the
+        missing messages with a consumer of its own (`_fill_gap`)."""
+        if self.app.rebalancing:
+            return
+        topic = self.settings.kafka.logs_topic
+        now = time.monotonic()
+        for partition, state in list(self.partitions.items()):
+            if state.catching_up or now - state.last_applied < CATCH_UP_AFTER_S:
+                continue
+            try:
+                highwater = self.app.consumer.highwater(TP(topic, partition))
+            except Exception:  # noqa: S112 - not fetched yet, or no longer assigned
+                continue
+            if highwater is None or highwater <= state.applied_offset + 1:
+                continue
+            state.catching_up = True
+            try:
+                await self._fill_gap(partition, state, highwater)
+            finally:
+                state.catching_up = False
+                state.last_applied = time.monotonic()
+            if self.partitions.get(partition) is state and state.watermark.value == END_OF_INPUT_MS:
+                await self._maybe_done()
 
     async def _check_done(self) -> None:
         """After a rebalance the partitions a worker keeps may all have finished already, and one it takes over

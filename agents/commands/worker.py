@@ -40,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--idle-producer-ms", type=int, default=DEFAULT_IDLE_PRODUCER_MS,
                         help="a producer (ingest source) silent this long, in Kafka publish time, stops holding its "
                              "partitions' watermark back (default %(default)s; 0: wait for every producer)")
+    parser.add_argument("--stall-seconds", type=float, default=30.0,
+                        help="a Faust table recovery receiving nothing, or owned partitions with messages never "
+                             "delivered, this long is a stall: logged with every task's stack and nudged; twice as "
+                             "long again and the worker exits with code 70 for its supervisor to restart it "
+                             "(default %(default)s; 0: no watchdog)")
 
 
 def add_web_args(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                 from agents.health import attach_web  # noqa: PLC0415 - needs Faust
 
                 attach_web(worker, HealthLimits(args.max_lag, int(args.max_record_age * 1000)), rules)
-            return run_worker(worker)
+            return run_worker(worker, args.stall_seconds)
     except RuleFileError as error:
         print(f"tailwatch worker: {error}", file=sys.stderr)
         return 2
@@ -100,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         return 3
 
 
-def run_worker(worker: MetricsWorker) -> int:
+def run_worker(worker: MetricsWorker, stall_s: float = 30.0) -> int:
     import faust  # noqa: PLC0415 - heavy; only the worker needs it at import
 
     from agents.stall_watchdog import StallWatchdog, task_stacks  # noqa: PLC0415
@@ -109,8 +114,9 @@ def run_worker(worker: MetricsWorker) -> int:
 
     recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
 
-    watchdog = StallWatchdog(worker)
-    app.timer(5.0)(watchdog.check)
+    if stall_s > 0:
+        watchdog = StallWatchdog(worker, stall_s=stall_s, exit_after_s=2 * stall_s)
+        app.timer(min(5.0, stall_s / 3))(watchdog.check)
 
     @app.task  # type: ignore[untyped-decorator]
     async def dump_tasks_on_signal() -> None:

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from agents.settings import KafkaSettings
+from agents.stall_watchdog import EXIT_CODE as STALL_EXIT_CODE
 from pipeline.synthetic import DEMO_MIX, DEMO_START_MS, demo_incidents, generate_events, render_capture
 from tests.kafka_tier import free_port
 
@@ -50,11 +52,28 @@ class WebWorker:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = data_dir / "worker.log"
         self.log = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "agents.cli", "worker", "--topic-prefix", settings.topic_prefix,
-             "--partitions", str(settings.partitions), "--app-id", app_id or f"{settings.topic_prefix}-metrics",
-             "--data-dir", str(data_dir), "--web-port", str(self.port), "--web-bind", "127.0.0.1", *extra],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.args = [sys.executable, "-m", "agents.cli", "worker", "--topic-prefix", settings.topic_prefix,
+                     "--partitions", str(settings.partitions), "--app-id",
+                     app_id or f"{settings.topic_prefix}-metrics", "--data-dir", str(data_dir),
+                     "--web-port", str(self.port), "--web-bind", "127.0.0.1", "--stall-seconds", "10", *extra]
+        self.env = env
+        self.restarts = 0
+        self.killed = False
+        self.process = self._start()
+        threading.Thread(target=self._supervise, daemon=True).start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.args, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=self.log)
+
+    def _supervise(self) -> None:
+        """Restart the worker when its stall watchdog made it exit (code 70), as Kubernetes or compose would."""
+        while True:
+            code = self.process.wait()
+            if self.killed or code != STALL_EXIT_CODE:
+                return
+            self.restarts += 1
+            self.process = self._start()
 
     @property
     def url(self) -> str:
@@ -64,6 +83,7 @@ class WebWorker:
         return self.log_path.read_text()
 
     def kill(self) -> None:
+        self.killed = True
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait(timeout=10)
