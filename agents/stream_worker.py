@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import faust
 import orjson
+from faust.streams import _current_event
 from faust.tables.manager import TableManager
 from faust.types import TP, EventT
 
@@ -83,6 +86,16 @@ class PartitionState:
     last_checkpoint: float = field(default_factory=time.monotonic)
     last_applied: float = field(default_factory=time.monotonic)  # when a message was last applied
     catching_up: bool = False
+
+
+class PartitionContext:
+    """Stands for a logs-topic event of one partition while the worker applies messages outside Faust's stream (the
+    catch-up timer): Faust's table takes the changelog partition of every write from the current event."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = SimpleNamespace(topic=topic, partition=partition)
 
 
 def published_ms(timestamp: float | None) -> int | None:
@@ -320,9 +333,12 @@ class MetricsWorker:
             if highwater is None or highwater <= state.applied_offset + 1:
                 continue
             state.catching_up = True
+            context = PartitionContext(topic, partition)
+            token = _current_event.set(weakref.ref(context))  # type: ignore[arg-type]
             try:
                 await self._fill_gap(partition, state, highwater)
             finally:
+                _current_event.reset(token)
                 state.catching_up = False
                 state.last_applied = time.monotonic()
             if self.partitions.get(partition) is state and state.watermark.value == END_OF_INPUT_MS:

@@ -326,3 +326,70 @@ def test_a_restored_partition_reads_the_offsets_its_checkpoint_needs(apache_kafk
     assert_same(live, alerts, snapshots, expected_alerts)
     assert '"filling an offset gap"' in log_text
     assert '"offset gap"' not in log_text  # every gap was filled, none left
+
+
+def test_a_restored_partition_catches_up_when_no_message_comes_after_its_checkpoint(apache_kafka: ApacheKafka,
+                                                                                      tmp_path: Path) -> None:
+    """The whole input is on the topic and the group's committed offset is at its end, past the checkpoint of the
+    worker that read the first part: Faust delivers nothing more, so no message reveals the gap. The new worker
+    notices partitions behind their high watermark with nothing applied, reads the missing messages itself and
+    publishes exactly what replay gives."""
+    capture = incident_capture(tmp_path / "capture.jsonl", minutes=20)
+    snapshots, expected_alerts, _records = replayed(capture)
+    settings = settings_on(apache_kafka, "cu")
+    app_id = f"{settings.topic_prefix}-metrics"
+    bootstrap = settings.bootstrap or ""
+    chunks = list(file_chunks(capture, chunk_bytes=max(1, capture.stat().st_size // 30)))
+    tps = [TopicPartition(settings.logs_topic, p) for p in range(PARTITIONS)]
+
+    async def scenario() -> tuple[dict[Key, set[bytes]], list[bytes], str]:
+        await ensure_topics(bootstrap, log_topic_specs(settings))
+        publisher = Publisher(bootstrap, settings.logs_topic, settings.deadletter_topic)
+        await publisher.start()
+        try:
+            feed = Ingestor(publisher, PARTITIONS).feed("files")
+            parser = feed.new_parser(str(capture))
+            first = WebWorker(settings, tmp_path / "first")
+            try:
+                await first.wait_ready()
+                for chunk in chunks[:10]:
+                    await feed.push(parser.feed(chunk))
+                    await feed.flush(heartbeat=True)
+                    await asyncio.sleep(0.4)
+
+                async def caught_up() -> bool:
+                    lag = by_label(await first.metrics(), "tailwatch_consumer_lag")
+                    return len(lag) == PARTITIONS and sum(lag.values()) == 0
+
+                await wait_for(caught_up, 60, "the first worker to process the first part")
+            finally:
+                first.process.terminate()
+                first.process.wait(timeout=30)
+                first.kill()
+            for chunk in chunks[10:]:
+                await feed.push(parser.feed(chunk))
+                await feed.flush(heartbeat=True)
+            await feed.push(parser.finish())
+            await feed.flush(heartbeat=True, final=True)
+            consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=app_id, enable_auto_commit=False)
+            await consumer.start()
+            try:
+                consumer.assign(tps)
+                await consumer.commit(dict(await consumer.end_offsets(tps)))  # everything "read" already
+            finally:
+                await consumer.stop()
+            second = WebWorker(settings, tmp_path / "second")
+            try:
+                await second.wait_ready()
+                await wait_done(second, timeout_s=120)
+                topics = await published(settings)
+                log_text = second.log_text()
+            finally:
+                second.kill()
+        finally:
+            await publisher.stop()
+        return (*topics, log_text)
+
+    live, alerts, log_text = asyncio.run(scenario())
+    assert_same(live, alerts, snapshots, expected_alerts)
+    assert '"filling an offset gap"' in log_text and "Crashed" not in log_text
