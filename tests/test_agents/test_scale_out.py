@@ -246,6 +246,56 @@ def test_a_worker_joining_mid_stream_takes_partitions_over_cleanly(apache_kafka:
     assert_same(live, alerts, snapshots, expected_alerts)
 
 
+async def send(feed: Any, parser: Any, part: list[bytes], pause_s: float = 0.0) -> None:
+    for chunk in part:
+        await feed.push(parser.feed(chunk))
+        await feed.flush(heartbeat=True)  # at least one message per partition per chunk
+        await asyncio.sleep(pause_s)
+
+
+async def end_offsets(settings: KafkaSettings) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap or "", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return dict(await consumer.end_offsets([TopicPartition(settings.logs_topic, p) for p in range(PARTITIONS)]))
+    finally:
+        await consumer.stop()
+
+
+async def commit(settings: KafkaSettings, offsets: dict[TopicPartition, int]) -> None:
+    """Commit `offsets` for the workers' consumer group, as if it had read that far."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap or "",
+                                group_id=f"{settings.topic_prefix}-metrics", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        await consumer.commit(offsets)
+    finally:
+        await consumer.stop()
+
+
+async def first_part_by_a_first_worker(settings: KafkaSettings, data_dir: Path, feed: Any, parser: Any,
+                                       part: list[bytes]) -> dict[TopicPartition, int]:
+    """A first worker processes `part` (sent over several of its checkpoints, one a second) and stops cleanly,
+    leaving the group. Returns the logs topic's end offsets after the part."""
+    first = WebWorker(settings, data_dir)
+    try:
+        await first.wait_ready()
+        await send(feed, parser, part, pause_s=0.4)
+        sent = await end_offsets(settings)
+
+        async def caught_up() -> bool:
+            lag = by_label(await first.metrics(), "tailwatch_consumer_lag")
+            return len(lag) == PARTITIONS and sum(lag.values()) == 0
+
+        await wait_for(caught_up, 60, "the first worker to process the first part")
+    finally:
+        first.process.terminate()  # a clean stop: it leaves the group
+        first.process.wait(timeout=30)
+        first.kill()
+    return sent
+
+
 def test_a_restored_partition_reads_the_offsets_its_checkpoint_needs(apache_kafka: ApacheKafka,
                                                                          tmp_path: Path) -> None:
     """The group's committed offset is past what the restored checkpoint holds (what a fetch Faust made before a
@@ -254,33 +304,8 @@ def test_a_restored_partition_reads_the_offsets_its_checkpoint_needs(apache_kafk
     capture = incident_capture(tmp_path / "capture.jsonl", minutes=20)
     snapshots, expected_alerts, _records = replayed(capture)
     settings = settings_on(apache_kafka, "rw")
-    app_id = f"{settings.topic_prefix}-metrics"
     bootstrap = settings.bootstrap or ""
     chunks = list(file_chunks(capture, chunk_bytes=max(1, capture.stat().st_size // 30)))
-    tps = [TopicPartition(settings.logs_topic, p) for p in range(PARTITIONS)]
-
-    async def send(feed: Any, parser: Any, part: list[bytes], pause_s: float = 0.0) -> None:
-        for chunk in part:
-            await feed.push(parser.feed(chunk))
-            await feed.flush(heartbeat=True)  # at least one message per partition per chunk
-            await asyncio.sleep(pause_s)
-
-    async def end_offsets() -> dict[TopicPartition, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            return dict(await consumer.end_offsets(tps))
-        finally:
-            await consumer.stop()
-
-    async def commit(offsets: dict[TopicPartition, int]) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=app_id, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            consumer.assign(tps)
-            await consumer.commit(offsets)
-        finally:
-            await consumer.stop()
 
     async def scenario() -> tuple[dict[Key, set[bytes]], list[bytes], str]:
         await ensure_topics(bootstrap, log_topic_specs(settings))
@@ -289,24 +314,10 @@ def test_a_restored_partition_reads_the_offsets_its_checkpoint_needs(apache_kafk
         try:
             feed = Ingestor(publisher, PARTITIONS).feed("files")
             parser = feed.new_parser(str(capture))
-            first = WebWorker(settings, tmp_path / "first")
-            try:
-                await first.wait_ready()
-                await send(feed, parser, chunks[:10], pause_s=0.4)  # over several checkpoints (one a second)
-                sent = await end_offsets()
-
-                async def caught_up() -> bool:
-                    lag = by_label(await first.metrics(), "tailwatch_consumer_lag")
-                    return len(lag) == PARTITIONS and sum(lag.values()) == 0
-
-                await wait_for(caught_up, 60, "the first worker to process the first part")
-            finally:
-                first.process.terminate()  # a clean stop: it leaves the group
-                first.process.wait(timeout=30)
-                first.kill()
+            sent = await first_part_by_a_first_worker(settings, tmp_path / "first", feed, parser, chunks[:10])
             await send(feed, parser, chunks[10:20])
             # Committed: 3 messages past the first part's end, so past every partition's checkpoint.
-            await commit({tp: offset + 3 for tp, offset in sent.items()})
+            await commit(settings, {tp: offset + 3 for tp, offset in sent.items()})
             second = WebWorker(settings, tmp_path / "second")
             try:
                 await second.wait_ready()
@@ -337,10 +348,8 @@ def test_a_restored_partition_catches_up_when_no_message_comes_after_its_checkpo
     capture = incident_capture(tmp_path / "capture.jsonl", minutes=20)
     snapshots, expected_alerts, _records = replayed(capture)
     settings = settings_on(apache_kafka, "cu")
-    app_id = f"{settings.topic_prefix}-metrics"
     bootstrap = settings.bootstrap or ""
     chunks = list(file_chunks(capture, chunk_bytes=max(1, capture.stat().st_size // 30)))
-    tps = [TopicPartition(settings.logs_topic, p) for p in range(PARTITIONS)]
 
     async def scenario() -> tuple[dict[Key, set[bytes]], list[bytes], str]:
         await ensure_topics(bootstrap, log_topic_specs(settings))
@@ -349,35 +358,11 @@ def test_a_restored_partition_catches_up_when_no_message_comes_after_its_checkpo
         try:
             feed = Ingestor(publisher, PARTITIONS).feed("files")
             parser = feed.new_parser(str(capture))
-            first = WebWorker(settings, tmp_path / "first")
-            try:
-                await first.wait_ready()
-                for chunk in chunks[:10]:
-                    await feed.push(parser.feed(chunk))
-                    await feed.flush(heartbeat=True)
-                    await asyncio.sleep(0.4)
-
-                async def caught_up() -> bool:
-                    lag = by_label(await first.metrics(), "tailwatch_consumer_lag")
-                    return len(lag) == PARTITIONS and sum(lag.values()) == 0
-
-                await wait_for(caught_up, 60, "the first worker to process the first part")
-            finally:
-                first.process.terminate()
-                first.process.wait(timeout=30)
-                first.kill()
-            for chunk in chunks[10:]:
-                await feed.push(parser.feed(chunk))
-                await feed.flush(heartbeat=True)
+            await first_part_by_a_first_worker(settings, tmp_path / "first", feed, parser, chunks[:10])
+            await send(feed, parser, chunks[10:])
             await feed.push(parser.finish())
             await feed.flush(heartbeat=True, final=True)
-            consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=app_id, enable_auto_commit=False)
-            await consumer.start()
-            try:
-                consumer.assign(tps)
-                await consumer.commit(dict(await consumer.end_offsets(tps)))  # everything "read" already
-            finally:
-                await consumer.stop()
+            await commit(settings, await end_offsets(settings))  # everything "read" already
             second = WebWorker(settings, tmp_path / "second")
             try:
                 await second.wait_ready()
