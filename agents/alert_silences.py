@@ -140,6 +140,8 @@ class SilenceFeed:
             await consumer.seek_to_beginning(*tps)
             ends = await consumer.end_offsets(tps)
             started = time.monotonic()
+            if all(end == 0 for end in ends.values()):
+                self.ready.set()  # nothing to read: do not hold the worker's first batch for a fetch timeout
             while True:
                 batch = await consumer.getmany(timeout_ms=500)
                 for messages in batch.values():

@@ -14,6 +14,7 @@ re-sent one (crash between send and checkpoint) is an exact duplicate; consumers
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import weakref
@@ -32,6 +33,7 @@ from agents.dashboard import attach_dashboard
 from agents.rules_files import LoadedRules, load_rules
 from agents.settings import KafkaSettings
 from agents.worker_metrics import TailwatchMetrics
+from pipeline.log_batches import InvalidLogBatch, decode_pane_batch, invalid_batch_letter
 from pipeline.metrics import snapshot
 from pipeline.pane_codec import checkpoint, closed_from_dict, closed_to_dict, restore
 from pipeline.pane_store import DEFAULT_RETENTION_MS, ClosedPaneEvent, PaneStore
@@ -152,12 +154,15 @@ class MetricsWorker:
                                       value_serializer="raw", key_serializer="raw", partitions=kafka.partitions)
         self.alerts = self.app.topic(kafka.topic("alerts"), value_type=bytes, key_type=bytes,
                                      value_serializer="raw", key_serializer="raw", partitions=kafka.partitions)
+        self.deadletters = self.app.topic(kafka.deadletter_topic, value_type=bytes, key_type=bytes,
+                                          value_serializer="raw", key_serializer="raw", partitions=kafka.partitions)
         self.alerts_sent = 0
+        self.invalid_batches = 0
         self.done_logged = False
         self.table = self.app.Table("panes", partitions=kafka.partitions, key_type=bytes, value_type=bytes)
         self.partitions: dict[int, PartitionState] = {}
         self.silence_feed = SilenceFeed(kafka.bootstrap, kafka.topic("silences"))  # shared by every partition's rules
-        self.app.task(self.silence_feed.run)
+        self.silence_feed_task: asyncio.Future[None] | None = None
         # Snapshots and alerts of a whole batch of closed panes go out together: let Faust buffer them.
         self.app.producer.buffer.max_messages = 10_000
         self.snapshots_sent = 0
@@ -171,6 +176,8 @@ class MetricsWorker:
         self.dashboard = attach_dashboard(self.app, kafka)  # /dashboard when the web server is on
 
     async def _agent(self, stream: faust.StreamT[bytes]) -> None:
+        if self.silence_feed_task is None:  # with the agent: Faust starts app tasks only after recovery, ~3 s later
+            self.silence_feed_task = self.app.add_future(self.silence_feed.run())
         await self.silence_feed.wait_ready()  # the silences known at start-up mark the first transitions too
         manual_ack: Any = stream.noack()  # type: ignore[attr-defined]  # acked after their checkpoint
         async for event in manual_ack.events():
@@ -236,15 +243,19 @@ class MetricsWorker:
         await self._apply(message.partition, state, message.offset, event.value, event,
                           published_ms(message.timestamp))
 
-    async def _apply(self, partition: int, state: PartitionState, offset: int, value: bytes,
+    async def _apply(self, partition: int, state: PartitionState, offset: int, value: bytes | None,
                      event: EventT[bytes] | None, published: int | None = None) -> None:
-        batch = orjson.loads(value)
-        records = batch["records"]
+        try:
+            batch = decode_pane_batch(value)
+        except InvalidLogBatch as error:
+            self._reject(partition, state, offset, value, str(error), event)
+            return
+        records = batch.record_dicts
         self.records_in += len(records)
         self.late += state.store.add(records)
         if state.offsets is not None:
             state.offsets.observe(offset, records)
-        state.watermark.observe(batch["producer"], batch["watermark_ms"], batch.get("final", False), published)
+        state.watermark.observe(batch.producer, batch.watermark_ms, batch.final, published)
         state.applied_offset = offset
         state.last_applied = time.monotonic()
         if event is not None:
@@ -258,10 +269,24 @@ class MetricsWorker:
             alerted = await self._emit(partition, state, closed)
         # After alert transitions the checkpoint goes out with them, so a restart does not send them again.
         due = time.monotonic() - state.last_checkpoint >= self.settings.checkpoint_every_s
-        if alerted or due or batch.get("final"):
+        if alerted or due or batch.final:
             self._checkpoint(partition, state)
-        if batch.get("final"):
+        if batch.final:
             await self._maybe_done()
+
+    def _reject(self, partition: int, state: PartitionState, offset: int, value: bytes | None, reason: str,
+                event: EventT[bytes] | None) -> None:
+        """A message that is not a log batch costs only itself: dead-lettered with its reason, counted, skipped."""
+        topic = self.settings.kafka.logs_topic
+        self.invalid_batches += 1
+        log.warning("invalid log batch", extra={"fields": {"partition": partition, "offset": offset,
+                                                           "reason": reason}})
+        self.deadletters.send_soon(key=f"kafka:{topic}/{partition}".encode(),
+                                   value=orjson.dumps(invalid_batch_letter(topic, partition, offset, value, reason)))
+        state.applied_offset = offset
+        state.last_applied = time.monotonic()
+        if event is not None:
+            state.unacked.append(event)
 
     async def _fill_gap(self, partition: int, state: PartitionState, offset: int) -> None:
         """Messages between the state's last one and `offset` that Faust did not deliver: after a rebalance it can
@@ -286,7 +311,7 @@ class MetricsWorker:
                 for record in fetched.get(tp, []):
                     if record.offset >= offset:
                         return
-                    if record.offset > state.applied_offset and record.value is not None:
+                    if record.offset > state.applied_offset:
                         await self._apply(partition, state, record.offset, record.value, None, record.timestamp)
                 if not fetched and await consumer.position(tp) >= offset:
                     return

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -129,12 +130,16 @@ async def count_snapshots(settings: KafkaSettings, expected: int, timeout_s: flo
         await consumer.stop()
 
 
-def run_worker(settings: KafkaSettings, expected_snapshots: int) -> float:
-    """Seconds from the worker's ready to its last snapshot."""
+def run_worker(settings: KafkaSettings, expected_snapshots: int, profile: str | None = None) -> float:
+    """Seconds from the worker's ready to its last snapshot; with `profile`, py-spy samples the worker into that
+    file (collapsed stacks)."""
     env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""}
+    spy_args = os.environ.get("BENCH_SPY_ARGS", "").split()  # e.g. "--gil --threads"
+    spy = ["py-spy", "record", "--format", "raw", "--rate", "250", *spy_args, "--output", profile, "--"]
+    spy = spy if profile else []
     with tempfile.TemporaryDirectory() as data_dir:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "agents.cli", "worker", "--topic-prefix", settings.topic_prefix,
+            [*spy, sys.executable, "-m", "agents.cli", "worker", "--topic-prefix", settings.topic_prefix,
              "--data-dir", data_dir], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         try:
             assert worker.stderr is not None
@@ -145,8 +150,8 @@ def run_worker(settings: KafkaSettings, expected_snapshots: int) -> float:
             last = asyncio.run(count_snapshots(settings, expected_snapshots, timeout_s=600))
             return last - ready
         finally:
-            worker.kill()
-            _, rest = worker.communicate(timeout=10)
+            worker.send_signal(signal.SIGINT) if profile else worker.kill()
+            _, rest = worker.communicate(timeout=60)
             warnings = [line for line in rest.splitlines() if '"level":"warning"' in line or '"level":"error"' in line]
             if warnings:
                 print(f"worker warnings ({len(warnings)}):", *warnings[:5], sep="\n  ")
@@ -158,6 +163,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--minutes", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--batch-records", type=int, default=500, help="records per Kafka message (ingest default)")
+    parser.add_argument("--profile", metavar="FILE", help="sample the worker with py-spy into FILE")
     args = parser.parse_args(argv)
     records = make_records(args.records, args.minutes, args.seed)
     panes = len({(r["endpoint"], r["event_time_ms"] // 60_000) for r in records})
@@ -169,7 +175,7 @@ def main(argv: list[str]) -> int:
               f"({len(records) / (time.perf_counter() - started):,.0f} records/s)")
         floor_s = asyncio.run(floor(settings, len(records)))
         print(f"floor (aiokafka getmany + orjson + dicts): {floor_s:.2f} s, {len(records) / floor_s:,.0f} records/s")
-        worker_s = run_worker(settings, panes)
+        worker_s = run_worker(settings, panes, args.profile)
         print(f"tailwatch worker: {worker_s:.2f} s, {len(records) / worker_s:,.0f} records/s, {panes} pane snapshots")
     print(f"ratio={floor_s / worker_s:.3f}")
     return 0

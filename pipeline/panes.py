@@ -134,7 +134,7 @@ class OpenPane(PaneCounts):
                 self.d1_reads += 1
             else:
                 self.d1_writes += 1
-            if query["error_code"] == CONNECTION_FAILED:
+            if query.get("error_code") == CONNECTION_FAILED:
                 self.d1_connection_failures += 1
             self.d1_rows_read += query["rows_read"]
             self.d1_rows_written += query["rows_written"]

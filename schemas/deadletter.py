@@ -9,16 +9,18 @@ from pydantic import BaseModel, ConfigDict, Field
 EXCERPT_MAX_CHARS = 512
 
 RejectKind = Literal["malformed_json", "truncated_object", "oversized_object", "not_an_event", "no_event_time",
-                     "invalid_factory_log", "invalid_field"]
+                     "invalid_factory_log", "invalid_field", "invalid_log_batch"]
 
 
 class DeadLetter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     v: Literal[1] = 1
-    source: str = Field(description="where the input came from: a file path, `stdin`, or `wrangler:<worker>`")
+    source: str = Field(description="where the input came from: a file path, `stdin`, `wrangler:<worker>`, or "
+                                    "`kafka:<logs topic>/<partition>` for a logs-topic message the worker rejected")
     line: int | None = Field(description="1-based line of the input where the piece starts")
-    offset: int | None = Field(description="byte offset of the input where the piece starts")
+    offset: int | None = Field(description="byte offset of the input where the piece starts; for a logs-topic "
+                                           "message (`kind` invalid_log_batch), its offset in the partition")
     kind: RejectKind
     reason: str
     excerpt: str = Field(max_length=EXCERPT_MAX_CHARS, description="the start of the raw text, bounded")

@@ -104,7 +104,7 @@ async def topic_alerts(args: argparse.Namespace, rules: LoadedRules,
     until = iso_to_ms(args.until) if args.until else None
     alerts: list[dict[str, Any]] = []
     async for message in history(settings.bootstrap, settings.logs_topic, since, until):
-        alerts += backtest.feed(message.partition, orjson.loads(message.value), message.timestamp)
+        alerts += backtest.feed(message.partition, message.value, message.timestamp)
     alerts += backtest.end()
     return alerts, backtest
 
@@ -143,7 +143,7 @@ def _run_topic(args: argparse.Namespace) -> int:
         out.write(orjson.dumps(alert) + b"\n")
     out.flush()
     print(f"records={backtest.records} panes={backtest.panes_closed} late_dropped={backtest.late} "
-          f"alerts={len(alerts)}", file=sys.stderr)
+          f"alerts={len(alerts)} invalid_batches={backtest.invalid}", file=sys.stderr)
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.log_batches import InvalidLogBatch, decode_pane_batch
 from pipeline.pane_store import DEFAULT_RETENTION_MS, ClosedPaneEvent, PaneStore
 from pipeline.rules.engine import CompiledRule, RuleEngine
 from pipeline.rules.silences import SilenceSet
@@ -35,6 +36,7 @@ class LogTopicBacktest:
         self.panes_closed = 0
         self.records = 0
         self.late = 0
+        self.invalid = 0  # messages that were not log batches
 
     def _partition(self, partition: int) -> _Partition:
         state = self.partitions.get(partition)
@@ -44,14 +46,19 @@ class LogTopicBacktest:
                                                             PartitionWatermark(self._idle_producer_ms))
         return state
 
-    def feed(self, partition: int, batch: dict[str, Any], published_ms: int | None = None) -> list[dict[str, Any]]:
-        """One log batch (a `LogBatch` dict) of `partition`, in offset order, with its Kafka timestamp; returns the
-        alert events it gave."""
+    def feed(self, partition: int, value: bytes | None, published_ms: int | None = None) -> list[dict[str, Any]]:
+        """One logs-topic message of `partition`, in offset order, with its Kafka timestamp; returns the alert events
+        it gave. A message that is not a `LogBatch` is counted in `invalid` and skipped, as the worker skips it."""
+        try:
+            batch = decode_pane_batch(value)
+        except InvalidLogBatch:
+            self.invalid += 1
+            return []
         state = self._partition(partition)
-        records = batch["records"]
+        records = batch.record_dicts
         self.records += len(records)
         self.late += state.store.add(records)
-        state.watermark.observe(batch["producer"], batch["watermark_ms"], batch.get("final", False), published_ms)
+        state.watermark.observe(batch.producer, batch.watermark_ms, batch.final, published_ms)
         mark = state.watermark.value
         return [] if mark is None else self._close(state, mark)
 

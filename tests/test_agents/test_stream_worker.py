@@ -23,6 +23,7 @@ from agents.sources import file_chunks
 from agents.topics import ensure_topics
 from pipeline.metrics import snapshot
 from pipeline.parsing import ParseStats
+from schemas.deadletter import DeadLetter
 from tests.captures import canonical, disordered_capture
 from tests.support import read_topic
 
@@ -112,3 +113,54 @@ def test_live_snapshots_equal_replay(kafka_settings: KafkaSettings, sample_captu
     assert live == sorted(canonical(s) for s in expected)
     # keyed by service|endpoint, so one endpoint's snapshots stay in one partition
     assert all(m.key == f"{m.value['service']}|{m.value['endpoint']}".encode() for m in messages)
+
+
+INVALID_BATCHES = [b"not json", b'{"v": 2, "producer": "p", "watermark_ms": 0, "records": []}',
+                   b'{"producer": "p", "watermark_ms": null, "records": [{"service": "s"}]}', None]
+
+
+async def publish_raw(settings: KafkaSettings, values: list[bytes | None]) -> None:
+    """`values` at the start of every logs partition, before any batch, as a foreign producer might send them."""
+    from aiokafka import AIOKafkaProducer  # noqa: PLC0415
+
+    bootstrap = settings.bootstrap
+    assert bootstrap
+    await ensure_topics(bootstrap, log_topic_specs(settings))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for partition in range(settings.partitions):
+            for value in values:
+                await producer.send_and_wait(settings.logs_topic, value=value, key=b"junk", partition=partition)
+    finally:
+        await producer.stop()
+
+
+def test_invalid_log_messages_cost_only_themselves(kafka_settings: KafkaSettings, sample_capture: Path,
+                                                   worker_dir: Path) -> None:
+    """Messages on the logs topic that are not log batches are dead-lettered with their offset and reason; the
+    batches after them give exactly replay's snapshots."""
+    args = argparse.Namespace(inputs=[str(sample_capture)], lateness_ms=10_000, route=[])
+    expected = [snapshot(event) for event in replay_events(args, ParseStats())[0]]
+    asyncio.run(publish_raw(kafka_settings, INVALID_BATCHES))
+    asyncio.run(ingest(kafka_settings, sample_capture))
+    worker = start_worker(kafka_settings, worker_dir)
+    try:
+        wait_ready(worker)
+        messages = asyncio.run(read_topic(kafka_settings.bootstrap or "", kafka_settings.topic("metrics"),
+                                          until=len(expected), timeout_s=60))
+        letters = asyncio.run(read_topic(kafka_settings.bootstrap or "", kafka_settings.deadletter_topic,
+                                         until=len(INVALID_BATCHES) * kafka_settings.partitions, timeout_s=30))
+    finally:
+        stop(worker)
+    assert sorted(canonical(m.value) for m in messages) == sorted(canonical(s) for s in expected)
+    rejected = [m.value for m in letters if m.value["kind"] == "invalid_log_batch"]
+    for letter in rejected:
+        DeadLetter.model_validate(letter)
+    topic = kafka_settings.logs_topic
+    assert sorted((letter["source"], letter["offset"]) for letter in rejected) == sorted(
+        (f"kafka:{topic}/{partition}", offset) for partition in range(kafka_settings.partitions)
+        for offset in range(len(INVALID_BATCHES)))
+    reasons = {letter["offset"]: letter["reason"] for letter in rejected}
+    assert reasons[0].startswith("not JSON") and reasons[3] == "empty message (a tombstone)"
+    assert "`$.v`" in reasons[1] and "`$.records[0]`" in reasons[2]
