@@ -30,6 +30,7 @@ from faust.types import TP, EventT
 
 from agents.alert_silences import SilenceFeed
 from agents.dashboard import attach_dashboard
+from agents.fetch_wait import keep_fetch_wait_short
 from agents.rules_files import LoadedRules, load_rules
 from agents.settings import KafkaSettings
 from agents.worker_metrics import TailwatchMetrics
@@ -173,6 +174,7 @@ class MetricsWorker:
         self.app.timer(DONE_CHECK_EVERY_S)(self._check_done)
         self.app.timer(CATCH_UP_CHECK_EVERY_S)(self._catch_up)
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        keep_fetch_wait_short(self.app)
         self.dashboard = attach_dashboard(self.app, kafka)  # /dashboard when the web server is on
 
     async def _agent(self, stream: faust.StreamT[bytes]) -> None:
@@ -250,7 +252,7 @@ class MetricsWorker:
         except InvalidLogBatch as error:
             self._reject(partition, state, offset, value, str(error), event)
             return
-        records = batch.record_dicts
+        records = batch.records
         self.records_in += len(records)
         self.late += state.store.add(records)
         if state.offsets is not None:

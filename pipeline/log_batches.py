@@ -2,9 +2,9 @@
 
 The stream worker and `replay --topic` decode every message with `decode_pane_batch`. msgspec checks the types in C
 and skips the record fields the panes never read (method, path, colo, error texts, …) without building them, which
-costs about half of decoding the whole batch into dicts. Records stay plain dicts (`PaneRecord`), so the pane code
-is the one replay runs on parsed records. Numbers keep their JSON type (`1` an int, `1.0` a float), as with orjson,
-so live and replay give the same snapshots.
+costs about half of decoding the whole batch into dicts with orjson. Records become `PaneRecord` structs
+(`pipeline.pane_records`), which the pane code reads as it reads replay's parsed dicts. Numbers keep their JSON
+type (`1` an int, `1.0` a float), as with orjson, so live and replay give the same snapshots.
 
 A message that is not a valid batch raises `InvalidLogBatch` with the reason: the caller dead-letters it and goes
 on, so a foreign or corrupted message costs only itself.
@@ -12,36 +12,13 @@ on, so a foreign or corrupted message costs only itself.
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, TypedDict, cast
+from typing import Any, Literal
 
 import msgspec
 
+from pipeline.pane_records import PaneRecord
 from pipeline.parsing import dead_letter
 from pipeline.pieces import excerpt_of
-
-Number = int | float
-
-
-class PaneD1Query(TypedDict):
-    query_type: Literal["read", "write"]
-    duration_ms: Number
-    rows_read: int
-    rows_written: int
-    error_code: NotRequired[str | None]
-
-
-class PaneRecord(TypedDict):
-    """The fields of a `LogRecord` that panes and rules read."""
-
-    service: str
-    endpoint: str
-    event_time_ms: int
-    status: int | None
-    outcome: str
-    duration_ms: Number | None
-    cpu_ms: Number | None
-    d1: list[PaneD1Query]
-    watermark_ms: NotRequired[int | None]
 
 
 class PaneBatch(msgspec.Struct, frozen=True, gc=False):
@@ -52,11 +29,6 @@ class PaneBatch(msgspec.Struct, frozen=True, gc=False):
     records: list[PaneRecord]
     final: bool = False
     v: Literal[1] = 1
-
-    @property
-    def record_dicts(self) -> list[dict[str, Any]]:
-        """The records as the pane code takes them: they are plain dicts."""
-        return cast("list[dict[str, Any]]", self.records)
 
 
 class InvalidLogBatch(ValueError):

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from itertools import compress, repeat
-from operator import is_not, itemgetter
+from operator import is_not, mod, sub
 from typing import Any
 
+from pipeline.pane_records import RecordFields, Records, fields_of
 from pipeline.panes import ClosedPane, OpenPane
 from pipeline.windows import PANE_MS, day_start, pane_start
 
 GroupKey = tuple[str, str]  # (service, endpoint)
-_EVENT_TIME = itemgetter("event_time_ms")
 _IS_NOT_NONE: Callable[[object], bool] = partial(is_not, None)
 DEFAULT_RETENTION_MS = 60 * 60_000
 
@@ -52,35 +52,37 @@ class PaneStore:
         self.closed_until_ms: int | None = None  # every pane ending at or before this is closed
         self.evicted: list[tuple[str, str, int]] = []  # closed panes dropped by the last close_until
 
-    def add(self, records: list[dict[str, Any]]) -> int:
+    def add(self, records: Records) -> int:
         """Count records into their panes; returns how many were late.
 
         A record is late when its pane ended at or before its watermark (the store's `closed_until_ms` at least),
         that is when its event time is before the start of the watermark's pane. Lateness is checked per record only
         when the batch's oldest record could be late; records are grouped per pane and counted with one `add_many`
-        each."""
+        each. Records are parsed dicts or decoded `PaneRecord`s (`pipeline.pane_records`), all of one shape."""
         if not records:
             return 0
+        fields = fields_of(records)
         pane_ms = self.pane_ms
         floor = self.closed_until_ms
-        stamps = list(map(_EVENT_TIME, records))
-        marks: list[Any] = list(map(dict.get, records, repeat("watermark_ms")))
+        stamps = list(map(fields.event_time_ms, records))
+        marks: list[Any] = list(map(fields.watermark_ms, records))
         present: list[int] = list(filter(_IS_NOT_NONE, marks))
         newest = max(present) if present else None
         if floor is not None and (newest is None or newest < floor):
             newest = floor
         if newest is None or min(stamps) >= newest - newest % pane_ms:
-            self._count(records, stamps)  # no record's pane can have closed
+            self._count(records, stamps, fields)  # no record's pane can have closed
             return 0
         late_at = self._late_marks(stamps, marks, floor)
         if not late_at:
-            self._count(records, stamps)
+            self._count(records, stamps, fields)
             return 0
         for i, mark in late_at.items():
             record = records[i]
-            self._pane(record["service"], record["endpoint"], mark - mark % pane_ms).late_dropped += 1
+            self._pane(fields.service(record), fields.endpoint(record), mark - mark % pane_ms).late_dropped += 1
         keep = [i not in late_at for i in range(len(records))]
-        self._count(list(compress(records, keep)), list(compress(stamps, keep)))
+        kept: list[Any] = list(compress(records, keep))
+        self._count(kept, list(compress(stamps, keep)), fields)
         return len(late_at)
 
     def _late_marks(self, stamps: list[int], marks: list[int | None], floor: int | None) -> dict[int, int]:
@@ -93,14 +95,15 @@ class PaneStore:
                 late[i] = mark
         return late
 
-    def _count(self, records: list[dict[str, Any]], stamps: list[int]) -> None:
+    def _count(self, records: Records, stamps: list[int], fields: RecordFields) -> None:
         """Records into their open panes, grouped by (service, endpoint, pane start): one `add_many` per pane."""
         if not records:
             return
         pane_ms = self.pane_ms
-        groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-        for record, stamp in zip(records, stamps, strict=True):
-            key = (record["service"], record["endpoint"], stamp - stamp % pane_ms)
+        groups: dict[tuple[str, str, int], list[Any]] = {}
+        keys = zip(map(fields.service, records), map(fields.endpoint, records),
+                   map(sub, stamps, map(mod, stamps, repeat(pane_ms))), strict=True)
+        for key, record in zip(keys, records, strict=True):
             group = groups.get(key)
             if group is None:
                 groups[key] = [record]
@@ -111,7 +114,7 @@ class PaneStore:
             pane = open_panes.get(key)
             if pane is None:
                 pane = open_panes[key] = OpenPane()
-            pane.add_many(members)
+            pane.add_many(members, fields)
 
     def _pane(self, service: str, endpoint: str, start: int) -> OpenPane:
         key = (service, endpoint, start)

@@ -14,19 +14,14 @@ from __future__ import annotations
 from collections import _count_elements  # type: ignore[attr-defined]  # the C counter behind Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
+from pipeline.pane_records import PaneD1Query, PaneRecord, RecordFields, Records, fields_of
 from pipeline.sketches import Sketch, digest_of, merge_digests
 
 CLEAN_OUTCOMES = frozenset(("ok", "canceled", "responseStreamDisconnected", "log"))
 _CLASS_OF_HUNDREDS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 CONNECTION_FAILED = "connection_failed"
-_STATUS = itemgetter("status")
-_OUTCOME = itemgetter("outcome")
-_DURATION = itemgetter("duration_ms")
-_CPU = itemgetter("cpu_ms")
-_D1 = itemgetter("d1")
 
 
 def status_class(status: int | None, outcome: str) -> str:
@@ -98,14 +93,15 @@ class OpenPane(PaneCounts):
     cpu: list[float] = field(default_factory=list)
     d1_durations: list[float] = field(default_factory=list)
 
-    def add(self, record: dict[str, Any]) -> None:
-        self.add_many([record])
+    def add(self, record: dict[str, Any] | PaneRecord) -> None:
+        self.add_many([record])  # type: ignore[arg-type]  # a list of one record is of one shape
 
-    def add_many(self, records: list[dict[str, Any]]) -> None:
-        """Count a batch of records of this pane: the per-record work happens in C (map, itemgetter, counting)."""
+    def add_many(self, records: Records, fields: RecordFields | None = None) -> None:
+        """Count a batch of records of this pane: the per-record work happens in C (map, getters, counting)."""
+        fields = fields or fields_of(records)
         self.total += len(records)
         pairs: dict[tuple[int | None, str], int] = {}
-        _count_elements(pairs, zip(map(_STATUS, records), map(_OUTCOME, records), strict=True))
+        _count_elements(pairs, zip(map(fields.status, records), map(fields.outcome, records), strict=True))
         classes, status_counts, outcomes = self.classes, self.status, self.outcome
         for (status, outcome), count in pairs.items():
             klass = status_class(status, outcome)
@@ -113,21 +109,21 @@ class OpenPane(PaneCounts):
             if status is not None:
                 status_counts[status] = status_counts.get(status, 0) + count
             outcomes[outcome] = outcomes.get(outcome, 0) + count
-        durations = list(map(_DURATION, records))
+        durations = list(map(fields.duration_ms, records))
         if None in durations:
             durations = [d for d in durations if d is not None]
         if durations:
             self.durations.extend(durations)
             self.duration_sum_ms += sum(durations)
             self.duration_count += len(durations)
-        cpu = list(map(_CPU, records))
+        cpu = list(map(fields.cpu_ms, records))
         if None in cpu:
             cpu = [c for c in cpu if c is not None]
         self.cpu.extend(map(float, cpu))
-        for queries in filter(None, map(_D1, records)):
+        for queries in filter(None, map(fields.d1, records)):
             self._add_d1(queries)
 
-    def _add_d1(self, queries: Iterable[dict[str, Any]]) -> None:
+    def _add_d1(self, queries: Iterable[PaneD1Query]) -> None:
         for query in queries:
             self.d1_queries += 1
             if query["query_type"] == "read":

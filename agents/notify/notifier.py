@@ -21,6 +21,7 @@ import faust
 from faust.types import EventT
 from pydantic import ValidationError
 
+from agents.fetch_wait import keep_fetch_wait_short
 from agents.notify.config import Channel
 from agents.notify.delivery import ChannelWorker, Outcome
 from agents.notify.ledger import LedgerWriter
@@ -99,6 +100,7 @@ class Notifier:
         self.app.task(self._start)
         self.app.timer(SETTLED_EVERY_S)(self._log_settled)
         self.app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
+        keep_fetch_wait_short(self.app)
         self.session: aiohttp.ClientSession | None = None
         self.telemetry = TailwatchMetrics()
 

@@ -55,7 +55,7 @@ class LogTopicBacktest:
             self.invalid += 1
             return []
         state = self._partition(partition)
-        records = batch.record_dicts
+        records = batch.records
         self.records += len(records)
         self.late += state.store.add(records)
         state.watermark.observe(batch.producer, batch.watermark_ms, batch.final, published_ms)

@@ -8,12 +8,10 @@ newest one seen are dropped, so memory stays bounded.
 
 from __future__ import annotations
 
-from operator import itemgetter
 from typing import Any
 
+from pipeline.pane_records import Records, fields_of
 from pipeline.windows import PANE_MS
-
-_EVENT_TIME = itemgetter("event_time_ms")
 
 
 class InputOffsets:
@@ -25,12 +23,12 @@ class InputOffsets:
         self.panes: dict[int, tuple[int, int]] = {}  # pane start -> (first offset, last offset)
         self.newest: int | None = None
 
-    def observe(self, offset: int, records: list[dict[str, Any]]) -> None:
+    def observe(self, offset: int, records: Records) -> None:
         if not records:
             return
         pane_ms = self.pane_ms
-        oldest = min(map(_EVENT_TIME, records))
-        newest = max(map(_EVENT_TIME, records))
+        stamps = list(map(fields_of(records).event_time_ms, records))
+        oldest, newest = min(stamps), max(stamps)
         first, last = oldest - oldest % pane_ms, newest - newest % pane_ms
         if self.newest is None or last > self.newest:
             self.newest = last
