@@ -4,7 +4,8 @@ ingest → Kafka (the embedded broker unless one is configured) → metrics work
 rules) → the alerts topic → the notifier (a second child process: PagerDuty, Slack, e-mail). The alert events it
 published are printed as JSON Lines on stdout. With `--exit-when-done` it exits 0 once the input is fully
 processed and every alert has its delivery outcomes; without it, it keeps running (and keeps printing new
-alerts) until stopped.
+alerts) until stopped. With `--web-port P` the worker serves /health and /metrics on P and the notifier on
+`--notify-web-port` (default P + 1).
 """
 
 from __future__ import annotations
@@ -54,6 +55,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_kafka_args(parser)
     add_route_args(parser)
     add_web_args(parser)  # the worker serves /health and /metrics
+    parser.add_argument("--notify-web-port", type=int, default=None,
+                        help="the notifier serves /health and /metrics (notification attempts and failures per "
+                             "channel) on this port (default: --web-port + 1 when --web-port is given)")
+
+
+def notify_web_args(args: argparse.Namespace) -> list[str]:
+    """The notifier's web options: `--notify-web-port`, else the port after `--web-port`; none without either."""
+    port = getattr(args, "notify_web_port", None)
+    web_port = getattr(args, "web_port", None)
+    if port is None and web_port is not None:
+        port = web_port + 1
+    if port is None:
+        return []
+    return ["--web-port", str(port), "--web-bind", args.web_bind]
 
 
 class WorkerProcess:
@@ -114,8 +129,7 @@ async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings,
     with tempfile.TemporaryDirectory(prefix="tailwatch-run-") as data_dir:
         channels = getattr(args, "channels", str(DEFAULT_CHANNELS))
         worker = WorkerProcess(settings, args.rules, data_dir, web_args(args), channels)
-        notifier = NotifierProcess(settings, channels, data_dir,
-                                   quiet=worker.quiet)
+        notifier = NotifierProcess(settings, channels, data_dir, quiet=worker.quiet, extra=notify_web_args(args))
         try:
             if not await _wait(worker.ready, 120) or worker.process.poll() is not None:
                 print("tailwatch run: the worker did not start", file=sys.stderr)

@@ -9,6 +9,7 @@ import sys
 import orjson
 
 from agents.commands.common import add_kafka_args, kafka_settings_from
+from agents.commands.notify_cmd import notify_topic_specs
 from agents.commands.probe_cmd import probe_topic_specs
 from agents.commands.worker import stream_topic_specs
 from agents.settings import BOOTSTRAP_ENV, KafkaSettings
@@ -24,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def all_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
     specs: dict[str, TopicSpec] = {}
-    for spec in [*stream_topic_specs(settings), *probe_topic_specs(settings)]:
+    for spec in [*stream_topic_specs(settings), *notify_topic_specs(settings), *probe_topic_specs(settings)]:
         specs.setdefault(spec.name, spec)
     return list(specs.values())
 

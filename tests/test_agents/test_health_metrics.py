@@ -1,5 +1,6 @@
 """`tailwatch worker --web-port`: /metrics counts exactly what went through (records, late, dead letters, alert
-transitions by rule and state, batches), and /health turns 503 while the broker is away and 200 once it is back."""
+transitions by rule and state, batches), and /health turns 503 while the broker is away and 200 once it is back;
+`tailwatch run --web-port` serves the worker's, and its notifier's attempts and failures per channel."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,9 +30,12 @@ from pipeline.metrics import snapshot
 from pipeline.parsing import ParseStats
 from pipeline.rules.engine import RuleEngine
 from tests.kafka_tier import ApacheKafka, free_port
+from tests.receivers import HttpReceiver, Reply
 from tests.support import read_topic
+from tests.test_agents.test_notify.test_notifier import SECRET_VARS
 from tests.test_agents.worker_web import (
     DEFAULT_CHANNELS,
+    Samples,
     WebWorker,
     by_label,
     incident_capture,
@@ -187,44 +192,123 @@ def test_health_follows_the_broker(apache_kafka: ApacheKafka, tmp_path: Path) ->
     assert stages[0] == "up" and stages[-1] == "broker back"
 
 
+SLACK_ALERTS_PATH = "/services/T0001/B0002/alerts"
+SLACK_MONITORING_PATH = "/services/T0001/B0003/monitoring"
+
+
+def slack_channel_file(path: Path) -> Path:
+    """The two Slack channels the incident capture's alerts go to (their webhooks from the environment)."""
+    retry = "retry: {max_attempts: 5, initial: 100ms, max: 1s, timeout: 3s}"
+    path.write_text(f"""version: 1
+channels:
+  slack-alerts:
+    type: slack
+    webhook_url: $SLACK_ALERTS_WEBHOOK
+    group_wait: 0s
+    {retry}
+  slack-monitoring:
+    type: slack
+    webhook_url: $SLACK_MONITORING_WEBHOOK
+    group_wait: 0s
+    rate_limit: {{max: 50, per: 1s}}
+    {retry}
+""")
+    return path
+
+
+def free_port_pair() -> int:
+    """A free port P whose neighbour P + 1 is free too (`run`'s default notifier port)."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no two free neighbouring ports")
+
+
+def per_channel(samples: Samples, name: str) -> dict[str, float]:
+    return {dict(labels)["channel"]: v for labels, v in by_label(samples, name).items()}
+
+
 def test_run_serves_health_and_metrics(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
-    """`tailwatch run --web-port` passes the web options to its worker: /metrics counts the run's input."""
+    """`tailwatch run --web-port P` passes the web options to its worker: /metrics counts the run's input; and its
+    notifier serves /metrics on P + 1: the notification attempts and failures per channel."""
     capture = incident_capture(tmp_path / "capture.jsonl", minutes=12)
     totals = ParseStats()
-    replay_events(argparse.Namespace(inputs=[str(capture)], lateness_ms=10_000, route=[]), totals)
-    port = free_port()
-    env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": kafka_settings.bootstrap or "",
-           "TAILWATCH_CHANNELS": DEFAULT_CHANNELS}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "agents.cli", "--log-level", "WARNING", "run", "--from", str(capture),
-         "--topic-prefix", kafka_settings.topic_prefix, "--web-port", str(port), "--web-bind", "127.0.0.1"],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rules = load_rules()
+    _, replay_alerts = replay_events(argparse.Namespace(inputs=[str(capture)], lateness_ms=10_000, route=[]),
+                                     totals, RuleEngine(rules.compiled, rules.rule_file, rules.sha256))
+    routed = Counter(channel for alert in replay_alerts for channel in alert["channels"])
+    assert routed["slack-alerts"] >= 1 and routed["slack-monitoring"] >= 1, routed
+    port = free_port_pair()
+    with HttpReceiver() as http:
+        http.program(SLACK_MONITORING_PATH, Reply(500, b"error"))  # one failed attempt, then retried
+        env = {**{k: v for k, v in os.environ.items() if k not in SECRET_VARS},
+               "TAILWATCH_KAFKA_BOOTSTRAP": kafka_settings.bootstrap or "", "TAILWATCH_CHANNELS": DEFAULT_CHANNELS,
+               "SLACK_ALERTS_WEBHOOK": http.url(SLACK_ALERTS_PATH),
+               "SLACK_MONITORING_WEBHOOK": http.url(SLACK_MONITORING_PATH)}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agents.cli", "--log-level", "WARNING", "run", "--from", str(capture),
+             "--topic-prefix", kafka_settings.topic_prefix, "--web-port", str(port), "--web-bind", "127.0.0.1",
+             "--channels", str(slack_channel_file(tmp_path / "channels.yaml"))],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    async def scenario() -> tuple[int, dict, float]:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-            async def processed() -> bool:
-                assert process.poll() is None, "tailwatch run exited"
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
-                        samples = parse_metrics(await response.text())
-                except aiohttp.ClientError:
-                    return False
-                return value(samples, "tailwatch_records_in_total") >= totals.records
+        def received() -> dict[str, int]:
+            return {channel: len(http.requests(path)) for channel, path in
+                    (("slack-alerts", SLACK_ALERTS_PATH), ("slack-monitoring", SLACK_MONITORING_PATH))}
 
-            await wait_for(processed, 120, "tailwatch run's worker to process the capture", pause_s=0.5)
-            async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
-                records_in = value(parse_metrics(await response.text()), "tailwatch_records_in_total")
-            async with session.get(f"http://127.0.0.1:{port}/health") as response:
-                return response.status, await response.json(), records_in
+        async def scrape(session: aiohttp.ClientSession, url: str) -> Samples | None:
+            assert process.poll() is None, "tailwatch run exited"
+            try:
+                async with session.get(url) as response:
+                    return parse_metrics(await response.text()) if response.status == 200 else None
+            except aiohttp.ClientError:
+                return None
 
-    try:
-        status, body, records_in = asyncio.run(scenario())
-    finally:
-        process.send_signal(signal.SIGINT)  # run stops its worker on the way out
+        async def scenario() -> tuple[int, dict, float, Samples]:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+                async def processed() -> bool:
+                    samples = await scrape(session, f"http://127.0.0.1:{port}/metrics")
+                    return samples is not None and value(samples, "tailwatch_records_in_total") >= totals.records
+
+                async def delivered() -> bool:  # every alert reached its channel, the failed attempt retried
+                    return all(len(http.answered(path)) >= routed[channel] + (channel == "slack-monitoring")
+                               for channel, path in (("slack-alerts", SLACK_ALERTS_PATH),
+                                                     ("slack-monitoring", SLACK_MONITORING_PATH)))
+
+                await wait_for(processed, 120, "tailwatch run's worker to process the capture", pause_s=0.5)
+                await wait_for(delivered, 120, "tailwatch run's notifier to deliver the alerts", pause_s=0.5)
+                notifier: Samples | None = None
+
+                async def counted() -> bool:  # the notifier's counters equal the requests the receiver got
+                    nonlocal notifier
+                    before = received()
+                    notifier = await scrape(session, f"http://127.0.0.1:{port + 1}/metrics")
+                    return notifier is not None and before == received() == per_channel(
+                        notifier, "tailwatch_notification_attempts_total")
+
+                await wait_for(counted, 30, "the notifier's /metrics to count every attempt", pause_s=0.5)
+                assert notifier is not None
+                async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                    records_in = value(parse_metrics(await response.text()), "tailwatch_records_in_total")
+                async with session.get(f"http://127.0.0.1:{port}/health") as response:
+                    return response.status, await response.json(), records_in, notifier
+
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+            status, body, records_in, notifier = asyncio.run(scenario())
+        finally:
+            process.send_signal(signal.SIGINT)  # run stops its worker and notifier on the way out
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
     assert records_in == totals.records
     assert status == 200 and body["status"] == "healthy", body
+    attempts = per_channel(notifier, "tailwatch_notification_attempts_total")
+    assert attempts["slack-alerts"] >= routed["slack-alerts"]
+    assert attempts["slack-monitoring"] >= routed["slack-monitoring"] + 1  # and the retry
+    assert per_channel(notifier, "tailwatch_notification_failures_total") == {"slack-monitoring": 1.0}

@@ -11,6 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from agents.cli import build_parser
+from agents.commands.run import notify_web_args
 from schemas.alerts import AlertEvent
 from tests.captures import disordered_capture
 
@@ -41,3 +43,17 @@ def test_run_and_replay_print_the_same_alerts(sample_capture: Path, tmp_path: Pa
     for alert in live_alerts:
         AlertEvent.model_validate(alert)
     assert "input fully processed" in live.stderr
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ([], []),
+    (["--web-port", "6066"], ["--web-port", "6067", "--web-bind", "127.0.0.1"]),
+    (["--web-port", "6066", "--notify-web-port", "7000", "--web-bind", "0.0.0.0"],
+     ["--web-port", "7000", "--web-bind", "0.0.0.0"]),
+    (["--notify-web-port", "7000"], ["--web-port", "7000", "--web-bind", "127.0.0.1"]),
+])
+def test_the_notifier_web_port(options: list[str], expected: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run`'s notifier serves /health and /metrics on --notify-web-port, by default the port after --web-port."""
+    monkeypatch.delenv("TAILWATCH_WEB_BIND", raising=False)
+    args = build_parser().parse_args(["run", "--from", "capture.json", *options])
+    assert notify_web_args(args) == expected

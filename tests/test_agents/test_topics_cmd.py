@@ -22,7 +22,8 @@ def tailwatch(*args: str) -> subprocess.CompletedProcess[str]:
 def test_create_makes_every_topic_once(kafka_settings: KafkaSettings) -> None:
     assert kafka_settings.bootstrap
     prefix = kafka_settings.topic_prefix
-    wanted = sorted(f"{prefix}.{name}" for name in ("logs", "deadletter", "metrics", "alerts", "silences", "probes"))
+    wanted = sorted(f"{prefix}.{name}" for name in ("logs", "deadletter", "metrics", "alerts", "silences", "probes",
+                                                    "deliveries", "notify.deadletter"))
     listed = tailwatch("topics", "list", "--topic-prefix", prefix)
     assert sorted(orjson.loads(line)["name"] for line in listed.stdout.splitlines()) == wanted
     first = tailwatch("topics", "create", "--bootstrap", kafka_settings.bootstrap, "--topic-prefix", prefix)

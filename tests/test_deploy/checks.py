@@ -13,6 +13,9 @@ from typing import Any
 import yaml
 
 from agents.cli import COMMANDS, build_parser
+from agents.health import configured_channels, rule_channels
+from agents.rules_files import load_rules
+from pipeline.health import HealthFacts, HealthLimits, evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -242,13 +245,83 @@ def check_workload(doc: dict[str, Any], configmaps: dict[str, dict[str, str]], k
         if port is not None:
             named = {p["name"]: str(p["containerPort"]) for p in container.get("ports") or []}
             assert port in named.values(), f"{name}: --web-port {port} is not a containerPort"
-            for kind in ("readinessProbe", "livenessProbe"):
+            for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+                if kind == "startupProbe" and kind not in container:
+                    continue
                 probe = container.get(kind, {}).get("httpGet")
                 assert probe, f"{name}: no {kind} on the web port"
                 target = str(named.get(str(probe["port"]), probe["port"]))
                 check_url(f"http://127.0.0.1:{target}{probe['path']}", port, paths)
+                check_probe_path(name, kind, probe["path"])
             env = {item["name"]: item.get("value") for item in container.get("env") or []}
             assert env.get("TAILWATCH_WEB_BIND") == "0.0.0.0", f"{name}: the kubelet cannot reach 127.0.0.1"
+
+
+def check_probe_path(name: str, kind: str, path: str) -> None:
+    """Readiness asks /health; liveness (and the startup probe that gates it) must not: /health is 503 while Kafka
+    is away, while a worker catches up (lag over the bound) or while ingest is silent, and a restart cures none of
+    these, it starts the catch-up over (README, "Health and metrics")."""
+    if kind == "readinessProbe":
+        assert path == "/health", f"{name}: the readinessProbe asks {path}, not /health"
+    else:
+        assert path != "/health", f"{name}: the {kind} asks /health: a degraded worker would be restarted in a loop"
+
+
+# ---- the workers' /health `channels` check with a deployment's environment ------------------------------------
+
+def channels_check(env: dict[str, str], rules_path: Path) -> tuple[bool, dict[str, Any]]:
+    """The `channels` check of /health as a worker started with `env` and the rule file at `rules_path` decides it:
+    (passes, its details)."""
+    facts = HealthFacts(broker_ok=True, agents_running=True, started_ms=0, last_message_ms=0,
+                        channels_configured=configured_channels(env),
+                        channels_required=rule_channels(load_rules(rules_path)))
+    body = evaluate(facts, HealthLimits(), now_ms=0).body
+    return bool(body["checks"]["channels"]), body["details"]["channels"]
+
+
+def check_worker_channels(name: str, env: dict[str, str], rules_path: Path) -> None:
+    ok, details = channels_check(env, rules_path)
+    assert ok, f"{name}: /health's channels check fails with this environment: {details}"
+
+
+def compose_worker_health_inputs(compose: dict[str, Any]) -> Iterator[tuple[str, dict[str, str], Path]]:
+    """Each compose stream worker: its environment and the host file mounted at its --rules."""
+    for name, service in tailwatch_services(compose):
+        command = [str(part) for part in service["command"]]
+        if command[0] != "worker":
+            continue
+        rules = option(command, "--rules")
+        assert rules, f"{name}: no --rules"
+        mounts = {str(v).split(":")[1]: str(v).split(":")[0] for v in service.get("volumes") or []}
+        yield name, env_of(service), ROOT / mounts[rules]
+
+
+def k8s_worker_health_inputs(docs: list[tuple[str, dict[str, Any]]],
+                             directory: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
+    """Each Kubernetes stream worker container: its environment (envFrom ConfigMaps, then env values) and its
+    --rules file as the mounted ConfigMap holds it (written under `directory`)."""
+    configmaps = {doc["metadata"]["name"]: doc.get("data") or {} for _, doc in docs if doc["kind"] == "ConfigMap"}
+    for _, doc in docs:
+        if doc["kind"] not in WORKLOADS:
+            continue
+        spec = pod_spec(doc)
+        volumes = {v["name"]: v for v in spec.get("volumes") or []}
+        for container in spec["containers"]:
+            command = [str(part) for part in container.get("args") or []]
+            if command[:1] != ["worker"]:
+                continue
+            env: dict[str, str] = {}
+            for ref in container.get("envFrom") or []:
+                env.update({str(k): str(v) for k, v in configmaps[ref["configMapRef"]["name"]].items()})
+            env.update({item["name"]: str(item["value"]) for item in container.get("env") or [] if "value" in item})
+            rules = option(command, "--rules")
+            assert rules, f"{doc['metadata']['name']}: no --rules"
+            mount_dir, _, filename = rules.rpartition("/")
+            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts") or []}
+            configmap = volumes[mounts[mount_dir]]["configMap"]["name"]
+            path = directory / f"{doc['metadata']['name']}-{container['name']}-{filename}"
+            path.write_text(configmaps[configmap][filename], encoding="utf-8")
+            yield f"{doc['metadata']['name']}/{container['name']}", env, path
 
 
 def check_dockerfile(targets: set[str], path: Path = DOCKERFILE) -> None:

@@ -81,8 +81,8 @@ def test_workers_form_one_group_each_with_its_own_volume_and_port() -> None:
     assert all(option(w["command"], "--store") == "rocksdb://" for w in workers)
     data_volumes = [w["volumes"][0].split(":")[0] for w in workers]
     assert len(set(data_volumes)) == len(workers), "workers must not share a RocksDB volume"
-    host_ports = [w["ports"][0].split(":")[0] for w in workers]
-    assert len(set(host_ports)) == len(workers)
+    host_ports = [str(port).split(":")[0] for _, s in tailwatch_services(COMPOSE_DATA) for port in s.get("ports") or []]
+    assert len(set(host_ports)) == len(host_ports), "two services publish one host port"
     assert len(workers) <= int(env_of(workers[0])["TAILWATCH_PARTITIONS"]), "more workers than partitions"
 
 
@@ -90,6 +90,14 @@ def test_the_notifier_and_the_probe_are_there() -> None:
     commands = {s["command"][0] for _, s in tailwatch_services(COMPOSE_DATA)}
     assert {"notify", "probe", "worker", "ingest", "topics"} <= commands
     assert COMPOSE.name == "docker-compose.yml"
+
+
+def test_the_notifier_serves_its_metrics_and_health() -> None:
+    """Notification attempts and failures per channel are on the notifier's /metrics: it needs a web port."""
+    notifier = COMPOSE_DATA["services"]["notifier"]
+    port = option([str(part) for part in notifier["command"]], "--web-port")
+    assert port is not None
+    assert "/health" in " ".join(notifier["healthcheck"]["test"])
 
 
 # ---- the checks fail on broken files --------------------------------------------------------------------------

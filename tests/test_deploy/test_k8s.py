@@ -1,5 +1,6 @@
-"""deploy/k8s: objects well-formed, selectors match, stateful workers on volumeClaimTemplates with /health
-probes, commands the CLI accepts, ConfigMaps generated from agents/defaults/, secrets referenced, not inlined."""
+"""deploy/k8s: objects well-formed, selectors match, stateful workers on volumeClaimTemplates, readiness on
+/health and liveness elsewhere, commands the CLI accepts, ConfigMaps generated from agents/defaults/, secrets
+referenced, not inlined."""
 
 from __future__ import annotations
 
@@ -134,6 +135,14 @@ def container(doc: dict[str, Any]) -> dict[str, Any]:
     ("tailwatch-worker", lambda d: container(d)["readinessProbe"]["httpGet"].__setitem__("path", "/ready"),
      "/ready is not served"),
     ("tailwatch-worker", lambda d: container(d).pop("livenessProbe"), "no livenessProbe"),
+    ("tailwatch-worker", lambda d: container(d)["livenessProbe"]["httpGet"].__setitem__("path", "/health"),
+     "the livenessProbe asks /health"),
+    ("tailwatch-worker", lambda d: container(d)["startupProbe"]["httpGet"].__setitem__("path", "/health"),
+     "the startupProbe asks /health"),
+    ("tailwatch-worker", lambda d: container(d)["readinessProbe"]["httpGet"].__setitem__("path", "/metrics"),
+     "the readinessProbe asks /metrics, not /health"),
+    ("tailwatch-notifier", lambda d: container(d)["livenessProbe"]["httpGet"].__setitem__("path", "/health"),
+     "the livenessProbe asks /health"),
     ("tailwatch-worker", lambda d: container(d)["ports"][0].__setitem__("containerPort", 8080),
      "is not a containerPort"),
     ("tailwatch-worker", lambda d: d["spec"].pop("volumeClaimTemplates"), "volume data not defined"),
