@@ -34,6 +34,32 @@ def test_rules_check_lists_the_default_rules_and_rejects_a_bad_file(tmp_path: Pa
     assert f"{bad}:4: rule 'x', condition: unexpected '>'" in result.stderr
 
 
+TWO_RULES = ("version: 1\nrules:\n  - name: x\n    condition: p95_ms > 1\n    severity: HIGH\n{x_extra}"
+             "  - name: y\n    condition: p95_ms > 2\n    severity: HIGH\n{inhibit}")
+
+
+@pytest.mark.parametrize(
+    ("x_extra", "inhibit", "line", "message"),
+    [
+        ("    window: 1m\n    group_by: [service]\n", "", 7,
+         "rule 'x', group_by: only [service, endpoint] is supported: the worker evaluates each endpoint in its own "
+         "partition, other groups need a cross-partition stage"),
+        ("", "inhibit:\n  - source: x\n    targets: [y]\n    equal: [service]\n", 12,
+         "rule 'x', inhibit[0].equal: only [service, endpoint] is supported: a source on another endpoint lives "
+         "in another partition's worker"),
+        ("", "inhibit:\n  - {source: x, targets: [y]}\n  - {source: x, targets: [z]}\n", 11,
+         "rule 'z', inhibit[1]: no such rule"),
+    ],
+)
+def test_rules_check_refuses_what_it_cannot_evaluate_with_file_and_line(tmp_path: Path, x_extra: str, inhibit: str,
+                                                                        line: int, message: str) -> None:
+    bad = tmp_path / "rules.yaml"
+    bad.write_text(TWO_RULES.format(x_extra=x_extra, inhibit=inhibit))
+    result = tailwatch("rules", "check", str(bad))
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(f"{bad}:{line}: {message}"), result.stderr
+
+
 @pytest.mark.integration
 def test_alerts_tail_prints_the_alerts_topic(kafka_settings: KafkaSettings) -> None:
     bootstrap = kafka_settings.bootstrap
