@@ -78,3 +78,44 @@ def test_alerts_tail_prints_the_alerts_topic(kafka_settings: KafkaSettings) -> N
     result = tailwatch("alerts", "tail", env=env)
     assert result.returncode == 0, result.stderr
     assert [orjson.loads(line) for line in result.stdout.splitlines()] == [alert]
+
+
+@pytest.mark.integration
+async def test_alerts_tail_follow_starts_at_the_end_unless_from_beginning(kafka_settings: KafkaSettings) -> None:
+    bootstrap = kafka_settings.bootstrap
+    assert bootstrap
+    topic = kafka_settings.topic("alerts")
+    await ensure_topics(bootstrap, [TopicSpec(topic, 1)])  # one partition: the printed order is the published one
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": bootstrap, "TAILWATCH_TOPIC_PREFIX": kafka_settings.topic_prefix}
+
+    async def publish(fingerprint: str) -> dict[str, str]:
+        alert = {"rule": "factory-service-down", "state": "firing", "fingerprint": fingerprint}
+        await producer.send_and_wait(topic, orjson.dumps(alert), key=fingerprint.encode())
+        return alert
+
+    async def follow(*flags: str) -> list[dict[str, str]]:
+        """Start `alerts tail --follow`, publish one alert once it is following, return what it printed up to it."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agents.cli", "--log-level", "WARNING", "alerts", "tail", "--follow", *flags,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            while b"following" not in (line := await asyncio.wait_for(proc.stderr.readline(), 60)):
+                assert line, "alerts tail ended before following"
+            new = await publish(f"new-{len(flags)}")
+            printed = []
+            while not printed or printed[-1] != new:
+                printed.append(orjson.loads(await asyncio.wait_for(proc.stdout.readline(), 60)))
+            return printed
+        finally:
+            proc.terminate()
+            await proc.wait()
+
+    try:
+        old = await publish("old")
+        assert await follow() == [{**old, "fingerprint": "new-0"}]  # the history is skipped
+        assert [a["fingerprint"] for a in await follow("--from-beginning")] == ["old", "new-0", "new-1"]
+    finally:
+        await producer.stop()
