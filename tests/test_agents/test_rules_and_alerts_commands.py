@@ -119,3 +119,13 @@ async def test_alerts_tail_follow_starts_at_the_end_unless_from_beginning(kafka_
         assert [a["fingerprint"] for a in await follow("--from-beginning")] == ["old", "new-0", "new-1"]
     finally:
         await producer.stop()
+
+
+
+def test_help_says_what_rules_and_replay_do() -> None:
+    from agents.cli import COMMANDS
+
+    assert "unit tests" in COMMANDS["rules"][1]  # `rules test`, not only `rules check`
+    assert "alert events" in COMMANDS["replay"][1]  # its default output; panes only with --metrics
+    help_text = " ".join(tailwatch("--help").stdout.split())
+    assert "rules check rule files, or run rule unit tests" in help_text
