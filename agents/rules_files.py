@@ -98,5 +98,7 @@ def load_rules(path: Path | str = DEFAULT_RULES) -> LoadedRules:
         loc: tuple[Any, ...] = ("rules", index) if index is not None else ()
         if index is not None and error.field.split(".")[0].split("[")[0] in ("condition", "clear", "window"):
             loc += (error.field,)
+        if error.loc is not None:
+            loc = error.loc
         raise RuleFileError(f"{path}:{_line_of(root, loc) or '?'}: {error}") from None
     return LoadedRules(path, rule_file, compiled, hashlib.sha256(text.encode()).hexdigest())

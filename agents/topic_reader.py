@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -38,13 +38,20 @@ async def reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -
 
 
 async def topic_messages(bootstrap: str, topic: str, idle_s: float = 1.0, follow: bool = False,
-                         timeout_s: float = 60.0) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+                         timeout_s: float = 60.0, from_end: bool = False,
+                         on_ready: Callable[[], None] | None = None) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """`from_end` (with `follow`): skip the history, yield only messages published after the start. `on_ready` is
+    called once the start positions are fixed: a message published after it is read."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:
         tps = await assign_whole_topic(consumer, topic, timeout_s)
-        ends = dict(await consumer.end_offsets(tps))
+        if from_end:
+            await consumer.seek_to_end(*tps)
+        ends = {tp: await consumer.position(tp) for tp in tps} if from_end else dict(await consumer.end_offsets(tps))
+        if on_ready is not None:
+            on_ready()
         last = time.monotonic()
         while follow or time.monotonic() - last < idle_s or not await reached(consumer, ends):
             batch = await consumer.getmany(timeout_ms=200)

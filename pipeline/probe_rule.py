@@ -116,11 +116,13 @@ class ProbeRule:
             "actions": list(spec.actions),
             "runbook_url": spec.runbook_url,
             "inhibited_by": [],
+            "silenced_by": [],  # silences are the stream worker's: the probe does not read the silences topic
             "provenance": {
                 "window_start": ms_to_iso(transition.active_since_ms),
                 "window_end": ms_to_iso(transition.at_ms),
                 "sample_count": failures + (1 if resolved else 0),
                 "rules_hash": self.rules_hash,
+                "input": None,
             },
         }
 

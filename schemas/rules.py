@@ -90,7 +90,12 @@ class Inhibition(_Strict):
 
     source: str
     targets: list[str]
-    equal: list[GroupLabel] = Field(default_factory=_service_and_endpoint)
+    equal: list[GroupLabel] = Field(default_factory=_service_and_endpoint, description=(
+        "labels whose values the source and the target must share; only [service, endpoint] is supported (the "
+        "source must fire on the same endpoint), anything else is refused"))
+    severities: list[Severity] | None = Field(default=None, description=(
+        "the target severities this inhibition mutes (like Alertmanager's target_matchers on severity); "
+        "default: every severity"))
 
 
 class RuleFile(_Strict):

@@ -34,3 +34,36 @@ def alert_event(rule: str = "factory-high-error-rate", change: str = "firing", s
 
 def alert(**kwargs: Any) -> AlertEvent:
     return AlertEvent.model_validate(alert_event(**kwargs))
+
+
+def rules_alerts() -> list[dict[str, Any]]:
+    """Real alert events of the rule engine on the default rules: an endpoint down for 12 minutes, then healthy —
+    `factory-service-down` fires and resolves, and the error-rate alerts it inhibits carry `inhibited_by`."""
+    from agents.rules_files import load_rules
+    from pipeline.replay import Replay
+    from pipeline.rules.engine import RuleEngine
+    from tests.test_pipeline.records import BASE_MS, record
+
+    rules = load_rules()
+    engine = RuleEngine(rules.compiled, rules.rule_file, rules.sha256)
+    replay = Replay(lateness_ms=0)
+    alerts: list[dict[str, Any]] = []
+    for m in range(16):
+        status = 503 if m < 12 else 200
+        records = [record(BASE_MS + m * 60_000 + i * 1000, "/api/public/factory/templates", status)
+                   for i in range(20)]
+        alerts += engine.on_panes_closed(replay.feed("s", records), replay.store)
+    alerts += engine.on_panes_closed(replay.end("s"), replay.store)
+    return alerts
+
+
+def probe_alerts(url: str = "http://127.0.0.1:8080/health") -> list[dict[str, Any]]:
+    """Real alert events of the uptime probe's rule: two failed checks fire, a successful one resolves."""
+    from pipeline.probe_rule import ProbeRule
+    from schemas.probes import ProbeRuleSpec
+
+    rule = ProbeRule(ProbeRuleSpec())
+    checks = [(False, 500, "status 500, expected 200"), (False, None, "no response within 10 s"), (True, 200, None)]
+    return rule.on_results([{"v": 1, "url": url, "ok": ok, "status": status, "latency_ms": 4, "error": error,
+                             "checked_at": 1_767_700_800_000 + i * 60_000}
+                            for i, (ok, status, error) in enumerate(checks)])

@@ -1,4 +1,6 @@
-"""`tailwatch alerts tail [--follow]`: a subscriber to the alerts topic, printing alert events as JSON Lines."""
+"""`tailwatch alerts tail [--from-beginning] [--follow]`: a subscriber to the alerts topic, printing alert events as
+JSON Lines. Without `--follow`: the topic's history, then exit. `--follow`: only alerts published from now on (like
+`tail -f` and Kafka's console consumer); `--follow --from-beginning`: the history, then the new ones."""
 
 from __future__ import annotations
 
@@ -14,13 +16,23 @@ from agents.topics import KafkaUnavailable
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["tail"], help="tail: print the alerts topic")
-    parser.add_argument("--from-beginning", action="store_true", help="(the default) read from the first alert")
-    parser.add_argument("--follow", action="store_true", help="keep waiting for new alerts")
+    parser.add_argument("--from-beginning", action="store_true",
+                        help="with --follow: print the alerts already on the topic first (without --follow the "
+                             "history is what is printed)")
+    parser.add_argument("--follow", action="store_true",
+                        help="keep waiting for new alerts; only those published from now on, unless --from-beginning")
     add_kafka_args(parser)
 
 
-async def _tail(bootstrap: str, topic: str, follow: bool) -> None:
-    async for message in topic_messages(bootstrap, topic, follow=follow):
+async def _tail(bootstrap: str, topic: str, follow: bool, from_beginning: bool) -> None:
+    from_end = follow and not from_beginning
+
+    def ready() -> None:
+        if follow:
+            print(f"tailwatch alerts: following {topic}" + (" (new alerts only)" if from_end else ""),
+                  file=sys.stderr, flush=True)
+
+    async for message in topic_messages(bootstrap, topic, follow=follow, from_end=from_end, on_ready=ready):
         sys.stdout.buffer.write(message.value + b"\n")
         sys.stdout.flush()
 
@@ -33,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_tail(settings.bootstrap, settings.topic("alerts"), args.follow))
+            asyncio.run(_tail(settings.bootstrap, settings.topic("alerts"), args.follow, args.from_beginning))
     except (KafkaUnavailable, TimeoutError, OSError) as error:
         print(f"tailwatch alerts: {error}", file=sys.stderr)
         return 3

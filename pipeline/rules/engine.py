@@ -24,10 +24,16 @@ from schemas.rules import Rule, RuleFile, duration_ms
 
 
 class RuleError(ValueError):
-    def __init__(self, rule: str, field: str, message: str) -> None:
+    """`loc`: where in the rule file the problem is (keys and indexes from its root), when not the rule itself."""
+
+    def __init__(self, rule: str, field: str, message: str, loc: tuple[str | int, ...] | None = None) -> None:
         super().__init__(f"rule {rule!r}, {field}: {message}")
         self.rule = rule
         self.field = field
+        self.loc = loc
+
+
+_GROUP = ("service", "endpoint")  # the only grouping: a rule's state lives with its endpoint's partition
 
 
 @dataclass(frozen=True)
@@ -50,12 +56,14 @@ def compile_rules(rule_file: RuleFile) -> list[CompiledRule]:
     """Check and compile every rule; the first problem raises RuleError naming the rule and field."""
     compiled = []
     seen: set[str] = set()
-    for rule in rule_file.rules:
+    for index, rule in enumerate(rule_file.rules):
         if rule.name in seen:
             raise RuleError(rule.name, "name", "defined twice")
         seen.add(rule.name)
-        if rule.group_by != ["service", "endpoint"]:
-            raise RuleError(rule.name, "group_by", "only [service, endpoint] is supported so far")
+        if tuple(rule.group_by) != _GROUP:
+            raise RuleError(rule.name, "group_by", "only [service, endpoint] is supported: the worker evaluates "
+                            "each endpoint in its own partition, other groups need a cross-partition stage",
+                            ("rules", index, "group_by"))
         names = METRIC_NAMES | frozenset(rule_file.params) | frozenset(rule.params)
         for override in rule.overrides:
             names |= frozenset(override.params)
@@ -82,10 +90,14 @@ def compile_rules(rule_file: RuleFile) -> list[CompiledRule]:
         repeat = duration_ms(rule.repeat_interval) or None
         compiled.append(CompiledRule(rule, tuple(built), clear, window,
                                      Timing(duration_ms(rule.for_), duration_ms(rule.keep_firing_for), repeat)))
-    for inhibition in rule_file.inhibit:
+    for index, inhibition in enumerate(rule_file.inhibit):
         for name in (inhibition.source, *inhibition.targets):
             if name not in seen:
-                raise RuleError(name, "inhibit", "no such rule")
+                raise RuleError(name, f"inhibit[{index}]", "no such rule", ("inhibit", index))
+        if sorted(inhibition.equal) != sorted(_GROUP):
+            raise RuleError(inhibition.source, f"inhibit[{index}].equal", "only [service, endpoint] is supported: "
+                            "a source on another endpoint lives in another partition's worker",
+                            ("inhibit", index, "equal"))
     return compiled
 
 
@@ -139,7 +151,9 @@ class RuleEngine:
         self.silences = silences if silences is not None else SilenceSet()
         self.input_of = input_of
         self.states: dict[tuple[str, str, str], AlertState] = {}  # (rule, service, endpoint)
-        self._inhibits = [(i.source, set(i.targets)) for i in rule_file.inhibit]
+        # (source, targets, the target severities it mutes or None for all); `equal` is always service + endpoint
+        self._inhibits = [(i.source, set(i.targets), None if i.severities is None else set(i.severities))
+                          for i in rule_file.inhibit]
 
     def export_states(self) -> list[list[Any]]:
         """The alert states, JSON-ready (what a stream worker keeps in its checkpoint)."""
@@ -231,9 +245,10 @@ class RuleEngine:
         severity = transition.severity or shown.severity
         context = {**{k: v for k, v in values.items() if v is not None}, **all_labels, "value": value,
                    "threshold": threshold, "severity": severity}
-        inhibited = [source for source, targets in self._inhibits
-                     if spec.name in targets and self.states.get((source, labels["service"], labels["endpoint"]),
-                                                                  AlertState()).state == "firing"]
+        inhibited = [source for source, targets, severities in self._inhibits
+                     if spec.name in targets and (severities is None or severity in severities)
+                     and self.states.get((source, labels["service"], labels["endpoint"]),
+                                         AlertState()).state == "firing"]
         return {
             "v": 1,
             "rule": spec.name,

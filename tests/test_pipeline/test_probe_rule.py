@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
+
+import jsonschema
 
 from pipeline.probe_rule import ProbeRule, ProbeState, missing_alerts, step, url_labels
 from pipeline.timestamps import ms_to_iso
 from schemas.alerts import AlertEvent
 from schemas.probes import ProbeRuleSpec
+from tests.alert_samples import probe_alerts, rules_alerts
 
 URL = "http://127.0.0.1:8080/health"
 
@@ -36,6 +41,22 @@ def test_two_consecutive_failures_fire_once_and_the_first_success_resolves() -> 
     assert firing["annotations"]["summary"] == f"{URL} is down: 2 consecutive failed checks (status 500, expected 200)"
     assert resolved["provenance"]["sample_count"] == 4  # three failures and the success
     assert rule.states == {}
+
+
+def test_probe_alerts_carry_every_field_rules_alerts_carry() -> None:
+    """Subscribers read probe and rule alerts alike (`alert["silenced_by"]`, `provenance["input"]`): the probe's
+    alerts have the same keys as the rule engine's and validate against the exported AlertEvent schema."""
+    schema = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "json" / "alert-event.json").read_text())
+    rules = rules_alerts()
+    probes = probe_alerts()
+    assert [a["change"] for a in probes] == ["firing", "resolved"]
+    for alert in probes:
+        jsonschema.validate(alert, schema)
+        AlertEvent.model_validate(alert)
+        assert set(alert) == set(rules[0]) == set(AlertEvent.model_fields)
+        assert set(alert["provenance"]) == set(rules[0]["provenance"])
+        assert alert["silenced_by"] == [] and alert["inhibited_by"] == []
+        assert alert["provenance"]["input"] is None
 
 
 def test_a_single_failure_between_successes_never_fires() -> None:

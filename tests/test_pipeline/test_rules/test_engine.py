@@ -103,3 +103,59 @@ def test_rule_file_errors_name_file_line_and_reason(tmp_path: Path) -> None:
                    "    severity: HIGH\n")
     with pytest.raises(RuleFileError, match="unexpected character"):
         load_rules(bad)
+
+
+def notified(alerts: list[dict], channel: str) -> list[tuple[str, str, str]]:
+    """The transitions the notifier sends to `channel`: firing ones that are neither inhibited nor silenced."""
+    return [(a["rule"], a["change"], a["severity"]) for a in alerts
+            if a["state"] == "firing" and channel in a["channels"] and not a["inhibited_by"] and not a["silenced_by"]]
+
+
+def test_a_404_storm_pages_once() -> None:
+    """8 % of requests 404 for 10 minutes, then half of them for 10 more: the spec's factory-high-error-rate
+    pages; the Key Metrics error tier (which fires first, at CRITICAL) does not page, and the success tier's
+    escalation to CRITICAL while the spec rule fires is muted."""
+    healthy = [minute(m, 100, lambda i: 200) for m in range(5)]
+    storm = [minute(5 + m, 100, lambda i: 404 if i < 8 else 200) for m in range(10)]
+    storm += [minute(15 + m, 100, lambda i: 404 if i % 2 else 200) for m in range(10)]
+    recovered = [minute(25 + m, 100, lambda i: 200) for m in range(15)]
+    alerts = replay_alerts(healthy + storm + recovered)
+    assert notified(alerts, "pagerduty") == [("factory-high-error-rate", "firing", "CRITICAL")]
+    tiers = [a for a in alerts if a["rule"] in ("factory-error-rate", "factory-success-rate")]
+    assert [(a["rule"], a["change"], a["severity"]) for a in tiers if a["state"] == "firing"] == [
+        ("factory-success-rate", "firing", "HIGH"), ("factory-error-rate", "firing", "CRITICAL"),
+        ("factory-success-rate", "escalated", "CRITICAL")]
+    assert all("pagerduty" not in a["channels"] for a in tiers)
+    # the tiers' transitions while the spec rule fires carry inhibited_by
+    spec_fired, spec_resolved = (a for a in alerts if a["rule"] == "factory-high-error-rate")
+    during = [a for a in tiers if spec_fired["starts_at"] <= a["provenance"]["window_end"] < spec_resolved["ends_at"]]
+    assert [(a["rule"], a["change"], a["inhibited_by"]) for a in during] == [
+        ("factory-success-rate", "escalated", ["factory-high-error-rate"])]
+
+
+def test_a_slow_endpoint_is_mailed_once_and_a_worse_one_still_pages() -> None:
+    """p95 1500 ms for 20 minutes: factory-slow-responses e-mails; the latency tier's HIGH goes to Slack only.
+    Then p95 3000 ms: the tier's escalation to CRITICAL pages although factory-slow-responses still fires."""
+    slow = [minute(m, 60, lambda i: 200, duration=1500.0) for m in range(20)]
+    slower = [minute(20 + m, 60, lambda i: 200, duration=3000.0) for m in range(10)]
+    alerts = replay_alerts(slow + slower)
+    assert notified(alerts, "email") == [("factory-slow-responses", "firing", "HIGH")]
+    assert notified(alerts, "pagerduty") == [("factory-latency-p95", "escalated", "CRITICAL")]
+    high = next(a for a in alerts if a["rule"] == "factory-latency-p95")
+    assert (high["change"], high["severity"], high["channels"]) == ("firing", "HIGH", ["slack-alerts"])
+
+
+def test_the_d1_quota_warning_notifies_once_at_80_percent() -> None:
+    """Crossing 80 % of the daily reads fires d1-quota-warning and the d1-quota tier on the same pane: the tier is
+    inhibited there; its escalations at 90 % and 95 % are not."""
+    reads = [minute(m, 10, lambda i: 200, d1=[d1(rows_read=42_500)]) for m in range(12)]  # 425k rows a minute
+    alerts = replay_alerts(reads)
+    quota = [(a["rule"], a["change"], a["severity"], a["provenance"]["window_end"][11:16], a["inhibited_by"])
+             for a in alerts if a["rule"] in ("d1-quota-warning", "d1-quota")]
+    assert quota == [("d1-quota-warning", "firing", "HIGH", "12:10", []),
+                     ("d1-quota", "firing", "MEDIUM", "12:10", ["d1-quota-warning"]),
+                     ("d1-quota", "escalated", "HIGH", "12:11", []),
+                     ("d1-quota", "escalated", "CRITICAL", "12:12", [])]
+    assert [n for n in notified(alerts, "email") if n[0].startswith("d1-quota")] == [
+        ("d1-quota-warning", "firing", "HIGH"), ("d1-quota", "escalated", "HIGH"),
+        ("d1-quota", "escalated", "CRITICAL")]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.replay import Replay
-from pipeline.rules.engine import RuleEngine, compile_rules
+from pipeline.rules.engine import RuleEngine, RuleError, compile_rules
 from pipeline.rules.silences import SilenceSet
 from pipeline.timestamps import ms_to_iso
 from schemas.alerts import AlertEvent
@@ -130,3 +130,62 @@ def test_silenced_repeats_are_marked() -> None:
     got = run("BBBBBB..", repeat="2m", silences=[silence("s1", 0, 60, rule="errors")])
     assert [(c, m, by) for r, c, m, by, _ in got if r == "errors"] == [
         ("firing", 2, ["s1"]), ("repeat", 4, ["s1"]), ("repeat", 6, ["s1"]), ("resolved", 7, [])]
+
+
+def tiered_run(marks: str, inhibition: dict) -> list[tuple]:
+    """`src` (error rate > 30 %) inhibits the tiered `tiered` (CRITICAL > 90 %, HIGH > 30 %) per `inhibition`."""
+    src = {"name": "src", "condition": "error_rate > 0.3", "for": "1m", "min_requests": 5, "severity": "HIGH"}
+    tiered = {"name": "tiered", "min_requests": 5, "tiers": [{"severity": "CRITICAL", "condition": "error_rate > 0.9"},
+                                                             {"severity": "HIGH", "condition": "error_rate > 0.3"}]}
+    rules = RuleFile.model_validate({"rules": [src, tiered],
+                                     "inhibit": [{"source": "src", "targets": ["tiered"], **inhibition}]})
+    engine = RuleEngine(compile_rules(rules), rules, "hash")
+    replay = Replay(lateness_ms=0)
+    alerts = []
+    for m, mark in enumerate(marks):
+        alerts += engine.on_panes_closed(replay.feed("s", minute_records(m, mark)), replay.store)
+    alerts += engine.on_panes_closed(replay.end("s"), replay.store)
+    return [(a["rule"], a["change"], a["severity"], int(a["provenance"]["window_end"][14:16]), a["inhibited_by"])
+            for a in alerts if a["labels"]["endpoint"] == EP]
+
+
+@pytest.mark.parametrize(
+    ("inhibition", "expected"),
+    [
+        # default: every severity of the target is muted while the source fires (its resolve is marked too,
+        # and the notifier sends resolves to the channels that saw it fire whatever the mark)
+        ({}, [("src", "firing", "HIGH", 1, []), ("tiered", "firing", "HIGH", 1, ["src"]),
+              ("tiered", "escalated", "CRITICAL", 3, ["src"]), ("tiered", "deescalated", "HIGH", 5, ["src"]),
+              ("src", "resolved", "HIGH", 7, []), ("tiered", "resolved", "HIGH", 7, [])]),
+        # `severities: [HIGH]`: the escalation to CRITICAL is not muted (a lesser source never hides a page)
+        ({"severities": ["HIGH"]},
+         [("src", "firing", "HIGH", 1, []), ("tiered", "firing", "HIGH", 1, ["src"]),
+          ("tiered", "escalated", "CRITICAL", 3, []), ("tiered", "deescalated", "HIGH", 5, ["src"]),
+          ("src", "resolved", "HIGH", 7, []), ("tiered", "resolved", "HIGH", 7, [])]),
+        # `equal` in another order is the same grouping
+        ({"equal": ["endpoint", "service"], "severities": ["CRITICAL"]},
+         [("src", "firing", "HIGH", 1, []), ("tiered", "firing", "HIGH", 1, []),
+          ("tiered", "escalated", "CRITICAL", 3, ["src"]), ("tiered", "deescalated", "HIGH", 5, []),
+          ("src", "resolved", "HIGH", 7, []), ("tiered", "resolved", "HIGH", 7, [])]),
+    ],
+)
+def test_inhibition_severities(inhibition: dict, expected: list[tuple]) -> None:
+    assert tiered_run("BBDDBB..", inhibition) == expected
+
+
+@pytest.mark.parametrize("equal", [[], ["service"], ["endpoint"]])
+def test_inhibition_equal_other_than_service_and_endpoint_is_refused(equal: list[str]) -> None:
+    """A source on another endpoint lives in another partition's engine: refused, never silently ignored."""
+    rules = rule_file().model_dump(by_alias=True)
+    rules["inhibit"] = [{"source": "down", "targets": ["errors"], "equal": equal}]
+    with pytest.raises(RuleError, match=r"inhibit\[0\]\.equal: only \[service, endpoint\] is supported") as error:
+        compile_rules(RuleFile.model_validate(rules))
+    assert error.value.loc == ("inhibit", 0, "equal")
+
+
+def test_group_by_other_than_service_and_endpoint_is_refused() -> None:
+    rules = rule_file().model_dump(by_alias=True)
+    rules["rules"][1]["group_by"] = ["service"]
+    with pytest.raises(RuleError, match=r"rule 'errors', group_by: only \[service, endpoint\]") as error:
+        compile_rules(RuleFile.model_validate(rules))
+    assert error.value.loc == ("rules", 1, "group_by")
