@@ -76,7 +76,8 @@ def stream_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.stream_worker import MetricsWorker, WorkerSettings  # noqa: PLC0415 - Faust is slow to import
+    from agents.stream_worker import MetricsWorker  # noqa: PLC0415 - Faust is slow to import
+    from agents.worker_state import WorkerSettings  # noqa: PLC0415 - imports Faust too
 
     kafka = kafka_settings_from(args)
     try:

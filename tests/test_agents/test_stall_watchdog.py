@@ -10,7 +10,8 @@ from faust.types import TP
 
 from agents.settings import KafkaSettings
 from agents.stall_watchdog import StallWatchdog
-from agents.stream_worker import MetricsWorker, WorkerSettings
+from agents.stream_worker import MetricsWorker
+from agents.worker_state import WorkerSettings
 
 
 def worker_and_lags() -> tuple[MetricsWorker, dict[int, int]]:

@@ -1,0 +1,72 @@
+"""The stream worker's settings and its state per logs partition (see agents/stream_worker.py)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+from faust.tables.manager import TableManager
+from faust.types import EventT
+
+from agents.rules_files import LoadedRules, load_rules
+from agents.settings import KafkaSettings
+from pipeline.pane_store import DEFAULT_RETENTION_MS, PaneStore
+from pipeline.rules.engine import RuleEngine
+from pipeline.rules.input_offsets import InputOffsets
+from pipeline.watermarks import DEFAULT_IDLE_PRODUCER_MS, PartitionWatermark
+
+CHECKPOINT_EVERY_S = 1.0
+
+
+class PromptTableManager(TableManager):
+    """Faust's table manager without the fixed 1 s pause it takes before starting recovery."""
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    kafka: KafkaSettings
+    app_id: str = "tailwatch-metrics"
+    store: str = "memory://"  # or "rocksdb://" (rocksdict) for large tables
+    data_dir: str = "./tailwatch-data"
+    web_port: int | None = None
+    web_bind: str = "127.0.0.1"  # the web server's interface (0.0.0.0 in a container)
+    session_timeout_s: float = 5.0  # the embedded broker answers the first JoinGroup after half of it
+    rules: LoadedRules = field(default_factory=load_rules)
+    retention_ms: int = DEFAULT_RETENTION_MS
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S
+    idle_producer_ms: int = DEFAULT_IDLE_PRODUCER_MS  # see pipeline.watermarks: 0 waits for every producer
+
+
+@dataclass
+class PartitionState:
+    store: PaneStore
+    engine: RuleEngine
+    watermark: PartitionWatermark = field(default_factory=PartitionWatermark)
+    offsets: InputOffsets | None = None  # the logs-topic offsets that fed each pane (alert provenance)
+    applied_offset: int = -1  # the last message applied
+    checkpoint_offset: int = -1  # the last message in the stored checkpoint
+    unacked: list[EventT[bytes]] = field(default_factory=list)
+    last_checkpoint: float = field(default_factory=time.monotonic)
+    last_applied: float = field(default_factory=time.monotonic)  # when a message was last applied
+    catching_up: bool = False
+
+
+class PartitionContext:
+    """Stands for a logs-topic event of one partition while the worker applies messages outside Faust's stream (the
+    catch-up timer): Faust's table takes the changelog partition of every write from the current event."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = SimpleNamespace(topic=topic, partition=partition)
+
+
+def published_ms(timestamp: float | None) -> int | None:
+    """A Faust message's Kafka timestamp (seconds, float) in integer ms; None when the broker gave none."""
+    return None if timestamp is None or timestamp < 0 else round(timestamp * 1000)
