@@ -231,6 +231,7 @@ class MetricsWorker:
         state.last_applied = time.monotonic()
         if event is not None:
             state.unacked.append(event)
+        self._checkpoint(partition, state)  # rare: checkpointed at once, so a restart does not reject it again
 
     async def _fill_gap(self, partition: int, state: PartitionState, offset: int) -> None:
         """Messages between the state's last one and `offset` that Faust did not deliver: after a rebalance it can
