@@ -96,9 +96,9 @@ class WorkerCollector(Collector):
         panes = GaugeMetricFamily("tailwatch_panes_held", "Panes held in memory (open, and closed for windows)",
                                   labels=["state"])
         states = list(worker.partitions.values())
-        panes.add_metric(["open"], sum(len(state.store.open) for state in states))
+        panes.add_metric(["open"], sum(len(state.operator.store.open) for state in states))
         panes.add_metric(["closed"], sum(len(history) for state in states
-                                         for history in state.store.history.values()))
+                                         for history in state.operator.store.history.values()))
         yield panes
         if worker.telemetry.last_message_ms is not None:
             yield GaugeMetricFamily("tailwatch_last_message_timestamp_seconds",
@@ -135,5 +135,5 @@ def consumer_lag(worker: MetricsWorker) -> dict[int, int]:
             continue
         if highwater is None or highwater < 0:
             continue
-        lag[partition] = max(0, highwater - (state.applied_offset + 1))
+        lag[partition] = max(0, highwater - (state.operator.applied_offset + 1))
     return lag
