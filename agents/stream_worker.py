@@ -1,9 +1,9 @@
 """The metrics stream worker: a Faust app whose one agent consumes log batches and keeps per-partition panes.
 
-Faust is the shell (consumer group, changelog-backed table, lifecycle); the per-record work happens in
-`pipeline` on whole batches. Per message: decode, skip if the partition's checkpoint already holds it, add the
-records to the partition's `PaneStore`, advance the partition watermark, close due panes, send their snapshots
-to the metrics topic and store each closed pane once in the table.
+Faust is the shell (consumer group, changelog-backed table, lifecycle); the work happens in `pipeline` on whole
+batches, in one `PartitionOperator` per owned partition (the object `replay` drives too). Per message: skip it if
+the partition's checkpoint already holds it, feed it to the operator, send the snapshots of the panes it closed
+and its alert transitions, store each closed pane once in the table, checkpoint the operator's `snapshot()`.
 
 Exactly-once state with at-least-once Kafka: events are acknowledged (so their offsets committed) only after a
 checkpoint of the partition's open panes and clocks is written to the table, and every message at or below the
