@@ -324,7 +324,9 @@ class MetricsWorker:
 
     def _checkpoint(self, partition: int, state: PartitionState) -> None:
         operator = state.operator
-        self.table[_checkpoint_key(partition)] = orjson.dumps(operator.snapshot())
+        data = orjson.dumps(operator.snapshot())
+        self.table[_checkpoint_key(partition)] = data
+        state.checkpoint_bytes = len(data)
         state.checkpoint_offset = operator.applied_offset
         state.last_checkpoint = time.monotonic()
         for event in state.unacked:

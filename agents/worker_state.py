@@ -48,6 +48,7 @@ class PartitionState:
 
     operator: PartitionOperator
     checkpoint_offset: int = -1  # the last message in the stored checkpoint
+    checkpoint_bytes: int = 0  # the size of the stored checkpoint
     unacked: list[EventT[bytes]] = field(default_factory=list)
     last_checkpoint: float = field(default_factory=time.monotonic)
     last_applied: float = field(default_factory=time.monotonic)  # when a message was last applied
