@@ -101,7 +101,8 @@ class WorkerCollector(Collector):
                                          for history in state.operator.store.history.values()))
         yield panes
         yield GaugeMetricFamily("tailwatch_checkpoint_bytes", "Size of the partitions' last checkpoints (open panes, "
-                                "clocks, producers, alert states)", value=sum(state.checkpoint_bytes for state in states))
+                                "clocks, producers, alert states)",
+                                value=sum(state.checkpoint_bytes for state in states))
         yield GaugeMetricFamily("tailwatch_producers_held", "Running logs-topic producers held in the partitions' "
                                 "watermarks", value=sum(len(state.operator.watermark.producers) for state in states))
         yield GaugeMetricFamily("tailwatch_alert_states", "Alert states held (pending or firing rule × endpoint)",
