@@ -41,6 +41,7 @@ class Publisher:
         self.batches_sent = 0
         self.records_sent = 0
         self.dead_letters_sent = 0
+        self.flushes = 0  # flushes whose sends were all acknowledged
 
     def _make(self, idempotent: bool) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -106,6 +107,7 @@ class Publisher:
         failures = [result for result in results if isinstance(result, BaseException)]
         if failures:
             raise KafkaError(f"{len(failures)} of {len(results)} sends failed; first: {failures[0]!r}")
+        self.flushes += 1
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None
