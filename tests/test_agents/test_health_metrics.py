@@ -124,6 +124,10 @@ def test_metrics_counters_match_the_input(kafka_settings: KafkaSettings, tmp_pat
         assert value(samples, "tailwatch_panes_held", state="open") == 0  # the input ended: every pane closed
         assert 0 < value(samples, "tailwatch_panes_held", state="closed") <= len(snapshots)
         assert value(samples, "tailwatch_partitions_assigned") == kafka_settings.partitions
+        # what a long-running worker holds, for its operator to watch (see `python -m bench soak`)
+        assert value(samples, "tailwatch_producers_held") == 0  # the ingest ended: no producer is running
+        assert value(samples, "tailwatch_checkpoint_bytes") > 0
+        assert value(samples, "tailwatch_alert_states") >= 0
         assert status == 200, body
         assert body["status"] == "healthy" and all(body["checks"].values())
         assert body["details"]["last_record"]["seen"] is True
