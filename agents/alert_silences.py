@@ -42,18 +42,23 @@ def validated(value: Any) -> dict[str, Any]:
     return Silence.model_validate(value).model_dump()
 
 
-def apply(silences: dict[str, dict[str, Any]], key: bytes | None, value: bytes | None) -> None:
+def apply(silences: dict[str, dict[str, Any]], key: bytes | None, value: bytes | None) -> str | None:
     """Apply one topic record: a silence replaces its id's earlier one; a tombstone removes it; a record that
-    is not a valid silence is logged and skipped."""
+    is not a valid silence (not JSON, a schema error, a regex RE2 does not accept) is logged with its reason and
+    skipped — the reason is returned (None when applied), an earlier version of that silence stays."""
     if key is not None and value is None:
-        silences.pop(key.decode(), None)
-        return
+        silences.pop(key.decode(errors="replace"), None)
+        return None
     try:
         record = validated(orjson.loads(value or b"null"))
     except (orjson.JSONDecodeError, ValidationError) as error:
-        log.warning("invalid silence record skipped", extra={"fields": {"key": key, "error": str(error)[:200]}})
-        return
+        reason = str(error)[:300]
+        log.warning("invalid silence record skipped",
+                    extra={"fields": {"key": None if key is None else key.decode(errors="replace"),
+                                      "error": reason}})
+        return reason
     silences[record["id"]] = record
+    return None
 
 
 async def read_silences(settings: KafkaSettings, idle_s: float = 1.0) -> dict[str, dict[str, Any]]:
@@ -79,7 +84,9 @@ async def publish_silence(settings: KafkaSettings, record: dict[str, Any]) -> No
 
 
 def load_silence_file(path: str | Path) -> list[dict[str, Any]]:
-    """Silences from a file: JSON Lines (`tailwatch silences list --json`) or a YAML list of records."""
+    """Silences from a file: JSON Lines (`tailwatch silences list --json`) or a YAML list of records. A file that
+    cannot be read or parsed is an error; an entry that is not a valid silence (e.g. a regex RE2 does not accept)
+    costs only itself: it is skipped and logged with its position and reason."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -91,15 +98,21 @@ def load_silence_file(path: str | Path) -> list[dict[str, Any]]:
             items = [orjson.loads(line) for line in text.splitlines() if line.strip()]
         else:
             items = yaml.safe_load(text) or []
-        if not isinstance(items, list):
-            raise SilenceFileError(f"{path}: expected a list of silences")
-        return [validated(item) for item in items]
     except (orjson.JSONDecodeError, yaml.YAMLError) as error:
         raise SilenceFileError(f"{path}: not JSON Lines or YAML: {error}") from error
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise SilenceFileError(f"{path}: invalid silence: {where}: {first['msg']}") from None
+    if not isinstance(items, list):
+        raise SilenceFileError(f"{path}: expected a list of silences")
+    silences = []
+    for index, item in enumerate(items):
+        try:
+            silences.append(validated(item))
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            log.warning("invalid silence skipped", extra={"fields": {
+                "file": str(path), "entry": index + 1, "id": item.get("id") if isinstance(item, dict) else None,
+                "error": f"{where}: {first['msg']}"[:300]}})
+    return silences
 
 
 class SilenceFeed:
@@ -110,6 +123,7 @@ class SilenceFeed:
         self.topic = topic
         self.silences = SilenceSet()
         self.records: dict[str, dict[str, Any]] = {}
+        self.invalid_records = 0  # topic records skipped (logged with their reason), for /metrics
         self.ready = asyncio.Event()
 
     async def wait_ready(self, timeout_s: float = 30.0) -> None:
@@ -121,8 +135,12 @@ class SilenceFeed:
             log.warning("silences not loaded yet; going on", extra={"fields": {"topic": self.topic}})
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
-        apply(self.records, key, value)
+        if apply(self.records, key, value) is not None:
+            self.invalid_records += 1
+            return
         self.silences.reset(self.records.values())
+        for silence_id, reason in self.silences.rejected.items():  # validated records pass: a defence only
+            log.warning("silence skipped", extra={"fields": {"id": silence_id, "error": reason}})
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,

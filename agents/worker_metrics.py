@@ -114,6 +114,11 @@ class WorkerCollector(Collector):
                                     value=worker.telemetry.last_message_ms / 1000)
         yield GaugeMetricFamily("tailwatch_partitions_assigned", "Logs-topic partitions assigned to this worker",
                                 value=len(assigned_partitions(worker)))
+        yield GaugeMetricFamily("tailwatch_silences", "Silences held (active, pending and expired records)",
+                                value=len(worker.silence_feed.silences))
+        yield CounterMetricFamily("tailwatch_invalid_silence_records",
+                                  "Silences-topic records skipped as invalid (e.g. a regex RE2 does not accept)",
+                                  value=worker.silence_feed.invalid_records)
 
 
 def assigned_partitions(worker: MetricsWorker) -> list[int]:

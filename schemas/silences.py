@@ -7,11 +7,12 @@ with `ends_at` moved to the expiry time, so a replay of past traffic still sees 
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.label_regex import LabelRegexError, compile_label_regex
 
 
 def _parse_iso(text: str) -> datetime:
@@ -25,8 +26,8 @@ def _parse_iso(text: str) -> datetime:
 
 
 class Matcher(BaseModel):
-    """Like Alertmanager's: `=` equal, `!=` not equal, `=~` regex (fully anchored), `!~` regex does not match.
-    A label the alert does not have is the empty string."""
+    """Like Alertmanager's: `=` equal, `!=` not equal, `=~` regex (RE2 syntax, fully anchored), `!~` regex does
+    not match. A label the alert does not have is the empty string."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -38,9 +39,9 @@ class Matcher(BaseModel):
     def _regex_compiles(self) -> Matcher:
         if self.op in ("=~", "!~"):
             try:
-                re.compile(self.value)
-            except re.error as error:
-                raise ValueError(f"bad regex {self.value!r}: {error}") from error
+                compile_label_regex(self.value)
+            except LabelRegexError as error:
+                raise ValueError(f"bad regex {self.value!r}: {error}") from None
         return self
 
 

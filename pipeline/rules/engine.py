@@ -89,7 +89,8 @@ def compile_rules(rule_file: RuleFile) -> list[CompiledRule]:
             raise RuleError(rule.name, "window", "must be whole minutes")
         repeat = duration_ms(rule.repeat_interval) or None
         compiled.append(CompiledRule(rule, tuple(built), clear, window,
-                                     Timing(duration_ms(rule.for_), duration_ms(rule.keep_firing_for), repeat)))
+                                     Timing(duration_ms(rule.for_), duration_ms(rule.keep_firing_for), repeat,
+                                            window)))
     for index, inhibition in enumerate(rule_file.inhibit):
         for name in (inhibition.source, *inhibition.targets):
             if name not in seen:

@@ -10,6 +10,16 @@ verdict, …)`); nothing here reads a clock. The semantics:
   the panes that breached since then add up to `for` (unknown panes hold the state but are no evidence, so they
   do not count); `starts_at_ms` is the end of the pane that completed it. With `for: 0` it fires at once.
 - Not breached while pending: back to inactive, silently.
+- **`for` means continuous.** A group is evaluated only when one of its panes closes, i.e. when it had traffic.
+  A pending alert whose previous evaluation lies out of reach of this one — the previous evaluated pane ended
+  before this evaluation's window starts (`pane_end - max(window, pane)`), so some time between them was seen by
+  no evaluated window — starts over as inactive before this evaluation applies: a breach makes it pending again
+  with this pane's start as `active_since_ms`. So ten breaching panes an hour apart never fire a `for: 10m` rule.
+  With a 1-minute window a single minute without any pane breaks continuity; a 5-minute window bridges up to 4.
+  Evaluated unknown panes (too few requests) are evaluations: they keep continuity and hold the state.
+- A long gap changes nothing for a firing alert: it resolves only at an evaluation where it is clear (a silent
+  endpoint is not a healthy one), `keep_firing_for` counts from its last breach, and a `repeat` goes out at its
+  first breaching evaluation after `repeat_interval`.
 - While firing, it resolves at the first evaluation where it is clear — `cleared` is the clear condition when the
   rule has one (hysteresis), else "not breached" — and the last breach ended at least `keep_firing_for` ago;
   `ends_at_ms` is that pane's end.
@@ -35,6 +45,7 @@ class Timing:
     for_ms: int = 0
     keep_firing_for_ms: int = 0
     repeat_interval_ms: int | None = None
+    window_ms: int = 0  # the rule's window: how far back an evaluation sees (at least its own pane)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +59,9 @@ class AlertState:
     severity_held_ms: int | None = None  # end of the last pane where the current severity (or higher) held
     breached_ms: int = 0  # while pending: how much breaching pane time has been seen
     silenced: bool = False  # the last notification (firing, escalated, …) was muted by a silence
+    # while pending: the end of the last evaluated pane (any verdict), to tell continuity; None in checkpoints
+    # written before it existed (then the last breach's end stands in)
+    evaluated_end_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +82,24 @@ def evaluate(state: AlertState, pane_start_ms: int, pane_end_ms: int, verdict: b
     `cleared`: for a rule with a clear condition (hysteresis), its value — a firing alert resolves only when it
     is True; leave it True for rules without one.
     """
+    if state.state == "pending" and not _continuous(state, pane_start_ms, pane_end_ms, timing):
+        state = AlertState()  # unknown time since its last evaluation: `for` starts over
     if verdict is None:
+        if state.state == "pending":
+            return replace(state, evaluated_end_ms=pane_end_ms), None
         return state, None
     if verdict:
         return _breached(state, pane_start_ms, pane_end_ms, severity, timing)
     return _not_breached(state, pane_end_ms, cleared, timing)
+
+
+def _continuous(state: AlertState, pane_start_ms: int, pane_end_ms: int, timing: Timing) -> bool:
+    """Whether the previous evaluation of this pending alert is within reach of this one: its pane ended at or
+    after the start of this evaluation's window (the window, or this pane when the window is shorter)."""
+    previous = state.evaluated_end_ms if state.evaluated_end_ms is not None else state.last_breach_end_ms
+    if previous is None:
+        return True
+    return previous >= min(pane_start_ms, pane_end_ms - timing.window_ms)
 
 
 def _breached(state: AlertState, pane_start_ms: int, now: int, severity: str | None,
@@ -84,9 +111,9 @@ def _breached(state: AlertState, pane_start_ms: int, now: int, severity: str | N
     if state.state == "pending":
         state = replace(state, breached_ms=state.breached_ms + (now - pane_start_ms))
         if state.breached_ms < timing.for_ms:
-            return replace(state, severity=severity), None
+            return replace(state, severity=severity, evaluated_end_ms=now), None
         fired = replace(state, state="firing", starts_at_ms=now, last_notified_ms=now, severity=severity,
-                        severity_held_ms=now, breached_ms=0)
+                        severity_held_ms=now, breached_ms=0, evaluated_end_ms=None)
         return fired, Transition("firing", severity, since, now, None, now)
     starts = state.starts_at_ms if state.starts_at_ms is not None else now
     rank, held_rank = _rank(severity), _rank(state.severity)

@@ -18,6 +18,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from agents.alert_silences import silences_topic_spec
 from agents.commands.ingest import log_topic_specs
 from agents.commands.replay import replay_events
 from agents.ingest import Ingestor
@@ -33,6 +34,7 @@ from tests.kafka_tier import ApacheKafka, free_port
 from tests.receivers import HttpReceiver, Reply
 from tests.support import read_topic
 from tests.test_agents.test_notify.test_notifier import SECRET_VARS
+from tests.test_agents.test_silences_and_topic_replay import publish_raw
 from tests.test_agents.worker_web import (
     DEFAULT_CHANNELS,
     Samples,
@@ -85,6 +87,12 @@ def test_metrics_counters_match_the_input(kafka_settings: KafkaSettings, tmp_pat
     assert len(replay_alerts) >= 5
 
     async def scenario() -> None:
+        # a silence record RE2 does not accept, on the topic before the worker starts: skipped and counted
+        await ensure_topics(kafka_settings.bootstrap or "", [silences_topic_spec(kafka_settings)])
+        refused = {"v": 1, "id": "refused", "matchers": [{"name": "endpoint", "op": "=~", "value": r"(x)\1"}],
+                   "starts_at": "2000-01-01T00:00:00Z", "ends_at": "2100-01-01T00:00:00Z", "created_by": "t",
+                   "comment": "c", "created_at": "2026-01-01T00:00:00Z"}
+        await publish_raw(kafka_settings, {"refused": refused})
         worker = WebWorker(kafka_settings, tmp_path / "worker")
         try:
             await worker.wait_ready()
@@ -128,6 +136,8 @@ def test_metrics_counters_match_the_input(kafka_settings: KafkaSettings, tmp_pat
         assert value(samples, "tailwatch_producers_held") == 0  # the ingest ended: no producer is running
         assert value(samples, "tailwatch_checkpoint_bytes") > 0
         assert value(samples, "tailwatch_alert_states") >= 0
+        assert value(samples, "tailwatch_invalid_silence_records_total") == 1
+        assert value(samples, "tailwatch_silences") == 0
         assert status == 200, body
         assert body["status"] == "healthy" and all(body["checks"].values())
         assert body["details"]["last_record"]["seen"] is True

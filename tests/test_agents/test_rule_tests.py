@@ -59,14 +59,15 @@ def wrong(tmp_path: Path, source: str, old: str, new: str) -> Path:
 ])
 def test_a_wrong_expectation_fails_with_expected_and_got(tmp_path: Path, old: str, new: str, message: str) -> None:
     path = wrong(tmp_path, "factory-high-error-rate.yaml", old, new)
-    failed = [case for case in run_test_file(path).cases if not case.ok]
+    cases = run_test_file(path).cases
+    failed = [case for case in cases if not case.ok]
     assert len(failed) == 1
     text = "\n".join(failed[0].failures)
     assert message in text and "expected:" in text and "got:" in text
     result = tailwatch("rules", "test", str(path))
     assert result.returncode == 1
     assert f"FAIL  {path}: {failed[0].name}" in result.stdout and message in result.stdout
-    assert "2 passed, 1 failed" in result.stdout
+    assert f"{len(cases) - 1} passed, 1 failed" in result.stdout
 
 
 def test_rules_test_cli_passes_on_the_defaults_and_reports_bad_files(tmp_path: Path) -> None:

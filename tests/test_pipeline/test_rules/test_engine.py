@@ -159,3 +159,26 @@ def test_the_d1_quota_warning_notifies_once_at_80_percent() -> None:
     assert [n for n in notified(alerts, "email") if n[0].startswith("d1-quota")] == [
         ("d1-quota-warning", "firing", "HIGH"), ("d1-quota", "escalated", "HIGH"),
         ("d1-quota", "escalated", "CRITICAL")]
+
+
+def test_breaching_minutes_an_hour_apart_never_fire_a_for_10m_rule() -> None:
+    # the case: ten breaching minutes one hour apart used to fire after 9 hours, active_since 9 hours back
+    hourly = [minute(60 * h, 100, lambda i: 500 if i < 8 else 200) for h in range(10)]
+    assert changes(replay_alerts(hourly), "factory-high-error-rate") == []
+
+
+def test_alert_states_of_older_checkpoints_still_load() -> None:
+    rules = load_rules(DEFAULT_RULES)
+    engine = RuleEngine(rules.compiled, rules.rule_file, rules.sha256)
+    replay = Replay(lateness_ms=0)
+    engine.on_panes_closed(replay.feed("s", minute(0, 100, lambda i: 500 if i < 8 else 200)), replay.store)
+    engine.on_panes_closed(replay.end("s"), replay.store)
+    rows = engine.export_states()
+    pending = [row for row in rows if row[0] == "factory-high-error-rate"]
+    assert pending and pending[0][3]["state"] == "pending" and pending[0][3]["evaluated_end_ms"] is not None
+    for row in rows:
+        del row[3]["evaluated_end_ms"]  # as a checkpoint written before the field existed
+    restored = RuleEngine(rules.compiled, rules.rule_file, rules.sha256)
+    restored.import_states(rows)
+    state = restored.states[("factory-high-error-rate", "svc", EP)]
+    assert state.state == "pending" and state.evaluated_end_ms is None and state.last_breach_end_ms is not None

@@ -65,9 +65,11 @@ def run(marks: str, repeat: str | None = None, silences: list[dict] | None = Non
         ("qqqqq", []),
         ("BqB..", [("errors", "firing", 3), ("errors", "resolved", 4)]),  # q is no evidence towards `for`
         ("BBqq.", [("errors", "firing", 2), ("errors", "resolved", 5)]),  # nor does it resolve
-        # no data: minutes with no request on the endpoint close no pane of it; the state holds
+        # no data: minutes with no request on the endpoint close no pane of it. A firing alert holds ...
         ("BB__.", [("errors", "firing", 2), ("errors", "resolved", 5)]),
-        ("B__B.", [("errors", "firing", 4), ("errors", "resolved", 5)]),
+        # ... a pending one does not: `for` means continuous, and no evaluation saw those minutes (1m window)
+        ("B__B.", []),
+        ("B__BB.", [("errors", "firing", 5), ("errors", "resolved", 6)]),
     ],
 )
 def test_min_requests_and_no_data_hold_the_state(marks: str, expected: list[tuple]) -> None:
