@@ -11,14 +11,13 @@ import sys
 from pathlib import Path
 
 import yaml
-from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from agents.commands.common import add_kafka_args, kafka_settings_from
-from agents.embedded_broker import BrokerError, kafka_bootstrap
+from agents.embedded_broker import kafka_bootstrap
 from agents.probe import Probe, ProbePlan
 from agents.settings import KafkaSettings
-from agents.topics import KafkaUnavailable, TopicSpec, ensure_topics
+from agents.topics import TopicSpec, ensure_topics
 from schemas.probes import ProbeConfig, ProbeTarget
 from schemas.rules import duration_ms
 
@@ -51,7 +50,7 @@ def load_plan(args: argparse.Namespace) -> ProbePlan:
     try:
         raw = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
         config = ProbeConfig.model_validate(raw)
-    except (OSError, yaml.YAMLError, ValidationError) as error:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValidationError) as error:
         raise ProbeConfigError(f"{args.config}: {error}") from error
     targets = config.targets
     rule = config.rule
@@ -87,18 +86,10 @@ async def probe(plan: ProbePlan, bootstrap: str, settings: KafkaSettings, count:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        plan = load_plan(args)
-    except ProbeConfigError as error:
-        print(f"tailwatch probe: {error}", file=sys.stderr)
-        return 2
+    plan = load_plan(args)  # errors (the config, Kafka): agents/cli.py's exit-code table
     kafka = kafka_settings_from(args)
-    try:
-        with kafka_bootstrap(kafka.bootstrap) as bootstrap:
-            runner = asyncio.run(probe(plan, bootstrap, kafka, args.count))
-    except (KafkaUnavailable, BrokerError, KafkaError, TimeoutError) as error:
-        print(f"tailwatch probe: {error}", file=sys.stderr)
-        return 3
+    with kafka_bootstrap(kafka.bootstrap) as bootstrap:
+        runner = asyncio.run(probe(plan, bootstrap, kafka, args.count))
     print(f"checks={runner.checks} failed={runner.failed_checks} alerts={runner.alerts_published} "
           f"rejected={runner.rejected}", file=sys.stderr)
     return 0
