@@ -50,12 +50,12 @@ def report_channels(channels: list[Channel]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    channels = load_channels(args.channels)  # before Faust and Kafka; errors: agents/cli.py's exit-code table
+    report_channels(channels)
     from agents.notify.ledger import read_ledger  # noqa: PLC0415
     from agents.notify.notifier import Notifier, NotifierSettings, deliveries_topic  # noqa: PLC0415 - Faust
 
     kafka = kafka_settings_from(args)
-    channels = load_channels(args.channels)  # errors: agents/cli.py's exit-code table
-    report_channels(channels)
     with kafka_bootstrap(kafka.bootstrap) as bootstrap:
         settings = KafkaSettings(bootstrap, kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
         asyncio.run(ensure_topics(bootstrap, notify_topic_specs(settings)))

@@ -46,12 +46,26 @@ def probe_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
             TopicSpec(settings.topic("alerts"), settings.partitions, settings.replication_factor)]
 
 
+def validation_line(error: ValidationError) -> str:
+    """pydantic's problems on one line: `where: what; where: what`."""
+    return "; ".join(f"{'.'.join(str(part) for part in item['loc']) or 'file'}: {item['msg']}"
+                     for item in error.errors())
+
+
 def load_plan(args: argparse.Namespace) -> ProbePlan:
     try:
         raw = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
+        if raw is None:
+            raise ProbeConfigError(f"{args.config}: the file is empty (a probe file has `targets:`)")
         config = ProbeConfig.model_validate(raw)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValidationError) as error:
-        raise ProbeConfigError(f"{args.config}: {error}") from error
+    except OSError as error:
+        raise ProbeConfigError(f"{args.config}: cannot read: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise ProbeConfigError(f"{args.config}: not UTF-8 text (byte {error.start})") from error
+    except yaml.YAMLError as error:
+        raise ProbeConfigError(f"{args.config}: not valid YAML: {' '.join(str(error).split())}") from error
+    except ValidationError as error:
+        raise ProbeConfigError(f"{args.config}: {validation_line(error)}") from error
     targets = config.targets
     rule = config.rule
     try:
@@ -60,7 +74,7 @@ def load_plan(args: argparse.Namespace) -> ProbePlan:
         if args.failures is not None:
             rule = rule.model_validate({**rule.model_dump(), "failures": args.failures})
     except ValidationError as error:
-        raise ProbeConfigError(str(error)) from error
+        raise ProbeConfigError(validation_line(error)) from error
     interval = args.interval if args.interval is not None else duration_ms(config.interval) / 1000
     timeout = args.timeout if args.timeout is not None else duration_ms(config.timeout) / 1000
     if interval <= 0 or timeout <= 0:

@@ -76,11 +76,11 @@ def stream_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_store(args.store)
+    rules = load_rules(args.rules)  # before Kafka and Faust; errors: agents/cli.py's exit-code table
     from agents.stream_worker import MetricsWorker  # noqa: PLC0415 - Faust is slow to import
     from agents.worker_state import WorkerSettings  # noqa: PLC0415 - imports Faust too
 
-    check_store(args.store)
-    rules = load_rules(args.rules)  # before Kafka; errors: agents/cli.py's exit-code table
     kafka = kafka_settings_from(args)
     with kafka_bootstrap(kafka.bootstrap) as bootstrap:
         settings = KafkaSettings(bootstrap, kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
