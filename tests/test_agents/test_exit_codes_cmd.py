@@ -182,3 +182,15 @@ def test_ingest_reads_hostile_captures_on_a_real_broker(tmp_path: Path, sample_c
                               "truncated_gz": "damaged compressed input"}
     check_all([(["ingest", "--from", files[kind], *prefix], EXIT_USAGE, text) for kind, text in wanted.items()])
 
+
+
+def test_the_readme_table_is_the_code_table() -> None:
+    from agents.commands import common
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Exit codes"):]
+    section = section[:section.index("\n## ")]
+    documented = {int(row.split("|")[1]) for row in section.splitlines() if row.startswith("| ") and
+                  row.split("|")[1].strip().isdigit()}
+    in_code = {value for name, value in vars(common).items() if name.startswith("EXIT_")}
+    assert documented == in_code | {70}  # 70: the worker's stall watchdog (agents/stall_watchdog.py)
