@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
-        return 130
+        return 130  # EXIT_INTERRUPTED
     except Exception as error:
         return report_error(args.command, error)
 

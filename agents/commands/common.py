@@ -87,10 +87,6 @@ class CheckFailed(CommandError):
     code = EXIT_CHECK_FAILED
 
 
-class KafkaUnreachable(CommandError):
-    code = EXIT_KAFKA
-
-
 # User-facing errors raised by other modules, by "module.Class". A class is checked only when its module is
 # already imported (an error cannot come from a module that was never loaded), so this costs no imports.
 USER_ERRORS: dict[str, int] = {
@@ -159,5 +155,5 @@ def check_input_files(paths: list[str]) -> None:
 def require_events(totals: ParseStats, paths: list[str]) -> None:
     """A run that found no wrangler event at all is an input error (the reader says what it found instead)."""
     if totals.events == 0:
-        raise InputError(f"no wrangler tail events in {' '.join(paths)} (is it `wrangler tail --format json` "
-                         f"output?)")
+        names = " ".join("stdin" if path == "-" else path for path in paths)
+        raise InputError(f"no wrangler tail events in {names} (is it `wrangler tail --format json` output?)")
