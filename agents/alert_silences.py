@@ -92,6 +92,8 @@ def load_silence_file(path: str | Path) -> list[dict[str, Any]]:
         text = path.read_text()
     except OSError as error:
         raise SilenceFileError(f"{path}: cannot read: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise SilenceFileError(f"{path}: not UTF-8 text (silences are JSON Lines or YAML)") from error
     try:
         stripped = text.lstrip()
         if stripped.startswith("{"):

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 from agents.logs import setup_logging
@@ -65,11 +66,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(command_in(argv)).parse_args(argv)
     setup_logging(args.log_level, service=f"tailwatch-{args.command}")
     runner: Callable[[argparse.Namespace], int] = args.run
+    if getattr(args, "actions", None) and args.action is None:  # `tailwatch rules`: its actions, a usage error
+        from agents.commands.common import EXIT_USAGE, actions_text  # noqa: PLC0415
+
+        print(actions_text(args.command, args.actions), file=sys.stderr)
+        return EXIT_USAGE
     try:
         return runner(args)
     except BrokenPipeError:  # `tailwatch parse … | head`: the reader left, which is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt:
+        return 130  # EXIT_INTERRUPTED
+    except Exception as error:
+        return report_error(args.command, error)
+
+
+def report_error(command: str, error: Exception) -> int:
+    """The exit code of `error` (the table in agents/commands/common.py), with its one-line reason on stderr; an
+    error no user can cause is a bug: its traceback, and a line saying so."""
+    from agents.commands.common import EXIT_BUG, exit_code_of  # noqa: PLC0415 - only on an error
+
+    known = exit_code_of(error)
+    if known is None:
+        traceback.print_exc()
+        print(f"tailwatch {command}: internal error (a bug in tailwatch; please report it with the traceback "
+              f"above): {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_BUG
+    code, reason = known
+    print(f"tailwatch {command}: {reason}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

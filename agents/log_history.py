@@ -8,17 +8,15 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 
-from agents.topic_reader import assign_whole_topic
+from agents.topic_reader import assign_whole_topic, start_consumer
 
 
 async def history(bootstrap: str, topic: str, since_ms: int | None = None, until_ms: int | None = None,
                   idle_s: float = 2.0, timeout_s: float = 30.0) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """The messages of `topic` in `[since_ms, until_ms)`, each partition in offset order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await consumer.start()
+    consumer = await start_consumer(bootstrap)
     try:
         tps = await assign_whole_topic(consumer, topic, timeout_s)
         done: set[TopicPartition] = set()

@@ -42,9 +42,11 @@ def rule_test_paths(paths: list[str]) -> list[Path]:
 def load_test_file(path: Path) -> tuple[RuleTestFile, Path]:
     """The validated test file and the rule file it tests."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise RuleTestFileError(f"{path}: cannot read: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise RuleTestFileError(f"{path}: not UTF-8 text (a rule test file is YAML)") from error
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -52,6 +54,13 @@ def load_test_file(path: Path) -> tuple[RuleTestFile, Path]:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise RuleTestFileError(f"{path}{line}: not valid YAML: {getattr(error, 'problem', error)}") from error
+    if data is None:
+        raise RuleTestFileError(f"{path}: the file is empty (a rule test file has `rules:` naming its rule file, "
+                                f"and `tests:`)")
+    if isinstance(data, dict) and isinstance(data.get("rules"), list) and "tests" not in data:
+        raise RuleTestFileError(f"{path}: this is a rule file; `tailwatch rules test` expects a rule test file "
+                                f"(`rules:` naming the rule file, and `tests:`); check a rule file with "
+                                f"`tailwatch rules check {path}`")
     try:
         test_file = RuleTestFile.model_validate(data)
     except ValidationError as error:

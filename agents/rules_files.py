@@ -83,6 +83,11 @@ def load_rules(path: Path | str = DEFAULT_RULES) -> LoadedRules:
         raise RuleFileError(f"{path}{_yaml_line(error, text)}: not valid YAML: {_yaml_problem(error)}") from None
     except RecursionError:
         raise RuleFileError(f"{path}:1: not valid YAML: nested too deeply") from None
+    if data is None:
+        raise RuleFileError(f"{path}: the file is empty (a rule file has `version: 1` and a list of `rules:`)")
+    if isinstance(data, dict) and "tests" in data and not isinstance(data.get("rules"), list):
+        raise RuleFileError(f"{path}: this is a rule test file, not a rule file: run it with `tailwatch rules test "
+                            f"{path}`")
     try:
         rule_file = RuleFile.model_validate(data)
     except ValidationError as error:

@@ -6,6 +6,15 @@ import os
 from dataclasses import dataclass, field
 
 BOOTSTRAP_ENV = "TAILWATCH_KAFKA_BOOTSTRAP"
+CONNECT_ATTEMPTS_ENV = "TAILWATCH_KAFKA_CONNECT_ATTEMPTS"
+
+
+def kafka_connect_attempts() -> int:
+    """How many times a command tries to reach Kafka before it exits 3 (default 5, about 8 s; at least 1)."""
+    try:
+        return max(1, int(os.environ.get(CONNECT_ATTEMPTS_ENV, "5")))
+    except ValueError:
+        return 5
 
 
 @dataclass(frozen=True)

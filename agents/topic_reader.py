@@ -9,6 +9,22 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaConnectionError
+
+from agents.topics import KafkaUnavailable, connect_admin
+
+
+async def start_consumer(bootstrap: str) -> AIOKafkaConsumer:
+    """A started consumer without a group. An unreachable Kafka gives KafkaUnavailable after the retries every
+    command makes (`cannot reach Kafka at … after N attempts`), not aiokafka's bootstrap error."""
+    await (await connect_admin(bootstrap)).close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    try:
+        await consumer.start()
+    except KafkaConnectionError as error:  # gone between the two connections
+        await consumer.stop()
+        raise KafkaUnavailable(f"cannot reach Kafka at {bootstrap}: {error}") from error
+    return consumer
 
 
 async def assign_whole_topic(consumer: AIOKafkaConsumer, topic: str, timeout_s: float) -> list[TopicPartition]:
@@ -42,9 +58,7 @@ async def topic_messages(bootstrap: str, topic: str, idle_s: float = 1.0, follow
                          on_ready: Callable[[], None] | None = None) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """`from_end` (with `follow`): skip the history, yield only messages published after the start. `on_ready` is
     called once the start positions are fixed: a message published after it is read."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await consumer.start()
+    consumer = await start_consumer(bootstrap)
     try:
         tps = await assign_whole_topic(consumer, topic, timeout_s)
         if from_end:

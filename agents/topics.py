@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from agents.settings import kafka_connect_attempts
+
 log = logging.getLogger("tailwatch.topics")
 
 TOPIC_ALREADY_EXISTS = 36
@@ -26,8 +28,10 @@ class KafkaUnavailable(RuntimeError):
     """Kafka could not be reached: the message names the address and how long tailwatch tried."""
 
 
-async def connect_admin(bootstrap: str, attempts: int = 5, timeout_s: float = 30.0) -> AIOKafkaAdminClient:
-    """An admin client, after at most `attempts` tries with growing pauses; else KafkaUnavailable."""
+async def connect_admin(bootstrap: str, attempts: int | None = None, timeout_s: float = 30.0) -> AIOKafkaAdminClient:
+    """An admin client, after at most `attempts` tries with growing pauses (default: TAILWATCH_KAFKA_CONNECT_ATTEMPTS,
+    else 5); else KafkaUnavailable."""
+    attempts = attempts or kafka_connect_attempts()
     delay = 0.5
     for attempt in range(1, attempts + 1):
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
@@ -46,7 +50,7 @@ async def connect_admin(bootstrap: str, attempts: int = 5, timeout_s: float = 30
     raise AssertionError("unreachable")
 
 
-async def ensure_topics(bootstrap: str, specs: list[TopicSpec], attempts: int = 5) -> list[str]:
+async def ensure_topics(bootstrap: str, specs: list[TopicSpec], attempts: int | None = None) -> list[str]:
     """Create the topics that do not exist yet; returns the names created."""
     admin = await connect_admin(bootstrap, attempts)
     try:

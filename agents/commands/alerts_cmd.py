@@ -9,13 +9,12 @@ import asyncio
 import contextlib
 import sys
 
-from agents.commands.common import add_kafka_args, kafka_settings_from
+from agents.commands.common import UsageError, add_action, add_kafka_args, kafka_settings_from
 from agents.topic_reader import topic_messages
-from agents.topics import KafkaUnavailable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["tail"], help="tail: print the alerts topic")
+    add_action(parser, {"tail": "print the alerts topic as JSON Lines"})
     parser.add_argument("--from-beginning", action="store_true",
                         help="with --follow: print the alerts already on the topic first (without --follow the "
                              "history is what is printed)")
@@ -40,13 +39,8 @@ async def _tail(bootstrap: str, topic: str, follow: bool, from_beginning: bool) 
 def run(args: argparse.Namespace) -> int:
     settings = kafka_settings_from(args)
     if not settings.bootstrap:
-        print("tailwatch alerts: set --bootstrap or TAILWATCH_KAFKA_BOOTSTRAP (the embedded broker of another "
-              "command is not shared)", file=sys.stderr)
-        return 2
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_tail(settings.bootstrap, settings.topic("alerts"), args.follow, args.from_beginning))
-    except (KafkaUnavailable, TimeoutError, OSError) as error:
-        print(f"tailwatch alerts: {error}", file=sys.stderr)
-        return 3
+        raise UsageError("set --bootstrap or TAILWATCH_KAFKA_BOOTSTRAP (the embedded broker of another command is "
+                         "not shared)")
+    with contextlib.suppress(KeyboardInterrupt):  # Kafka errors: agents/cli.py (exit 3)
+        asyncio.run(_tail(settings.bootstrap, settings.topic("alerts"), args.follow, args.from_beginning))
     return 0

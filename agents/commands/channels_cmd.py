@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import uuid
 from datetime import UTC, datetime
 
 import aiohttp
 
-from agents.notify.config import DEFAULT_CHANNELS, Channel, ChannelFileError, load_channels
+from agents.commands.common import EXIT_CHECK_FAILED, EXIT_OK, CheckFailed, UsageError, add_action
+from agents.notify.config import DEFAULT_CHANNELS, Channel, load_channels
 from agents.notify.senders import Attempt, make_sender
 from pipeline.notify.keys import delivery_key, transition_of
 from pipeline.notify.routing import PlannedDelivery
@@ -20,7 +20,7 @@ from schemas.deliveries import DeliveryKind
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["list", "test"], help="list: show the channels; test: send a test")
+    add_action(parser, {"list": "show the channels (secrets masked)", "test": "send a test notification to CHANNEL"})
     parser.add_argument("channel", nargs="?", help="the channel to test")
     parser.add_argument("--channels", default=str(DEFAULT_CHANNELS), help="channel file (default: the spec's)")
 
@@ -63,22 +63,16 @@ def _list(channels: list[Channel]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        channels = load_channels(args.channels)
-    except ChannelFileError as error:
-        print(f"tailwatch channels: {error}", file=sys.stderr)
-        return 2
+    channels = load_channels(args.channels)  # an invalid file: exit 2 (agents/cli.py)
     if args.action == "list":
         return _list(channels)
     by_name = {channel.name: channel for channel in channels}
     channel = by_name.get(args.channel or "")
     if channel is None:
-        print(f"tailwatch channels test: name one of: {', '.join(by_name)}", file=sys.stderr)
-        return 2
+        raise UsageError(f"test: name one of: {', '.join(by_name)}")
     if not channel.active:
-        print(f"tailwatch channels test: {channel.name} is not active: {channel.missing}", file=sys.stderr)
-        return 2
+        raise CheckFailed(f"test: {channel.name} is not active: {channel.missing}")
     results = asyncio.run(send_test(channel))
     for result in results:
         print(f"{channel.name}: {'sent' if result.verdict == 'ok' else 'FAILED'} ({result.reason})")
-    return 0 if all(result.verdict == "ok" for result in results) else 1
+    return EXIT_OK if all(result.verdict == "ok" for result in results) else EXIT_CHECK_FAILED

@@ -1,12 +1,20 @@
-"""Arguments and helpers several subcommands share."""
+"""Arguments and helpers several subcommands share, and the exit codes of every command."""
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import os
+import sys
+import zlib
+from typing import TYPE_CHECKING
 
 from agents.settings import BOOTSTRAP_ENV, KafkaSettings
 from pipeline.extract import Extractor
 from pipeline.routes import DEFAULT_ROUTE_TEMPLATES, RouteTable
+
+if TYPE_CHECKING:
+    from pipeline.parsing import ParseStats
 
 
 def add_route_args(parser: argparse.ArgumentParser) -> None:
@@ -16,6 +24,20 @@ def add_route_args(parser: argparse.ArgumentParser) -> None:
 
 def extractor_from(args: argparse.Namespace) -> Extractor:
     return Extractor(RouteTable([*DEFAULT_ROUTE_TEMPLATES, *args.route]))
+
+
+def add_action(parser: argparse.ArgumentParser, actions: dict[str, str]) -> None:
+    """The ACTION positional of a command with subcommands (`rules check`); without one, the command lists them
+    (agents/cli.py) instead of an argparse error about missing arguments."""
+    parser.add_argument("action", nargs="?", choices=list(actions), metavar="ACTION",
+                        help="; ".join(f"{name}: {text}" for name, text in actions.items()))
+    parser.set_defaults(actions=actions)
+
+
+def actions_text(command: str, actions: dict[str, str]) -> str:
+    width = max(len(name) for name in actions)
+    return f"tailwatch {command}: give an action:\n" + "\n".join(
+        f"  tailwatch {command} {name:{width}}  {text}" for name, text in actions.items())
 
 
 def add_kafka_args(parser: argparse.ArgumentParser) -> None:
@@ -33,3 +55,105 @@ def kafka_settings_from(args: argparse.Namespace) -> KafkaSettings:
         partitions=args.partitions or base.partitions,
         replication_factor=base.replication_factor,
     )
+
+
+# ---- exit codes: the same table for every command (README "Exit codes"); agents/cli.py's main applies it ----
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1  # a check command found problems: rules check/test, schemas check, channels test
+EXIT_USAGE = 2  # bad flags, or an input that is missing, unreadable, damaged or invalid (captures, rules, …)
+EXIT_KAFKA = 3  # Kafka (or the embedded broker) cannot be reached, or the pipeline a command runs stopped
+EXIT_BUG = 4  # an unexpected internal error: a bug in tailwatch (the traceback is shown)
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+
+class CommandError(Exception):
+    """An error the user can fix: one line `tailwatch <command>: <message>` on stderr, exit status `code`."""
+
+    code = EXIT_USAGE
+
+
+class UsageError(CommandError):
+    code = EXIT_USAGE
+
+
+class InputError(CommandError):
+    """An input (capture, rule, silence, channel or probe file) that is missing, unreadable, damaged or invalid."""
+
+    code = EXIT_USAGE
+
+
+class CheckFailed(CommandError):
+    code = EXIT_CHECK_FAILED
+
+
+# User-facing errors raised by other modules, by "module.Class". A class is checked only when its module is
+# already imported (an error cannot come from a module that was never loaded), so this costs no imports.
+USER_ERRORS: dict[str, int] = {
+    "agents.topics.KafkaUnavailable": EXIT_KAFKA,
+    "agents.embedded_broker.BrokerError": EXIT_KAFKA,
+    "aiokafka.errors.KafkaError": EXIT_KAFKA,
+    "agents.rules_files.RuleFileError": EXIT_USAGE,
+    "agents.rule_tests.RuleTestFileError": EXIT_USAGE,
+    "agents.alert_silences.SilenceFileError": EXIT_USAGE,
+    "agents.notify.config.ChannelFileError": EXIT_USAGE,
+    "agents.commands.probe_cmd.ProbeConfigError": EXIT_USAGE,
+    "pipeline.rules.silences.MatcherError": EXIT_USAGE,
+}
+
+
+def _registered(error: BaseException) -> int | None:
+    for name, code in USER_ERRORS.items():
+        module_name, _, class_name = name.rpartition(".")
+        module = sys.modules.get(module_name)
+        cls = getattr(module, class_name, None) if module is not None else None
+        if isinstance(cls, type) and isinstance(error, cls):
+            return code
+    return None
+
+
+def _os_message(error: OSError) -> str:
+    what = error.strerror or str(error)
+    if isinstance(error, FileNotFoundError):
+        what = "no such file"
+    elif isinstance(error, IsADirectoryError):
+        what = "is a directory, not a file"
+    return f"{error.filename}: {what}" if error.filename is not None else what
+
+
+def exit_code_of(error: BaseException) -> tuple[int, str] | None:
+    """The exit status and the one-line reason for a user-facing error; None for anything else (a bug)."""
+    if isinstance(error, CommandError):
+        return error.code, str(error)
+    code = _registered(error)
+    if code is not None:
+        return code, str(error)
+    if isinstance(error, EOFError | zlib.error | gzip.BadGzipFile):
+        return EXIT_USAGE, f"damaged compressed input: {error}"
+    if isinstance(error, UnicodeDecodeError):
+        return EXIT_USAGE, f"not UTF-8 text: byte {error.object[error.start:error.start + 1]!r} at {error.start}"
+    if isinstance(error, TimeoutError):
+        return EXIT_KAFKA, str(error) or "timed out waiting for Kafka"
+    if isinstance(error, OSError):
+        return EXIT_USAGE, _os_message(error)
+    return None
+
+
+def check_input_files(paths: list[str]) -> None:
+    """Fail before anything starts (a broker, a worker) when a capture is missing, a directory or unreadable."""
+    for path in paths:
+        if path == "-":
+            continue
+        if not os.path.exists(path):
+            raise InputError(f"{path}: no such file")
+        if os.path.isdir(path):
+            raise InputError(f"{path}: is a directory, not a file")
+        if not os.access(path, os.R_OK):
+            raise InputError(f"{path}: permission denied")
+
+
+def require_events(totals: ParseStats, paths: list[str]) -> None:
+    """A run that found no wrangler event at all is an input error (the reader says what it found instead)."""
+    if totals.events == 0:
+        names = " ".join("stdin" if path == "-" else path for path in paths)
+        raise InputError(f"no wrangler tail events in {names} (is it `wrangler tail --format json` output?)")

@@ -9,13 +9,20 @@ import logging
 import signal
 import sys
 
-from agents.commands.common import add_kafka_args, add_route_args, extractor_from, kafka_settings_from
-from agents.embedded_broker import BrokerError, kafka_bootstrap
+from agents.commands.common import (
+    add_kafka_args,
+    add_route_args,
+    check_input_files,
+    extractor_from,
+    kafka_settings_from,
+    require_events,
+)
+from agents.embedded_broker import kafka_bootstrap
 from agents.ingest import IngestConfig, Ingestor, reader_chunks
 from agents.publisher import Publisher
 from agents.settings import KafkaSettings
 from agents.sources import chunks_of, gunzip_live, source_name, stdin_is_live, stdin_reader
-from agents.topics import KafkaUnavailable, TopicSpec, ensure_topics
+from agents.topics import TopicSpec, ensure_topics
 from agents.wrangler_tail import WranglerTail
 from pipeline.batching import DEFAULT_BATCH_RECORDS, DEFAULT_LATENESS_MS
 from pipeline.extract import Extractor
@@ -85,18 +92,15 @@ async def _supervise(workers: list[str], ingestor: Ingestor) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = kafka_settings_from(args)
+    if args.files:
+        check_input_files(args.files)  # before a broker starts; later errors: agents/cli.py's exit-code table
     if not settings.bootstrap:
         log.warning("no Kafka configured: using an embedded broker that lives only as long as this command")
-    try:
-        with kafka_bootstrap(settings.bootstrap) as bootstrap:
-            ingestor = asyncio.run(ingest(args, bootstrap, settings, extractor_from(args)))
-    except (KafkaUnavailable, BrokerError) as error:
-        print(f"tailwatch ingest: {error}", file=sys.stderr)
-        return 3
-    except FileNotFoundError as error:
-        print(f"tailwatch ingest: no such file: {error.filename}", file=sys.stderr)
-        return 2
+    with kafka_bootstrap(settings.bootstrap) as bootstrap:
+        ingestor = asyncio.run(ingest(args, bootstrap, settings, extractor_from(args)))
     publisher = ingestor.publisher
     print(f"{ingestor.totals.summary_line()} batches={publisher.batches_sent} published={publisher.records_sent} "
           f"dead_letters={publisher.dead_letters_sent}", file=sys.stderr)
+    if args.files:
+        require_events(ingestor.totals, args.files)
     return 0

@@ -6,15 +6,14 @@ import argparse
 import asyncio
 import logging
 import os
-import sys
 import time
 from typing import Any
 
 from agents.commands.common import add_kafka_args, kafka_settings_from
-from agents.embedded_broker import BrokerError, kafka_bootstrap
-from agents.notify.config import DEFAULT_CHANNELS, Channel, ChannelFileError, load_channels
+from agents.embedded_broker import kafka_bootstrap
+from agents.notify.config import DEFAULT_CHANNELS, Channel, load_channels
 from agents.settings import KafkaSettings
-from agents.topics import KafkaUnavailable, TopicSpec, ensure_topics, is_embedded_broker
+from agents.topics import TopicSpec, ensure_topics, is_embedded_broker
 
 log = logging.getLogger("tailwatch.notify")
 STARTED = time.monotonic()
@@ -51,34 +50,27 @@ def report_channels(channels: list[Channel]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    channels = load_channels(args.channels)  # before Faust and Kafka; errors: agents/cli.py's exit-code table
+    report_channels(channels)
     from agents.notify.ledger import read_ledger  # noqa: PLC0415
     from agents.notify.notifier import Notifier, NotifierSettings, deliveries_topic  # noqa: PLC0415 - Faust
 
     kafka = kafka_settings_from(args)
-    try:
-        channels = load_channels(args.channels)
-        report_channels(channels)
-        with kafka_bootstrap(kafka.bootstrap) as bootstrap:
-            settings = KafkaSettings(bootstrap, kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
-            asyncio.run(ensure_topics(bootstrap, notify_topic_specs(settings)))
-            embedded = asyncio.run(is_embedded_broker(bootstrap))
-            ledger = asyncio.run(read_ledger(bootstrap, deliveries_topic(settings)))
-            log.info("deliveries ledger read", extra={"fields": {"deliveries": len(ledger)}})
-            notifier = Notifier(NotifierSettings(
-                settings, channels, ledger, app_id=args.app_id or f"{settings.topic_prefix}-notifier",
-                session_timeout_s=args.session_timeout or (5.0 if embedded else 10.0), data_dir=args.data_dir,
-                web_port=args.web_port, web_bind=args.web_bind))
-            if args.web_port is not None:
-                from agents.notify.web import attach_notifier_web  # noqa: PLC0415 - needs Faust
+    with kafka_bootstrap(kafka.bootstrap) as bootstrap:
+        settings = KafkaSettings(bootstrap, kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
+        asyncio.run(ensure_topics(bootstrap, notify_topic_specs(settings)))
+        embedded = asyncio.run(is_embedded_broker(bootstrap))
+        ledger = asyncio.run(read_ledger(bootstrap, deliveries_topic(settings)))
+        log.info("deliveries ledger read", extra={"fields": {"deliveries": len(ledger)}})
+        notifier = Notifier(NotifierSettings(
+            settings, channels, ledger, app_id=args.app_id or f"{settings.topic_prefix}-notifier",
+            session_timeout_s=args.session_timeout or (5.0 if embedded else 10.0), data_dir=args.data_dir,
+            web_port=args.web_port, web_bind=args.web_bind))
+        if args.web_port is not None:
+            from agents.notify.web import attach_notifier_web  # noqa: PLC0415 - needs Faust
 
-                attach_notifier_web(notifier)
-            return run_notifier(notifier)
-    except ChannelFileError as error:
-        print(f"tailwatch notify: {error}", file=sys.stderr)
-        return 2
-    except (KafkaUnavailable, BrokerError) as error:
-        print(f"tailwatch notify: {error}", file=sys.stderr)
-        return 3
+            attach_notifier_web(notifier)
+        return run_notifier(notifier)
 
 
 def run_notifier(notifier: Any) -> int:

@@ -8,7 +8,7 @@ from typing import BinaryIO
 
 import orjson
 
-from agents.commands.common import add_route_args, extractor_from
+from agents.commands.common import add_route_args, check_input_files, extractor_from, require_events
 from agents.sources import chunks_of, source_name
 from pipeline.parsing import LogParser, ParseOutput, ParseStats
 
@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_input_files(args.inputs)
     extractor = extractor_from(args)
     totals = ParseStats()
     out = sys.stdout.buffer
@@ -32,15 +33,13 @@ def run(args: argparse.Namespace) -> int:
             _emit(parser.finish(), out, dead)
             totals.merge(parser.stats)
         out.flush()
-    except FileNotFoundError as error:
-        print(f"tailwatch parse: no such file: {error.filename}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         return 0
     finally:
         if dead is not None:
             dead.close()
     print(totals.summary_line(), file=sys.stderr)
+    require_events(totals, args.inputs)
     return 0
 
 

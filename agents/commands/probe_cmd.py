@@ -11,14 +11,13 @@ import sys
 from pathlib import Path
 
 import yaml
-from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from agents.commands.common import add_kafka_args, kafka_settings_from
-from agents.embedded_broker import BrokerError, kafka_bootstrap
+from agents.embedded_broker import kafka_bootstrap
 from agents.probe import Probe, ProbePlan
 from agents.settings import KafkaSettings
-from agents.topics import KafkaUnavailable, TopicSpec, ensure_topics
+from agents.topics import TopicSpec, ensure_topics
 from schemas.probes import ProbeConfig, ProbeTarget
 from schemas.rules import duration_ms
 
@@ -47,12 +46,26 @@ def probe_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
             TopicSpec(settings.topic("alerts"), settings.partitions, settings.replication_factor)]
 
 
+def validation_line(error: ValidationError) -> str:
+    """pydantic's problems on one line: `where: what; where: what`."""
+    return "; ".join(f"{'.'.join(str(part) for part in item['loc']) or 'file'}: {item['msg']}"
+                     for item in error.errors())
+
+
 def load_plan(args: argparse.Namespace) -> ProbePlan:
     try:
         raw = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
+        if raw is None:
+            raise ProbeConfigError(f"{args.config}: the file is empty (a probe file has `targets:`)")
         config = ProbeConfig.model_validate(raw)
-    except (OSError, yaml.YAMLError, ValidationError) as error:
-        raise ProbeConfigError(f"{args.config}: {error}") from error
+    except OSError as error:
+        raise ProbeConfigError(f"{args.config}: cannot read: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise ProbeConfigError(f"{args.config}: not UTF-8 text (byte {error.start})") from error
+    except yaml.YAMLError as error:
+        raise ProbeConfigError(f"{args.config}: not valid YAML: {' '.join(str(error).split())}") from error
+    except ValidationError as error:
+        raise ProbeConfigError(f"{args.config}: {validation_line(error)}") from error
     targets = config.targets
     rule = config.rule
     try:
@@ -61,7 +74,7 @@ def load_plan(args: argparse.Namespace) -> ProbePlan:
         if args.failures is not None:
             rule = rule.model_validate({**rule.model_dump(), "failures": args.failures})
     except ValidationError as error:
-        raise ProbeConfigError(str(error)) from error
+        raise ProbeConfigError(validation_line(error)) from error
     interval = args.interval if args.interval is not None else duration_ms(config.interval) / 1000
     timeout = args.timeout if args.timeout is not None else duration_ms(config.timeout) / 1000
     if interval <= 0 or timeout <= 0:
@@ -87,18 +100,10 @@ async def probe(plan: ProbePlan, bootstrap: str, settings: KafkaSettings, count:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        plan = load_plan(args)
-    except ProbeConfigError as error:
-        print(f"tailwatch probe: {error}", file=sys.stderr)
-        return 2
+    plan = load_plan(args)  # errors (the config, Kafka): agents/cli.py's exit-code table
     kafka = kafka_settings_from(args)
-    try:
-        with kafka_bootstrap(kafka.bootstrap) as bootstrap:
-            runner = asyncio.run(probe(plan, bootstrap, kafka, args.count))
-    except (KafkaUnavailable, BrokerError, KafkaError, TimeoutError) as error:
-        print(f"tailwatch probe: {error}", file=sys.stderr)
-        return 3
+    with kafka_bootstrap(kafka.bootstrap) as bootstrap:
+        runner = asyncio.run(probe(plan, bootstrap, kafka, args.count))
     print(f"checks={runner.checks} failed={runner.failed_checks} alerts={runner.alerts_published} "
           f"rejected={runner.rejected}", file=sys.stderr)
     return 0

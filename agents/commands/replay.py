@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from agents.commands.common import add_kafka_args, add_route_args, extractor_from, kafka_settings_from
+from agents.commands.common import (
+    UsageError,
+    add_kafka_args,
+    add_route_args,
+    check_input_files,
+    extractor_from,
+    kafka_settings_from,
+    require_events,
+)
 from agents.progress import RecordProgress
 from agents.sources import source_name
 from agents.split_parse import record_batches
@@ -123,8 +131,7 @@ def load_silences(args: argparse.Namespace) -> SilenceSet:
 
 
 def _run_topic(args: argparse.Namespace) -> int:
-    from agents.alert_silences import SilenceFileError  # noqa: PLC0415
-    from agents.rules_files import RuleFileError, load_rules  # noqa: PLC0415
+    from agents.rules_files import load_rules  # noqa: PLC0415
 
     if args.inputs or args.metrics:
         print("tailwatch replay: --topic replays the logs topic: give no FILE (and no --metrics)", file=sys.stderr)
@@ -135,9 +142,8 @@ def _run_topic(args: argparse.Namespace) -> int:
     try:
         rules = load_rules(args.rules)
         alerts, backtest = asyncio.run(topic_alerts(args, rules, load_silences(args)))
-    except (RuleFileError, SilenceFileError, ValueError, TimeoutError, OSError) as error:
-        print(f"tailwatch replay: {error}", file=sys.stderr)
-        return 2
+    except ValueError as error:  # rules, silences, --since/--until (Kafka errors: agents/cli.py, exit 3)
+        raise UsageError(str(error)) from error
     out = sys.stdout.buffer
     for alert in sorted(alerts, key=alert_order):
         out.write(orjson.dumps(alert) + b"\n")
@@ -162,21 +168,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.inputs:
         print("tailwatch replay: give capture files (or --topic)", file=sys.stderr)
         return 2
+    check_input_files(args.inputs)  # errors of the rules, silences and captures: agents/cli.py (exit 2)
     totals = ParseStats()
-    try:
-        engine = None if args.metrics else _engine(args)
-        events, alerts = replay_events(args, totals, engine)
-    except ValueError as error:
-        from agents.alert_silences import SilenceFileError  # noqa: PLC0415
-        from agents.rules_files import RuleFileError  # noqa: PLC0415
-
-        if not isinstance(error, RuleFileError | SilenceFileError):
-            raise
-        print(f"tailwatch replay: {error}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as error:
-        print(f"tailwatch replay: no such file: {error.filename}", file=sys.stderr)
-        return 2
+    engine = None if args.metrics else _engine(args)
+    events, alerts = replay_events(args, totals, engine)
     out = sys.stdout.buffer
     late = sum(event.pane.late_dropped for event in events)
     if args.metrics:
@@ -191,4 +186,5 @@ def run(args: argparse.Namespace) -> int:
             out.write(orjson.dumps(alert) + b"\n")
     out.flush()
     print(f"{totals.summary_line()} panes={len(events)} late_dropped={late} alerts={len(alerts)}", file=sys.stderr)
+    require_events(totals, args.inputs)
     return 0

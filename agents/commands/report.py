@@ -18,14 +18,21 @@ from typing import Any
 import orjson
 from rich.console import Console
 
-from agents.commands.common import add_kafka_args, add_route_args, extractor_from, kafka_settings_from
+from agents.commands.common import (
+    UsageError,
+    add_kafka_args,
+    add_route_args,
+    check_input_files,
+    extractor_from,
+    kafka_settings_from,
+    require_events,
+)
 from agents.progress import RecordProgress
 from agents.report_tables import render_tables
-from agents.rules_files import DEFAULT_RULES, RuleFileError, load_rules
+from agents.rules_files import DEFAULT_RULES, load_rules
 from agents.sources import chunks_of, source_name
 from agents.topic_reader import topic_messages
 from agents.topic_values import decode_alert, decode_log_batch, decode_snapshot
-from agents.topics import KafkaUnavailable
 from pipeline.batching import DEFAULT_LATENESS_MS
 from pipeline.parsing import LogParser, ParseStats
 from pipeline.report.build import build_report
@@ -114,28 +121,18 @@ async def read_live(bootstrap: str, topics: dict[str, str], idle_s: float, top: 
 
 def run(args: argparse.Namespace) -> int:
     if args.live == bool(args.inputs):
-        print("tailwatch report: give capture FILEs or --live (not both)", file=sys.stderr)
-        return 2
-    totals = ParseStats()
-    try:
-        if args.live:
-            settings = kafka_settings_from(args)
-            if not settings.bootstrap:
-                print("tailwatch report: --live needs --bootstrap or TAILWATCH_KAFKA_BOOTSTRAP", file=sys.stderr)
-                return 2
-            topics = {name: settings.topic(name) for name in ("metrics", "alerts", "logs")}
-            report = asyncio.run(read_live(settings.bootstrap, topics, args.idle_s, args.top, not args.no_records))
-        else:
-            report = report_from_files(args, totals)
-    except RuleFileError as error:
-        print(f"tailwatch report: {error}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as error:
-        print(f"tailwatch report: no such file: {error.filename}", file=sys.stderr)
-        return 2
-    except (KafkaUnavailable, TimeoutError, OSError) as error:
-        print(f"tailwatch report: {error}", file=sys.stderr)
-        return 3
+        raise UsageError("give capture FILEs or --live (not both)")
+    totals = ParseStats()  # errors (inputs, rules, Kafka): agents/cli.py turns them into the exit-code table
+    if args.live:
+        settings = kafka_settings_from(args)
+        if not settings.bootstrap:
+            raise UsageError("--live needs --bootstrap or TAILWATCH_KAFKA_BOOTSTRAP")
+        topics = {name: settings.topic(name) for name in ("metrics", "alerts", "logs")}
+        report = asyncio.run(read_live(settings.bootstrap, topics, args.idle_s, args.top, not args.no_records))
+    else:
+        check_input_files(args.inputs)
+        report = report_from_files(args, totals)
+        require_events(totals, args.inputs)
     if args.html:
         Path(args.html).write_text(render_html(report), encoding="utf-8")
     if args.json:

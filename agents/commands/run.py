@@ -19,13 +19,18 @@ import subprocess
 import sys
 import tempfile
 import threading
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from agents.child_process import stop_child
-from agents.commands.common import add_kafka_args, add_route_args, extractor_from, kafka_settings_from
+from agents.commands.common import (
+    add_kafka_args,
+    add_route_args,
+    check_input_files,
+    extractor_from,
+    kafka_settings_from,
+)
 from agents.commands.notify_cmd import notify_topic_specs
 from agents.commands.replay import alert_order
 from agents.commands.worker import add_web_args, stream_topic_specs, web_args
@@ -179,9 +184,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         load_rules(args.rules)  # fail fast, before anything starts
         load_channels(args.channels)  # the notifier reports missing secrets itself
-        for path in args.files:
-            if path != "-" and not Path(path).is_file():
-                raise FileNotFoundError(2, "no such file", path)
+        check_input_files(args.files)  # an InputError: exit 2 (agents/cli.py)
         with kafka_bootstrap(kafka.bootstrap) as bootstrap:
             settings = KafkaSettings(bootstrap, kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
             with contextlib.suppress(KeyboardInterrupt):

@@ -9,14 +9,14 @@ from pathlib import Path
 import orjson
 
 import schemas
+from agents.commands.common import CheckFailed, add_action
 from schemas.registry import json_schemas
 
 DEFAULT_DIR = Path(schemas.__file__).parent / "json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["export", "check"],
-                        help="export: write schemas/json/*.json; check: fail if they are stale")
+    add_action(parser, {"export": "write schemas/json/*.json", "check": "fail if schemas/json/*.json are stale"})
     parser.add_argument("--out", type=Path, default=DEFAULT_DIR, help="directory (default: the package's json/)")
 
 
@@ -38,9 +38,9 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "check":
         stale = stale_files(directory)
         if stale:
-            print(f"stale JSON Schemas in {directory}: {', '.join(stale)}; run `tailwatch schemas export`",
-                  file=sys.stderr)
-            return 1
+            raise CheckFailed(f"stale JSON Schemas in {directory}: {', '.join(stale)}; run `tailwatch schemas export`")
+        names = sorted(rendered())
+        print(f"{len(names)} JSON Schemas in {directory} match the message models: {', '.join(names)}")
         return 0
     directory.mkdir(parents=True, exist_ok=True)
     wanted = rendered()

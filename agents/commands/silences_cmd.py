@@ -22,7 +22,7 @@ import orjson
 from pydantic import ValidationError
 
 from agents.alert_silences import publish_silence, read_silences
-from agents.commands.common import add_kafka_args, kafka_settings_from
+from agents.commands.common import add_action, add_kafka_args, kafka_settings_from
 from agents.settings import KafkaSettings
 from agents.topics import KafkaUnavailable
 from pipeline.rules.silences import MatcherError, parse_matcher
@@ -31,7 +31,7 @@ from schemas.rules import duration_ms
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["add", "list", "expire"])
+    add_action(parser, {"add": "add a silence", "list": "list the silences", "expire": "expire silence ID now"})
     parser.add_argument("id", nargs="?", help="expire: the silence id")
     parser.add_argument("--matcher", action="append", default=[], metavar="LABEL=VALUE",
                         help="add: name=value, name!=value, name=~regex, name!~regex (repeatable; all must match; "
@@ -95,7 +95,7 @@ async def _run(args: argparse.Namespace, settings: KafkaSettings) -> int:
             return _fail("expire: give the silence id")
         found = silences.get(args.id)
         if found is None:
-            return _fail(f"no silence {args.id!r}", 1)
+            return _fail(f"no silence {args.id!r}")
         record = found
         now = now_ms()
         if status(record, now) == "expired":

@@ -5,19 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib.util
 import logging
 import os
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 from agents.alert_silences import silences_topic_spec
-from agents.commands.common import add_kafka_args, kafka_settings_from
+from agents.commands.common import UsageError, add_kafka_args, kafka_settings_from
 from agents.commands.ingest import log_topic_specs
-from agents.embedded_broker import BrokerError, kafka_bootstrap
-from agents.rules_files import DEFAULT_RULES, RuleFileError, load_rules
+from agents.embedded_broker import kafka_bootstrap
+from agents.rules_files import DEFAULT_RULES, load_rules
 from agents.settings import KafkaSettings
-from agents.topics import KafkaUnavailable, TopicSpec, ensure_topics, is_embedded_broker
+from agents.topics import TopicSpec, ensure_topics, is_embedded_broker
 from pipeline.health import HealthLimits
 from pipeline.watermarks import DEFAULT_IDLE_PRODUCER_MS
 
@@ -76,34 +76,37 @@ def stream_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_store(args.store)
+    rules = load_rules(args.rules)  # before Kafka and Faust; errors: agents/cli.py's exit-code table
     from agents.stream_worker import MetricsWorker  # noqa: PLC0415 - Faust is slow to import
     from agents.worker_state import WorkerSettings  # noqa: PLC0415 - imports Faust too
 
     kafka = kafka_settings_from(args)
-    try:
-        with kafka_bootstrap(kafka.bootstrap) as bootstrap:
-            settings = KafkaSettings(bootstrap, kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
-            asyncio.run(ensure_topics(bootstrap, stream_topic_specs(settings)))
-            # Tansu answers the first JoinGroup after half the session timeout: keep it short there. Apache Kafka
-            # refuses sessions under group.min.session.timeout.ms (6 s by default).
-            embedded = asyncio.run(is_embedded_broker(bootstrap))
-            session = args.session_timeout or (5.0 if embedded else 10.0)
-            rules = load_rules(args.rules)
-            worker = MetricsWorker(WorkerSettings(settings, app_id=args.app_id, store=args.store,
-                                                  data_dir=args.data_dir, web_port=args.web_port,
-                                                  web_bind=args.web_bind, session_timeout_s=session,
-                                                  rules=rules, idle_producer_ms=args.idle_producer_ms))
-            if args.web_port is not None:
-                from agents.health import attach_web  # noqa: PLC0415 - needs Faust
+    with kafka_bootstrap(kafka.bootstrap) as bootstrap:
+        settings = KafkaSettings(bootstrap, kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
+        asyncio.run(ensure_topics(bootstrap, stream_topic_specs(settings)))
+        # Tansu answers the first JoinGroup after half the session timeout: keep it short there. Apache Kafka
+        # refuses sessions under group.min.session.timeout.ms (6 s by default).
+        embedded = asyncio.run(is_embedded_broker(bootstrap))
+        session = args.session_timeout or (5.0 if embedded else 10.0)
+        worker = MetricsWorker(WorkerSettings(settings, app_id=args.app_id, store=args.store,
+                                              data_dir=args.data_dir, web_port=args.web_port,
+                                              web_bind=args.web_bind, session_timeout_s=session,
+                                              rules=rules, idle_producer_ms=args.idle_producer_ms))
+        if args.web_port is not None:
+            from agents.health import attach_web  # noqa: PLC0415 - needs Faust
 
-                attach_web(worker, HealthLimits(args.max_lag, int(args.max_record_age * 1000)), rules)
-            return run_worker(worker, args.stall_seconds)
-    except RuleFileError as error:
-        print(f"tailwatch worker: {error}", file=sys.stderr)
-        return 2
-    except (KafkaUnavailable, BrokerError) as error:
-        print(f"tailwatch worker: {error}", file=sys.stderr)
-        return 3
+            attach_web(worker, HealthLimits(args.max_lag, int(args.max_record_age * 1000)), rules)
+        return run_worker(worker, args.stall_seconds)
+
+
+def check_store(store: str) -> None:
+    """`rocksdb://` needs rocksdict, an optional dependency (`pip install 'tailwatch[rocksdb]'`)."""
+    if store.startswith("rocksdb:") and importlib.util.find_spec("rocksdict") is None:
+        raise UsageError("--store rocksdb:// needs rocksdict, which is not installed: "
+                         "pip install 'tailwatch[rocksdb]' (or use --store memory://)")
+    if not store.startswith(("rocksdb:", "memory:")):
+        raise UsageError(f"--store {store}: give memory:// or rocksdb://")
 
 
 def run_worker(worker: MetricsWorker, stall_s: float = 30.0) -> int:

@@ -181,6 +181,8 @@ def load_channels(path: Path | str = DEFAULT_CHANNELS, env: Mapping[str, str] | 
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ChannelFileError(_yaml_problem(path, text, error)) from None
+    if data is None:
+        raise ChannelFileError(f"{path}: the file is empty (a channel file has `channels:`)")
     try:
         channel_file = ChannelFile.model_validate(data)
     except ValidationError as error:

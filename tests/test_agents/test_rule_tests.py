@@ -83,5 +83,6 @@ def test_rules_test_cli_passes_on_the_defaults_and_reports_bad_files(tmp_path: P
     unknown.write_text("tests:\n  - name: x\n    rules: [no-such-rule]\n    input:\n"
                        "      - series: {endpoint: /a, every: 1s, count: 3}\n    expect: []\n")
     result = tailwatch("rules", "test", str(bad), str(unknown))
-    assert result.returncode == 1
-    assert "ERROR" in result.stdout and "no such rule in the rule file: no-such-rule" in result.stdout
+    assert result.returncode == 2  # an invalid test file is an input error; it outranks a failing case
+    assert "ERROR" in result.stderr and "no such rule in the rule file: no-such-rule" in result.stdout
+    assert tailwatch("rules", "test", str(unknown)).returncode == 1  # a failing case alone: the check failed

@@ -26,6 +26,9 @@ def test_create_makes_every_topic_once(kafka_settings: KafkaSettings) -> None:
                                                     "deliveries", "notify.deadletter"))
     listed = tailwatch("topics", "list", "--topic-prefix", prefix)
     assert sorted(orjson.loads(line)["name"] for line in listed.stdout.splitlines()) == wanted
+    assert "the topics `create` would make" in listed.stderr
+    before = tailwatch("topics", "list", "--bootstrap", kafka_settings.bootstrap, "--topic-prefix", prefix)
+    assert [orjson.loads(line)["exists"] for line in before.stdout.splitlines()] == [False] * len(wanted)
     first = tailwatch("topics", "create", "--bootstrap", kafka_settings.bootstrap, "--topic-prefix", prefix)
     assert first.returncode == 0, first.stderr
     assert sorted(orjson.loads(first.stdout)["created"]) == wanted
@@ -33,6 +36,9 @@ def test_create_makes_every_topic_once(kafka_settings: KafkaSettings) -> None:
     assert again.returncode == 0, again.stderr
     assert orjson.loads(again.stdout)["created"] == []
     assert sorted(orjson.loads(again.stdout)["existing"]) == wanted
+    after = tailwatch("topics", "list", "--bootstrap", kafka_settings.bootstrap, "--topic-prefix", prefix)
+    assert {orjson.loads(line)["name"]: orjson.loads(line)["exists"] for line in after.stdout.splitlines()} == \
+        dict.fromkeys(wanted, True)
 
 
 def test_create_needs_a_broker_address() -> None:

@@ -38,7 +38,7 @@ def test_the_ingest_stage_installs_wrangler_on_node() -> None:
 ])
 def test_a_broken_dockerfile_fails(tmp_path: Path, edit: object, message: str) -> None:
     (tmp_path / "deploy").mkdir()
-    for name in ("pyproject.toml", "README.md", ".dockerignore"):
+    for name in ("pyproject.toml", "README.md", "constraints.txt", ".dockerignore"):
         (tmp_path / name).write_bytes((ROOT / name).read_bytes())
     for name in ("schemas", "pipeline", "agents", "tests"):
         (tmp_path / name).mkdir()
