@@ -131,6 +131,8 @@ class LogParser:
         dead-lettered."""
         stats = self.stats
         result = self._extractor.extract(frame.obj)
+        if result.repaired_utf8 and not frame.repaired_utf8:  # counted once per event
+            stats.repaired_utf8 += 1
         if result.problems:
             stats.invalid_fields += len(result.problems)
             out.dead_letters.append(dead_letter(

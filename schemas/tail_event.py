@@ -75,8 +75,8 @@ class TailEvent(_Open):
     entrypoint: str | None = None
     executionModel: str | None = None
     truncated: bool = False
-    wallTime: int | None = None
-    cpuTime: int | None = None
+    wallTime: int | float | None = None
+    cpuTime: int | float | None = None
     eventTimestamp: int | None = None
     logs: list[TailLog] = Field(default_factory=list)
     exceptions: list[TailException] = Field(default_factory=list)

@@ -306,6 +306,7 @@ def test_bare_factory_log_is_a_record_with_outcome_log() -> None:
         "log_endpoint": f"{TEMPLATES}/:id", "error_code": "E1", "error_message": "m", "truncated": False,
         "d1": [{"database": None, "table": None, "query_type": "read", "duration_ms": 1.0, "rows_read": 1,
                 "rows_written": 0, "error_code": None}],
+        "entrypoint": None, "execution_model": None,
     }
 
 

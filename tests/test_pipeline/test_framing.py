@@ -294,10 +294,17 @@ def test_non_json_numbers_are_malformed_in_every_layout(value: bytes) -> None:
                                                        ("Frame", None), ("Broken", "malformed_json")]
 
 
-def test_lone_surrogate_escape_is_rejected_like_orjson_does() -> None:
-    obj = b'{"eventTimestamp":1,"logs":[],"x":"\\udc80"}'
-    pieces = frame_all(obj + obj + b"\n")
-    assert [where(piece)[:2] for piece in pieces] == [("Broken", "malformed_json")] * 2
+@pytest.mark.parametrize("layout", ["compact", "pretty"])
+def test_lone_surrogate_escapes_are_repaired_in_every_layout(layout: str) -> None:
+    # JSON.stringify writes a lone surrogate for an emoji cut in half; orjson rejects it, the framer repairs it.
+    body = [b'"eventTimestamp": 1', b'"logs": []', b'"x": "ok \\ud83d \\uDC80 \\\\ud83d \\ud83d\\ude00"']
+    obj = (b"{" + b", ".join(body) + b"}\n") if layout == "compact" else (
+        b"{\n" + b",\n".join(b"    " + line for line in body) + b"\n}\n")
+    pieces = frame_all(obj + compact(EVENTS[1]) + b"\n" + obj)
+    assert [where(piece)[:2] for piece in pieces] == [("Frame", None)] * 3
+    found = frames(pieces)
+    assert found[0].obj["x"] == "ok \ufffd \ufffd \\ud83d \U0001f600" == found[2].obj["x"]
+    assert [frame.repaired_utf8 for frame in found] == [True, False, True]
 
 
 def test_excerpts_are_bounded() -> None:
