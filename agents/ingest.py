@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 from agents.publisher import Publisher
+from agents.sources import damage_of
 from pipeline.batching import DEFAULT_BATCH_RECORDS, DEFAULT_LATENESS_MS, BatchBuilder
 from pipeline.extract import Extractor
 from pipeline.framing import DEFAULT_MAX_OBJECT_BYTES
@@ -106,6 +107,8 @@ class Ingestor:
         parser = feed.new_parser(source)
         for chunk in chunks:
             await feed.push(parser.feed(chunk))
+        if (damage := damage_of(chunks)) is not None:  # dead-lettered; the records before the damage are published
+            await feed.push(parser.input_damaged(damage.offset, damage.reason))
         await feed.push(parser.finish())
         feed.end_run(parser)
         await feed.flush(heartbeat=True, final=final)

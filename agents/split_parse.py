@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from agents.sources import CHUNK_BYTES, chunks_of
+from agents.sources import CHUNK_BYTES, chunks_of, damage_of
 from pipeline.extract import Extractor
 from pipeline.framing import object_start_after
 from pipeline.parsing import LogParser, ParseStats
@@ -88,9 +88,12 @@ def record_batches(path: str, source: str, extractor: Extractor, totals: ParseSt
         min_split_bytes = int(os.environ.get(MIN_SPLIT_ENV, MIN_SPLIT_BYTES))
     if not _splittable(path, min_split_bytes):
         parser = LogParser(source, extractor)
-        for chunk in chunks_of(path):
+        chunks = chunks_of(path)
+        for chunk in chunks:
             read(len(chunk))
             yield parser.feed(chunk).records
+        if (damage := damage_of(chunks)) is not None:  # the records before the damage stand
+            parser.input_damaged(damage.offset, damage.reason)
         yield parser.finish().records
         totals.merge(parser.stats)
         return

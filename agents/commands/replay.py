@@ -18,7 +18,7 @@ import orjson
 
 from agents.commands.common import add_kafka_args, add_route_args, extractor_from, kafka_settings_from
 from agents.progress import RecordProgress
-from agents.sources import source_name
+from agents.sources import report_input_problems, source_name
 from agents.split_parse import record_batches
 from pipeline.batching import DEFAULT_LATENESS_MS
 from pipeline.metrics import snapshot
@@ -191,4 +191,4 @@ def run(args: argparse.Namespace) -> int:
             out.write(orjson.dumps(alert) + b"\n")
     out.flush()
     print(f"{totals.summary_line()} panes={len(events)} late_dropped={late} alerts={len(alerts)}", file=sys.stderr)
-    return 0
+    return report_input_problems("replay", totals)
