@@ -73,12 +73,12 @@ class InputDecoder:
                 else:
                     self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
                 return head[len(bom):]
-        encoding = _without_bom(head) if len(head) >= _HEAD else None
-        self.encoding = encoding or "utf-8"
-        if encoding is None:
+        found = _without_bom(head) if len(head) >= _HEAD else None
+        self.encoding = found or "utf-8"
+        if found is None:
             self.settled = True
             return head
-        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        self._decoder = codecs.getincrementaldecoder(found)(errors="replace")
         return head
 
 

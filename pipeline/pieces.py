@@ -1,5 +1,6 @@
 """The pieces a `TailFramer` cuts wrangler output into — frames, noise, broken pieces, records made on its fast
-path — and the helpers they are made with: excerpts, orjson decoding with UTF-8 and surrogate repair, lazy line numbers."""
+path — and the helpers they are made with: excerpts, orjson decoding with UTF-8 and surrogate repair, lazy line
+numbers."""
 
 from __future__ import annotations
 
@@ -70,12 +71,12 @@ def excerpt_of(raw: bytes | str) -> str:
 # A `\uD800`-`\uDFFF` escape: a high one with the low one that may follow it, or a low one; group 1/4 is the run of
 # backslashes before the `u` (odd: an escape; even: escaped backslashes, then a plain `u`).
 _SURROGATE_ESCAPE = re.compile(
-    rb"(\\+)u([dD][89abAB][0-9a-fA-F]{2})(\\u[dD][c-fC-F][0-9a-fA-F]{2})?|(\\+)u([dD][c-fC-F][0-9a-fA-F]{2})")
+    rb"(\\+)u([dD][89abAB][0-9a-fA-F]{2})(\\u[dD][c-fC-F][0-9a-fA-F]{2})?|(\\+)u[dD][c-fC-F][0-9a-fA-F]{2}")
 _REPLACEMENT_ESCAPE = b"\\ufffd"
 
 
 def _surrogate_fix(match: re.Match[bytes]) -> bytes:
-    high_run, high, low, low_run, lone_low = match.groups()
+    high_run, high, low, low_run = match.groups()
     if high_run is not None:
         if len(high_run) % 2 == 0:  # `\\ud83d` is a backslash and the text `ud83d`; a low escape after it is lone
             return high_run + b"u" + high + (_REPLACEMENT_ESCAPE if low else b"")
