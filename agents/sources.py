@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import stat
 import sys
@@ -14,7 +13,6 @@ from typing import BinaryIO
 from agents.gunzip import GZIP_MAGIC, Gunzip, InputDamage
 from pipeline.parsing import ParseStats
 
-log = logging.getLogger("tailwatch.ingest")
 CHUNK_BYTES = 1 << 20
 
 
@@ -58,8 +56,8 @@ class CaptureChunks:
 
 
 def damage_of(chunks: object) -> InputDamage | None:
-    """Where reading `chunks` stopped at damaged input, if it is a `CaptureChunks` that did."""
-    return chunks.damage if isinstance(chunks, CaptureChunks) else None
+    """Where reading `chunks` stopped at damaged input, if it is a `CaptureChunks` or `GunzipLive` that did."""
+    return chunks.damage if isinstance(chunks, CaptureChunks | GunzipLive) else None
 
 
 def report_input_problems(command: str, stats: ParseStats) -> int:
@@ -100,29 +98,37 @@ async def stdin_reader() -> asyncio.StreamReader:
     return reader
 
 
-async def gunzip_live(chunks: AsyncIterator[bytes | None]) -> AsyncIterator[bytes | None]:
-    """Pass chunks through, decompressing them as they come when the stream starts with gzip's magic bytes
-    (concatenated members too). `None` (the linger tick) passes as is. Damaged gzip data ends the decompressed
-    stream there (what came before it is kept), with an error in the log."""
-    gunzip: Gunzip | None = None
-    first = True
-    async for chunk in chunks:
-        if chunk is None:
-            yield None
-            continue
-        if first:
-            first = False
-            if chunk.startswith(GZIP_MAGIC):
-                gunzip = Gunzip()
-        if gunzip is None:
-            yield chunk
-            continue
-        if data := gunzip.feed(chunk):
-            yield data
-        if gunzip.damage is not None:
-            break
-    if gunzip is not None:
-        gunzip.finish()
-        if gunzip.damage is not None:
-            log.error("input damaged", extra={"fields": {"source": "stdin", "offset": gunzip.damage.offset,
-                                                         "reason": gunzip.damage.reason}})
+class GunzipLive:
+    """Live chunks passed through, decompressed as they come when the stream starts with gzip's magic bytes
+    (concatenated members too). `None` (the linger tick) passes as is. Damaged gzip data ends the stream there
+    (what came before it is kept) and sets `damage`, as `CaptureChunks` does."""
+
+    def __init__(self, chunks: AsyncIterator[bytes | None]) -> None:
+        self._chunks = chunks
+        self.damage: InputDamage | None = None
+
+    async def __aiter__(self) -> AsyncIterator[bytes | None]:
+        gunzip: Gunzip | None = None
+        first = True
+        async for chunk in self._chunks:
+            if chunk is None:
+                yield None
+                continue
+            if first:
+                first = False
+                if chunk.startswith(GZIP_MAGIC):
+                    gunzip = Gunzip()
+            if gunzip is None:
+                yield chunk
+                continue
+            if data := gunzip.feed(chunk):
+                yield data
+            if gunzip.damage is not None:
+                break
+        if gunzip is not None:
+            gunzip.finish()
+            self.damage = gunzip.damage
+
+
+def gunzip_live(chunks: AsyncIterator[bytes | None]) -> GunzipLive:
+    return GunzipLive(chunks)

@@ -123,13 +123,16 @@ def _split_batches(path: str, source: str, extractor: Extractor, totals: ParseSt
                 left -= len(chunk)
             read(len(chunk))
             yield parser.feed(chunk).records
-    yield parser.finish().records
+    yield parser.finish(first_part=tail is not None).records
+    if tail is None:
+        totals.merge(parser.stats)
+        return
+    encoded, stats = tail.result()
+    parser.check_events(parser.stats.events + stats.events)  # the whole file's: the first half may have none
     totals.merge(parser.stats)
-    if tail is not None:
-        encoded, stats = tail.result()
-        read(size - cut)
-        records = orjson.loads(encoded)
-        del encoded
-        for start in range(0, len(records), _BATCH_RECORDS):
-            yield records[start:start + _BATCH_RECORDS]
-        totals.merge(stats)
+    read(size - cut)
+    records = orjson.loads(encoded)
+    del encoded
+    for start in range(0, len(records), _BATCH_RECORDS):
+        yield records[start:start + _BATCH_RECORDS]
+    totals.merge(stats)

@@ -151,7 +151,9 @@ class LogParser:
         out.dead_letters.append(dead_letter(self.source, None, offset, "damaged_input", reason, ""))
         return out
 
-    def finish(self) -> ParseOutput:
+    def finish(self, first_part: bool = False) -> ParseOutput:
+        """The end of the input. `first_part`: the input goes on in another parser (the first half of a split
+        capture), so whether it held any event is decided later, with `check_events`."""
         out = ParseOutput()
         if self._decoder is not None:
             rest = self._transcode(b"", final=True)
@@ -159,13 +161,18 @@ class LogParser:
                 self._sample += rest[:SAMPLE_BYTES - len(self._sample)]
             self._handle(self._framer.feed(rest), out)
         self._handle(self._framer.finish(), out)
+        if not first_part and self._framer_started_at_zero:
+            self.check_events(self.stats.events)
+        return out
+
+    def check_events(self, events: int) -> None:
+        """Count and explain an input that held no event (`events`: of the whole input, all its parts)."""
         stats = self.stats
-        if stats.events == 0 and not self._damaged and self._framer_started_at_zero:
+        if events == 0 and not self._damaged:
             stats.inputs_without_events += 1
             found = what_was_found(self._sample, self._size, self._encoding, stats.noise, stats.rejected,
                                    list(stats.rejected_by_kind))
             stats.warn(f"{self.source}: no wrangler tail events; found {found}")
-        return out
 
     def _handle(self, pieces: list[Piece], out: ParseOutput) -> None:
         """Each frame takes the fast path to its record (`request_record`) when it can, else the general one."""

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import zlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
@@ -19,7 +20,7 @@ from agents.gunzip import Gunzip
 from agents.ingest import IngestConfig, Ingestor
 from agents.publisher import Publisher
 from agents.settings import KafkaSettings
-from agents.sources import CaptureChunks, file_chunks
+from agents.sources import CaptureChunks, file_chunks, gunzip_live
 from agents.topics import ensure_topics
 from pipeline.parsing import LogParser
 from schemas.deadletter import DeadLetter
@@ -161,3 +162,30 @@ async def test_ingest_of_a_truncated_gz_publishes_the_records_and_a_dead_letter(
     kinds = {DeadLetter.model_validate(m.value).kind: m.value for m in letters}
     assert kinds["damaged_input"]["offset"] == path.stat().st_size
     assert orjson.loads(orjson.dumps(kinds["damaged_input"]))["source"] == str(path)
+
+
+async def pieces(data: bytes, size: int) -> AsyncIterator[bytes | None]:
+    for start in range(0, len(data), size):
+        yield data[start:start + size]
+        yield None  # a linger tick between chunks passes through
+
+
+@pytest.mark.integration
+async def test_ingest_of_a_damaged_gz_pipe_publishes_what_came_before(kafka_settings: KafkaSettings,
+                                                                      big_capture: bytes) -> None:
+    packed = gzip.compress(big_capture)
+    cut = packed[: len(packed) // 3]
+    live = gunzip_live(pieces(cut, 1000))
+    bootstrap = kafka_settings.bootstrap
+    assert bootstrap
+    await ensure_topics(bootstrap, log_topic_specs(kafka_settings))
+    publisher = Publisher(bootstrap, kafka_settings.logs_topic, kafka_settings.deadletter_topic, idempotent=False)
+    await publisher.start()
+    ingestor = Ingestor(publisher, kafka_settings.partitions, IngestConfig(batch_records=50))
+    stats = await ingestor.ingest_stream("stdin", live, final=lambda: True)
+    await publisher.stop()
+    expected = LogParser("x")
+    want = expected.feed(zcat_prefix(cut)).records + expected.finish().records
+    assert live.damage is not None and live.damage.offset == len(cut)
+    assert stats.records == len(want) > 50 and stats.damaged_inputs == 1
+    assert publisher.records_sent == len(want)
