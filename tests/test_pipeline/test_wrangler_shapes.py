@@ -20,6 +20,7 @@ from pipeline.framing import Frame, TailFramer
 from pipeline.log_batches import decode_pane_batch
 from pipeline.parsing import LogParser, ParseStats
 from schemas.record import LogRecord
+from schemas.tail_event import TailEvent
 
 SHAPES = Path(__file__).resolve().parents[1] / "fixtures" / "wrangler-shapes" / "events.json"
 
@@ -78,6 +79,7 @@ def test_every_shape_gives_its_record_or_its_non_request_kind() -> None:
     assert len(frames) == len(EXPECTED)
     extractor = Extractor()
     for index, (frame, expected) in enumerate(zip(frames, EXPECTED, strict=True)):
+        TailEvent.model_validate(frame.obj)  # the documented raw-event schema accepts every shape
         result = extractor.extract(frame.obj)
         assert result.reject_kind is None and result.problems == [], index
         if isinstance(expected, str):
