@@ -169,13 +169,13 @@ def request_record(routes: RouteTable, obj: dict[str, Any]) -> dict[str, Any] | 
         worker = None
     outcome = obj.get("outcome")
     entrypoint = obj.get("entrypoint")
-    if not isinstance(entrypoint, str):
-        entrypoint = None
     execution_model = obj.get("executionModel")
-    if not isinstance(execution_model, str):
-        execution_model = None
     endpoint = routes.endpoint(path, log_endpoint)
-    if entrypoint is not None or execution_model == "durableObject":  # a DO or a named entrypoint: its own key
+    if entrypoint is not None or execution_model != "stateless":  # rare: a DO, a named entrypoint, odd types
+        if not isinstance(entrypoint, str):
+            entrypoint = None
+        if not isinstance(execution_model, str):
+            execution_model = None
         endpoint = scoped(scope_of(entrypoint, execution_model), endpoint)
     return {
         "service": worker or log_service or "unknown",
