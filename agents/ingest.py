@@ -12,10 +12,11 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 from agents.publisher import Publisher
+from agents.sources import damage_of
 from pipeline.batching import DEFAULT_BATCH_RECORDS, DEFAULT_LATENESS_MS, BatchBuilder
 from pipeline.extract import Extractor
 from pipeline.framing import DEFAULT_MAX_OBJECT_BYTES
@@ -108,12 +109,14 @@ class Ingestor:
         parser = feed.new_parser(source)
         for chunk in chunks:
             await feed.push(parser.feed(chunk))
+        if (damage := damage_of(chunks)) is not None:  # dead-lettered; the records before the damage are published
+            await feed.push(parser.input_damaged(damage.offset, damage.reason))
         await feed.push(parser.finish())
         feed.end_run(parser)
         await feed.flush(heartbeat=True, final=final)
         return parser.stats
 
-    async def ingest_stream(self, source: str, chunks: AsyncIterator[bytes | None],
+    async def ingest_stream(self, source: str, chunks: AsyncIterable[bytes | None],
                             final: Callable[[], bool] = lambda: False) -> ParseStats:
         """A live input. `None` from the iterator means "nothing new for a while": pending records are sent.
         At its end, `final()` says whether the input is over for good (tailwatch is stopping) or will restart."""
@@ -124,6 +127,8 @@ class Ingestor:
                 await feed.flush(heartbeat=True)
                 continue
             await feed.push(parser.feed(chunk))
+        if (damage := damage_of(chunks)) is not None:  # a damaged .gz pipe: what came before it is published
+            await feed.push(parser.input_damaged(damage.offset, damage.reason))
         await feed.push(parser.finish())
         feed.end_run(parser)
         await feed.flush(heartbeat=True, final=final())

@@ -3,49 +3,82 @@
 from __future__ import annotations
 
 import asyncio
-import gzip
 import os
 import stat
 import sys
-import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from agents.gunzip import GZIP_MAGIC, Gunzip, InputDamage
+from pipeline.parsing import ParseStats
+
 CHUNK_BYTES = 1 << 20
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
-def open_capture(path: str | Path) -> BinaryIO:
-    """Open a capture for reading bytes; gzip files are recognized by content, not by name."""
-    with open(path, "rb") as probe:
-        magic = probe.read(2)
-    if magic == _GZIP_MAGIC:
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")
+class CaptureChunks:
+    """The bytes of one capture (a file, or `-` for stdin) in chunks, gunzipped when it starts with gzip's magic
+    bytes (recognized by content, not by name). Damaged gzip data ends the chunks early, with everything that
+    decompressed before it, and sets `damage` (offset in the compressed input, reason) instead of raising."""
+
+    def __init__(self, path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> None:
+        self.path = path
+        self.chunk_bytes = chunk_bytes
+        self.damage: InputDamage | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self.path == "-":
+            yield from self._chunks(sys.stdin.buffer)
+            return
+        with open(self.path, "rb") as handle:
+            yield from self._chunks(handle)
+
+    def _chunks(self, handle: BinaryIO) -> Iterator[bytes]:
+        # stdin: what has arrived (a pipe); a file: whole chunks
+        read = handle.read1 if self.path == "-" and hasattr(handle, "read1") else handle.read
+        first = read(self.chunk_bytes)
+        while 0 < len(first) < 2 and (more := read(self.chunk_bytes)):  # the magic bytes may come one by one
+            first += more
+        if not first.startswith(GZIP_MAGIC):
+            chunk = first
+            while chunk:
+                yield chunk
+                chunk = read(self.chunk_bytes)
+            return
+        gunzip = Gunzip()
+        chunk = first
+        while chunk and gunzip.damage is None:
+            if data := gunzip.feed(chunk):
+                yield data
+            chunk = read(self.chunk_bytes)
+        gunzip.finish()
+        self.damage = gunzip.damage
 
 
-def file_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-    with open_capture(path) as handle:
-        while chunk := handle.read(chunk_bytes):
-            yield chunk
+def damage_of(chunks: object) -> InputDamage | None:
+    """Where reading `chunks` stopped at damaged input, if it is a `CaptureChunks` or `GunzipLive` that did."""
+    return chunks.damage if isinstance(chunks, CaptureChunks | GunzipLive) else None
 
 
-def stdin_chunks(chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-    stream = sys.stdin.buffer
-    head = stream.peek(2)[:2] if hasattr(stream, "peek") else b""
-    handle: BinaryIO = gzip.GzipFile(fileobj=stream, mode="rb") if head == _GZIP_MAGIC else stream  # type: ignore[assignment]
-    while chunk := handle.read1(chunk_bytes) if hasattr(handle, "read1") else handle.read(chunk_bytes):
-        yield chunk
+def report_input_problems(command: str, stats: ParseStats) -> int:
+    """Print the warnings of inputs that held no wrangler event or were damaged (stderr); 2 when there were any
+    (the exit status of an input error), else 0."""
+    for text in stats.warnings:
+        print(f"tailwatch {command}: warning: {text}", file=sys.stderr)
+    return 2 if stats.incomplete else 0
+
+
+def file_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> CaptureChunks:
+    return CaptureChunks(path, chunk_bytes)
 
 
 def source_name(path: str) -> str:
     return "stdin" if path == "-" else path
 
 
-def chunks_of(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+def chunks_of(path: str, chunk_bytes: int = CHUNK_BYTES) -> CaptureChunks:
     """`-` is stdin; anything else a file path."""
-    return stdin_chunks(chunk_bytes) if path == "-" else file_chunks(path, chunk_bytes)
+    return CaptureChunks(path, chunk_bytes)
 
 
 def stdin_is_live() -> bool:
@@ -65,27 +98,37 @@ async def stdin_reader() -> asyncio.StreamReader:
     return reader
 
 
-async def gunzip_live(chunks: AsyncIterator[bytes | None]) -> AsyncIterator[bytes | None]:
-    """Pass chunks through, decompressing them as they come when the stream starts with gzip's magic bytes
-    (concatenated members too). `None` (the linger tick) passes as is."""
-    decompressor: zlib._Decompress | None = None
-    first = True
-    async for chunk in chunks:
-        if chunk is None:
-            yield None
-            continue
-        if first:
-            first = False
-            if chunk.startswith(_GZIP_MAGIC):
-                decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        if decompressor is None:
-            yield chunk
-            continue
-        out, rest = [], chunk
-        while rest:
-            out.append(decompressor.decompress(rest))
-            rest = decompressor.unused_data
-            if decompressor.eof:
-                decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        if data := b"".join(out):
-            yield data
+class GunzipLive:
+    """Live chunks passed through, decompressed as they come when the stream starts with gzip's magic bytes
+    (concatenated members too). `None` (the linger tick) passes as is. Damaged gzip data ends the stream there
+    (what came before it is kept) and sets `damage`, as `CaptureChunks` does."""
+
+    def __init__(self, chunks: AsyncIterator[bytes | None]) -> None:
+        self._chunks = chunks
+        self.damage: InputDamage | None = None
+
+    async def __aiter__(self) -> AsyncIterator[bytes | None]:
+        gunzip: Gunzip | None = None
+        first = True
+        async for chunk in self._chunks:
+            if chunk is None:
+                yield None
+                continue
+            if first:
+                first = False
+                if chunk.startswith(GZIP_MAGIC):
+                    gunzip = Gunzip()
+            if gunzip is None:
+                yield chunk
+                continue
+            if data := gunzip.feed(chunk):
+                yield data
+            if gunzip.damage is not None:
+                break
+        if gunzip is not None:
+            gunzip.finish()
+            self.damage = gunzip.damage
+
+
+def gunzip_live(chunks: AsyncIterator[bytes | None]) -> GunzipLive:
+    return GunzipLive(chunks)

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from agents.sources import CHUNK_BYTES, chunks_of
+from agents.sources import CHUNK_BYTES, chunks_of, damage_of
 from pipeline.extract import Extractor
 from pipeline.framing import object_start_after
 from pipeline.parsing import LogParser, ParseStats
@@ -88,9 +88,12 @@ def record_batches(path: str, source: str, extractor: Extractor, totals: ParseSt
         min_split_bytes = int(os.environ.get(MIN_SPLIT_ENV, MIN_SPLIT_BYTES))
     if not _splittable(path, min_split_bytes):
         parser = LogParser(source, extractor)
-        for chunk in chunks_of(path):
+        chunks = chunks_of(path)
+        for chunk in chunks:
             read(len(chunk))
             yield parser.feed(chunk).records
+        if (damage := damage_of(chunks)) is not None:  # the records before the damage stand
+            parser.input_damaged(damage.offset, damage.reason)
         yield parser.finish().records
         totals.merge(parser.stats)
         return
@@ -120,13 +123,16 @@ def _split_batches(path: str, source: str, extractor: Extractor, totals: ParseSt
                 left -= len(chunk)
             read(len(chunk))
             yield parser.feed(chunk).records
-    yield parser.finish().records
+    yield parser.finish(first_part=tail is not None).records
+    if tail is None:
+        totals.merge(parser.stats)
+        return
+    encoded, stats = tail.result()
+    parser.check_events(parser.stats.events + stats.events)  # the whole file's: the first half may have none
     totals.merge(parser.stats)
-    if tail is not None:
-        encoded, stats = tail.result()
-        read(size - cut)
-        records = orjson.loads(encoded)
-        del encoded
-        for start in range(0, len(records), _BATCH_RECORDS):
-            yield records[start:start + _BATCH_RECORDS]
-        totals.merge(stats)
+    read(size - cut)
+    records = orjson.loads(encoded)
+    del encoded
+    for start in range(0, len(records), _BATCH_RECORDS):
+        yield records[start:start + _BATCH_RECORDS]
+    totals.merge(stats)

@@ -3,7 +3,8 @@
 Three kinds of input object:
 - a tail event with a request (`event.request`) or with a FactoryLog among its logs → one record;
 - a tail event with neither (scheduled, alarm, queue, email, RPC, tail, WebSocket, overload notices,
-  `event: null`) → counted as non-request by kind, never silently dropped;
+  `event: null`) → counted as non-request by kind, never silently dropped (with a FactoryLog: a record keyed by
+  the event, `pipeline.invocations`);
 - a bare FactoryLog (a file of logs already extracted, as the spec's jq recipes use) → one record.
 Anything else is rejected with a reason.
 
@@ -16,8 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.factory_logs import clean_factory_fields, factory_logs_in, is_factory_log
+from pipeline.invocations import non_request_key, non_request_kind, scope_of, scoped
 from pipeline.routes import RouteTable, path_of_url, strip_query
-from pipeline.values import int_or_none, str_or_none, time_or_none
+from pipeline.values import int_or_none, number_or_none, str_or_none, text_or_none, time_or_none
+
+__all__ = ["Extraction", "Extractor", "is_tail_event", "non_request_kind"]
 
 _EVENT_KEYS = frozenset(("outcome", "eventTimestamp", "logs", "scriptName", "wallTime"))
 _EMPTY: dict[str, Any] = {}  # read-only stand-in for a missing `headers` or `cf`
@@ -32,36 +36,11 @@ class Extraction:
     reject_kind: str | None = None
     reject_reason: str | None = None
     problems: list[str] = field(default_factory=list)
+    repaired_utf8: bool = False  # a FactoryLog string had a lone surrogate escape, read as U+FFFD
 
 
 def is_tail_event(obj: dict[str, Any]) -> bool:
     return not _EVENT_KEYS.isdisjoint(obj)  # one C-level pass over the keys, no generator
-
-
-def non_request_kind(event: Any) -> str:
-    """What a tail event without a request is: `scheduled`, `alarm`, `queue`, `overload`, `null`, …"""
-    if event is None:
-        return "null"
-    if not isinstance(event, dict):
-        return "other"
-    if "cron" in event:
-        return "scheduled"
-    if "scheduledTime" in event:
-        return "alarm"
-    if "queue" in event:
-        return "queue"
-    if "mailFrom" in event:
-        return "email"
-    if "rpcMethod" in event:
-        return "rpc"
-    if "consumedEvents" in event:
-        return "tail"
-    if "getWebSocketEvent" in event:
-        return "websocket"
-    kind = event.get("type")
-    if isinstance(kind, str) and kind:
-        return kind  # tail notices: "overload", "overload-stop", …
-    return "other"
 
 
 def _merged_fields(logs: list[dict[str, Any]], problems: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -94,13 +73,14 @@ class Extractor:
 
     def _from_event(self, obj: dict[str, Any]) -> Extraction:
         problems: list[str] = []
-        logs = factory_logs_in(obj.get("logs"))
+        repairs: list[str] = []
+        logs = factory_logs_in(obj.get("logs"), repairs)
         event = obj.get("event")
         request = event.get("request") if isinstance(event, dict) else None
         if not isinstance(request, dict):
             request = None
         if not logs and request is None:
-            return Extraction(non_request=non_request_kind(event), problems=problems)
+            return Extraction(non_request=non_request_kind(event), problems=problems, repaired_utf8=bool(repairs))
         fields, d1 = _merged_fields(logs, problems)
 
         status = fields.get("status")
@@ -134,9 +114,9 @@ class Extractor:
         if event_time is None:
             return Extraction(reject_kind="no_event_time",
                               reject_reason="no FactoryLog timestamp and no eventTimestamp",
-                              problems=problems)
+                              problems=problems, repaired_utf8=bool(repairs))
 
-        wall = int_or_none(obj.get("wallTime"))
+        wall = number_or_none(obj.get("wallTime"))
         duration = fields.get("duration_ms")
         source: str | None = "log"
         if duration is None:
@@ -151,16 +131,23 @@ class Extractor:
             if error_code is None:
                 error_code = str_or_none(first.get("name"))
             if error_message is None:
-                error_message = str_or_none(first.get("message"))
+                error_message = text_or_none(first.get("message"))
 
         worker = str_or_none(obj.get("scriptName"))
         outcome = obj.get("outcome")
         log_endpoint = fields.get("endpoint")
+        entrypoint = str_or_none(obj.get("entrypoint"))
+        execution_model = str_or_none(obj.get("executionModel"))
+        scope = scope_of(entrypoint, execution_model)
+        if request is not None:
+            endpoint = scoped(scope, self.routes.endpoint(path, log_endpoint))
+        else:  # a cron, queue, alarm, … that logged a FactoryLog: keyed by what ran, never as an HTTP request
+            endpoint = scoped(scope, non_request_key(non_request_kind(event), event))
         return Extraction(record={
             # The Worker is the service: a request that crashed before it logged must group with the ones that did.
             "service": worker or fields.get("service") or "unknown",
             "worker": worker,
-            "endpoint": self.routes.endpoint(path, log_endpoint),
+            "endpoint": endpoint,
             "method": method.upper() if method else None,
             "path": path,
             "status": status,
@@ -168,7 +155,7 @@ class Extractor:
             "event_time_ms": event_time,
             "duration_ms": duration,
             "duration_source": source,
-            "cpu_ms": int_or_none(obj.get("cpuTime")),
+            "cpu_ms": number_or_none(obj.get("cpuTime")),
             "wall_ms": wall,
             "colo": str_or_none(cf.get("colo")),
             "country": str_or_none(cf.get("country")) or str_or_none(headers.get("cf-ipcountry")),
@@ -181,7 +168,9 @@ class Extractor:
             "error_message": error_message,
             "truncated": obj.get("truncated") is True,
             "d1": d1,
-        }, problems=problems)
+            "entrypoint": entrypoint,
+            "execution_model": execution_model,
+        }, problems=problems, repaired_utf8=bool(repairs))
 
     def _from_bare_log(self, log: dict[str, Any]) -> Extraction:
         result = Extraction()
@@ -219,5 +208,7 @@ class Extractor:
             "error_message": fields.get("error_message"),
             "truncated": False,
             "d1": fields.get("d1", []),
+            "entrypoint": None,
+            "execution_model": None,
         }
         return result

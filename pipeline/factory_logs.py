@@ -16,8 +16,9 @@ from typing import Any
 
 import orjson
 
+from pipeline.pieces import has_surrogate_escape, repair_surrogate_escapes
 from pipeline.timestamps import iso_to_ms, number_to_ms
-from pipeline.values import d1_fact, level_or_none
+from pipeline.values import d1_fact, level_or_none, text_or_none
 
 REQUIRED_KEYS = frozenset(
     ("timestamp", "level", "service", "endpoint", "request_id", "tenant_id", "method", "path", "status",
@@ -31,8 +32,10 @@ def is_factory_log(value: dict[str, Any]) -> bool:
     return len(REQUIRED_KEYS.intersection(value)) >= MIN_SHARED_KEYS  # one C-level pass over the keys
 
 
-def factory_logs_in(logs: Any) -> list[dict[str, Any]]:
-    """Every FactoryLog-shaped object among the console arguments of `logs`, in order."""
+def factory_logs_in(logs: Any, repaired: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every FactoryLog-shaped object among the console arguments of `logs`, in order. A string whose only fault is
+    a lone UTF-16 surrogate escape (an emoji cut in half by the app) is read with U+FFFD in its place, and noted in
+    `repaired`."""
     found: list[dict[str, Any]] = []
     if not isinstance(logs, list):
         return found
@@ -50,7 +53,14 @@ def factory_logs_in(logs: Any) -> list[dict[str, Any]]:
                 try:
                     value = orjson.loads(arg)
                 except orjson.JSONDecodeError:
-                    continue
+                    if not has_surrogate_escape(arg):
+                        continue
+                    try:
+                        value = orjson.loads(repair_surrogate_escapes(arg.encode("utf-8", "surrogatepass")))
+                    except orjson.JSONDecodeError:
+                        continue
+                    if repaired is not None:
+                        repaired.append("lone surrogate escape in a FactoryLog string")
             if isinstance(value, dict) and is_factory_log(value):
                 found.append(value)
     return found
@@ -114,8 +124,8 @@ def _clean_well_formed(log: dict[str, Any], problems: list[str]) -> dict[str, An
     if error is not None:
         if type(error) is dict:
             message, code = error.get("message"), error.get("code")
-            if isinstance(message, str):
-                out["error_message"] = message
+            if message is not None:  # an object or a number: kept as compact JSON
+                out["error_message"] = text_or_none(message)
             if isinstance(code, str):
                 out["error_code"] = code
         elif type(error) is str:
@@ -171,8 +181,8 @@ def _clean_field_by_field(log: dict[str, Any], problems: list[str]) -> dict[str,
             problems.append(f"duration_ms: not a non-negative number: {str(duration)[:20]!r}")
     error = log.get("error")
     if isinstance(error, dict):
-        if isinstance(error.get("message"), str):
-            out["error_message"] = error["message"]
+        if error.get("message") is not None:  # an object or a number: kept as compact JSON
+            out["error_message"] = text_or_none(error["message"])
         if isinstance(error.get("code"), str):
             out["error_code"] = error["code"]
     elif isinstance(error, str):  # apps often log `error: String(e)`; the spec's object form is preferred

@@ -15,9 +15,10 @@ from typing import Any
 from msgspec import UNSET
 
 from pipeline.fast_log import FACTORY_LOG_DECODER, D1Query, FactoryLog, LogError, Metadata
+from pipeline.invocations import scope_of, scoped
 from pipeline.routes import RouteTable, path_of_url, strip_query
 from pipeline.timestamps import iso_to_ms
-from pipeline.values import d1_fact, int_or_none, level_or_none, str_or_none, time_or_none
+from pipeline.values import d1_fact, int_or_none, level_or_none, number_or_none, str_or_none, text_or_none, time_or_none
 
 _INT64 = 2**63
 _decode_log = FACTORY_LOG_DECODER.decode
@@ -148,10 +149,10 @@ def request_record(routes: RouteTable, obj: dict[str, Any]) -> dict[str, Any] | 
         colo = country = None
     wall = obj.get("wallTime")
     if not (type(wall) is int and -_INT64 < wall < _INT64):
-        wall = int_or_none(wall)
+        wall = number_or_none(wall)
     cpu = obj.get("cpuTime")
     if not (type(cpu) is int and -_INT64 < cpu < _INT64):
-        cpu = int_or_none(cpu)
+        cpu = number_or_none(cpu)
     source: str | None = "log"
     if duration is None:
         duration = float(wall) if wall is not None else None
@@ -162,15 +163,24 @@ def request_record(routes: RouteTable, obj: dict[str, Any]) -> dict[str, Any] | 
         if error_code is None:
             error_code = str_or_none(first.get("name"))
         if error_message is None:
-            error_message = str_or_none(first.get("message"))
+            error_message = text_or_none(first.get("message"))
     worker = obj.get("scriptName")
     if not isinstance(worker, str):
         worker = None
     outcome = obj.get("outcome")
+    entrypoint = obj.get("entrypoint")
+    execution_model = obj.get("executionModel")
+    endpoint = routes.endpoint(path, log_endpoint)
+    if entrypoint is not None or execution_model != "stateless":  # rare: a DO, a named entrypoint, odd types
+        if not isinstance(entrypoint, str):
+            entrypoint = None
+        if not isinstance(execution_model, str):
+            execution_model = None
+        endpoint = scoped(scope_of(entrypoint, execution_model), endpoint)
     return {
         "service": worker or log_service or "unknown",
         "worker": worker,
-        "endpoint": routes.endpoint(path, log_endpoint),
+        "endpoint": endpoint,
         "method": method.upper() if method else None,
         "path": path,
         "status": status,
@@ -191,4 +201,6 @@ def request_record(routes: RouteTable, obj: dict[str, Any]) -> dict[str, Any] | 
         "error_message": error_message,
         "truncated": obj.get("truncated") is True,
         "d1": d1,
+        "entrypoint": entrypoint,
+        "execution_model": execution_model,
     }

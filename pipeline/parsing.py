@@ -2,6 +2,9 @@
 
 `LogParser` glues the framer and the extractor, and keeps the counts the CLI and the ingest agent report:
 `events` (objects decoded), `records`, `noise`, `rejected`, `non_request`, each with a breakdown by kind.
+An input in UTF-16/UTF-32 or with a byte order mark is transcoded first (`pipeline.encoding`). An input that ends
+with no event at all, or whose reading stopped at damage (`input_damaged`: a truncated `.gz`), is counted
+(`inputs_without_events`, `damaged_inputs`) with a warning that says what was found: the commands exit 2 on it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from pipeline.encoding import InputDecoder, what_was_found
 from pipeline.extract import Extractor
 from pipeline.fast_record import request_record
 from pipeline.framing import (
@@ -26,6 +30,8 @@ from pipeline.framing import (
 )
 
 SLICE_BYTES = 64 * 1024
+SAMPLE_BYTES = 4096  # the start of an input kept to say what it was when it held no event
+MAX_WARNINGS = 100  # warnings kept per ParseStats (inputs are counted beyond it)
 
 
 @dataclass(slots=True)
@@ -37,22 +43,39 @@ class ParseStats:
     non_request: int = 0
     invalid_fields: int = 0
     repaired_utf8: int = 0
+    inputs_without_events: int = 0
+    damaged_inputs: int = 0
     noise_by_kind: Counter[str] = field(default_factory=Counter)
     rejected_by_kind: Counter[str] = field(default_factory=Counter)
     non_request_by_kind: Counter[str] = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)  # at most MAX_WARNINGS
+
+    @property
+    def incomplete(self) -> bool:
+        """An input held no wrangler event, or its reading stopped at damage: the commands exit 2."""
+        return bool(self.inputs_without_events or self.damaged_inputs)
+
+    def warn(self, text: str) -> None:
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(text)
 
     def summary_line(self) -> str:
         head = (f"events={self.events} records={self.records} noise={self.noise} rejected={self.rejected} "
                 f"non_request={self.non_request}")
         extra = [f"invalid_fields={self.invalid_fields}", f"repaired_utf8={self.repaired_utf8}"]
+        extra.extend(f"{name}={getattr(self, name)}" for name in ("inputs_without_events", "damaged_inputs")
+                     if getattr(self, name))
         for name, counter in (("noise", self.noise_by_kind), ("rejected", self.rejected_by_kind),
                               ("non_request", self.non_request_by_kind)):
             extra.extend(f"{name}.{kind}={count}" for kind, count in sorted(counter.items()))
         return head + " " + " ".join(extra)
 
     def merge(self, other: ParseStats) -> None:
-        for name in ("events", "records", "noise", "rejected", "non_request", "invalid_fields", "repaired_utf8"):
+        for name in ("events", "records", "noise", "rejected", "non_request", "invalid_fields", "repaired_utf8",
+                     "inputs_without_events", "damaged_inputs"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        for text in other.warnings:
+            self.warn(text)
         self.noise_by_kind.update(other.noise_by_kind)
         self.rejected_by_kind.update(other.rejected_by_kind)
         self.non_request_by_kind.update(other.non_request_by_kind)
@@ -83,10 +106,22 @@ class LogParser:
         self._extractor = extractor or Extractor()
         self._framer = TailFramer(max_object_bytes, start_offset, start_line,
                                   partial(request_record, self._extractor.routes))
+        # Only the start of an input can tell its encoding (a part of a split capture is plain UTF-8 already).
+        self._framer_started_at_zero = start_offset == 0  # a part of a split capture says nothing about the whole
+        self._decoder: InputDecoder | None = InputDecoder() if start_offset == 0 else None
+        self._encoding: str | None = None
+        self._sample = b""
+        self._size = 0
+        self._damaged = False
 
     def feed(self, chunk: bytes) -> ParseOutput:
         """Framed and extracted in slices of `SLICE_BYTES`: a few decoded events alive at a time keeps the garbage
         collector quiet and the data in cache (the framer's output does not depend on how input is sliced)."""
+        self._size += len(chunk)
+        if self._decoder is not None:
+            chunk = self._transcode(chunk, final=False)
+        if len(self._sample) < SAMPLE_BYTES:
+            self._sample += chunk[:SAMPLE_BYTES - len(self._sample)]
         out = ParseOutput()
         if len(chunk) <= SLICE_BYTES:
             self._handle(self._framer.feed(chunk), out)
@@ -96,10 +131,48 @@ class LogParser:
             self._handle(self._framer.feed(view[start:start + SLICE_BYTES]), out)
         return out
 
-    def finish(self) -> ParseOutput:
+    def _transcode(self, chunk: bytes, final: bool) -> bytes:
+        decoder = self._decoder
+        assert decoder is not None
+        chunk = decoder.feed(chunk, final)
+        self._encoding = decoder.description
+        if decoder.settled:
+            self._decoder = None  # plain UTF-8 (after any BOM): passed through from now on
+        return chunk
+
+    def input_damaged(self, offset: int, reason: str) -> ParseOutput:
+        """Reading the input stopped at damage (`offset`: where, in the input as stored, e.g. a `.gz` file): counted,
+        dead-lettered and warned about; the records read before it stand. Call before `finish`."""
+        self._damaged = True
+        self.stats.damaged_inputs += 1
+        self.stats.warn(f"{self.source}: input damaged at byte {offset}: {reason}; "
+                        f"the {self.stats.records} records before it were kept, the rest of the input is lost")
         out = ParseOutput()
-        self._handle(self._framer.finish(), out)
+        out.dead_letters.append(dead_letter(self.source, None, offset, "damaged_input", reason, ""))
         return out
+
+    def finish(self, first_part: bool = False) -> ParseOutput:
+        """The end of the input. `first_part`: the input goes on in another parser (the first half of a split
+        capture), so whether it held any event is decided later, with `check_events`."""
+        out = ParseOutput()
+        if self._decoder is not None:
+            rest = self._transcode(b"", final=True)
+            if len(self._sample) < SAMPLE_BYTES:
+                self._sample += rest[:SAMPLE_BYTES - len(self._sample)]
+            self._handle(self._framer.feed(rest), out)
+        self._handle(self._framer.finish(), out)
+        if not first_part and self._framer_started_at_zero:
+            self.check_events(self.stats.events)
+        return out
+
+    def check_events(self, events: int) -> None:
+        """Count and explain an input that held no event (`events`: of the whole input, all its parts)."""
+        stats = self.stats
+        if events == 0 and not self._damaged:
+            stats.inputs_without_events += 1
+            found = what_was_found(self._sample, self._size, self._encoding, stats.noise, stats.rejected,
+                                   list(stats.rejected_by_kind))
+            stats.warn(f"{self.source}: no wrangler tail events; found {found}")
 
     def _handle(self, pieces: list[Piece], out: ParseOutput) -> None:
         """Each frame takes the fast path to its record (`request_record`) when it can, else the general one."""
@@ -131,6 +204,8 @@ class LogParser:
         dead-lettered."""
         stats = self.stats
         result = self._extractor.extract(frame.obj)
+        if result.repaired_utf8 and not frame.repaired_utf8:  # counted once per event
+            stats.repaired_utf8 += 1
         if result.problems:
             stats.invalid_fields += len(result.problems)
             out.dead_letters.append(dead_letter(

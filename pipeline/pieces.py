@@ -1,8 +1,10 @@
 """The pieces a `TailFramer` cuts wrangler output into — frames, noise, broken pieces, records made on its fast
-path — and the helpers they are made with: excerpts, orjson decoding with UTF-8 repair, lazy line numbers."""
+path — and the helpers they are made with: excerpts, orjson decoding with UTF-8 and surrogate repair, lazy line
+numbers."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -66,8 +68,40 @@ def excerpt_of(raw: bytes | str) -> str:
     return head[:EXCERPT_BYTES].decode("utf-8", errors="replace")
 
 
+# A `\uD800`-`\uDFFF` escape: a high one with the low one that may follow it, or a low one; group 1/4 is the run of
+# backslashes before the `u` (odd: an escape; even: escaped backslashes, then a plain `u`).
+_SURROGATE_ESCAPE = re.compile(
+    rb"(\\+)u([dD][89abAB][0-9a-fA-F]{2})(\\u[dD][c-fC-F][0-9a-fA-F]{2})?|(\\+)u[dD][c-fC-F][0-9a-fA-F]{2}")
+_REPLACEMENT_ESCAPE = b"\\ufffd"
+
+
+def _surrogate_fix(match: re.Match[bytes]) -> bytes:
+    high_run, high, low, low_run = match.groups()
+    if high_run is not None:
+        if len(high_run) % 2 == 0:  # `\\ud83d` is a backslash and the text `ud83d`; a low escape after it is lone
+            return high_run + b"u" + high + (_REPLACEMENT_ESCAPE if low else b"")
+        return match.group(0) if low else high_run[:-1] + _REPLACEMENT_ESCAPE
+    if len(low_run) % 2 == 0:
+        return match.group(0)
+    return low_run[:-1] + _REPLACEMENT_ESCAPE
+
+
+def repair_surrogate_escapes(raw: bytes) -> bytes:
+    """JSON text with every lone UTF-16 surrogate escape (`"ok \\ud83d"`: what JavaScript's JSON.stringify writes for
+    an emoji cut in half) replaced by `\\ufffd`; pairs and escaped backslashes are left as they are. orjson (and
+    msgspec) reject lone surrogates; call this only when `has_surrogate_escape` says there may be one."""
+    return _SURROGATE_ESCAPE.sub(_surrogate_fix, raw)
+
+
+def has_surrogate_escape(raw: bytes | str) -> bool:
+    """A cheap test that must hold for any lone surrogate escape: `\\ud` or `\\uD` somewhere in the text."""
+    if isinstance(raw, str):
+        return "\\ud" in raw or "\\uD" in raw
+    return b"\\ud" in raw or b"\\uD" in raw
+
+
 def decode_object(raw: bytes) -> tuple[dict[str, Any] | None, bool, str]:
-    """orjson-decode one object; on invalid UTF-8, retry with replacement characters.
+    """orjson-decode one object; on invalid UTF-8 or a lone surrogate escape, retry with replacement characters.
 
     Returns (object or None, repaired, error text).
     """
@@ -75,17 +109,21 @@ def decode_object(raw: bytes) -> tuple[dict[str, Any] | None, bool, str]:
         value = orjson.loads(raw)
         repaired = False
     except orjson.JSONDecodeError as error:
+        first_error = str(error)
+        fixed = raw
         try:
-            text = raw.decode("utf-8")
+            fixed.decode("utf-8")
         except UnicodeDecodeError:
-            try:
-                value = orjson.loads(raw.decode("utf-8", errors="replace"))
-                repaired = True
-            except orjson.JSONDecodeError as second:
-                return None, False, str(second)
-        else:
-            del text
-            return None, False, str(error)
+            fixed = raw.decode("utf-8", errors="replace").encode("utf-8")
+        if has_surrogate_escape(fixed):
+            fixed = repair_surrogate_escapes(fixed)
+        if fixed == raw:
+            return None, False, first_error
+        try:
+            value = orjson.loads(fixed)
+            repaired = True
+        except orjson.JSONDecodeError as second:
+            return None, False, str(second)
     if not isinstance(value, dict):
         return None, repaired, f"top-level value is a JSON {type(value).__name__}, not an object"
     return value, repaired, ""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from pipeline.timestamps import MAX_MS, MIN_MS
 
 _INT64 = 2**63
@@ -16,6 +18,26 @@ def int_or_none(value: Any) -> int | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < _INT64:
         return int(value)
     return None
+
+
+def number_or_none(value: Any) -> int | float | None:
+    """A number as it came (`12` an int, `12.75` a float); None for anything else, NaN, infinities and
+    numbers beyond 64 bits. The runtime's `wallTime`/`cpuTime` can be fractional."""
+    kind = type(value)
+    if kind is int or kind is float:
+        return value if abs(value) < _INT64 else None  # NaN compares false: None
+    return None
+
+
+def text_or_none(value: Any) -> str | None:
+    """A message as text: a string as is, None as None, anything else (an exception whose `message` is an object)
+    as compact JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except TypeError:  # not JSON-shaped (only objects built in Python, never a decoded event)
+        return str(value)
 
 
 def time_or_none(value: Any) -> int | None:

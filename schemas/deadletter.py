@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 EXCERPT_MAX_CHARS = 512
 
 RejectKind = Literal["malformed_json", "truncated_object", "oversized_object", "not_an_event", "no_event_time",
-                     "invalid_factory_log", "invalid_field", "invalid_log_batch"]
+                     "invalid_factory_log", "invalid_field", "invalid_log_batch", "damaged_input"]
 
 
 class DeadLetter(BaseModel):
@@ -20,7 +20,9 @@ class DeadLetter(BaseModel):
                                     "`kafka:<logs topic>/<partition>` for a logs-topic message the worker rejected")
     line: int | None = Field(description="1-based line of the input where the piece starts")
     offset: int | None = Field(description="byte offset of the input where the piece starts; for a logs-topic "
-                                           "message (`kind` invalid_log_batch), its offset in the partition")
+                                           "message (`kind` invalid_log_batch), its offset in the partition; for "
+                                           "`damaged_input` (a truncated or corrupt `.gz`), where the damage is in "
+                                           "the file as stored")
     kind: RejectKind
     reason: str
     excerpt: str = Field(max_length=EXCERPT_MAX_CHARS, description="the start of the raw text, bounded")

@@ -28,6 +28,9 @@ class LogRecord(BaseModel):
     e.g. `/api/public/factory/templates/:slug`), so it is the same with or without a structured log.
     `duration_ms` is the app's own `duration_ms` when it logged one (`duration_source="log"`), else the runtime's
     `wallTime` (`"wall"`), else null.
+    A Durable Object's invocation is keyed `do:<Class>:<route>`, a named entrypoint's `<Entrypoint>:<route>`, and an
+    event without a request that logged a FactoryLog by what ran (`scheduled:<cron>`, `queue:<name>`, …), so none
+    of them counts as another request of the Worker's route (`pipeline/invocations.py`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -42,8 +45,8 @@ class LogRecord(BaseModel):
     event_time_ms: int = Field(description="FactoryLog timestamp, else the tail event's eventTimestamp (epoch ms)")
     duration_ms: float | None
     duration_source: Literal["log", "wall"] | None
-    cpu_ms: int | None
-    wall_ms: int | None
+    cpu_ms: int | float | None = Field(description="the runtime's cpuTime (ms); fractional values are kept")
+    wall_ms: int | float | None = Field(description="the runtime's wallTime (ms); fractional values are kept")
     colo: str | None
     country: str | None
     tenant: str | None
@@ -52,9 +55,15 @@ class LogRecord(BaseModel):
     log_endpoint: str | None = Field(description="the FactoryLog's own `endpoint` field, as written")
     log_service: str | None = Field(default=None, description="the FactoryLog's own `service` field, as written")
     error_code: str | None
-    error_message: str | None
+    error_message: str | None = Field(description="FactoryLog error message, else the first exception's; a message "
+                                                  "that is not a string is kept as compact JSON")
     truncated: bool = Field(description="the runtime dropped some of this request's logs (256 KB cap)")
     d1: list[D1Fact]
+    entrypoint: str | None = Field(default=None, description="the tail event's `entrypoint`: the Durable Object "
+                                                             "class or named entrypoint that ran; null for the "
+                                                             "Worker's default handler")
+    execution_model: str | None = Field(default=None, description="the tail event's `executionModel` "
+                                                                  "(`stateless`, `durableObject`, …)")
     watermark_ms: int | None = Field(
         default=None,
         description="set by ingest: its event-time watermark when it read this record (max event time seen, this "

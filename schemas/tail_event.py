@@ -60,6 +60,38 @@ class QueueEventInfo(_Open):
     batchSize: int | None = None
 
 
+class EmailEventInfo(_Open):
+    mailFrom: str
+    rcptTo: str
+    rawSize: int | None = None
+
+
+class RpcEventInfo(_Open):
+    """A JS RPC call (into a Durable Object or a named entrypoint: see `TailEvent.entrypoint`)."""
+
+    rpcMethod: str
+
+
+class ConsumedEvent(_Open):
+    scriptName: str | None = None
+
+
+class TailEventInfo(_Open):
+    """A tail Worker's own invocation: the events it consumed."""
+
+    consumedEvents: list[ConsumedEvent]
+
+
+class WebSocketEvent(_Open):
+    webSocketEventType: str  # message, close, error
+    code: int | None = None
+    wasClean: bool | None = None
+
+
+class HibernatableWebSocketEventInfo(_Open):
+    getWebSocketEvent: WebSocketEvent
+
+
 class TailInfo(_Open):
     """A notice from the tail itself, e.g. `{"type": "overload", "message": "Tail is currently in sampling mode…"}`."""
 
@@ -72,11 +104,13 @@ class TailEvent(_Open):
 
     outcome: str = "unknown"
     scriptName: str | None = None
-    entrypoint: str | None = None
-    executionModel: str | None = None
+    entrypoint: str | None = Field(default=None, description="the Durable Object class or named entrypoint that ran; "
+                                                             "absent for the Worker's default handler")
+    executionModel: str | None = Field(default=None, description="`stateless` or `durableObject`")
+    durableObjectId: str | None = None
     truncated: bool = False
-    wallTime: int | None = None
-    cpuTime: int | None = None
+    wallTime: int | float | None = None
+    cpuTime: int | float | None = None
     eventTimestamp: int | None = None
     logs: list[TailLog] = Field(default_factory=list)
     exceptions: list[TailException] = Field(default_factory=list)
@@ -84,5 +118,6 @@ class TailEvent(_Open):
     scriptVersion: dict[str, Any] | None = None
     scriptTags: list[str] | None = None
     event: (
-        FetchEventInfo | ScheduledEventInfo | AlarmEventInfo | QueueEventInfo | TailInfo | dict[str, Any] | None
+        FetchEventInfo | ScheduledEventInfo | AlarmEventInfo | QueueEventInfo | EmailEventInfo | RpcEventInfo
+        | TailEventInfo | HibernatableWebSocketEventInfo | TailInfo | dict[str, Any] | None
     ) = None

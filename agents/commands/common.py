@@ -14,7 +14,7 @@ from pipeline.extract import Extractor
 from pipeline.routes import DEFAULT_ROUTE_TEMPLATES, RouteTable
 
 if TYPE_CHECKING:
-    from pipeline.parsing import ParseStats
+    pass
 
 
 def add_route_args(parser: argparse.ArgumentParser) -> None:
@@ -150,10 +150,3 @@ def check_input_files(paths: list[str]) -> None:
             raise InputError(f"{path}: is a directory, not a file")
         if not os.access(path, os.R_OK):
             raise InputError(f"{path}: permission denied")
-
-
-def require_events(totals: ParseStats, paths: list[str]) -> None:
-    """A run that found no wrangler event at all is an input error (the reader says what it found instead)."""
-    if totals.events == 0:
-        names = " ".join("stdin" if path == "-" else path for path in paths)
-        raise InputError(f"no wrangler tail events in {names} (is it `wrangler tail --format json` output?)")

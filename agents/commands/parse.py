@@ -8,8 +8,8 @@ from typing import BinaryIO
 
 import orjson
 
-from agents.commands.common import add_route_args, check_input_files, extractor_from, require_events
-from agents.sources import chunks_of, source_name
+from agents.commands.common import add_route_args, check_input_files, extractor_from
+from agents.sources import chunks_of, damage_of, report_input_problems, source_name
 from pipeline.parsing import LogParser, ParseOutput, ParseStats
 
 
@@ -28,8 +28,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         for path in args.inputs:
             parser = LogParser(source_name(path), extractor)
-            for chunk in chunks_of(path):
+            chunks = chunks_of(path)
+            for chunk in chunks:
                 _emit(parser.feed(chunk), out, dead)
+            if (damage := damage_of(chunks)) is not None:  # the records before the damage stand
+                _emit(parser.input_damaged(damage.offset, damage.reason), out, dead)
             _emit(parser.finish(), out, dead)
             totals.merge(parser.stats)
         out.flush()
@@ -39,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
         if dead is not None:
             dead.close()
     print(totals.summary_line(), file=sys.stderr)
-    require_events(totals, args.inputs)
-    return 0
+    return report_input_problems("parse", totals)
 
 
 def _emit(result: ParseOutput, out: BinaryIO, dead: BinaryIO | None) -> None:

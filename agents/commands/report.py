@@ -25,12 +25,11 @@ from agents.commands.common import (
     check_input_files,
     extractor_from,
     kafka_settings_from,
-    require_events,
 )
 from agents.progress import RecordProgress
 from agents.report_tables import render_tables
 from agents.rules_files import DEFAULT_RULES, load_rules
-from agents.sources import chunks_of, source_name
+from agents.sources import chunks_of, damage_of, report_input_problems, source_name
 from agents.topic_reader import topic_messages
 from agents.topic_values import decode_alert, decode_log_batch, decode_snapshot
 from pipeline.batching import DEFAULT_LATENESS_MS
@@ -68,10 +67,13 @@ def report_from_files(args: argparse.Namespace, totals: ParseStats) -> dict[str,
     with RecordProgress(args.inputs, "report") as progress:
         for path in args.inputs:
             parser = LogParser(source_name(path), extractor)
-            for chunk in chunks_of(path):
+            chunks = chunks_of(path)
+            for chunk in chunks:
                 batch = parser.feed(chunk).records
                 capture.feed(batch)
                 progress.advance(len(chunk), len(batch))
+            if (damage := damage_of(chunks)) is not None:  # the records before the damage stand
+                parser.input_damaged(damage.offset, damage.reason)
             capture.feed(parser.finish().records)
             totals.merge(parser.stats)
     capture.end()
@@ -132,7 +134,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         check_input_files(args.inputs)
         report = report_from_files(args, totals)
-        require_events(totals, args.inputs)
     if args.html:
         Path(args.html).write_text(render_html(report), encoding="utf-8")
     if args.json:
@@ -144,4 +145,4 @@ def run(args: argparse.Namespace) -> int:
     print(f"{summary}panes={report['totals']['panes']} alerts="
           f"{'-' if report['alerts'] is None else report['alerts']['events']}"
           + (f" html={args.html}" if args.html else ""), file=sys.stderr)
-    return 0
+    return report_input_problems("report", totals)

@@ -67,3 +67,15 @@ def test_the_cut_point_is_found_across_read_windows(sample_capture: Path, tmp_pa
     monkeypatch.setattr(split_parse, "CUT_WINDOW_BYTES", window)
     for near in (0, len(data) // 3, len(data) // 2, len(data) - 10):
         assert split_parse._cut_point(str(path), near) == object_start_after(data, near)
+
+
+def test_a_first_half_without_events_is_no_input_without_events(sample_capture: Path, tmp_path: Path) -> None:
+    junk = b"{\n    oops\n}\n" * 400  # pretty-shaped objects that do not parse: rejected, no event
+    path = tmp_path / "capture.json"
+    path.write_bytes(junk + sample_capture.read_bytes())
+    expected, expected_stats = serial(path.read_bytes())
+    totals = ParseStats()
+    records = [record for batch in _split_batches(str(path), "capture.json", Extractor(), totals, 0.1)
+               for record in batch]
+    assert records == expected and totals == expected_stats
+    assert totals.inputs_without_events == 0 and totals.warnings == [] and totals.rejected == 400

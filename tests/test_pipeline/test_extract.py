@@ -280,6 +280,7 @@ def test_non_request_kinds(payload: Any, kind: str) -> None:
 def test_non_request_event_with_a_factory_log_is_a_record() -> None:
     record = record_of(event(factory_log(), event={"queue": "imports", "batchSize": 1}))
     assert record["path"] == f"{TEMPLATES}/tpl_1" and record["colo"] is None and record["status"] == 201
+    assert record["endpoint"] == "queue:imports"  # never a request of the HTTP route the log names
 
 
 def test_event_without_event_key() -> None:
@@ -306,6 +307,7 @@ def test_bare_factory_log_is_a_record_with_outcome_log() -> None:
         "log_endpoint": f"{TEMPLATES}/:id", "error_code": "E1", "error_message": "m", "truncated": False,
         "d1": [{"database": None, "table": None, "query_type": "read", "duration_ms": 1.0, "rows_read": 1,
                 "rows_written": 0, "error_code": None}],
+        "entrypoint": None, "execution_model": None,
     }
 
 
@@ -364,3 +366,57 @@ def test_a_request_without_a_log_groups_with_the_logged_ones_of_its_worker() -> 
     assert one is not None and two is not None
     assert (one["service"], one["endpoint"]) == (two["service"], two["endpoint"]) == (
         "factory-api", "/api/public/factory/templates")
+
+
+# -- lone surrogates, invocations, numbers ------------------------------------------------------------------------
+
+
+def test_a_lone_surrogate_in_a_factory_log_string_is_repaired_not_ignored() -> None:
+    text = json.dumps(factory_log(user_agent="bot \ud83d"))  # `\\ud83d` in the log string, as JS writes it
+    assert "\\ud83d" in text
+    result = extract(event(text))
+    assert result.record is not None and result.repaired_utf8 and result.problems == []
+    assert (result.record["log_endpoint"], result.record["status"]) == (f"{TEMPLATES}/:id", 201)
+    clean = extract(event(json.dumps(factory_log())))
+    assert not clean.repaired_utf8 and clean.record == result.record
+
+
+def test_non_request_events_with_a_factory_log_are_keyed_by_what_ran() -> None:
+    cases = [({"cron": "*/5 * * * *", "scheduledTime": T0}, {}, "scheduled:*/5 * * * *"),
+             ({"queue": "imports", "batchSize": 1}, {}, "queue:imports"),
+             ({"rpcMethod": "sync"}, {"entrypoint": "Room", "executionModel": "durableObject"}, "do:Room:rpc:sync"),
+             ({"scheduledTime": "2026-01-06T12:00:00Z"}, {"entrypoint": "Room", "executionModel": "durableObject"},
+              "do:Room:alarm"),
+             ({"mailFrom": "a@b", "rcptTo": "c@d", "rawSize": 1}, {}, "email")]
+    for payload, fields, key in cases:
+        assert record_of(event(factory_log(), event=payload, **fields))["endpoint"] == key
+
+
+@pytest.mark.parametrize(
+    ("fields", "endpoint"),
+    [({}, "/api/things/:id"), ({"entrypoint": "default"}, "/api/things/:id"),
+     ({"entrypoint": "ChatRoom", "executionModel": "durableObject"}, "do:ChatRoom:/api/things/:id"),
+     ({"executionModel": "durableObject"}, "do:unknown:/api/things/:id"),
+     ({"entrypoint": "AdminApi"}, "AdminApi:/api/things/:id")],
+)
+def test_durable_objects_and_named_entrypoints_get_their_own_endpoint_keys(fields: dict[str, Any],
+                                                                          endpoint: str) -> None:
+    record = record_of(event("plain", **fields))
+    assert record["endpoint"] == endpoint
+    assert record["entrypoint"] == fields.get("entrypoint")
+    assert record["execution_model"] == fields.get("executionModel", "stateless")
+
+
+@pytest.mark.parametrize(("wall", "cpu"), [(12.75, 0.5), (12, 0), (0.0, 1e-3)])
+def test_fractional_times_stay_numbers_of_their_json_type(wall: float, cpu: float) -> None:
+    record = record_of(event("plain", wallTime=wall, cpuTime=cpu))
+    assert (record["wall_ms"], record["cpu_ms"]) == (wall, cpu)
+    assert (type(record["wall_ms"]), type(record["cpu_ms"])) == (type(wall), type(cpu))
+    assert record["duration_ms"] == float(wall) and record["duration_source"] == "wall"
+
+
+@pytest.mark.parametrize(("message", "text"), [({"code": 1, "detail": "x"}, '{"code":1,"detail":"x"}'),
+                                               (["a", 2], '["a",2]'), (42, "42"), ("plain", "plain"), (None, None)])
+def test_an_exception_message_that_is_not_a_string_is_kept_as_compact_json(message: Any, text: str | None) -> None:
+    record = record_of(event("plain", outcome="exception", exceptions=[{"name": "Error", "message": message}]))
+    assert (record["error_code"], record["error_message"]) == ("Error", text)

@@ -164,7 +164,7 @@ def test_null_fields_are_absent_not_bad() -> None:
         ({"message": "D1 timeout", "code": "D1_TIMEOUT"}, {"error_message": "D1 timeout", "error_code": "D1_TIMEOUT"},
          []),
         ({"message": "no code"}, {"error_message": "no code"}, []),
-        ({"code": 7, "message": ["x"]}, {}, []),  # the object form with unusable values: nothing to keep
+        ({"code": 7, "message": ["x"]}, {"error_message": '["x"]'}, []),  # a message that is not text: compact JSON
         ("TypeError: Cannot read properties of undefined (reading 'slug')",
          {"error_message": "TypeError: Cannot read properties of undefined (reading 'slug')"}, []),
         (42, {}, ["error: expected an object or a string"]),

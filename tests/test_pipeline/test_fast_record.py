@@ -97,12 +97,19 @@ def event_changes(event: dict[str, Any]) -> list[dict[str, Any]]:
                        ("scriptName", ""), ("outcome", 1), ("truncated", "yes"), ("eventTimestamp", None),
                        ("exceptions", [{"name": "Error", "message": "x"}]), ("exceptions", ["x"]),
                        ("exceptions", {}), ("logs", []), ("logs", {}), ("logs", [1]), ("logs", [{"message": "x"}]),
-                       ("event", None), ("event", {"request": "x"}), ("event", {"cron": "* * * * *"})):
+                       ("event", None), ("event", {"request": "x"}), ("event", {"cron": "* * * * *"}),
+                       ("cpuTime", 0.25), ("wallTime", 1e300), ("cpuTime", float("nan")),
+                       ("exceptions", [{"name": "Error", "message": {"code": 1}}]),
+                       ("entrypoint", "ChatRoom"), ("entrypoint", "default"), ("entrypoint", 7),
+                       ("executionModel", "durableObject"), ("executionModel", None), ("executionModel", 1)):
         variant = copy.deepcopy(event)
         variant[key] = value
         out.append(variant)
     variant = copy.deepcopy(event)
     variant.pop("eventTimestamp", None)
+    out.append(variant)
+    variant = copy.deepcopy(event)  # a Durable Object invocation of the same request
+    variant.update(entrypoint="ChatRoom", executionModel="durableObject", durableObjectId="a" * 64)
     out.append(variant)
     for change in ("no_url", "headers", "cf", "response", "second_log", "object_arg", "bad_json"):
         variant = copy.deepcopy(event)

@@ -4,6 +4,7 @@ guarantee that chunk sizes change nothing."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.framing import DEFAULT_MAX_OBJECT_BYTES, EXCERPT_BYTES, Broken, Frame, Noise, Piece, TailFramer
+from pipeline.pieces import decode_object
 from tests.captures import sample_events
 
 SAMPLE_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "wrangler-tail-sample.json"
@@ -294,10 +296,33 @@ def test_non_json_numbers_are_malformed_in_every_layout(value: bytes) -> None:
                                                        ("Frame", None), ("Broken", "malformed_json")]
 
 
-def test_lone_surrogate_escape_is_rejected_like_orjson_does() -> None:
-    obj = b'{"eventTimestamp":1,"logs":[],"x":"\\udc80"}'
-    pieces = frame_all(obj + obj + b"\n")
-    assert [where(piece)[:2] for piece in pieces] == [("Broken", "malformed_json")] * 2
+@pytest.mark.parametrize("layout", ["compact", "pretty"])
+def test_lone_surrogate_escapes_are_repaired_in_every_layout(layout: str) -> None:
+    # JSON.stringify writes a lone surrogate for an emoji cut in half; orjson rejects it, the framer repairs it.
+    body = [b'"eventTimestamp": 1', b'"logs": []', b'"x": "ok \\ud83d \\uDC80 \\\\ud83d \\ud83d\\ude00"']
+    obj = (b"{" + b", ".join(body) + b"}\n") if layout == "compact" else (
+        b"{\n" + b",\n".join(b"    " + line for line in body) + b"\n}\n")
+    pieces = frame_all(obj + compact(EVENTS[1]) + b"\n" + obj)
+    assert [where(piece)[:2] for piece in pieces] == [("Frame", None)] * 3
+    found = frames(pieces)
+    assert found[0].obj["x"] == "ok \ufffd \ufffd \\ud83d \U0001f600" == found[2].obj["x"]
+    assert [frame.repaired_utf8 for frame in found] == [True, False, True]
+
+
+_SURROGATE_CHAR = re.compile("[\ud800-\udfff]")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(["\ud83d", "\ude00", "\udbff", "\udc00", "\\", "u", "d", "8", "a", "x",
+                                         "\u00e9", "\U0001f600", '"']), max_size=30))
+def test_surrogate_repair_reads_what_javascript_wrote_with_each_lone_surrogate_as_u_fffd(text: str) -> None:
+    # json.dumps escapes lone surrogates as \udxxx, as JSON.stringify does; the stdlib decoder accepts them back.
+    raw = json.dumps({"eventTimestamp": 1, "x": text}).encode()
+    obj, repaired, error = decode_object(raw)
+    expected = _SURROGATE_CHAR.sub("\ufffd", json.loads(raw)["x"])
+    assert obj is not None, error
+    assert obj["x"] == expected
+    assert repaired == (expected != json.loads(raw)["x"])
 
 
 def test_excerpts_are_bounded() -> None:
