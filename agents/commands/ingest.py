@@ -98,5 +98,5 @@ def run(args: argparse.Namespace) -> int:
         return 2
     publisher = ingestor.publisher
     print(f"{ingestor.totals.summary_line()} batches={publisher.batches_sent} published={publisher.records_sent} "
-          f"dead_letters={publisher.dead_letters_sent}", file=sys.stderr)
+          f"dead_letters={publisher.dead_letters_sent} {ingestor.extractor.catalog.stats.summary()}", file=sys.stderr)
     return 0

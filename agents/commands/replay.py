@@ -21,6 +21,7 @@ from agents.progress import RecordProgress
 from agents.sources import source_name
 from agents.split_parse import record_batches
 from pipeline.batching import DEFAULT_LATENESS_MS
+from pipeline.extract import Extractor
 from pipeline.metrics import snapshot
 from pipeline.pane_store import ClosedPaneEvent
 from pipeline.parsing import ParseStats
@@ -59,10 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_kafka_args(parser)
 
 
-def replay_events(args: argparse.Namespace, totals: ParseStats,
-                  engine: RuleEngine | None = None) -> tuple[list[ClosedPaneEvent], list[dict[str, Any]]]:
+def replay_events(args: argparse.Namespace, totals: ParseStats, engine: RuleEngine | None = None,
+                  extractor: Extractor | None = None) -> tuple[list[ClosedPaneEvent], list[dict[str, Any]]]:
     """Every closed pane of the inputs, in (start, service, endpoint) order, and the alerts `engine` gives."""
-    extractor = extractor_from(args)
+    extractor = extractor or extractor_from(args)
     replay = Replay(args.lateness_ms)
     events: list[ClosedPaneEvent] = []
     alerts: list[dict[str, Any]] = []
@@ -163,9 +164,10 @@ def run(args: argparse.Namespace) -> int:
         print("tailwatch replay: give capture files (or --topic)", file=sys.stderr)
         return 2
     totals = ParseStats()
+    extractor = extractor_from(args)
     try:
         engine = None if args.metrics else _engine(args)
-        events, alerts = replay_events(args, totals, engine)
+        events, alerts = replay_events(args, totals, engine, extractor)
     except ValueError as error:
         from agents.alert_silences import SilenceFileError  # noqa: PLC0415
         from agents.rules_files import RuleFileError  # noqa: PLC0415
@@ -190,5 +192,8 @@ def run(args: argparse.Namespace) -> int:
         for alert in sorted(alerts, key=alert_order):
             out.write(orjson.dumps(alert) + b"\n")
     out.flush()
-    print(f"{totals.summary_line()} panes={len(events)} late_dropped={late} alerts={len(alerts)}", file=sys.stderr)
+    for notice in extractor.catalog.take_notices():
+        print(f"tailwatch replay: {notice}", file=sys.stderr)
+    print(f"{totals.summary_line()} panes={len(events)} late_dropped={late} alerts={len(alerts)} "
+          f"{extractor.catalog.stats.summary()}", file=sys.stderr)
     return 0
