@@ -274,6 +274,7 @@ class MetricsWorker:
         for start, panes in by_start.items():
             self.table[_closed_key(partition, start)] = orjson.dumps(panes)
         self.snapshots_sent += len(closed)
+        self.telemetry.on_panes_closed(closed)
         alerts = state.engine.on_panes_closed(closed, state.store)
         for alert in alerts:
             self.alerts.send_soon(key=alert["fingerprint"].encode(), value=orjson.dumps(alert))
