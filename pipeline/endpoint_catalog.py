@@ -14,7 +14,8 @@ still be its own endpoint. `EndpointCatalog.assign` is a post-pass over the reco
   `<overflow>`.
 
 So a service has at most `max_endpoints` + templates + 2 endpoint keys, and the catalog holds at most
-`max_services` × (`max_endpoints` × 2) keys (learned ones, and the hashes of refused ones it counts). Decisions depend
+`max_services` × (2 × `max_endpoints` + templates) keys and hashes (kept keys, and the hashes of refused ones it
+counts). Decisions depend
 only on the records in order: replay of a capture decides as the ingest that read it did. The catalog lives as long
 as its process: a restarted ingest learns again (a learned key's 404s fold into `<unmatched>` until it serves
 another status).
@@ -25,6 +26,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 UNMATCHED = "<unmatched>"
@@ -70,10 +72,9 @@ class EndpointCatalog:
 
     def assign(self, records: list[dict[str, Any]], start: int = 0) -> None:
         """Decide the endpoint of `records[start:]`, in order. A record whose key is known costs two lookups."""
-        services = self._services
-        for index in range(start, len(records)):
-            record = records[index]
-            known = services.get(record["service"])
+        service_keys = self._services.get
+        for record in islice(records, start, None):
+            known = service_keys(record["service"])
             if known is None or record["endpoint"] not in known.keys:
                 self._decide(record, known)
 

@@ -20,7 +20,7 @@ from pipeline.rules.expression import Binary, Expression, ExpressionError, parse
 from pipeline.rules.lifecycle import AlertState, Timing, Transition, evaluate
 from pipeline.rules.silences import SilenceSet
 from pipeline.timestamps import ms_to_iso
-from schemas.rules import Rule, RuleFile, duration_ms
+from schemas.rules import GroupLabel, Rule, RuleFile, duration_ms
 
 
 class RuleError(ValueError):
@@ -69,7 +69,7 @@ def _matches(matcher: Matcher, labels: dict[str, str]) -> bool:
     return all(labels[name] == value for name, value in matcher)
 
 
-def _matchers(items: list[dict[str, str]]) -> tuple[Matcher, ...]:
+def _matchers(items: list[dict[GroupLabel, str]]) -> tuple[Matcher, ...]:
     return tuple(tuple(sorted(item.items())) for item in items)
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from pipeline.endpoint_catalog import MAX_KEY_CHARS, OVERFLOW, UNMATCHED, EndpointCatalog
+from pipeline.parsing import LogParser
 from pipeline.routes import RouteTable
 from tests.test_pipeline.records import BASE_MS, record
 
@@ -95,11 +97,8 @@ def scanner_event(t_ms: int, path: str, status: int) -> dict[str, Any]:
 
 
 def test_the_parser_applies_the_extractors_catalog() -> None:
-    import orjson  # noqa: PLC0415
-
-    from pipeline.parsing import LogParser  # noqa: PLC0415
-
-    events = [scanner_event(BASE_MS, "/wp-login.php", 404), scanner_event(BASE_MS + 1, "/api/public/factory/templates/x", 404),
+    events = [scanner_event(BASE_MS, "/wp-login.php", 404),
+              scanner_event(BASE_MS + 1, "/api/public/factory/templates/x", 404),
               scanner_event(BASE_MS + 2, "/api/z", 200), scanner_event(BASE_MS + 3, "/api/z", 404)]
     data = b"".join(orjson.dumps(event, option=orjson.OPT_INDENT_2) + b"\n" for event in events)
     parser = LogParser("capture.json")

@@ -205,7 +205,8 @@ def test_only_and_exclude_are_validated_with_file_and_line(tmp_path: Path, item:
     from agents.rules_files import RuleFileError
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text(f"version: 1\nrules:\n  - name: x\n    condition: error_rate > 0.05\n    severity: HIGH\n    {item}\n")
+    bad.write_text("version: 1\nrules:\n  - name: x\n    condition: error_rate > 0.05\n    severity: HIGH\n"
+                   f"    {item}\n")
     with pytest.raises(RuleFileError, match=rf"bad.yaml:{line}: {message}"):
         load_rules(bad)
 
