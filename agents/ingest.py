@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import socket
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -35,7 +36,8 @@ class IngestConfig:
 
 
 def producer_prefix() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+    """Unique per run: a container restarted with the same hostname and pid 1 is a new producer."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 class SourceFeed:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -24,8 +25,12 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 class Publisher:
     def __init__(self, bootstrap: str, logs_topic: str, deadletter_topic: str, idempotent: bool | None = None,
-                 connect_attempts: int = 5, client_id: str = "tailwatch-ingest") -> None:
+                 connect_attempts: int = 5, client_id: str = "tailwatch-ingest",
+                 clock_ms: Callable[[], int] | None = None) -> None:
+        """`clock_ms`: the publish time of each logs-topic message (default: the client's wall clock). Workers
+        judge idle producers by publish times; a simulation (`bench soak`) passes its simulated clock."""
         self.bootstrap = bootstrap
+        self.clock_ms = clock_ms
         self.logs_topic = logs_topic
         self.deadletter_topic = deadletter_topic
         self.idempotent = idempotent  # None: try, and fall back when the broker has no InitProducerId
@@ -36,6 +41,7 @@ class Publisher:
         self.batches_sent = 0
         self.records_sent = 0
         self.dead_letters_sent = 0
+        self.flushes = 0  # flushes whose sends were all acknowledged
 
     def _make(self, idempotent: bool) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -78,7 +84,8 @@ class Publisher:
         producer = self._require()
         for batch in batches:
             value = orjson.dumps(batch)
-            future = await producer.send(self.logs_topic, value=value, partition=batch["partition"])
+            future = await producer.send(self.logs_topic, value=value, partition=batch["partition"],
+                                         timestamp_ms=None if self.clock_ms is None else self.clock_ms())
             self._inflight.append(future)
             self.batches_sent += 1
             self.records_sent += len(batch["records"])
@@ -100,6 +107,7 @@ class Publisher:
         failures = [result for result in results if isinstance(result, BaseException)]
         if failures:
             raise KafkaError(f"{len(failures)} of {len(results)} sends failed; first: {failures[0]!r}")
+        self.flushes += 1
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None

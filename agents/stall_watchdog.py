@@ -79,7 +79,7 @@ class StallWatchdog:
         worker = self.worker
         app: Any = worker.app
         recovery = app.tables.recovery
-        applied = sum(state.applied_offset for state in worker.partitions.values())
+        applied = sum(state.operator.applied_offset for state in worker.partitions.values())
         if applied != self.last_applied:
             self.last_applied, self.last_progress = applied, now
         if recovery.in_recovery:

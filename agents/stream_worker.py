@@ -1,9 +1,9 @@
 """The metrics stream worker: a Faust app whose one agent consumes log batches and keeps per-partition panes.
 
-Faust is the shell (consumer group, changelog-backed table, lifecycle); the per-record work happens in
-`pipeline` on whole batches. Per message: decode, skip if the partition's checkpoint already holds it, add the
-records to the partition's `PaneStore`, advance the partition watermark, close due panes, send their snapshots
-to the metrics topic and store each closed pane once in the table.
+Faust is the shell (consumer group, changelog-backed table, lifecycle); the work happens in `pipeline` on whole
+batches, in one `PartitionOperator` per owned partition (the object `replay` drives too). Per message: skip it if
+the partition's checkpoint already holds it, feed it to the operator, send the snapshots of the panes it closed
+and its alert transitions, store each closed pane once in the table, checkpoint the operator's `snapshot()`.
 
 Exactly-once state with at-least-once Kafka: events are acknowledged (so their offsets committed) only after a
 checkpoint of the partition's open panes and clocks is written to the table, and every message at or below the
@@ -30,15 +30,13 @@ from agents.dashboard import attach_dashboard
 from agents.fetch_wait import keep_fetch_wait_short
 from agents.worker_metrics import TailwatchMetrics
 from agents.worker_state import PartitionContext, PartitionState, PromptTableManager, WorkerSettings, published_ms
-from pipeline.log_batches import InvalidLogBatch, decode_pane_batch, invalid_batch_letter
+from pipeline.log_batches import invalid_batch_letter
 from pipeline.metrics import snapshot
-from pipeline.pane_codec import checkpoint, closed_from_dict, closed_to_dict, restore
-from pipeline.pane_store import ClosedPaneEvent, PaneStore
+from pipeline.pane_codec import closed_from_dict, closed_to_dict
+from pipeline.partition_operator import PartitionOperator, Step
 from pipeline.partitioning import group_key
 from pipeline.rules.engine import RuleEngine
 from pipeline.rules.input_offsets import InputOffsets
-from pipeline.watermarks import END_OF_INPUT_MS, PartitionWatermark
-from pipeline.windows import PANE_MS
 
 log = logging.getLogger("tailwatch.worker")
 
@@ -141,12 +139,13 @@ class MetricsWorker:
     def _state(self, partition: int) -> PartitionState:
         state = self.partitions.get(partition)
         if state is None:
-            rules = self.settings.rules
-            offsets = InputOffsets(self.settings.kafka.logs_topic, partition, self.settings.retention_ms)
-            state = PartitionState(PaneStore(PANE_MS, self.settings.retention_ms),
-                                   RuleEngine(rules.compiled, rules.rule_file, rules.sha256,
-                                              self.silence_feed.silences, offsets.window),
-                                   PartitionWatermark(self.settings.idle_producer_ms), offsets=offsets)
+            settings = self.settings
+            rules = settings.rules
+            offsets = InputOffsets(settings.kafka.logs_topic, partition, settings.retention_ms)
+            engine = RuleEngine(rules.compiled, rules.rule_file, rules.sha256, self.silence_feed.silences,
+                                offsets.window)
+            state = PartitionState(PartitionOperator(engine, retention_ms=settings.retention_ms,
+                                                     idle_producer_ms=settings.idle_producer_ms, offsets=offsets))
             self._restore(partition, state)
             self.partitions[partition] = state
         return state
@@ -159,67 +158,56 @@ class MetricsWorker:
         closed = [(service, endpoint, int(key[len(prefix):]), closed_from_dict(pane))
                   for key, value in self.table.items() if key.startswith(prefix)
                   for service, endpoint, pane in orjson.loads(value)]
-        data = orjson.loads(raw)
-        offset = restore(data, closed, state.store, state.watermark)
-        state.engine.import_states(data.get("alerts", []))
-        if state.offsets is not None:
-            state.offsets.load(data.get("input_offsets"))
-        state.applied_offset = state.checkpoint_offset = offset
-        log.info("partition state restored", extra={"fields": {"partition": partition, "offset": offset,
-                                                               "open_panes": len(state.store.open),
+        operator = state.operator
+        operator.restore(orjson.loads(raw), closed)
+        state.checkpoint_offset = operator.applied_offset
+        log.info("partition state restored", extra={"fields": {"partition": partition,
+                                                               "offset": operator.applied_offset,
+                                                               "open_panes": len(operator.store.open),
                                                                "closed_panes": len(closed)}})
 
     async def handle(self, event: EventT[bytes]) -> None:
         message = event.message
         state = self._state(message.partition)
-        if message.offset <= state.applied_offset:  # delivered again after a restart: already in the state
+        applied = state.operator.applied_offset
+        if message.offset <= applied:  # delivered again after a restart: already in the state
             if message.offset > state.checkpoint_offset:
                 state.unacked.append(event)  # not in a checkpoint yet: acked with the one that holds it
             else:
                 event.ack()
             return
-        if message.offset != state.applied_offset + 1 and state.applied_offset >= 0:
+        if message.offset != applied + 1 and applied >= 0:
             await self._fill_gap(message.partition, state, message.offset)
-            if message.offset != state.applied_offset + 1:
+            if message.offset != state.operator.applied_offset + 1:
                 log.warning("offset gap", extra={"fields": {"partition": message.partition,
                                                             "offset": message.offset,
-                                                            "applied": state.applied_offset}})
+                                                            "applied": state.operator.applied_offset}})
         await self._apply(message.partition, state, message.offset, event.value, event,
                           published_ms(message.timestamp))
 
     async def _apply(self, partition: int, state: PartitionState, offset: int, value: bytes | None,
                      event: EventT[bytes] | None, published: int | None = None) -> None:
-        try:
-            batch = decode_pane_batch(value)
-        except InvalidLogBatch as error:
-            self._reject(partition, state, offset, value, str(error), event)
-            return
-        records = batch.records
-        self.records_in += len(records)
-        self.late += state.store.add(records)
-        if state.offsets is not None:
-            state.offsets.observe(offset, records)
-        state.watermark.observe(batch.producer, batch.watermark_ms, batch.final, published)
-        state.applied_offset = offset
+        step = state.operator.feed_message(value, offset, published)
         state.last_applied = time.monotonic()
         if event is not None:
             state.unacked.append(event)
-        closed: list[ClosedPaneEvent] = []
-        mark = state.watermark.value
-        if mark is not None:
-            closed = state.store.close_until(mark)
-        alerted = False
-        if closed:
-            alerted = await self._emit(partition, state, closed)
+        if step.invalid is not None:
+            self._reject(partition, state, offset, value, step.invalid)
+            return
+        self.records_in += step.records
+        self.late += step.late
+        if step.closed:
+            self._emit(partition, step)
+        if self.done_logged and not state.operator.ended:
+            self.done_logged = False  # a producer started again: "input fully processed" is told anew at its end
         # After alert transitions the checkpoint goes out with them, so a restart does not send them again.
         due = time.monotonic() - state.last_checkpoint >= self.settings.checkpoint_every_s
-        if alerted or due or batch.final:
+        if step.alerts or due or state.operator.ended:
             self._checkpoint(partition, state)
-        if batch.final:
+        if state.operator.ended:
             await self._maybe_done()
 
-    def _reject(self, partition: int, state: PartitionState, offset: int, value: bytes | None, reason: str,
-                event: EventT[bytes] | None) -> None:
+    def _reject(self, partition: int, state: PartitionState, offset: int, value: bytes | None, reason: str) -> None:
         """A message that is not a log batch costs only itself: dead-lettered with its reason, counted, skipped."""
         topic = self.settings.kafka.logs_topic
         self.invalid_batches += 1
@@ -227,10 +215,6 @@ class MetricsWorker:
                                                            "reason": reason}})
         self.deadletters.send_soon(key=f"kafka:{topic}/{partition}".encode(),
                                    value=orjson.dumps(invalid_batch_letter(topic, partition, offset, value, reason)))
-        state.applied_offset = offset
-        state.last_applied = time.monotonic()
-        if event is not None:
-            state.unacked.append(event)
         self._checkpoint(partition, state)  # rare: checkpointed at once, so a restart does not reject it again
 
     async def _fill_gap(self, partition: int, state: PartitionState, offset: int) -> None:
@@ -241,7 +225,7 @@ class MetricsWorker:
         from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: PLC0415 - rarely needed
 
         log.info("filling an offset gap", extra={"fields": {
-            "partition": partition, "offset": offset, "next": state.applied_offset + 1}})
+            "partition": partition, "offset": offset, "next": state.operator.applied_offset + 1}})
         tp = TopicPartition(self.settings.kafka.logs_topic, partition)
         consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka.bootstrap, enable_auto_commit=False,
                                     auto_offset_reset="earliest", fetch_max_bytes=8 << 20,
@@ -249,40 +233,38 @@ class MetricsWorker:
         await consumer.start()
         try:
             consumer.assign([tp])
-            consumer.seek(tp, state.applied_offset + 1)
+            consumer.seek(tp, state.operator.applied_offset + 1)
             deadline = time.monotonic() + GAP_FILL_TIMEOUT_S
-            while state.applied_offset + 1 < offset and time.monotonic() < deadline:
+            while state.operator.applied_offset + 1 < offset and time.monotonic() < deadline:
                 fetched = await consumer.getmany(tp, timeout_ms=500)
                 for record in fetched.get(tp, []):
                     if record.offset >= offset:
                         return
-                    if record.offset > state.applied_offset:
+                    if record.offset > state.operator.applied_offset:
                         await self._apply(partition, state, record.offset, record.value, None, record.timestamp)
                 if not fetched and await consumer.position(tp) >= offset:
                     return
         finally:
             await consumer.stop()
 
-    async def _emit(self, partition: int, state: PartitionState, closed: list[ClosedPaneEvent]) -> bool:
+    def _emit(self, partition: int, step: Step) -> None:
         """Send the snapshots and alert transitions; store the closed panes, one table key per (partition, pane
-        start). Returns whether any alert transition was sent."""
+        start), and drop the keys of the panes the operator no longer holds."""
         by_start: dict[int, list[list[Any]]] = {}
-        for pane in closed:
+        for pane in step.closed:
             key = group_key(pane.service, pane.endpoint).encode()
             self.metrics.send_soon(key=key, value=orjson.dumps(snapshot(pane)))
             by_start.setdefault(pane.start_ms, []).append([pane.service, pane.endpoint, closed_to_dict(pane.pane)])
         for start, panes in by_start.items():
             self.table[_closed_key(partition, start)] = orjson.dumps(panes)
-        self.snapshots_sent += len(closed)
-        self.telemetry.on_panes_closed(closed)
-        alerts = state.engine.on_panes_closed(closed, state.store)
-        for alert in alerts:
+        self.snapshots_sent += len(step.closed)
+        self.telemetry.on_panes_closed(step.closed)
+        for alert in step.alerts:
             self.alerts.send_soon(key=alert["fingerprint"].encode(), value=orjson.dumps(alert))
-        self.alerts_sent += len(alerts)
-        self.telemetry.on_alerts(alerts)
-        for start in sorted({start for _service, _endpoint, start in state.store.evicted}):
+        self.alerts_sent += len(step.alerts)
+        self.telemetry.on_alerts(step.alerts)
+        for start in step.evicted_starts:
             self.table.pop(_closed_key(partition, start), None)
-        return bool(alerts)
 
     async def _catch_up(self) -> None:
         """Messages past a partition's last applied one that Faust does not deliver: after a rebalance or a restart
@@ -301,7 +283,7 @@ class MetricsWorker:
                 highwater = self.app.consumer.highwater(TP(topic, partition))
             except Exception:  # noqa: S112 - not fetched yet, or no longer assigned
                 continue
-            if highwater is None or highwater <= state.applied_offset + 1:
+            if highwater is None or highwater <= state.operator.applied_offset + 1:
                 continue
             state.catching_up = True
             context = PartitionContext(topic, partition)
@@ -312,7 +294,7 @@ class MetricsWorker:
                 _current_event.reset(token)
                 state.catching_up = False
                 state.last_applied = time.monotonic()
-            if self.partitions.get(partition) is state and state.watermark.value == END_OF_INPUT_MS:
+            if self.partitions.get(partition) is state and state.operator.ended:
                 await self._maybe_done()
 
     async def _check_done(self) -> None:
@@ -334,7 +316,7 @@ class MetricsWorker:
         mine = [tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic]
         if self.done_logged or not mine:
             return
-        if all(p in self.partitions and self.partitions[p].watermark.value == END_OF_INPUT_MS for p in mine):
+        if all(p in self.partitions and self.partitions[p].operator.ended for p in mine):
             await self.app.producer.flush()
             self.done_logged = True
             log.info("input fully processed", extra={"fields": {
@@ -342,11 +324,11 @@ class MetricsWorker:
                 "alerts": self.alerts_sent, "partitions": sorted(mine)}})
 
     def _checkpoint(self, partition: int, state: PartitionState) -> None:
-        data = checkpoint(state.store, state.watermark, state.applied_offset, state.engine.export_states())
-        if state.offsets is not None:
-            data["input_offsets"] = state.offsets.to_json()
-        self.table[_checkpoint_key(partition)] = orjson.dumps(data)
-        state.checkpoint_offset = state.applied_offset
+        operator = state.operator
+        data = orjson.dumps(operator.snapshot())
+        self.table[_checkpoint_key(partition)] = data
+        state.checkpoint_bytes = len(data)
+        state.checkpoint_offset = operator.applied_offset
         state.last_checkpoint = time.monotonic()
         for event in state.unacked:
             event.ack()

@@ -110,10 +110,18 @@ class WorkerCollector(Collector):
         panes = GaugeMetricFamily("tailwatch_panes_held", "Panes held in memory (open, and closed for windows)",
                                   labels=["state"])
         states = list(worker.partitions.values())
-        panes.add_metric(["open"], sum(len(state.store.open) for state in states))
+        panes.add_metric(["open"], sum(len(state.operator.store.open) for state in states))
         panes.add_metric(["closed"], sum(len(history) for state in states
-                                         for history in state.store.history.values()))
+                                         for history in state.operator.store.history.values()))
         yield panes
+        yield GaugeMetricFamily("tailwatch_checkpoint_bytes", "Size of the partitions' last checkpoints (open panes, "
+                                "clocks, producers, alert states)",
+                                value=sum(state.checkpoint_bytes for state in states))
+        yield GaugeMetricFamily("tailwatch_producers_held", "Running logs-topic producers held in the partitions' "
+                                "watermarks", value=sum(len(state.operator.watermark.producers) for state in states))
+        yield GaugeMetricFamily("tailwatch_alert_states", "Alert states held (pending or firing rule × endpoint)",
+                                value=sum(len(state.operator.engine.states) for state in states
+                                          if state.operator.engine is not None))
         if worker.telemetry.last_message_ms is not None:
             yield GaugeMetricFamily("tailwatch_last_message_timestamp_seconds",
                                     "Wall time the last logs-topic message was processed",
@@ -149,5 +157,5 @@ def consumer_lag(worker: MetricsWorker) -> dict[int, int]:
             continue
         if highwater is None or highwater < 0:
             continue
-        lag[partition] = max(0, highwater - (state.applied_offset + 1))
+        lag[partition] = max(0, highwater - (state.operator.applied_offset + 1))
     return lag

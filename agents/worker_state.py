@@ -11,10 +11,9 @@ from faust.types import EventT
 
 from agents.rules_files import LoadedRules, load_rules
 from agents.settings import KafkaSettings
-from pipeline.pane_store import DEFAULT_RETENTION_MS, PaneStore
-from pipeline.rules.engine import RuleEngine
-from pipeline.rules.input_offsets import InputOffsets
-from pipeline.watermarks import DEFAULT_IDLE_PRODUCER_MS, PartitionWatermark
+from pipeline.pane_store import DEFAULT_RETENTION_MS
+from pipeline.partition_operator import PartitionOperator
+from pipeline.watermarks import DEFAULT_IDLE_PRODUCER_MS
 
 CHECKPOINT_EVERY_S = 1.0
 
@@ -45,12 +44,11 @@ class WorkerSettings:
 
 @dataclass
 class PartitionState:
-    store: PaneStore
-    engine: RuleEngine
-    watermark: PartitionWatermark = field(default_factory=PartitionWatermark)
-    offsets: InputOffsets | None = None  # the logs-topic offsets that fed each pane (alert provenance)
-    applied_offset: int = -1  # the last message applied
+    """A partition's operator (the stream core) and what the worker needs around it: acks and clocks."""
+
+    operator: PartitionOperator
     checkpoint_offset: int = -1  # the last message in the stored checkpoint
+    checkpoint_bytes: int = 0  # the size of the stored checkpoint
     unacked: list[EventT[bytes]] = field(default_factory=list)
     last_checkpoint: float = field(default_factory=time.monotonic)
     last_applied: float = field(default_factory=time.monotonic)  # when a message was last applied

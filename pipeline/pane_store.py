@@ -129,8 +129,21 @@ class PaneStore:
         if self.closed_until_ms is not None and watermark_ms <= self.closed_until_ms:
             return []
         self.closed_until_ms = watermark_ms
-        due = sorted((start, service, endpoint) for (service, endpoint, start) in self.open
-                     if start + self.pane_ms <= watermark_ms)
+        return self._close([key for key in self.open if key[2] + self.pane_ms <= watermark_ms], watermark_ms)
+
+    def close_all(self) -> list[ClosedPaneEvent]:
+        """Close every open pane (every producer has ended): the panes that exist, not the future — afterwards
+        `closed_until_ms` is the end of the newest pane closed, so later input is judged by its own stamps."""
+        self.evicted = []
+        if not self.open:
+            return []
+        newest_end = max(start for _service, _endpoint, start in self.open) + self.pane_ms
+        if self.closed_until_ms is None or newest_end > self.closed_until_ms:
+            self.closed_until_ms = newest_end
+        return self._close(list(self.open), newest_end)
+
+    def _close(self, keys: list[tuple[str, str, int]], horizon_ms: int) -> list[ClosedPaneEvent]:
+        due = sorted((start, service, endpoint) for (service, endpoint, start) in keys)
         events = []
         for start, service, endpoint in due:
             closed = self.open.pop((service, endpoint, start)).close()
@@ -141,7 +154,7 @@ class PaneStore:
         # Rules read the windows of the panes just closed after this returns: keep what the oldest of them needs.
         # Evicting from the watermark instead cut those windows short whenever it jumped more than a pane ahead
         # (e.g. the end of input), so live and replay, whose watermarks jump differently, disagreed.
-        self._evict(min(watermark_ms, due[0][0] + self.pane_ms) if due else watermark_ms)
+        self._evict(min(horizon_ms, due[0][0] + self.pane_ms) if due else horizon_ms)
         return events
 
     def _rows_today(self, group: GroupKey, start: int, rows: int) -> int:

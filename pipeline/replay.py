@@ -1,8 +1,9 @@
-"""Offline replay: the live path's core, driven by files instead of Kafka.
+"""Offline replay: records read from files, driven through the live path's operator.
 
-Each source is stamped with its own watermark exactly as ingest stamps it; panes close as the slowest unfinished
-source's watermark passes their end; when every source has ended, everything closes. Since lateness is decided
-per record and closing never changes a pane's content, replay gives the snapshots the live workers give.
+Each source is stamped with its own watermark exactly as ingest stamps it (`SourceWatermark`), and its records go
+to one `PartitionOperator` as batches of that producer, as the logs topic would carry them; the end of a source is
+its final batch. So panes close as the slowest running source's watermark passes their end, everything closes when
+every source has ended, and the operator decides lateness, panes and alerts as it does for the live worker.
 """
 
 from __future__ import annotations
@@ -12,39 +13,50 @@ from typing import Any
 
 from pipeline.batching import DEFAULT_LATENESS_MS
 from pipeline.pane_store import DEFAULT_RETENTION_MS, ClosedPaneEvent, PaneStore
-from pipeline.watermarks import END_OF_INPUT_MS, SourceWatermark
+from pipeline.partition_operator import PartitionOperator, Step
+from pipeline.rules.engine import RuleEngine
+from pipeline.watermarks import SourceWatermark
 from pipeline.windows import PANE_MS
 
 
 class Replay:
+    """`engine`: the rules whose transitions `step` returns (None: panes only)."""
+
     def __init__(self, lateness_ms: int = DEFAULT_LATENESS_MS, pane_ms: int = PANE_MS,
-                 retention_ms: int = DEFAULT_RETENTION_MS) -> None:
+                 retention_ms: int = DEFAULT_RETENTION_MS, engine: RuleEngine | None = None) -> None:
         self.lateness_ms = lateness_ms
-        self.store = PaneStore(pane_ms, retention_ms)
+        # A file has no publish times: every source is waited for (no idle producers).
+        self.operator = PartitionOperator(engine, retention_ms=retention_ms, idle_producer_ms=0, pane_ms=pane_ms)
         self._sources: dict[str, SourceWatermark] = {}
-        self._ended: set[str] = set()
         self.late = 0
 
-    def feed(self, source: str, records: list[dict[str, Any]]) -> list[ClosedPaneEvent]:
+    @property
+    def store(self) -> PaneStore:
+        return self.operator.store
+
+    def _source(self, source: str) -> SourceWatermark:
         watermark = self._sources.get(source)
         if watermark is None:
             watermark = self._sources[source] = SourceWatermark(self.lateness_ms)
+        return watermark
+
+    def step(self, source: str, records: list[dict[str, Any]]) -> Step:
+        """Records of `source`, in the order read: what closed and the alerts it gave."""
+        watermark = self._source(source)
         watermark.stamp(records)
-        self.late += self.store.add(records)
-        return self._close()
+        step = self.operator.feed(source, watermark.value, records)
+        self.late += step.late
+        return step
+
+    def step_end(self, source: str) -> Step:
+        """`source` has ended: its final batch."""
+        return self.operator.feed(source, self._source(source).value, [], final=True)
+
+    def feed(self, source: str, records: list[dict[str, Any]]) -> list[ClosedPaneEvent]:
+        return self.step(source, records).closed
 
     def end(self, source: str) -> list[ClosedPaneEvent]:
-        self._sources.setdefault(source, SourceWatermark(self.lateness_ms))
-        self._ended.add(source)
-        return self._close()
-
-    def _close(self) -> list[ClosedPaneEvent]:
-        running = [mark.value for name, mark in self._sources.items() if name not in self._ended]
-        if not running:
-            return self.store.close_until(END_OF_INPUT_MS)
-        if any(value is None for value in running):
-            return []
-        return self.store.close_until(min(value for value in running if value is not None))
+        return self.step_end(source).closed
 
 
 def replay_all(inputs: Iterable[tuple[str, Iterable[list[dict[str, Any]]]]],

@@ -1,15 +1,20 @@
 """Event-time watermarks: a source's (max event time seen − allowed lateness), and a partition's (the least of
-its producers' stamps, ignoring producers that finished).
+its running producers' stamps).
 
-Time comes from the input only. A finished producer (end of a file) no longer holds its partitions back; when
-all have finished, everything closes (`END_OF_INPUT_MS`).
+Time comes from the input only. Producers come and go: a producer that sends its final batch (end of a file, a
+clean stop) leaves the partition and is forgotten at once; when the last running producer has left, the partition
+is `ended` — the panes that exist then close (the caller closes them), but the future stays open: a producer that
+starts later, after a gap of any length, is processed as usual, its records judged late or not by their own
+stamps. A producer id that ended and sends again is simply running again.
 
 An idle producer — a crashed ingest that never sent its final batch, or a quiet Worker's tail — would hold its
 partitions back forever. So a partition also notes when each producer's last message was *published* (the Kafka
 message timestamp, passed in as `seen_ms`: part of the topic's contents, so a backtest over the topic decides
 exactly as the live worker did) and, with `idle_ms`, leaves out producers not heard from for that long relative
 to the newest message on the partition — unless every producer is idle, which changes nothing. A record of a
-producer that comes back after its panes closed is counted late, never silently dropped.
+producer that comes back after its panes closed is counted late, never silently dropped. A producer idle for
+`forget_ms` (an hour, or `idle_ms` if longer) is forgotten, and at most `MAX_PRODUCERS` are held (the least
+recently heard from go first), so the state a checkpoint keeps does not grow with restarts or crashes.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-END_OF_INPUT_MS = 2**62
 DEFAULT_IDLE_PRODUCER_MS = 60_000  # a producer silent this long (in publish time) stops holding its partition
+FORGET_IDLE_PRODUCER_MS = 60 * 60_000  # … and one silent this long (or idle_ms, if longer) is forgotten
+MAX_PRODUCERS = 1_000  # running producers held per partition
 
 
 class SourceWatermark:
@@ -53,10 +59,11 @@ class PartitionWatermark:
         if idle_ms < 0:
             raise ValueError("idle_ms must not be negative")
         self.idle_ms = idle_ms
-        self.producers: dict[str, int] = {}
-        self.finished: set[str] = set()
-        self.seen: dict[str, int] = {}  # producer → publish time of its last message (ms)
+        self.forget_ms = max(idle_ms, FORGET_IDLE_PRODUCER_MS) if idle_ms else 0
+        self.producers: dict[str, int] = {}  # running producer → its watermark
+        self.seen: dict[str, int] = {}  # running producer → publish time of its last message (ms)
         self.newest_seen_ms: int | None = None
+        self.ended = False  # the last running producer left with a final batch; none has started since
 
     def observe(self, producer: str, watermark_ms: int | None, final: bool = False,
                 seen_ms: int | None = None) -> None:
@@ -65,20 +72,30 @@ class PartitionWatermark:
             if not final:
                 self.seen[producer] = max(self.seen.get(producer, seen_ms), seen_ms)
         if final:
-            self.finished.add(producer)
             self.producers.pop(producer, None)
             self.seen.pop(producer, None)
+            self._forget_idle()
+            self.ended = not self.producers
             return
-        if watermark_ms is None or producer in self.finished:
-            return
-        previous = self.producers.get(producer)
-        if previous is None or watermark_ms > previous:
-            self.producers[producer] = watermark_ms
+        if watermark_ms is not None:
+            previous = self.producers.get(producer)
+            if previous is None or watermark_ms > previous:
+                self.producers[producer] = watermark_ms
+            self.ended = False
+        self._forget_idle()
 
     def forget(self, producer: str) -> None:
         """Stop waiting for a producer (e.g. one known to be gone for good)."""
         self.producers.pop(producer, None)
         self.seen.pop(producer, None)
+
+    def _forget_idle(self) -> None:
+        newest = self.newest_seen_ms
+        if self.forget_ms and newest is not None:
+            for producer in [p for p, seen in self.seen.items() if newest - seen > self.forget_ms]:
+                self.forget(producer)
+        while len(self.producers) > MAX_PRODUCERS:  # least recently heard from first; unheard-of before them
+            self.forget(min(self.producers, key=lambda p: (self.seen.get(p, -1), self.producers[p])))
 
     def idle(self) -> set[str]:
         """The producers left out: not heard from for more than `idle_ms` before the newest message."""
@@ -90,8 +107,21 @@ class PartitionWatermark:
 
     @property
     def value(self) -> int | None:
-        if self.producers:
-            idle = self.idle()
-            active = [mark for producer, mark in self.producers.items() if producer not in idle]
-            return min(active) if active else min(self.producers.values())
-        return END_OF_INPUT_MS if self.finished else None
+        """The watermark of the running producers (None when none is running)."""
+        if not self.producers:
+            return None
+        idle = self.idle()
+        active = [mark for producer, mark in self.producers.items() if producer not in idle]
+        return min(active) if active else min(self.producers.values())
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"producers": dict(self.producers), "seen": dict(self.seen), "newest_seen_ms": self.newest_seen_ms,
+                "ended": self.ended}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """From `snapshot()`, or from a checkpoint written before producers could end and start again (it kept
+        every finished producer's id in `finished`)."""
+        self.producers = dict(data["producers"])
+        self.seen = {p: t for p, t in data.get("seen", {}).items() if p in self.producers}
+        self.newest_seen_ms = data.get("newest_seen_ms")
+        self.ended = bool(data.get("ended", not self.producers and data.get("finished")))

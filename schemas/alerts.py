@@ -27,8 +27,8 @@ class Provenance(BaseModel):
     window_end: str
     sample_count: int = Field(description="requests in that window")
     rules_hash: str = Field(description="sha256 of the rule file that decided")
-    input: InputOffsets | None = Field(default=None, description="live only: the logs-topic offsets that fed the "
-                                       "window (null in replay, and when they are not known)")
+    input: InputOffsets | None = Field(default=None, description="the logs-topic offsets that fed the window, live "
+                                       "and in `replay --topic` (null in a replay of files, and when not known)")
 
 
 class AlertEvent(BaseModel):

@@ -25,6 +25,7 @@ from pipeline.extract import Extractor
 from pipeline.metrics import snapshot
 from pipeline.pane_store import ClosedPaneEvent
 from pipeline.parsing import ParseStats
+from pipeline.partition_operator import Step
 from pipeline.replay import Replay
 
 if TYPE_CHECKING:
@@ -64,22 +65,21 @@ def replay_events(args: argparse.Namespace, totals: ParseStats, engine: RuleEngi
                   extractor: Extractor | None = None) -> tuple[list[ClosedPaneEvent], list[dict[str, Any]]]:
     """Every closed pane of the inputs, in (start, service, endpoint) order, and the alerts `engine` gives."""
     extractor = extractor or extractor_from(args)
-    replay = Replay(args.lateness_ms)
+    replay = Replay(args.lateness_ms, engine=engine)
     events: list[ClosedPaneEvent] = []
     alerts: list[dict[str, Any]] = []
 
-    def closed(new: list[ClosedPaneEvent]) -> None:
-        events.extend(new)
-        if engine is not None:
-            alerts.extend(engine.on_panes_closed(new, replay.store))
+    def closed(step: Step) -> None:
+        events.extend(step.closed)
+        alerts.extend(step.alerts)
 
     with RecordProgress(args.inputs, "replay") as progress:  # stderr, only on a terminal
         for path in args.inputs:  # a large file is parsed on two CPUs, with the serial reader's result
             for records in record_batches(path, source_name(path), extractor, totals,
                                           on_bytes=lambda n: progress.advance(n, 0)):
-                closed(replay.feed(STREAM, records))
+                closed(replay.step(STREAM, records))
                 progress.advance(0, len(records))
-    closed(replay.end(STREAM))
+    closed(replay.step_end(STREAM))
     events.sort(key=lambda e: (e.start_ms, e.service, e.endpoint))
     return events, alerts
 
@@ -100,12 +100,12 @@ async def topic_alerts(args: argparse.Namespace, rules: LoadedRules,
 
     settings = kafka_settings_from(args)
     assert settings.bootstrap
-    backtest = LogTopicBacktest(rules.compiled, rules.rule_file, rules.sha256, silences)
+    backtest = LogTopicBacktest(rules.compiled, rules.rule_file, rules.sha256, silences, topic=settings.logs_topic)
     since = iso_to_ms(args.since) if args.since else None
     until = iso_to_ms(args.until) if args.until else None
     alerts: list[dict[str, Any]] = []
     async for message in history(settings.bootstrap, settings.logs_topic, since, until):
-        alerts += backtest.feed(message.partition, message.value, message.timestamp)
+        alerts += backtest.feed(message.partition, message.value, message.timestamp, message.offset)
     alerts += backtest.end()
     return alerts, backtest
 

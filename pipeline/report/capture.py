@@ -10,7 +10,7 @@ from typing import Any
 
 from pipeline.batching import DEFAULT_LATENESS_MS
 from pipeline.metrics import snapshot
-from pipeline.pane_store import ClosedPaneEvent
+from pipeline.partition_operator import Step
 from pipeline.replay import Replay
 from pipeline.report.build import build_report
 from pipeline.report.records import RecordTotals
@@ -23,22 +23,21 @@ STREAM = "files"  # as `tailwatch replay` and `ingest --from`: inputs given toge
 class CaptureReport:
     def __init__(self, engine: RuleEngine | None = None, lateness_ms: int = DEFAULT_LATENESS_MS) -> None:
         self.engine = engine
-        self.replay = Replay(lateness_ms)
+        self.replay = Replay(lateness_ms, engine=engine)
         self.panes = PaneTotals()
         self.records = RecordTotals()
         self.alerts: list[dict[str, Any]] = []
 
-    def _closed(self, events: list[ClosedPaneEvent]) -> None:
-        self.panes.add(snapshot(event) for event in events)
-        if self.engine is not None:
-            self.alerts.extend(self.engine.on_panes_closed(events, self.replay.store))
+    def _closed(self, step: Step) -> None:
+        self.panes.add(snapshot(event) for event in step.closed)
+        self.alerts.extend(step.alerts)
 
     def feed(self, records: list[dict[str, Any]]) -> None:
         self.records.add(records)
-        self._closed(self.replay.feed(STREAM, records))
+        self._closed(self.replay.step(STREAM, records))
 
     def end(self) -> None:
-        self._closed(self.replay.end(STREAM))
+        self._closed(self.replay.step_end(STREAM))
 
     def report(self, top: int = 10, inputs: list[str] | None = None) -> dict[str, Any]:
         return build_report(self.panes, self.records, None if self.engine is None else self.alerts, "files", top,

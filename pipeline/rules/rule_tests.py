@@ -1,5 +1,5 @@
 """Rule unit tests (`schemas.rule_tests`): expand the log fixtures, run them through the replay core (the
-endpoint catalog, watermarks, lateness, panes and rule engine `tailwatch replay` uses) and compare the
+endpoint catalog, then the partition operator `tailwatch replay` and the live worker use) and compare the
 transitions with the expected ones. Pure: the caller loads files."""
 
 from __future__ import annotations
@@ -61,14 +61,13 @@ def run_case(case: RuleTestCase, test_file: RuleTestFile, rules: list[CompiledRu
     silences = SilenceSet({"id": s.id, "matchers": [m.model_dump() for m in s.matchers],
                            "starts_at": ms_to_iso(to_ms(s.starts_at, start)),
                            "ends_at": ms_to_iso(to_ms(s.ends_at, start))} for s in case.silences)
-    engine = RuleEngine(rules, rule_file, rules_hash, silences)
-    replay = Replay(offset_ms(test_file.lateness))
+    replay = Replay(offset_ms(test_file.lateness), engine=RuleEngine(rules, rule_file, rules_hash, silences))
     records = expand(case, start)
     EndpointCatalog(RouteTable().templates).assign(records)  # as ingest does: scanned paths fold into <unmatched>
     alerts: list[dict[str, Any]] = []
     for i in range(0, len(records), FEED_RECORDS):
-        alerts += engine.on_panes_closed(replay.feed("test", records[i:i + FEED_RECORDS]), replay.store)
-    alerts += engine.on_panes_closed(replay.end("test"), replay.store)
+        alerts += replay.step("test", records[i:i + FEED_RECORDS]).alerts
+    alerts += replay.step_end("test").alerts
     checked = set(case.rules) if case.rules is not None else None
     alerts = [a for a in alerts if checked is None or a["rule"] in checked]
     return sorted(alerts, key=_order)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
@@ -43,6 +44,12 @@ def test_apache_kafka_restart_mid_ingest_loses_and_duplicates_nothing(apache_kaf
         while (chunk := await queue.get()) != b"":
             yield chunk
 
+    async def until(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting until {what}"
+            await asyncio.sleep(0.02)
+
     async def scenario() -> tuple[list[dict], Publisher]:
         await ensure_topics(apache_kafka.bootstrap, log_topic_specs(settings))
         publisher = Publisher(apache_kafka.bootstrap, settings.logs_topic, settings.deadletter_topic)
@@ -53,13 +60,15 @@ def test_apache_kafka_restart_mid_ingest_loses_and_duplicates_nothing(apache_kaf
         try:
             for chunk in chunks[:third]:
                 queue.put_nowait(chunk)
-            queue.put_nowait(None)  # flush: these are sent before the broker goes down
-            await asyncio.sleep(2)
+            queue.put_nowait(None)  # flush: these are sent and acknowledged before the broker goes down
+            await until(lambda: queue.empty() and publisher.flushes > 0, "the first third is acknowledged")
             await asyncio.to_thread(apache_kafka.stop)
+            sent = publisher.batches_sent
             for chunk in chunks[third:2 * third]:  # fed while the broker is down
                 queue.put_nowait(chunk)
             queue.put_nowait(None)
-            await asyncio.sleep(3)
+            await until(lambda: queue.empty() and publisher.batches_sent > sent,
+                        "the second third is sent (and waits for the broker)")
             await asyncio.to_thread(apache_kafka.start)
             for chunk in chunks[2 * third:]:
                 queue.put_nowait(chunk)

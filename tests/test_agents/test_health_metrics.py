@@ -149,6 +149,10 @@ def test_metrics_counters_match_the_input(kafka_settings: KafkaSettings, tmp_pat
                           in by_label(samples, "tailwatch_folded_records_total").items()
                           if dict(labels)["endpoint"] == "<unmatched>"}
         assert counted_folded == dict(folded)
+        # what a long-running worker holds, for its operator to watch (see `python -m bench soak`)
+        assert value(samples, "tailwatch_producers_held") == 0  # the ingest ended: no producer is running
+        assert value(samples, "tailwatch_checkpoint_bytes") > 0
+        assert value(samples, "tailwatch_alert_states") >= 0
         assert status == 200, body
         assert body["status"] == "healthy" and all(body["checks"].values())
         assert body["details"]["last_record"]["seen"] is True

@@ -16,7 +16,6 @@ from pipeline.pane_records import PaneD1Query, PaneRecord
 from pipeline.pane_store import PaneStore
 from pipeline.parsing import LogParser
 from pipeline.synthetic import DEMO_START_MS, TrafficMix, demo_incidents, generate_events, render_capture
-from pipeline.watermarks import END_OF_INPUT_MS
 from schemas.deadletter import DeadLetter
 
 PANE_FIELDS = set(PaneRecord.__struct_fields__)
@@ -73,8 +72,8 @@ def test_the_panes_equal_those_of_the_whole_batches(batches: list[bytes]) -> Non
     for value in batches:
         typed.add(decode_pane_batch(value).records)
         whole.add(orjson.loads(value)["records"])
-    closed_typed = typed.close_until(END_OF_INPUT_MS)
-    closed_whole = whole.close_until(END_OF_INPUT_MS)
+    closed_typed = typed.close_all()
+    closed_whole = whole.close_all()
     assert any(event.pane.d1_queries for event in closed_typed)
     assert any(event.pane.d1_connection_failures for event in closed_typed)
     assert [orjson.dumps(snapshot(e)) for e in closed_typed] == [orjson.dumps(snapshot(e)) for e in closed_whole]

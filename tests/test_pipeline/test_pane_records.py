@@ -12,7 +12,6 @@ import pytest
 from pipeline.metrics import snapshot
 from pipeline.pane_records import DICT_FIELDS, STRUCT_FIELDS, PaneRecord, fields_of
 from pipeline.pane_store import PaneStore
-from pipeline.watermarks import END_OF_INPUT_MS
 from tests.test_pipeline.records import BASE_MS, d1, record
 
 T0 = BASE_MS
@@ -37,7 +36,7 @@ def panes_of(batches: list[list[Any]]) -> tuple[list[bytes], int]:
     store, late = PaneStore(), 0
     for batch in batches:
         late += store.add(batch)
-    return [orjson.dumps(snapshot(e)) for e in store.close_until(END_OF_INPUT_MS)], late
+    return [orjson.dumps(snapshot(e)) for e in store.close_all()], late
 
 
 def test_dicts_and_structs_give_the_same_panes_and_late_counts() -> None:

@@ -11,7 +11,6 @@ import pytest
 from pipeline.metrics import snapshot
 from pipeline.pane_store import PaneStore
 from pipeline.replay import Replay
-from pipeline.watermarks import END_OF_INPUT_MS
 from pipeline.windows import PANE_MS
 from tests.test_pipeline.records import BASE_MS, d1, record
 
@@ -155,7 +154,7 @@ def test_a_watermark_jump_keeps_the_windows_of_the_panes_it_closes() -> None:
     for minute in range(8):
         store.add([record(T0 + minute * PANE_MS)] * (minute + 1))
     store.close_until(T0 + 6 * PANE_MS)  # minutes 0-5 closed
-    closed = store.close_until(END_OF_INPUT_MS)  # minutes 6 and 7
+    closed = store.close_all()  # minutes 6 and 7
     assert [(e.start_ms - T0) // PANE_MS for e in closed] == [6, 7]
     assert store.window("svc", "/api/a", T0 + 7 * PANE_MS, 5 * PANE_MS).total == 3 + 4 + 5 + 6 + 7
     assert store.window("svc", "/api/a", T0 + 8 * PANE_MS, 5 * PANE_MS).total == 4 + 5 + 6 + 7 + 8
@@ -187,69 +186,67 @@ def test_replay_matches_a_store_fed_with_the_same_stamped_records() -> None:
 
 
 def test_checkpoint_restore_resumes_identically() -> None:
-    """Restore from a checkpoint plus the closed-pane keys (some written after it), re-apply the later batches:
-    same snapshots, and no pane twice in the history."""
-    from pipeline.pane_codec import checkpoint, closed_from_dict, closed_to_dict, restore
-    from pipeline.watermarks import PartitionWatermark
+    """Restore an operator from its snapshot plus the closed-pane keys (some written after it), re-apply the later
+    batches: same snapshots, and no pane twice in the history."""
+    from pipeline.pane_codec import closed_from_dict, closed_to_dict
+    from pipeline.partition_operator import PartitionOperator
+    from pipeline.watermarks import SourceWatermark
 
     rng = random.Random(9)
     recs = [record(T0 + i * 400 + rng.randrange(-15_000, 15_000), rng.choice(["/a", "/b"])) for i in range(1500)]
     batches = [recs[i:i + 100] for i in range(0, len(recs), 100)]
 
-    def apply(store: PaneStore, mark: PartitionWatermark, batch: list[dict], closed_keys: dict) -> list[dict]:
-        store.add([dict(r) for r in batch])
-        mark.observe("p", batch[-1]["watermark_ms"])
-        events = store.close_until(mark.value or 0)
-        for e in events:  # stored as the worker stores them: serialized
+    def apply(operator: PartitionOperator, offset: int, batch: list[dict], closed_keys: dict) -> list[dict]:
+        step = operator.feed("p", batch[-1]["watermark_ms"], [dict(r) for r in batch], offset=offset)
+        for e in step.closed:  # stored as the worker stores them: serialized
             closed_keys[(e.service, e.endpoint, e.start_ms)] = orjson.dumps(closed_to_dict(e.pane))
-        return [snapshot(e) for e in events]
+        return [snapshot(e) for e in step.closed]
 
-    from pipeline.watermarks import SourceWatermark
     SourceWatermark(10_000).stamp(recs)
-    store, mark, keys = PaneStore(), PartitionWatermark(), {}
+    first, keys = PartitionOperator(), {}
     undisturbed = []
     saved = None
     for offset, batch in enumerate(batches):
-        undisturbed += apply(store, mark, batch, keys)
+        undisturbed += apply(first, offset, batch, keys)
         if offset == 6:
-            saved = orjson.loads(orjson.dumps(checkpoint(store, mark, offset)))
+            saved = orjson.loads(orjson.dumps(first.snapshot()))
     assert saved is not None
-    store2, mark2 = PaneStore(), PartitionWatermark()
+    second = PartitionOperator()
     closed = [(s, e, start, closed_from_dict(orjson.loads(d))) for (s, e, start), d in keys.items()]
-    assert restore(saved, closed, store2, mark2) == 6
+    second.restore(saved, closed)
+    assert second.applied_offset == 6
     resumed = [snap for snap in undisturbed if snap["window_end_ms"] <= saved["closed_until_ms"]]
-    for batch in batches[7:]:
-        resumed += apply(store2, mark2, batch, {})
+    for offset, batch in enumerate(batches[7:], start=7):
+        resumed += apply(second, offset, batch, {})
     def order(snap: dict) -> tuple[int, str]:
         return snap["window_start_ms"], snap["endpoint"]
 
     assert sorted(resumed, key=order) == sorted(undisturbed, key=order)
-    for group, panes in store2.history.items():
+    for group, panes in second.store.history.items():
         assert len({start for start, _ in panes}) == len(panes), f"{group} holds a pane twice"
 
 
 def test_checkpoint_keeps_when_each_producer_was_last_heard() -> None:
     """The idle-producer clock travels in the checkpoint, so a restarted worker leaves out the same producers."""
-    from pipeline.pane_codec import checkpoint, restore
-    from pipeline.watermarks import PartitionWatermark
+    from pipeline.partition_operator import PartitionOperator
 
-    mark = PartitionWatermark(idle_ms=1_000)
-    mark.observe("crashed", 100, seen_ms=10_000)
-    mark.observe("live", 900, seen_ms=12_000)
-    assert mark.value == 900
-    saved = orjson.loads(orjson.dumps(checkpoint(PaneStore(), mark, 3)))
-    again = PartitionWatermark(idle_ms=1_000)
-    assert restore(saved, [], PaneStore(), again) == 3
-    assert again.value == 900 and again.idle() == {"crashed"}
+    operator = PartitionOperator(idle_producer_ms=1_000)
+    operator.feed("crashed", 100, [], offset=2, published_ms=10_000)
+    operator.feed("live", 900, [], offset=3, published_ms=12_000)
+    assert operator.watermark.value == 900
+    saved = orjson.loads(orjson.dumps(operator.snapshot()))
+    again = PartitionOperator(idle_producer_ms=1_000)
+    again.restore(saved, [])
+    assert again.applied_offset == 3
+    assert again.watermark.value == 900 and again.watermark.idle() == {"crashed"}
 
 
 def test_closing_at_end_of_input_keeps_the_history_the_closed_panes_windows_read() -> None:
-    """END_OF_INPUT_MS closes everything at once: the panes just closed still see their windows (live = replay)."""
-    from pipeline.watermarks import END_OF_INPUT_MS
+    """The end of input closes everything at once: the panes just closed still see their windows (live = replay)."""
 
     store = PaneStore(retention_ms=60 * PANE_MS)
     for minute in range(8):
         store.add([record(T0 + minute * PANE_MS)] * 3)
-    events = store.close_until(END_OF_INPUT_MS)
+    events = store.close_all()
     assert len(events) == 8
     assert [store.window("svc", "/api/a", e.end_ms, 5 * PANE_MS).total for e in events] == [3, 6, 9, 12, 15, 15, 15, 15]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.watermarks import END_OF_INPUT_MS, PartitionWatermark, SourceWatermark
+from pipeline.watermarks import MAX_PRODUCERS, PartitionWatermark, SourceWatermark
 
 
 def test_source_watermark_stamps_running_max_minus_lateness() -> None:
@@ -24,11 +24,45 @@ def test_partition_watermark_is_the_slowest_running_producer() -> None:
     mark.observe("b", 40)  # never goes back
     assert mark.value == 50
     mark.observe("b", 0, final=True)  # b ended: only a holds the partition
-    assert mark.value == 100
-    mark.observe("b", 10)  # a finished producer is not heard again
-    assert mark.value == 100
-    mark.forget("a")
-    assert mark.value == END_OF_INPUT_MS  # everyone left has finished
+    assert mark.value == 100 and not mark.ended
+    mark.observe("a", 120, final=True)  # every producer ended: the partition has ended, with no watermark
+    assert mark.value is None and mark.ended
+    mark.observe("b", 10)  # a producer (even one that ended) that speaks again runs again, from its own stamp
+    assert mark.value == 10 and not mark.ended
+    assert mark.snapshot() == {"producers": {"b": 10}, "seen": {}, "newest_seen_ms": None, "ended": False}
+
+
+def test_a_heartbeat_without_a_watermark_does_not_start_a_partition_again() -> None:
+    mark = PartitionWatermark()
+    mark.observe("a", 100, final=True)
+    assert mark.ended
+    mark.observe("b", None)  # an empty heartbeat of a producer that has read nothing yet
+    assert mark.ended and mark.value is None
+
+
+def test_restarted_and_crashed_producers_do_not_accumulate() -> None:
+    """1,000 ingest restarts (each a new producer id, each ending with its final batch) and as many crashes (no
+    final batch): the state held stays one producer, plus the crashed ones heard from within the forget bound."""
+    mark = PartitionWatermark(idle_ms=60_000)
+    hour = 3_600_000
+    for i in range(1_000):
+        mark.observe(f"clean-{i}", i * 1_000, seen_ms=i * 10_000)
+        mark.observe(f"clean-{i}", i * 1_000, final=True, seen_ms=i * 10_000 + 1)
+        mark.observe(f"crash-{i}", i * 1_000, seen_ms=i * 10_000 + 2)  # never ends
+    held = mark.snapshot()
+    assert set(held) == {"producers", "seen", "newest_seen_ms", "ended"}
+    assert len(held["producers"]) <= hour // 10_000 + 1  # the crashed ones of the last hour of publish time
+    assert set(held["seen"]) == set(held["producers"])
+    burst = PartitionWatermark()  # no publish times: only the hard cap bounds it
+    for i in range(MAX_PRODUCERS + 50):
+        burst.observe(f"p{i}", i)
+    assert len(burst.producers) == MAX_PRODUCERS
+
+
+def test_old_checkpoints_with_finished_producers_restore_as_ended() -> None:
+    mark = PartitionWatermark()
+    mark.restore({"producers": {}, "finished": ["a/files"], "seen": {}, "newest_seen_ms": None})
+    assert mark.ended and mark.value is None
 
 
 def test_an_idle_producer_stops_holding_the_partition_back() -> None:

@@ -1,0 +1,213 @@
+"""`python -m bench soak`: a week of event time through the live worker, compressed, to show that what it holds
+stays flat.
+
+Traffic: a few endpoints of one service with a daily cycle and an error burst each day, plus scanner noise (random
+paths, nearly all 404), through the ingest path (`Ingestor`: batching, stamping, publishing; the routes and the
+endpoint catalog as ingest applies them). An ingest restart every simulated hour — a new producer that ends with
+its final batch, or every sixth hour a crash (no final batch) — and a worker restart (SIGKILL) every simulated
+day. Publish times are the simulated clock, so idle and forgotten producers are judged as in a real week.
+
+After each simulated day, once the worker has read everything sent, it prints the worker's RSS, the panes held,
+the checkpoint bytes, the alert states and the logs-topic producers in the checkpoints (from `/metrics`). The last
+line is `flat=<yes|no> max_growth=<x>` comparing days 2… with day 1 (target: within 10 %); exit 1 when not flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from agents.commands.ingest import log_topic_specs
+from agents.embedded_broker import EmbeddedBroker, free_port
+from agents.ingest import IngestConfig, Ingestor
+from agents.publisher import Publisher
+from agents.settings import KafkaSettings
+from agents.topics import ensure_topics
+from pipeline.parsing import ParseOutput
+
+START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+ENDPOINTS = ["/api/public/factory/templates", "/api/public/factory/templates/:slug",
+             "/api/public/factory/capabilities", "/api/public/factory/build-specs/:runId"]
+FIGURES = ("rss_mb", "panes", "checkpoint_bytes", "alert_states", "producers")
+
+
+def record(t: int, endpoint: str, path: str, status: int, duration: float) -> dict[str, Any]:
+    return {"service": "factory", "worker": "factory", "endpoint": endpoint, "method": "GET", "path": path,
+            "status": status, "outcome": "ok", "event_time_ms": t, "duration_ms": duration,
+            "duration_source": "log", "cpu_ms": 2, "wall_ms": None, "colo": "IAD", "country": "US", "tenant": None,
+            "request_id": None, "level": "INFO", "log_endpoint": None, "error_code": None, "error_message": None,
+            "truncated": False, "d1": []}
+
+
+def hour_of_traffic(rng: random.Random, start: int, per_minute: int, scanners: int) -> list[dict[str, Any]]:
+    """One hour from `start`: `per_minute` requests a minute per endpoint (more by day), an error burst on the
+    last endpoint from 14:00 to 14:30 UTC, and `scanners` random scanned paths a minute."""
+    out = []
+    hour = (start % DAY_MS) // HOUR_MS
+    busy = 1.0 + 0.5 * (8 <= hour < 20)
+    for minute in range(60):
+        base = start + minute * MINUTE_MS
+        failing = hour == 14 and minute < 30
+        for endpoint in ENDPOINTS:
+            for _ in range(int(per_minute * busy)):
+                status = 500 if failing and endpoint == ENDPOINTS[-1] and rng.random() < 0.8 else 200
+                out.append(record(base + rng.randrange(MINUTE_MS), endpoint, endpoint, status,
+                                  round(rng.lognormvariate(3.5, 0.6), 1)))
+        for _ in range(scanners):
+            path = "/" + "/".join(rng.choice(["wp-admin", "admin", ".env", "config", "backup", "phpmyadmin", "api",
+                                              f"x{rng.randrange(10**9)}"]) for _ in range(rng.randint(1, 3)))
+            out.append(record(base + rng.randrange(MINUTE_MS), path, path, 404 if rng.random() < 0.95 else 403, 3.0))
+    out.sort(key=lambda r: r["event_time_ms"])
+    return out
+
+
+class SimulatedClock:
+    def __init__(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+async def ingest_day(settings: KafkaSettings, day: int, rng: random.Random, clock: SimulatedClock,
+                     per_minute: int, scanners: int) -> int:
+    """24 simulated hours, each by its own ingest run (producer); returns the records sent."""
+    assert settings.bootstrap
+    sent = 0
+    for hour in range(24):
+        start = START_MS + day * DAY_MS + hour * HOUR_MS
+        records = hour_of_traffic(rng, start, per_minute, scanners)
+        publisher = Publisher(settings.bootstrap, settings.logs_topic, settings.deadletter_topic, idempotent=False,
+                              clock_ms=clock)
+        await publisher.start()
+        ingestor = Ingestor(publisher, settings.partitions, IngestConfig(), producer=f"soak-d{day}-h{hour}")
+        feed = ingestor.feed("soak")
+        for i in range(0, len(records), 2_000):  # arriving over the hour, with heartbeats as a live ingest sends
+            chunk = records[i:i + 2_000]
+            clock.now_ms = chunk[-1]["event_time_ms"] + 2_000
+            ingestor.extractor.catalog.assign(chunk)  # what LogParser does to the records ingest reads
+            await feed.push(ParseOutput(records=chunk))
+            await feed.flush(heartbeat=True)
+        clock.now_ms = start + HOUR_MS
+        crash = hour % 6 == 5
+        await feed.flush(heartbeat=True, final=not crash)  # a clean stop ends with the final batch; a crash does not
+        await publisher.stop()
+        sent += len(records)
+    return sent
+
+
+def start_worker(settings: KafkaSettings, data_dir: str, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""}
+    worker = subprocess.Popen([sys.executable, "-m", "agents.cli", "worker", "--topic-prefix", settings.topic_prefix,
+                               "--app-id", f"{settings.topic_prefix}-metrics", "--data-dir", data_dir,
+                               "--web-port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=open(Path(data_dir) / "worker.log", "ab"))  # noqa: SIM115 - the child's
+    return worker
+
+
+def scrape(port: int) -> dict[str, float]:
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        match = re.match(r"^(tailwatch_[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$", line)
+        if match:
+            out[match[1]] = out.get(match[1], 0.0) + float(match[3])
+    return out
+
+
+def wait_caught_up(port: int, records: int, timeout_s: float) -> dict[str, float]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        figures = scrape(port)
+        if figures.get("tailwatch_records_in_total", figures.get("tailwatch_records_in", -1)) >= records \
+                and figures.get("tailwatch_consumer_lag", 1) == 0:
+            return figures
+        time.sleep(0.5)
+    raise TimeoutError(f"the worker did not read {records} records in {timeout_s} s")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench soak")
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--per-minute", type=int, default=20, help="requests a minute per endpoint (by night)")
+    parser.add_argument("--scanners", type=int, default=10, help="random scanned paths a minute")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--bootstrap", default=None, help="a Kafka to use instead of the embedded broker")
+    args = parser.parse_args(argv)
+    rng = random.Random(args.seed)
+    clock = SimulatedClock(START_MS)
+    rows: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory() as data_dir, EmbeddedBroker() if args.bootstrap is None else _Given(
+            args.bootstrap) as broker:
+        settings = KafkaSettings(broker.bootstrap, f"soak{int(time.time())}", 4, 1)
+        assert settings.bootstrap
+        asyncio.run(ensure_topics(settings.bootstrap, log_topic_specs(settings)))
+        port = free_port()
+        worker = start_worker(settings, data_dir, port)
+        total = 0  # records sent since the worker (re)started: what it must have read before figures are taken
+        print(f"{'day':>3} {'records':>9} {'rss_mb':>7} {'panes':>6} {'checkpoint_bytes':>16} {'alert_states':>12} "
+              f"{'producers':>9} {'wall_s':>6}", flush=True)
+        try:
+            for day in range(args.days):
+                started = time.monotonic()
+                sent = asyncio.run(ingest_day(settings, day, rng, clock, args.per_minute, args.scanners))
+                total += sent
+                figures = wait_caught_up(port, total, timeout_s=600)
+                row = {"rss_mb": rss_mb(worker.pid), "panes": figures.get("tailwatch_panes_held", 0),
+                       "checkpoint_bytes": figures.get("tailwatch_checkpoint_bytes", 0),
+                       "alert_states": figures.get("tailwatch_alert_states", 0),
+                       "producers": figures.get("tailwatch_producers_held", 0)}
+                rows.append(row)
+                print(f"{day + 1:>3} {sent:>9} {row['rss_mb']:>7.1f} {row['panes']:>6.0f} "
+                      f"{row['checkpoint_bytes']:>16.0f} {row['alert_states']:>12.0f} {row['producers']:>9.0f} "
+                      f"{time.monotonic() - started:>6.1f}", flush=True)
+                if day + 1 < args.days:  # a worker restart a day: SIGKILL, then a new one on the same data
+                    worker.kill()
+                    worker.wait(timeout=30)
+                    worker = start_worker(settings, data_dir, port)
+                    wait_caught_up(port, 0, timeout_s=120)
+                    total = 0
+        finally:
+            worker.kill()
+            worker.wait(timeout=30)
+    first = rows[0]
+    growth = max((row[name] / first[name] for row in rows[1:] for name in FIGURES if first[name]), default=1.0)
+    flat = growth <= 1.10
+    print(f"flat={'yes' if flat else 'no'} max_growth={growth:.3f}")
+    return 0 if flat else 1
+
+
+class _Given:
+    """A broker someone else runs."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+
+    def __enter__(self) -> _Given:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
