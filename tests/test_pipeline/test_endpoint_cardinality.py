@@ -16,11 +16,9 @@ import orjson
 from agents.rules_files import load_rules
 from pipeline.endpoint_catalog import DEFAULT_MAX_ENDPOINTS, FOLDED_ENDPOINTS, OVERFLOW, UNMATCHED, EndpointCatalog
 from pipeline.notify.routing import Router
-from pipeline.pane_codec import checkpoint
 from pipeline.replay import Replay
 from pipeline.routes import RouteTable
 from pipeline.rules.engine import RuleEngine
-from pipeline.watermarks import PartitionWatermark
 from schemas.alerts import AlertEvent
 from tests.test_pipeline.records import BASE_MS, record
 
@@ -67,8 +65,7 @@ def test_100k_distinct_scanned_paths_keep_catalog_panes_and_checkpoint_bounded()
     routes = RouteTable()
     catalog = EndpointCatalog(routes.templates)
     rules = load_rules()
-    engine = RuleEngine(rules.compiled, rules.rule_file, rules.sha256)
-    replay = Replay(lateness_ms=10_000)
+    replay = Replay(lateness_ms=10_000, engine=RuleEngine(rules.compiled, rules.rule_file, rules.sha256))
     raw_keys: set[str] = set()
     alerts: list[dict[str, Any]] = []
     peak = {"groups": 0, "panes": 0, "checkpoint": 0, "catalog": 0}
@@ -78,10 +75,10 @@ def test_100k_distinct_scanned_paths_keep_catalog_panes_and_checkpoint_bounded()
         batch = minute_of_traffic(rng, routes, minute)
         raw_keys.update(r["endpoint"] for r in batch)
         catalog.assign(batch)
-        alerts += engine.on_panes_closed(replay.feed("capture", batch), replay.store)
+        alerts += replay.step("capture", batch).alerts
         store = replay.store
         groups = {(s, e) for s, e, _ in store.open} | set(store.history)
-        size = len(orjson.dumps(checkpoint(store, PartitionWatermark(), minute, engine.export_states())))
+        size = len(orjson.dumps(replay.operator.snapshot()))  # the partition checkpoint
         sample = {"groups": len(groups), "panes": store.panes_held(), "checkpoint": size,
                   "catalog": catalog.keys_held()}
         peak = {name: max(peak[name], sample[name]) for name in peak}
@@ -89,7 +86,7 @@ def test_100k_distinct_scanned_paths_keep_catalog_panes_and_checkpoint_bounded()
         if minute in (40, MINUTES - 1):
             gc.collect()
             rss_mb.append(resident_mb())
-    alerts += engine.on_panes_closed(replay.end("capture"), replay.store)
+    alerts += replay.step_end("capture").alerts
 
     assert len(raw_keys) > 99_000  # what the endpoints would have been without the catalog
     learned = catalog.endpoints("factory-api")
