@@ -66,6 +66,8 @@ class SourceFeed:
             await publisher.send_dead_letters(out.dead_letters)
         for notice in out.notices:
             log.warning("input notice", extra={"fields": {"source": self.source, "notice": notice}})
+        for notice in self.ingestor.extractor.catalog.take_notices():  # once per service reaching a cap
+            log.warning("endpoint cap reached", extra={"fields": {"source": self.source, "notice": notice}})
         if self._unacked >= ACK_EVERY_BATCHES:
             await publisher.flush()
             self._unacked = 0

@@ -2,7 +2,8 @@
 forked child, at the same time. The result is the serial reader's: the file is cut where a pretty object starts
 right after another one's closing line (`pipeline.framing.object_start_after`), where the framer's state is the
 same in both readings, and the second half is parsed with the offset and line of the cut. Records come out in
-file order; the counts are merged.
+file order; the counts are merged. The endpoint catalog (`pipeline.endpoint_catalog`) decides the second half's
+keys here in the parent, after the first half's, so its decisions are the serial reader's.
 
 Used for plain files of `MIN_SPLIT_BYTES` (or $TAILWATCH_SPLIT_MIN_BYTES) up to `MAX_SPLIT_BYTES` when there are
 two CPUs or more. Both halves are read in chunks (never the whole file); the second half's records wait in memory
@@ -43,7 +44,7 @@ def _parse_from(path: str, source: str, extractor: Extractor, cut: int) -> tuple
         while left > 0 and (chunk := handle.read(min(CHUNK_BYTES, left))):
             lines += chunk.count(b"\n")
             left -= len(chunk)
-        parser = LogParser(source, extractor, start_offset=cut, start_line=lines)
+        parser = LogParser(source, extractor, start_offset=cut, start_line=lines, assign_endpoints=False)
         records: list[dict[str, Any]] = []
         while chunk := handle.read(CHUNK_BYTES):
             records.extend(parser.feed(chunk).records)
@@ -134,5 +135,7 @@ def _split_batches(path: str, source: str, extractor: Extractor, totals: ParseSt
     records = orjson.loads(encoded)
     del encoded
     for start in range(0, len(records), _BATCH_RECORDS):
-        yield records[start:start + _BATCH_RECORDS]
+        batch = records[start:start + _BATCH_RECORDS]
+        extractor.catalog.assign(batch)  # here, after the first half's records: in file order
+        yield batch
     totals.merge(stats)

@@ -258,6 +258,7 @@ class MetricsWorker:
         for start, panes in by_start.items():
             self.table[_closed_key(partition, start)] = orjson.dumps(panes)
         self.snapshots_sent += len(step.closed)
+        self.telemetry.on_panes_closed(step.closed)
         for alert in step.alerts:
             self.alerts.send_soon(key=alert["fingerprint"].encode(), value=orjson.dumps(alert))
         self.alerts_sent += len(step.alerts)

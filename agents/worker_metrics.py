@@ -1,8 +1,9 @@
 """Prometheus metrics of a tailwatch process (`GET /metrics` on the worker's web port).
 
 `TailwatchMetrics` owns one registry per process (not the global one, so several workers can live in one test
-process). The hot path only touches it once per batch: `on_batch` (processing time histogram) and `on_alerts`
-(transitions by rule and state). Everything the worker already counts — records in, late records, snapshots,
+process). The hot path only touches it once per batch: `on_batch` (processing time histogram), `on_alerts`
+(transitions by rule and state) and `on_panes_closed` (the records of the folded endpoints `<unmatched>` and
+`<overflow>`, per closed pane). Everything the worker already counts — records in, late records, snapshots,
 consumer lag, panes held — is read at scrape time by `WorkerCollector`, so it costs nothing per record.
 
 For other components (the notifier): `metrics.notification(channel, ok)` counts a delivery attempt and, when
@@ -19,8 +20,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from pipeline.endpoint_catalog import FOLDED_ENDPOINTS
+
 if TYPE_CHECKING:
     from agents.stream_worker import MetricsWorker
+    from pipeline.pane_store import ClosedPaneEvent
 
 CONTENT_TYPE = "text/plain; version=0.0.4"  # aiohttp adds no charset here: the text is ASCII
 # Seconds to process one message (a batch of up to ~500 records): sub-millisecond heartbeats to slow batches.
@@ -44,6 +48,10 @@ class TailwatchMetrics:
         self.notification_attempts = Counter(
             "tailwatch_notification_attempts", "Notification delivery attempts, by channel",
             ["channel"], registry=self.registry)
+        self.folded_records = Counter(
+            "tailwatch_folded_records", "Records in closed panes of the endpoints ingest folds scanned paths and "
+            "keys past the per-service cap into (<unmatched>, <overflow>), by service and endpoint",
+            ["service", "endpoint"], registry=self.registry)
         self.notification_failures = Counter(
             "tailwatch_notification_failures", "Notification delivery attempts that failed, by channel",
             ["channel"], registry=self.registry)
@@ -56,6 +64,12 @@ class TailwatchMetrics:
     def on_alerts(self, alerts: Iterable[dict[str, Any]]) -> None:
         for alert in alerts:
             self.alert_transitions.labels(alert["rule"], alert["state"]).inc()
+
+    def on_panes_closed(self, panes: Iterable[ClosedPaneEvent]) -> None:
+        """Per closed pane (not per record): count the records of the folded endpoints."""
+        for pane in panes:
+            if pane.endpoint in FOLDED_ENDPOINTS and pane.pane.total:
+                self.folded_records.labels(pane.service, pane.endpoint).inc(pane.pane.total)
 
     def on_dead_letter(self, kind: str) -> None:
         self.dead_letters.labels(kind).inc()

@@ -98,6 +98,7 @@ async def ingest_day(settings: KafkaSettings, day: int, rng: random.Random, cloc
         for i in range(0, len(records), 2_000):  # arriving over the hour, with heartbeats as a live ingest sends
             chunk = records[i:i + 2_000]
             clock.now_ms = chunk[-1]["event_time_ms"] + 2_000
+            ingestor.extractor.catalog.assign(chunk)  # what LogParser does to the records ingest reads
             await feed.push(ParseOutput(records=chunk))
             await feed.flush(heartbeat=True)
         clock.now_ms = start + HOUR_MS

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.endpoint_catalog import EndpointCatalog
 from pipeline.factory_logs import clean_factory_fields, factory_logs_in, is_factory_log
 from pipeline.invocations import non_request_key, non_request_kind, scope_of, scoped
 from pipeline.routes import RouteTable, path_of_url, strip_query
@@ -58,10 +59,12 @@ def _merged_fields(logs: list[dict[str, Any]], problems: list[str]) -> tuple[dic
 
 
 class Extractor:
-    """Normalizes decoded objects into records. Holds the route table (and its cache)."""
+    """Normalizes decoded objects into records. Holds the route table (and its cache), and the endpoint catalog
+    `LogParser` applies to the records of each batch."""
 
-    def __init__(self, routes: RouteTable | None = None) -> None:
+    def __init__(self, routes: RouteTable | None = None, catalog: EndpointCatalog | None = None) -> None:
         self.routes = routes or RouteTable()
+        self.catalog = catalog or EndpointCatalog(self.routes.templates)
 
     def extract(self, obj: dict[str, Any]) -> Extraction:
         if is_tail_event(obj):

@@ -99,11 +99,15 @@ class LogParser:
     """Incremental: `feed(chunk)` then `finish()`. One parser per input source."""
 
     def __init__(self, source: str, extractor: Extractor | None = None,
-                 max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES, start_offset: int = 0, start_line: int = 1) -> None:
-        """`start_offset`, `start_line`: where this input starts in a larger one (see `framing.object_start_after`)."""
+                 max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES, start_offset: int = 0, start_line: int = 1,
+                 assign_endpoints: bool = True) -> None:
+        """`start_offset`, `start_line`: where this input starts in a larger one (see `framing.object_start_after`).
+        `assign_endpoints`: apply the extractor's endpoint catalog to the records (off only where the caller applies
+        it itself, in input order: `agents/split_parse.py`'s second half)."""
         self.source = source
         self.stats = ParseStats()
         self._extractor = extractor or Extractor()
+        self._catalog = self._extractor.catalog if assign_endpoints else None
         self._framer = TailFramer(max_object_bytes, start_offset, start_line,
                                   partial(request_record, self._extractor.routes))
         # Only the start of an input can tell its encoding (a part of a split capture is plain UTF-8 already).
@@ -198,6 +202,8 @@ class LogParser:
                 self._other(piece, out)
         self.stats.events += frames
         self.stats.records += len(records) - before
+        if self._catalog is not None:
+            self._catalog.assign(records, before)
 
     def _extract(self, frame: Frame, out: ParseOutput) -> None:
         """The general path: a record (counted by `_handle`), a non-request event or a rejection; field problems

@@ -2,7 +2,8 @@
 
 Configured templates win (a parameter segment `:name` matches any one segment; a template also matches the start
 of a longer path). What no template covers is normalized by shape: numbers, UUIDs, long hex and other id-like
-segments become `:id`. Words stay words, so a static route such as `/capabilities/free` keeps its name.
+segments become `:id`. Words stay words, so a static route such as `/capabilities/free` keeps its name. Which keys
+stay their own endpoint (scanned paths do not) is `pipeline.endpoint_catalog`'s decision.
 """
 
 from __future__ import annotations
@@ -10,9 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-# The spec's Performance Baselines table names these parameterized routes.
+# The routes of the spec's Performance Baselines table. The static ones give the keys shape-normalizing gives too;
+# as templates they are always their own endpoint (`pipeline.endpoint_catalog`), even while they answer only 404s.
 DEFAULT_ROUTE_TEMPLATES: tuple[str, ...] = (
+    "/api/public/factory/templates",
     "/api/public/factory/templates/:slug",
+    "/api/public/factory/capabilities",
+    "/api/public/factory/capabilities/free",
+    "/api/public/factory/build-specs",
     "/api/public/factory/build-specs/:runId",
 )
 
@@ -45,6 +51,11 @@ class RouteTable:
         # Longer and more literal templates first, so the most specific one wins.
         self._templates.sort(key=lambda segs: (-len(segs), -sum(not s.startswith(":") for s in segs)))
         self._cache: dict[str, str] = {}
+
+    @property
+    def templates(self) -> frozenset[str]:
+        """The configured templates, as the endpoint keys of the paths they match exactly."""
+        return frozenset("/" + "/".join(segments) for segments in self._templates)
 
     def template(self, path: str) -> str:
         cached = self._cache.get(path)

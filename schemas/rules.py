@@ -64,11 +64,24 @@ class Rule(_Strict):
     actions: list[str] = Field(default_factory=list)
     params: dict[str, float] = Field(default_factory=dict)
     overrides: list[Override] = Field(default_factory=list)
+    only: list[dict[GroupLabel, str]] = Field(default_factory=list, description=(
+        "when given, the groups this rule is evaluated for: each item gives labels (service, endpoint) that must "
+        "all equal; a group matching any item is evaluated"))
+    exclude: list[dict[GroupLabel, str]] = Field(default_factory=list, description=(
+        "groups this rule is not evaluated for (no state, no alert), given like `only`; e.g. "
+        "{endpoint: <unmatched>} keeps scanner traffic from paging"))
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     runbook_url: str | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("only", "exclude")
+    @classmethod
+    def _matchers_not_empty(cls, value: list[dict[str, str]]) -> list[dict[str, str]]:
+        if any(not matcher for matcher in value):
+            raise ValueError("each item needs at least one label (service or endpoint): {} matches every group")
+        return value
 
     @field_validator("window", "for_", "keep_firing_for", "repeat_interval")
     @classmethod

@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         ingestor = asyncio.run(ingest(args, bootstrap, settings, extractor_from(args)))
     publisher = ingestor.publisher
     print(f"{ingestor.totals.summary_line()} batches={publisher.batches_sent} published={publisher.records_sent} "
-          f"dead_letters={publisher.dead_letters_sent}", file=sys.stderr)
+          f"dead_letters={publisher.dead_letters_sent} {ingestor.extractor.catalog.stats.summary()}", file=sys.stderr)
     if args.wrangler:  # a live tail may be quiet: a run with no event is no input error
         return 0
     return report_input_problems("ingest", ingestor.totals)

@@ -41,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if dead is not None:
             dead.close()
-    print(totals.summary_line(), file=sys.stderr)
+    for notice in extractor.catalog.take_notices():
+        print(f"tailwatch parse: {notice}", file=sys.stderr)
+    print(f"{totals.summary_line()} {extractor.catalog.stats.summary()}", file=sys.stderr)
     return report_input_problems("parse", totals)
 
 

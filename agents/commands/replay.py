@@ -28,6 +28,7 @@ from agents.progress import RecordProgress
 from agents.sources import report_input_problems, source_name
 from agents.split_parse import record_batches
 from pipeline.batching import DEFAULT_LATENESS_MS
+from pipeline.extract import Extractor
 from pipeline.metrics import snapshot
 from pipeline.pane_store import ClosedPaneEvent
 from pipeline.parsing import ParseStats
@@ -67,10 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_kafka_args(parser)
 
 
-def replay_events(args: argparse.Namespace, totals: ParseStats,
-                  engine: RuleEngine | None = None) -> tuple[list[ClosedPaneEvent], list[dict[str, Any]]]:
+def replay_events(args: argparse.Namespace, totals: ParseStats, engine: RuleEngine | None = None,
+                  extractor: Extractor | None = None) -> tuple[list[ClosedPaneEvent], list[dict[str, Any]]]:
     """Every closed pane of the inputs, in (start, service, endpoint) order, and the alerts `engine` gives."""
-    extractor = extractor_from(args)
+    extractor = extractor or extractor_from(args)
     replay = Replay(args.lateness_ms, engine=engine)
     events: list[ClosedPaneEvent] = []
     alerts: list[dict[str, Any]] = []
@@ -169,8 +170,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     check_input_files(args.inputs)  # errors of the rules, silences and captures: agents/cli.py (exit 2)
     totals = ParseStats()
+    extractor = extractor_from(args)
     engine = None if args.metrics else _engine(args)
-    events, alerts = replay_events(args, totals, engine)
+    events, alerts = replay_events(args, totals, engine, extractor)
     out = sys.stdout.buffer
     late = sum(event.pane.late_dropped for event in events)
     if args.metrics:
@@ -184,5 +186,8 @@ def run(args: argparse.Namespace) -> int:
         for alert in sorted(alerts, key=alert_order):
             out.write(orjson.dumps(alert) + b"\n")
     out.flush()
-    print(f"{totals.summary_line()} panes={len(events)} late_dropped={late} alerts={len(alerts)}", file=sys.stderr)
+    for notice in extractor.catalog.take_notices():
+        print(f"tailwatch replay: {notice}", file=sys.stderr)
+    print(f"{totals.summary_line()} panes={len(events)} late_dropped={late} alerts={len(alerts)} "
+          f"{extractor.catalog.stats.summary()}", file=sys.stderr)
     return report_input_problems("replay", totals)

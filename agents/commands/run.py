@@ -150,7 +150,7 @@ async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings,
                                                  final=index == len(args.files) - 1)
             finally:
                 await publisher.stop()
-            print(ingestor.totals.summary_line(), file=sys.stderr)
+            print(f"{ingestor.totals.summary_line()} {ingestor.extractor.catalog.stats.summary()}", file=sys.stderr)
             if not args.exit_when_done:
                 async for message in topic_messages(bootstrap, settings.topic("alerts"), follow=True):
                     sys.stdout.buffer.write(message.value + b"\n")

@@ -20,7 +20,7 @@ from pipeline.rules.expression import Binary, Expression, ExpressionError, parse
 from pipeline.rules.lifecycle import AlertState, Timing, Transition, evaluate
 from pipeline.rules.silences import SilenceSet
 from pipeline.timestamps import ms_to_iso
-from schemas.rules import Rule, RuleFile, duration_ms
+from schemas.rules import GroupLabel, Rule, RuleFile, duration_ms
 
 
 class RuleError(ValueError):
@@ -34,6 +34,7 @@ class RuleError(ValueError):
 
 
 _GROUP = ("service", "endpoint")  # the only grouping: a rule's state lives with its endpoint's partition
+Matcher = tuple[tuple[str, str], ...]  # (label, value) pairs that must all equal
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,26 @@ class CompiledRule:
     clear: Expression | None
     window_ms: int
     timing: Timing
+    only: tuple[Matcher, ...] = ()  # the groups the rule is evaluated for (empty: all)
+    exclude: tuple[Matcher, ...] = ()  # the groups it skips
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.only or self.exclude)
+
+    def applies_to(self, labels: dict[str, str]) -> bool:
+        """Whether the rule is evaluated for the group with these labels (`only`, then `exclude`)."""
+        if self.only and not any(_matches(matcher, labels) for matcher in self.only):
+            return False
+        return not any(_matches(matcher, labels) for matcher in self.exclude)
+
+
+def _matches(matcher: Matcher, labels: dict[str, str]) -> bool:
+    return all(labels[name] == value for name, value in matcher)
+
+
+def _matchers(items: list[dict[GroupLabel, str]]) -> tuple[Matcher, ...]:
+    return tuple(tuple(sorted(item.items())) for item in items)
 
 
 def compile_rules(rule_file: RuleFile) -> list[CompiledRule]:
@@ -90,7 +111,8 @@ def compile_rules(rule_file: RuleFile) -> list[CompiledRule]:
         repeat = duration_ms(rule.repeat_interval) or None
         compiled.append(CompiledRule(rule, tuple(built), clear, window,
                                      Timing(duration_ms(rule.for_), duration_ms(rule.keep_firing_for), repeat,
-                                            window)))
+                                            window),
+                                     _matchers(rule.only), _matchers(rule.exclude)))
     for index, inhibition in enumerate(rule_file.inhibit):
         for name in (inhibition.source, *inhibition.targets):
             if name not in seen:
@@ -175,7 +197,10 @@ class RuleEngine:
     def on_pane_closed(self, event: ClosedPaneEvent, store: PaneStore) -> list[dict[str, Any]]:
         alerts = []
         windows: dict[int, tuple[ClosedPane, dict[str, Any]]] = {}  # rules sharing a window length share its metrics
+        labels = {"service": event.service, "endpoint": event.endpoint}
         for rule in self.rules:
+            if rule.filtered and not rule.applies_to(labels):
+                continue
             if rule.window_ms not in windows:
                 merged = store.window(event.service, event.endpoint, event.end_ms, rule.window_ms)
                 windows[rule.window_ms] = (merged, derived(merged, event.d1_rows_read_today))
@@ -183,7 +208,6 @@ class RuleEngine:
             values: dict[str, Any] = dict(metrics)
             values.update(self.rule_file.params)
             values.update(rule.spec.params)
-            labels = {"service": event.service, "endpoint": event.endpoint}
             for override in rule.spec.overrides:
                 if all(labels.get(key) == want for key, want in override.match.items()):
                     values.update(override.params)

@@ -1,13 +1,15 @@
 """Rule unit tests (`schemas.rule_tests`): expand the log fixtures, run them through the replay core (the
-partition operator `tailwatch replay` and the live worker use) and compare the transitions with the
-expected ones. Pure: the caller loads files."""
+endpoint catalog, then the partition operator `tailwatch replay` and the live worker use) and compare the
+transitions with the expected ones. Pure: the caller loads files."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.endpoint_catalog import EndpointCatalog
 from pipeline.replay import Replay
+from pipeline.routes import RouteTable
 from pipeline.rules.engine import CompiledRule, RuleEngine
 from pipeline.rules.silences import SilenceSet
 from pipeline.timestamps import iso_to_ms, ms_to_iso
@@ -61,6 +63,7 @@ def run_case(case: RuleTestCase, test_file: RuleTestFile, rules: list[CompiledRu
                            "ends_at": ms_to_iso(to_ms(s.ends_at, start))} for s in case.silences)
     replay = Replay(offset_ms(test_file.lateness), engine=RuleEngine(rules, rule_file, rules_hash, silences))
     records = expand(case, start)
+    EndpointCatalog(RouteTable().templates).assign(records)  # as ingest does: scanned paths fold into <unmatched>
     alerts: list[dict[str, Any]] = []
     for i in range(0, len(records), FEED_RECORDS):
         alerts += replay.step("test", records[i:i + FEED_RECORDS]).alerts

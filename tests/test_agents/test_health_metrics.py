@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
 
 from agents.alert_silences import silences_topic_spec
@@ -52,9 +53,24 @@ MALFORMED = b'{"outcome": "ok", "scriptName": nope}\n'
 TRUNCATED = b'{"outcome": "ok", "scriptName": "foundation-gateway-production", "logs": [\n'
 
 
+def scanned(lines: list[bytes]) -> list[bytes]:
+    """The lines with a scanner's 404 (a new path each time) after every fifth, at that line's time."""
+    out = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        if i % 5 == 0:
+            event = orjson.loads(line)
+            out.append(orjson.dumps({
+                "outcome": "ok", "scriptName": event["scriptName"], "eventTimestamp": event["eventTimestamp"],
+                "logs": [], "exceptions": [], "event": {"request": {"url": f"https://api.example.com/scan{i // 5}.php",
+                                                                    "method": "GET", "headers": {}},
+                                                        "response": {"status": 404}}}) + b"\n")
+    return out
+
+
 def crafted_capture(path: Path) -> Path:
-    """The incident capture with one malformed object in the middle and a cut one at the end."""
-    lines = incident_capture(path.with_suffix(".clean")).read_bytes().splitlines(keepends=True)
+    """The incident capture with scanner 404s, one malformed object in the middle and a cut one at the end."""
+    lines = scanned(incident_capture(path.with_suffix(".clean")).read_bytes().splitlines(keepends=True))
     middle = len(lines) // 2
     path.write_bytes(b"".join([*lines[:middle], MALFORMED, *lines[middle:], TRUNCATED]))
     return path
@@ -85,6 +101,11 @@ def test_metrics_counters_match_the_input(kafka_settings: KafkaSettings, tmp_pat
     assert late > 0, "the capture has records beyond the allowed lateness"
     assert totals.rejected == 2
     assert len(replay_alerts) >= 5
+    folded = Counter()
+    for snap in snapshots:
+        if snap["endpoint"] == "<unmatched>":
+            folded[snap["service"]] += snap["total"]
+    assert sum(folded.values()) > 500  # the scans, on one endpoint per service
 
     async def scenario() -> None:
         # a silence record RE2 does not accept, on the topic before the worker starts: skipped and counted
@@ -132,6 +153,10 @@ def test_metrics_counters_match_the_input(kafka_settings: KafkaSettings, tmp_pat
         assert value(samples, "tailwatch_panes_held", state="open") == 0  # the input ended: every pane closed
         assert 0 < value(samples, "tailwatch_panes_held", state="closed") <= len(snapshots)
         assert value(samples, "tailwatch_partitions_assigned") == kafka_settings.partitions
+        counted_folded = {dict(labels)["service"]: v for labels, v
+                          in by_label(samples, "tailwatch_folded_records_total").items()
+                          if dict(labels)["endpoint"] == "<unmatched>"}
+        assert counted_folded == dict(folded)
         # what a long-running worker holds, for its operator to watch (see `python -m bench soak`)
         assert value(samples, "tailwatch_producers_held") == 0  # the ingest ended: no producer is running
         assert value(samples, "tailwatch_checkpoint_bytes") > 0

@@ -18,6 +18,7 @@ from agents.publisher import Publisher
 from agents.settings import KafkaSettings
 from agents.sources import file_chunks
 from agents.topics import ensure_topics
+from pipeline.batching import DEFAULT_BATCH_RECORDS
 from pipeline.parsing import LogParser
 from schemas.deadletter import DeadLetter
 from tests.support import read_topic, records_of_batches
@@ -154,3 +155,64 @@ async def test_cli_ingest_stdin_pipe_publishes_before_the_pipe_closes(kafka_sett
     stderr = (await asyncio.wait_for(process.stderr.read(), 60)).decode()
     assert await asyncio.wait_for(process.wait(), 30) == 0, stderr
     assert "published=11" in stderr.strip().splitlines()[-1]
+
+
+def scanner_capture(path: Path) -> Path:
+    """One service: /api/a serves 200s; a scanner tries 30 new paths (404s), then 10 that answer 403."""
+    def event(i: int, route: str, status: int) -> bytes:
+        return orjson.dumps({"outcome": "ok", "scriptName": "factory-api", "eventTimestamp": 1_767_700_800_000 + i,
+                             "logs": [], "exceptions": [],
+                             "event": {"request": {"url": f"https://api.example.com{route}", "method": "GET",
+                                                   "headers": {}}, "response": {"status": status}}}) + b"\n"
+    requests = [("/api/a", 200)] * 5 + [(f"/scan/{word}", 404) for word in ("wp", "env", "git") * 10]
+    requests += [(f"/admin/{chr(97 + i)}", 403) for i in range(10)] + [("/api/a", 404)]
+    path.write_bytes(b"".join(event(i, route, status) for i, (route, status) in enumerate(requests)))
+    return path
+
+
+async def test_cli_ingest_folds_scans_and_caps_endpoints(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    """Records are published with their catalog key (so partitions are by the folded key), the counts are in the
+    summary, and reaching the cap is logged once."""
+    env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": kafka_settings.bootstrap or "",
+           "TAILWATCH_TOPIC_PREFIX": kafka_settings.topic_prefix}
+    capture = scanner_capture(tmp_path / "scans.jsonl")
+    result = subprocess.run([sys.executable, "-m", "agents.cli", "ingest", "--from", str(capture),
+                             "--max-endpoints", "4"], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    summary = result.stderr.strip().splitlines()[-1]
+    assert "published=46" in summary
+    # 7 keys refused; distinct ones are counted up to the cap (the catalog holds no more than that many hashes)
+    assert "folded_unmatched=30 folded_overflow=7 refused_keys=4 services_refused=0" in summary
+    capped = [line for line in result.stderr.splitlines() if "endpoint cap reached" in line]
+    assert len(capped) == 1 and "'factory-api' reached its endpoint cap (4 keys" in capped[0]
+    assert kafka_settings.bootstrap
+    batches = int(summary.split("batches=")[1].split()[0])
+    messages = await read_topic(kafka_settings.bootstrap, kafka_settings.logs_topic, until=batches)
+    records = records_of_batches(messages, kafka_settings.partitions, DEFAULT_BATCH_RECORDS)
+    endpoints = Counter(r["endpoint"] for r in records)
+    assert endpoints == {"/api/a": 6, "<unmatched>": 30, "/admin/a": 1, "/admin/b": 1, "/admin/c": 1,
+                         "<overflow>": 7}
+
+
+def test_cli_max_endpoints_must_be_a_positive_number(sample_capture: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "agents.cli", "parse", str(sample_capture), "--max-endpoints", "0"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--max-endpoints: must be at least 1: 0" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_parse_and_replay_fold_as_ingest_does(tmp_path: Path) -> None:
+    capture = str(scanner_capture(tmp_path / "scans.jsonl"))
+    parsed = subprocess.run([sys.executable, "-m", "agents.cli", "parse", capture, "--max-endpoints", "4"],
+                            capture_output=True, text=True, timeout=60, check=True)
+    endpoints = Counter(orjson.loads(line)["endpoint"] for line in parsed.stdout.splitlines())
+    assert endpoints == {"/api/a": 6, "<unmatched>": 30, "/admin/a": 1, "/admin/b": 1, "/admin/c": 1,
+                         "<overflow>": 7}
+    assert "tailwatch parse: service 'factory-api' reached its endpoint cap" in parsed.stderr
+    assert parsed.stderr.strip().splitlines()[-1].endswith("folded_unmatched=30 folded_overflow=7 refused_keys=4 "
+                                                          "services_refused=0")
+    replayed = subprocess.run([sys.executable, "-m", "agents.cli", "replay", capture, "--metrics", "--max-endpoints",
+                               "4"], capture_output=True, text=True, timeout=60, check=True)
+    totals = {orjson.loads(line)["endpoint"]: orjson.loads(line)["total"] for line in replayed.stdout.splitlines()}
+    assert totals == endpoints
+    assert "folded_unmatched=30 folded_overflow=7" in replayed.stderr.strip().splitlines()[-1]

@@ -79,3 +79,47 @@ def test_a_first_half_without_events_is_no_input_without_events(sample_capture: 
                for record in batch]
     assert records == expected and totals == expected_stats
     assert totals.inputs_without_events == 0 and totals.warnings == [] and totals.rejected == 400
+
+
+def test_the_second_halfs_endpoints_are_decided_after_the_first_halfs(tmp_path: Path) -> None:
+    """The endpoint catalog decides the second half's keys in the parent, after the first half's: `/api/tail`,
+    learned from a 200 just before the cut, keeps its 404s after it, as in the serial reading; `/api/late` first
+    answers 200 in the second half, so its earlier 404s fold into <unmatched> in both readings; and the cap counts
+    the keys of both halves in file order."""
+    import orjson
+
+    from pipeline.endpoint_catalog import EndpointCatalog
+
+    def event(t_ms: int, path: str, status: int) -> bytes:
+        return orjson.dumps({"outcome": "ok", "scriptName": "w", "eventTimestamp": t_ms, "logs": [],
+                             "exceptions": [], "event": {"request": {"url": f"https://x.example{path}",
+                                                                     "method": "GET", "headers": {}},
+                                                         "response": {"status": status}}},
+                            option=orjson.OPT_INDENT_2) + b"\n"
+
+    first = [("/api/learned", 200), ("/api/late", 404), ("/wp-login.php", 404)] * 30 + [("/api/tail", 200)]
+    second = [("/api/tail", 404), ("/api/learned", 404), ("/api/late", 200), ("/api/late", 404), ("/.env", 404)]
+    second += [(f"/new/k{chr(97 + i % 26)}{chr(97 + i // 26)}", 403) for i in range(40)]
+    events = [event(1_767_700_800_000 + i, p, s) for i, (p, s) in enumerate(first + second * 30)]
+    path = tmp_path / "capture.json"
+    path.write_bytes(b"".join(events))
+    cut = sum(map(len, events[:len(first)]))
+    assert object_start_after(path.read_bytes(), cut - 2) == cut  # the child parses from the first /api/tail 404
+
+    def extractor() -> Extractor:
+        return Extractor(catalog=EndpointCatalog(max_endpoints=20))
+
+    serial_extractor = extractor()
+    parser = LogParser("capture.json", serial_extractor)
+    expected = parser.feed(path.read_bytes()).records + parser.finish().records
+    split_extractor = extractor()
+    records = [record for batch in _split_batches(str(path), "capture.json", split_extractor, ParseStats(),
+                                                  (cut - 2) / path.stat().st_size)
+               for record in batch]
+    assert records == expected
+    endpoints = [record["endpoint"] for record in records]
+    assert set(endpoints[:len(first)]) == {"/api/learned", "/api/tail", "<unmatched>"}
+    assert endpoints[len(first):len(first) + 3] == ["/api/tail", "/api/learned", "/api/late"]
+    assert endpoints.count("/api/tail") == 31 and endpoints.count("/api/late") == 60
+    assert "<overflow>" in endpoints  # 40 new keys in the second half, 17 under the cap of 20
+    assert split_extractor.catalog.stats == serial_extractor.catalog.stats

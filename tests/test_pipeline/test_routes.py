@@ -53,7 +53,22 @@ def test_default_table(path: str, endpoint: str) -> None:
 
 
 def test_templates_of_the_spec_are_the_defaults() -> None:
-    assert set(DEFAULT_ROUTE_TEMPLATES) == {f"{TEMPLATES}/:slug", "/api/public/factory/build-specs/:runId"}
+    """The Performance Baselines table's six routes; `templates` gives them as the keys of their exact paths."""
+    specs = "/api/public/factory/build-specs"
+    caps = "/api/public/factory/capabilities"
+    spec_routes = {TEMPLATES, f"{TEMPLATES}/:slug", caps, f"{caps}/free", specs, f"{specs}/:runId"}
+    assert set(DEFAULT_ROUTE_TEMPLATES) == spec_routes
+    assert RouteTable().templates == spec_routes
+    assert RouteTable(["/a/:x/", "//b"]).templates == {"/a/:x", "/b"}
+
+
+@pytest.mark.parametrize("path", ["/api/public/factory/capabilities/free", "/api/public/factory/capabilities/x1y2z3w4",
+                                  "/api/public/factory/capabilities/free/more", "/api/public/factory/build-specs",
+                                  "/api/public/factory/templates/tpl_1/preview"])
+def test_the_static_spec_templates_give_the_keys_shape_normalizing_gives(path: str) -> None:
+    """Static routes as templates only make the catalog keep them: the keys stay what they were."""
+    assert RouteTable().template(path) == RouteTable(["/api/public/factory/templates/:slug",
+                                                      "/api/public/factory/build-specs/:runId"]).template(path)
 
 
 def test_most_specific_template_wins() -> None:

@@ -182,3 +182,63 @@ def test_alert_states_of_older_checkpoints_still_load() -> None:
     restored.import_states(rows)
     state = restored.states[("factory-high-error-rate", "svc", EP)]
     assert state.state == "pending" and state.evaluated_end_ms is None and state.last_breach_end_ms is not None
+
+
+FILTERED = """version: 1
+rules:
+  - name: down-anywhere-but-unmatched
+    condition: success_rate < 0.5
+    severity: CRITICAL
+    exclude: [{endpoint: <unmatched>}, {service: other, endpoint: /api/b}]
+  - name: down-on-unmatched
+    condition: success_rate < 0.5
+    severity: MEDIUM
+    only: [{endpoint: <unmatched>}]
+"""
+
+
+def test_only_and_exclude_choose_the_groups_a_rule_is_evaluated_for(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(FILTERED)
+    groups = [("svc", "<unmatched>"), ("svc", "/api/a"), ("other", "/api/b"), ("svc", "/api/b")]
+    failing = [[r for service, endpoint in groups
+                for r in minute(m, 10, lambda i: 503, endpoint=endpoint, service=service)] for m in range(2)]
+    alerts = replay_alerts(failing, path)
+    fired = {(a["rule"], a["labels"]["service"], a["labels"]["endpoint"]) for a in alerts if a["change"] == "firing"}
+    assert fired == {("down-anywhere-but-unmatched", "svc", "/api/a"), ("down-anywhere-but-unmatched", "svc", "/api/b"),
+                     ("down-on-unmatched", "svc", "<unmatched>")}
+    rules = load_rules(path)
+    engine = RuleEngine(rules.compiled, rules.rule_file, rules.sha256)
+    replay = Replay(lateness_ms=0)
+    for records in failing:
+        engine.on_panes_closed(replay.feed("s", records), replay.store)
+    assert {key for key in engine.states} == {("down-anywhere-but-unmatched", "svc", "/api/a"),
+                                              ("down-anywhere-but-unmatched", "svc", "/api/b"),
+                                              ("down-on-unmatched", "svc", "<unmatched>")}  # no state elsewhere
+
+
+@pytest.mark.parametrize(("item", "line", "message"), [
+    ("exclude: [{path: /x}]", 6, r"rules\[0\].exclude\[0\].path.\[key\]: Input should be 'service' or 'endpoint'"),
+    ("only: [{}]", 6, r"rules\[0\].only: Value error, each item needs at least one label"),
+    ("exclude: {endpoint: x}", 6, r"rules\[0\].exclude: Input should be a valid list"),
+    ("only: [{endpoint: [a]}]", 6, r"rules\[0\].only\[0\].endpoint: Input should be a valid string"),
+])
+def test_only_and_exclude_are_validated_with_file_and_line(tmp_path: Path, item: str, line: int,
+                                                           message: str) -> None:
+    from agents.rules_files import RuleFileError
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nrules:\n  - name: x\n    condition: error_rate > 0.05\n    severity: HIGH\n"
+                   f"    {item}\n")
+    with pytest.raises(RuleFileError, match=rf"bad.yaml:{line}: {message}"):
+        load_rules(bad)
+
+
+def test_the_default_rules_that_page_or_email_skip_the_folded_endpoints() -> None:
+    """The policy of the default rules' header: no rule that can reach PagerDuty or e-mail evaluates <unmatched> or
+    <overflow> (so a rule added later without the exclusion fails here)."""
+    for rule in load_rules().compiled:
+        reach = {channel for tier in rule.tiers for channel in tier.channels}
+        for endpoint in ("<unmatched>", "<overflow>"):
+            evaluated = rule.applies_to({"service": "svc", "endpoint": endpoint})
+            assert not (evaluated and reach & {"pagerduty", "email"}), (rule.spec.name, endpoint)
