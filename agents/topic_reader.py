@@ -39,14 +39,21 @@ async def reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -
 
 async def topic_messages(bootstrap: str, topic: str, idle_s: float = 1.0, follow: bool = False,
                          timeout_s: float = 60.0, from_end: bool = False,
-                         on_ready: Callable[[], None] | None = None) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+                         on_ready: Callable[[], None] | None = None,
+                         from_group: str | None = None) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """`from_end` (with `follow`): skip the history, yield only messages published after the start. `on_ready` is
-    called once the start positions are fixed: a message published after it is read."""
+    called once the start positions are fixed: a message published after it is read. `from_group`: start each
+    partition at that consumer group's committed offset, where it has one."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+                                auto_offset_reset="earliest", group_id=from_group)
     await consumer.start()
     try:
         tps = await assign_whole_topic(consumer, topic, timeout_s)
+        if from_group is not None:
+            for tp in tps:
+                committed = await consumer.committed(tp)
+                if committed is not None:
+                    consumer.seek(tp, committed)
         if from_end:
             await consumer.seek_to_end(*tps)
         ends = {tp: await consumer.position(tp) for tp in tps} if from_end else dict(await consumer.end_offsets(tps))
