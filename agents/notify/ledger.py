@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -36,6 +37,12 @@ MAX_BACKOFF_S = 5.0
 
 def checkpoint_group(topic: str) -> str:
     return f"{topic}.reader"
+
+
+def ledger_partition(key: bytes, partitions: int) -> int:
+    """The ledger topic's partition for a key: the same key always lands in the same partition (what compaction
+    needs), and crc32 costs far less than the default partitioner's pure-Python murmur2."""
+    return zlib.crc32(key) % partitions
 
 
 async def read_ledger(bootstrap: str, topic: str, idle_s: float = 1.0) -> LedgerState:
@@ -59,14 +66,19 @@ class LedgerWriter:
         self._since_restatement = 0
         self._lock = asyncio.Lock()
         self._producer: AIOKafkaProducer | None = None
+        self._committer: AIOKafkaConsumer | None = None  # commits the checkpoint (never fetches)
+        self.partitions = 1  # of the ledger topic, known once started
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, client_id="tailwatch-notify",
                                           acks="all", request_timeout_ms=int(self.attempt_timeout_s * 1000),
-                                          retry_backoff_ms=200, linger_ms=2)
+                                          retry_backoff_ms=200, linger_ms=2, max_batch_size=1 << 20)
         await self._producer.start()
+        self.partitions = len(await self._producer.partitions_for(self.deliveries_topic))
 
     async def stop(self) -> None:
+        if self._committer is not None:
+            await self._committer.stop()
         if self._producer is not None:
             await self._producer.stop()
 
@@ -83,8 +95,17 @@ class LedgerWriter:
                 if step:
                     await self._land(self.deliveries_topic, step)
                     self._since_restatement += len(step)
-            if self._since_restatement > max(RESTATE_AFTER, 2 * self.state.held):
+            if self.restatement_due(0):
                 await self._restate()
+
+    def restatement_due(self, written: int) -> bool:
+        """Whether the ledger should be restated, after `written` more records (by this writer or another)."""
+        self._since_restatement += written
+        return self._since_restatement > max(RESTATE_AFTER, 2 * self.state.held)
+
+    async def restate(self) -> None:
+        async with self._lock:
+            await self._restate()
 
     async def dead_letter(self, letter: NotificationDeadLetter) -> None:
         async with self._lock:
@@ -106,23 +127,25 @@ class LedgerWriter:
 
     async def _commit(self, offsets: dict[int, int]) -> None:
         attempt = 0
+        tps = {TopicPartition(self.deliveries_topic, p): o for p, o in offsets.items()}
         while True:
             attempt += 1
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=checkpoint_group(
-                self.deliveries_topic), enable_auto_commit=False)
             try:
-                await asyncio.wait_for(self._commit_once(consumer, offsets), self.attempt_timeout_s)
+                await asyncio.wait_for(self._commit_once(tps), self.attempt_timeout_s)
                 return
             except (KafkaError, TimeoutError, OSError) as error:
+                committer, self._committer = self._committer, None
+                if committer is not None:
+                    await committer.stop()
                 await self._failed("ledger checkpoint", attempt, error)
-            finally:
-                await consumer.stop()
 
-    async def _commit_once(self, consumer: AIOKafkaConsumer, offsets: dict[int, int]) -> None:
-        await consumer.start()
-        tps = {TopicPartition(self.deliveries_topic, p): o for p, o in offsets.items()}
-        consumer.assign(list(tps))
-        await consumer.commit(tps)
+    async def _commit_once(self, tps: dict[TopicPartition, int]) -> None:
+        if self._committer is None:
+            self._committer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                               group_id=checkpoint_group(self.deliveries_topic))
+            await self._committer.start()
+        self._committer.assign(list(tps))
+        await self._committer.commit(tps)
 
     async def _land(self, topic: str, writes: list[Write]) -> dict[int, int]:
         """Send until every record has landed; the first offset written per partition."""
@@ -136,12 +159,14 @@ class LedgerWriter:
                 await self._failed(topic, attempt, error)
 
     async def _send(self, topic: str, writes: list[Write]) -> dict[int, int]:
-        futures = [await self.producer.send(topic, key=key.encode(), value=value) for key, value in writes]
+        ledger = topic == self.deliveries_topic
+        futures = [await self.producer.send(topic, key=key.encode(), value=value, partition=ledger_partition(
+            key.encode(), self.partitions) if ledger else None) for key, value in writes]
         firsts: dict[int, int] = {}
         for future in futures:
             meta = await future
             firsts.setdefault(meta.partition, meta.offset)
-            if topic == self.deliveries_topic:
+            if ledger:
                 self.state.ends[meta.partition] = max(self.state.ends.get(meta.partition, 0), meta.offset + 1)
         return firsts
 

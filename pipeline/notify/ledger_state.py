@@ -118,16 +118,17 @@ class LedgerState:
     def acknowledge(self, events: list[Acknowledged]) -> tuple[list[list[Write]], list[AlertStatus]]:
         """The writes for acknowledging `events` (in offset order per partition), in steps that must land one after
         the other, and the closed alerts that expired (the router forgets them)."""
-        states: dict[str, AlertState] = {}
+        latest: dict[str, Acknowledged] = {}
         for event in events:
             self.read[event.partition] = max(self.read.get(event.partition, 0), event.offset + 1)
-            status = event.status
-            if status is not None:
-                states[status.fingerprint] = AlertState(
-                    fingerprint=status.fingerprint, open=list(status.open), transition=status.transition,
-                    window_end_ms=status.window_end_ms, source=AlertSource(partition=event.partition,
-                                                                           offset=event.offset))
-                self.clock_ms = max(self.clock_ms, status.window_end_ms)
+            if event.status is not None:
+                latest[event.status.fingerprint] = event
+                self.clock_ms = max(self.clock_ms, event.status.window_end_ms)
+        states = {fingerprint: AlertState(
+            fingerprint=fingerprint, open=list(event.status.open), transition=event.status.transition,
+            window_end_ms=event.status.window_end_ms, source=AlertSource(partition=event.partition,
+                                                                         offset=event.offset))
+            for fingerprint, event in latest.items() if event.status is not None}
         self.alerts.update(states)
         expired = [state for state in self.alerts.values()
                    if not state.open and state.window_end_ms + self.closed_kept_ms < self.clock_ms]
