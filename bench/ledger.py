@@ -16,9 +16,9 @@ import argparse
 import asyncio
 import time
 
-from agents.embedded_broker import EmbeddedBroker
 from aiokafka import AIOKafkaProducer
 
+from agents.embedded_broker import EmbeddedBroker
 from agents.notify.ledger import LedgerWriter, ledger_partition, read_ledger
 from agents.topic_reader import topic_messages
 from agents.topics import TopicSpec, ensure_topics
