@@ -38,7 +38,8 @@ async def read_topic(bootstrap: str, topic: str, until: int | None = None, idle_
             got = 0
             for tp, messages in batch.items():
                 for m in messages:
-                    out.append(Message(tp.partition, m.offset, m.key, orjson.loads(m.value) if m.value is not None else {}))
+                    value = orjson.loads(m.value) if m.value is not None else {}
+                    out.append(Message(tp.partition, m.offset, m.key, value))
                     got += 1
             now = time.monotonic()
             if got:
