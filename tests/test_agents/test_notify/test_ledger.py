@@ -1,12 +1,18 @@
 """The deliveries ledger on a real broker: a write that fails is retried until it lands (the embedded broker
-stopped and started again), and a start-up reads from the last restatement, not the whole history."""
+stopped and started again), a start-up reads from the last restatement, not the whole history, and Apache Kafka
+gets the topic configs that make it compact."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from agents.commands.notify_cmd import LEDGER_TOPIC_CONFIGS, notify_topic_specs
 from agents.embedded_broker import EmbeddedBroker
 from agents.notify import ledger as ledger_module
 from agents.notify.ledger import LedgerWriter, read_ledger
@@ -93,3 +99,20 @@ async def test_start_up_reads_the_last_restatement_not_the_history(kafka_setting
     assert restarted.deliveries == {}
     everything = await read_topic(bootstrap, topic)  # what it would have read without the checkpoint
     assert len(everything) > written  # every record written (and the restatements' copies) is still there
+
+
+@pytest.mark.kafka
+async def test_the_ledger_topic_is_created_for_compaction_on_apache_kafka(apache_kafka: Any) -> None:
+    settings = KafkaSettings(apache_kafka.bootstrap, f"l{uuid.uuid4().hex[:10]}", 2, 1)
+    await ensure_topics(settings.bootstrap or "", notify_topic_specs(settings))
+    admin = AIOKafkaAdminClient(bootstrap_servers=apache_kafka.bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC,
+                                                                  settings.topic("deliveries"))])
+    finally:
+        await admin.close()
+    [resource] = response.resources
+    configs = {entry[0]: entry[1] for entry in resource[4]}
+    assert configs["cleanup.policy"] == "compact"
+    assert {name: configs[name] for name in LEDGER_TOPIC_CONFIGS} == LEDGER_TOPIC_CONFIGS
