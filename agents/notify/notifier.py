@@ -213,6 +213,9 @@ class Notifier:
                     self.router.forget(status)
                 for event in events:
                     event.ack()
+            except Exception:  # a bug: no later event may be acknowledged past these, so acknowledging stops here
+                log.exception("could not acknowledge alert events; no further event will be acknowledged")
+                raise
             finally:
                 self.acking = False
 
