@@ -71,6 +71,7 @@ class Notifier:
         self.ledger = settings.ledger
         self.active = [channel for channel in settings.channels if channel.active]
         self.router = Router({channel.name: channel.send_resolved for channel in self.active})
+        self._loaded_writes = self.ledger.loaded()  # first: it may add alert states (from an older ledger)
         self.router.restore(self.ledger.statuses())
         self.waiting: dict[str, list[EventT[bytes]]] = {}  # delivery key → the events waiting for it
         self.outstanding: dict[int, int] = {}  # id(event) → deliveries it still waits for
@@ -113,7 +114,7 @@ class Notifier:
 
     async def _start(self) -> None:
         await self.writer.start()
-        await self.writer.write(self.ledger.loaded())
+        await self.writer.write(*self._loaded_writes)
         asyncio.get_running_loop().create_task(self._acknowledge(), name="acknowledge")
         self.session = session = aiohttp.ClientSession()
         for channel in self.active:

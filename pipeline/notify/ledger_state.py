@@ -10,6 +10,9 @@ Held (and live on the topic), at most:
 Acknowledging events writes in three steps, each landing before the next: the alerts' states (so that a restart
 past these events routes from them), then the partitions' read offsets (so that these events are skipped),
 then the tombstones of what that made dead. A crash between steps leaves only records that are still true.
+
+A ledger written before alert states existed (outcomes only) gets them at load, replayed from its outcomes, so
+alerts open then still resolve; its outcome records are tombstoned once the read offsets pass them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pipeline.notify.routing import AlertStatus
 from schemas.deliveries import AlertSource, AlertsRead, AlertState, Delivery
 
 CLOSED_KEPT_MS = 3_600_000  # a closed alert's state is kept for an hour of event time after its last event
+UNKNOWN_MS = -1  # the window end of a migrated alert state's last event: unknown, earlier than any
 
 Write = tuple[str, bytes | None]  # (key, value); None: a tombstone
 
@@ -78,10 +82,30 @@ class LedgerState:
         else:
             self.deliveries[key] = Delivery.model_validate_json(value)
 
-    def loaded(self) -> list[Write]:
-        """After loading: the tombstones of deliveries already behind their partition's read offset (left by a
-        crash between the two writes); drops them."""
-        return self._passed_deliveries()
+    def loaded(self) -> list[list[Write]]:
+        """After loading, the writes to make (in steps): the states of alerts known only from delivery records (a
+        ledger written before alert states existed), then the tombstones of deliveries already behind their
+        partition's read offset (a crash between the two writes)."""
+        states: list[Write] = [(alert_state_key(state.fingerprint), _encode(state)) for state in self._migrate()]
+        return [step for step in (states, self._passed_deliveries()) if step]
+
+    def _migrate(self) -> list[AlertState]:
+        """Alert states from the outcomes of partitions without a read offset, oldest first (trigger opens a
+        channel, resolve closes it). Their last transition is left unknown, so no event is taken for stale."""
+        replayed: dict[str, tuple[set[str], AlertSource]] = {}
+        old = sorted((r for r in self.deliveries.values() if r.source.partition not in self.read
+                      and r.fingerprint not in self.alerts), key=lambda r: (r.source.offset, r.key))
+        for record in old:
+            channels, _ = replayed.get(record.fingerprint, (set(), record.source))
+            if record.kind == "trigger":
+                channels.add(record.channel)
+            else:
+                channels.discard(record.channel)
+            replayed[record.fingerprint] = (channels, record.source)
+        migrated = [AlertState(fingerprint=fp, open=sorted(channels), transition="", window_end_ms=UNKNOWN_MS,
+                               source=source) for fp, (channels, source) in replayed.items()]
+        self.alerts.update((state.fingerprint, state) for state in migrated)
+        return migrated
 
     # -- questions ----------------------------------------------------------------------------------------------
 

@@ -115,4 +115,21 @@ def test_a_crash_between_the_read_offset_and_the_tombstones_leaves_records_dropp
     steps, _ = ledger.acknowledge([Acknowledged(0, 0, router.status(routed.deliveries[0].alert.fingerprint))])
     restarted = replay(topic + steps[0] + steps[1])  # the tombstones never landed
     assert len(restarted.deliveries) == 2
-    assert sorted(restarted.loaded()) == sorted(steps[2]) and restarted.deliveries == {}
+    assert restarted.loaded() == [steps[2]] and restarted.deliveries == {}
+
+
+def test_a_ledger_of_outcomes_only_gets_alert_states_so_open_alerts_still_resolve() -> None:
+    router, old = Router(ACTIVE), []  # a ledger written before alert states and read offsets existed
+    fired = router.route(alert())
+    old += [outcome(d.key, 1, 4) for d in fired.deliveries]
+    resolve = Delivery.model_validate({**old[1].model_dump(), "key": "x/resolved@2026-03-01T10:30:00Z/slack-critical",
+                                       "kind": "resolve", "source": {"partition": 1, "offset": 9}})
+    ledger = replay([(record.key, orjson.dumps(record.model_dump())) for record in [*old, resolve]])
+    [states] = ledger.loaded()
+    fingerprint = fired.deliveries[0].alert.fingerprint
+    assert [key for key, _ in states] == [f"{ALERT_PREFIX}{fingerprint}"]
+    restarted = Router(ACTIVE)
+    restarted.restore(ledger.statuses())
+    assert restarted.open == {fingerprint: {"pagerduty"}}  # slack-critical was resolved
+    resolved = restarted.route(alert(change="resolved", window_end="2026-03-01T10:30:00Z"))
+    assert [(d.channel, d.kind) for d in resolved.deliveries] == [("pagerduty", "resolve")]
