@@ -14,11 +14,13 @@ from aiokafka.errors import KafkaConnectionError
 from agents.topics import KafkaUnavailable, connect_admin
 
 
-async def start_consumer(bootstrap: str) -> AIOKafkaConsumer:
-    """A started consumer without a group. An unreachable Kafka gives KafkaUnavailable after the retries every
-    command makes (`cannot reach Kafka at … after N attempts`), not aiokafka's bootstrap error."""
+async def start_consumer(bootstrap: str, group_id: str | None = None) -> AIOKafkaConsumer:
+    """A started consumer (of no group, unless `group_id`: it then reads that group's committed offsets). An
+    unreachable Kafka gives KafkaUnavailable after the retries every command makes (`cannot reach Kafka at …
+    after N attempts`), not aiokafka's bootstrap error."""
     await (await connect_admin(bootstrap)).close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+                                group_id=group_id)
     try:
         await consumer.start()
     except KafkaConnectionError as error:  # gone between the two connections
@@ -55,12 +57,19 @@ async def reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -
 
 async def topic_messages(bootstrap: str, topic: str, idle_s: float = 1.0, follow: bool = False,
                          timeout_s: float = 60.0, from_end: bool = False,
-                         on_ready: Callable[[], None] | None = None) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+                         on_ready: Callable[[], None] | None = None,
+                         from_group: str | None = None) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """`from_end` (with `follow`): skip the history, yield only messages published after the start. `on_ready` is
-    called once the start positions are fixed: a message published after it is read."""
-    consumer = await start_consumer(bootstrap)
+    called once the start positions are fixed: a message published after it is read. `from_group`: start each
+    partition at that consumer group's committed offset, where it has one."""
+    consumer = await start_consumer(bootstrap, from_group)
     try:
         tps = await assign_whole_topic(consumer, topic, timeout_s)
+        if from_group is not None:
+            for tp in tps:
+                committed = await consumer.committed(tp)
+                if committed is not None:
+                    consumer.seek(tp, committed)
         if from_end:
             await consumer.seek_to_end(*tps)
         ends = {tp: await consumer.position(tp) for tp in tps} if from_end else dict(await consumer.end_offsets(tps))

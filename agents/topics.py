@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
@@ -22,6 +22,10 @@ class TopicSpec:
     partitions: int
     replication_factor: int = 1
     compacted: bool = False
+    configs: dict[str, str] = field(default_factory=dict)  # further topic configs (Kafka names)
+
+    def topic_configs(self) -> dict[str, str]:
+        return {**({"cleanup.policy": "compact"} if self.compacted else {}), **self.configs}
 
 
 class KafkaUnavailable(RuntimeError):
@@ -59,8 +63,7 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], attempts: int | 
         if not wanted:
             return []
         new = [
-            NewTopic(spec.name, spec.partitions, spec.replication_factor,
-                     topic_configs={"cleanup.policy": "compact"} if spec.compacted else {})
+            NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.topic_configs())
             for spec in wanted
         ]
         response = await admin.create_topics(new)

@@ -1,5 +1,13 @@
-"""The notifier's records: the deliveries ledger (`<prefix>.deliveries`, compacted, key = the delivery key) and
-notification dead letters (`<prefix>.notify.deadletter`, key = the delivery key)."""
+"""The notifier's records: the deliveries ledger (`<prefix>.deliveries`, compacted) and notification dead letters
+(`<prefix>.notify.deadletter`, key = the delivery key).
+
+The ledger holds three kinds of record, told apart by the key (pipeline/notify/keys.py):
+- `Delivery`, key `fingerprint/transition/channel`: a delivery's final outcome; tombstoned once its alert
+  event is acknowledged;
+- `AlertState`, key `alert/<fingerprint>`: an alert after its last acknowledged event; tombstoned once it is
+  closed and an hour of event time older than the newest acknowledged event;
+- `AlertsRead`, key `read/<partition>`: how far the notifier has handled that alerts-topic partition.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +42,30 @@ class Delivery(BaseModel):
     rule: str
     severity: str
     source: AlertSource
+
+
+class AlertState(BaseModel):
+    """An alert as the notifier left it after its last acknowledged event: a restart routes from here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    v: Literal[1] = 1
+    fingerprint: str
+    open: list[str] = Field(description="the channels that show the alert open (got its trigger, no resolve yet)")
+    transition: str = Field(description="`change@window_end` of its last event; no newer event is stale")
+    window_end_ms: int = Field(description="that event's window end, epoch ms")
+    source: AlertSource
+
+
+class AlertsRead(BaseModel):
+    """Every alert event of one alerts-topic partition before `next_offset` has all its outcomes recorded (and is
+    acknowledged): a notifier in any consumer group skips them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    v: Literal[1] = 1
+    partition: int
+    next_offset: int = Field(ge=0)
 
 
 class NotificationDeadLetter(BaseModel):

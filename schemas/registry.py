@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from schemas.alerts import AlertEvent
 from schemas.channels import ChannelFile
 from schemas.deadletter import DeadLetter
-from schemas.deliveries import Delivery, NotificationDeadLetter
+from schemas.deliveries import AlertsRead, AlertState, Delivery, NotificationDeadLetter
 from schemas.envelopes import LogBatch
 from schemas.factory_log import FactoryLog
 from schemas.metrics import PaneSnapshot
@@ -34,6 +34,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "probe-config": ProbeConfig,  # a probe YAML file
     "channel-file": ChannelFile,  # a channels YAML file
     "delivery": Delivery,  # value on <prefix>.deliveries (compacted; key: the delivery key)
+    "alert-state": AlertState,  # value on <prefix>.deliveries (key: alert/<fingerprint>)
+    "alerts-read": AlertsRead,  # value on <prefix>.deliveries (key: read/<partition>)
     "notification-dead-letter": NotificationDeadLetter,  # value on <prefix>.notify.deadletter
     "rule-test-file": RuleTestFile,  # a rule unit-test YAML file (`tailwatch rules test`)
 }

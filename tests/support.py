@@ -16,7 +16,7 @@ class Message:
     partition: int
     offset: int
     key: bytes | None
-    value: dict
+    value: dict  # {} for a tombstone (a compacted topic's deletion)
 
 
 async def read_topic(bootstrap: str, topic: str, until: int | None = None, idle_s: float = 1.5,
@@ -38,7 +38,8 @@ async def read_topic(bootstrap: str, topic: str, until: int | None = None, idle_
             got = 0
             for tp, messages in batch.items():
                 for m in messages:
-                    out.append(Message(tp.partition, m.offset, m.key, orjson.loads(m.value)))
+                    value = orjson.loads(m.value) if m.value is not None else {}
+                    out.append(Message(tp.partition, m.offset, m.key, value))
                     got += 1
             now = time.monotonic()
             if got:

@@ -32,10 +32,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="consumer group session timeout in s (default 5 on the embedded broker, else 10)")
 
 
+# The deliveries ledger (agents/notify/ledger.py) tombstones what is dead and restates what is live, so a reader
+# never needs more than the last restatement. On Apache Kafka these make compaction actually run: segments roll
+# hourly (the active one is never compacted), a segment is compacted within an hour of being written, and
+# tombstones are dropped an hour after compaction. Tansu ignores them (it does not compact).
+LEDGER_TOPIC_CONFIGS = {"segment.ms": "3600000", "max.compaction.lag.ms": "3600000",
+                        "delete.retention.ms": "3600000", "min.cleanable.dirty.ratio": "0.5"}
+
+
 def notify_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
     return [TopicSpec(settings.topic("alerts"), settings.partitions, settings.replication_factor),
             TopicSpec(settings.topic("deliveries"), settings.partitions, settings.replication_factor,
-                      compacted=True),
+                      compacted=True, configs=LEDGER_TOPIC_CONFIGS),
             TopicSpec(settings.topic("notify.deadletter"), settings.partitions, settings.replication_factor)]
 
 
@@ -60,8 +68,11 @@ def run(args: argparse.Namespace) -> int:
         settings = KafkaSettings(bootstrap, kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
         asyncio.run(ensure_topics(bootstrap, notify_topic_specs(settings)))
         embedded = asyncio.run(is_embedded_broker(bootstrap))
+        reading = time.monotonic()
         ledger = asyncio.run(read_ledger(bootstrap, deliveries_topic(settings)))
-        log.info("deliveries ledger read", extra={"fields": {"deliveries": len(ledger)}})
+        log.info("deliveries ledger read", extra={"fields": {
+            "records_read": ledger.records_read, "deliveries": len(ledger.deliveries),
+            "alerts": len(ledger.alerts), "seconds": round(time.monotonic() - reading, 2)}})
         notifier = Notifier(NotifierSettings(
             settings, channels, ledger, app_id=args.app_id or f"{settings.topic_prefix}-notifier",
             session_timeout_s=args.session_timeout or (5.0 if embedded else 10.0), data_dir=args.data_dir,

@@ -1,10 +1,11 @@
 """The notifier: a Faust agent on the alerts topic that routes each alert event to its channels' workers.
 
-Effectively once: the deliveries ledger (a compacted topic) is read at start; a delivery whose key is in it is
-never sent again. Each outcome is recorded there before the alert event is acknowledged, and events are
-acknowledged only when all their deliveries have an outcome, so a restart re-reads the unfinished ones and
-sends exactly what is missing. The one window left: a crash after a channel accepted a message and before its
-record reached Kafka sends that one message again (PagerDuty de-duplicates it by `dedup_key`).
+Effectively once: the deliveries ledger (a compacted topic, agents/notify/ledger.py) is read at start. Each
+outcome is recorded there before the alert event is acknowledged, and events are acknowledged only when all their
+deliveries have an outcome, and only after the ledger holds their alert's state and the partition's read offset;
+a restart skips the events before that offset, routes from the alerts' states, re-reads the unfinished events and
+sends exactly what has no outcome yet. The one window left: a crash after a channel accepted a message and before
+its record reached Kafka sends that one message again (PagerDuty de-duplicates it by `dedup_key`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from agents.notify.ledger import LedgerWriter
 from agents.notify.senders import Attempt, make_sender
 from agents.settings import KafkaSettings
 from agents.worker_metrics import TailwatchMetrics
-from pipeline.notify.routing import PlannedDelivery, Router
+from pipeline.notify.ledger_state import Acknowledged, LedgerState
+from pipeline.notify.routing import AlertStatus, PlannedDelivery, Router
 from schemas.alerts import AlertEvent
 from schemas.deliveries import AlertSource, Delivery, NotificationDeadLetter
 
@@ -53,7 +55,7 @@ def _iso_now() -> str:
 class NotifierSettings:
     kafka: KafkaSettings
     channels: list[Channel]
-    ledger: dict[str, Delivery]
+    ledger: LedgerState
     app_id: str = "tailwatch-notifier"
     session_timeout_s: float = 5.0
     data_dir: str = "./tailwatch-data"
@@ -66,10 +68,11 @@ class Notifier:
         self.settings = settings
         kafka = settings.kafka
         assert kafka.bootstrap, "the notifier needs a bootstrap address"
-        self.ledger = dict(settings.ledger)
+        self.ledger = settings.ledger
         self.active = [channel for channel in settings.channels if channel.active]
         self.router = Router({channel.name: channel.send_resolved for channel in self.active})
-        self.restored: set[int] = set()
+        self._loaded_writes = self.ledger.loaded()  # first: it may add alert states (from an older ledger)
+        self.router.restore(self.ledger.statuses())
         self.waiting: dict[str, list[EventT[bytes]]] = {}  # delivery key → the events waiting for it
         self.outstanding: dict[int, int] = {}  # id(event) → deliveries it still waits for
         # Events read, per partition in offset order, until acknowledged. Faust commits the first run of consecutive
@@ -77,12 +80,17 @@ class Notifier:
         # slow channel) would commit past it, and a restart would skip it: acks go out in offset order only.
         self.unacked: dict[int, deque[EventT[bytes]]] = {}
         self.finished: set[int] = set()  # id(event) of events finished but not acknowledged yet
+        self.status_after: dict[int, AlertStatus | None] = {}  # id(event) → its alert's status right after it
+        self.to_ack: list[EventT[bytes]] = []  # finished in offset order: acknowledged once the ledger has them
+        self.acking = False
+        self.has_acks = asyncio.Event()
         self.positions: dict[int, int] = {}  # partition → next offset (all before it handled or in flight)
         self.workers: dict[str, ChannelWorker] = {}
         self.started = asyncio.Event()
-        self.writer = LedgerWriter(kafka.bootstrap, deliveries_topic(kafka), notify_deadletter_topic(kafka))
+        self.writer = LedgerWriter(kafka.bootstrap, deliveries_topic(kafka), notify_deadletter_topic(kafka),
+                                   self.ledger)
         self.unavailable_warned: set[str] = set()
-        self.events = self.invalid = self.skipped_done = 0
+        self.events = self.invalid = self.skipped_done = self.already_handled = self.stale = 0
         self._settled_logged: dict[int, int] | None = None
         self.app = faust.App(
             settings.app_id, broker=f"kafka://{kafka.bootstrap}", store="memory://", datadir=settings.data_dir,
@@ -106,6 +114,8 @@ class Notifier:
 
     async def _start(self) -> None:
         await self.writer.start()
+        await self.writer.write(*self._loaded_writes)
+        asyncio.get_running_loop().create_task(self._acknowledge(), name="acknowledge")
         self.session = session = aiohttp.ClientSession()
         for channel in self.active:
             worker = ChannelWorker(channel, make_sender(channel, session), self._on_outcome,
@@ -125,19 +135,8 @@ class Notifier:
             await self.started.wait()  # the ledger writer and the channel workers start with the app
             await self.handle(event)
 
-    def _restore(self, partition: int, first_offset: int) -> None:
-        """Which channels show which alerts open, from the outcomes of this partition's events before the first
-        one delivered now (the later ones are decided again as they are re-read)."""
-        earlier = sorted((record for record in self.ledger.values()
-                          if record.source.partition == partition and record.source.offset < first_offset),
-                         key=lambda record: (record.source.offset, record.key))
-        self.router.restore((record.fingerprint, record.channel, record.kind) for record in earlier)
-        self.restored.add(partition)
-
     async def handle(self, event: EventT[bytes]) -> None:
         message = event.message
-        if message.partition not in self.restored:
-            self._restore(message.partition, message.offset)
         self.events += 1
         self.unacked.setdefault(message.partition, deque()).append(event)
         try:
@@ -147,6 +146,11 @@ class Notifier:
 
     async def _handle(self, event: EventT[bytes]) -> None:
         message = event.message
+        self.status_after[id(event)] = None
+        if self.ledger.handled(message.partition, message.offset):  # before the ledger's read offset: done
+            self.already_handled += 1
+            self._finish(event)
+            return
         try:
             alert = AlertEvent.model_validate_json(event.value or b"")
         except ValidationError as error:
@@ -161,6 +165,10 @@ class Notifier:
             self._finish(event)
             return
         routed = self.router.route(alert)
+        if routed.stale:
+            self.stale += 1
+        else:
+            self.status_after[id(event)] = self.router.status(alert.fingerprint)
         for name in routed.unavailable:
             if name not in self.unavailable_warned:
                 self.unavailable_warned.add(name)
@@ -168,7 +176,7 @@ class Notifier:
                             extra={"fields": {"channel": name, "rule": alert.rule}})
         todo = []
         for delivery in routed.deliveries:
-            if delivery.key in self.ledger:
+            if self.ledger.has(delivery.key):
                 self.skipped_done += 1
                 continue
             todo.append(delivery)
@@ -188,7 +196,29 @@ class Notifier:
         while queue and id(queue[0]) in self.finished:
             head = queue.popleft()
             self.finished.discard(id(head))
-            head.ack()
+            self.to_ack.append(head)
+            self.has_acks.set()
+
+    async def _acknowledge(self) -> None:
+        """Acknowledge finished events once the ledger holds their alerts' states and read offsets."""
+        while True:
+            await self.has_acks.wait()
+            self.has_acks.clear()
+            events, self.to_ack = self.to_ack, []
+            self.acking = True
+            try:
+                steps, expired = self.ledger.acknowledge([Acknowledged(
+                    e.message.partition, e.message.offset, self.status_after.pop(id(e), None)) for e in events])
+                await self.writer.write(*steps)
+                for status in expired:
+                    self.router.forget(status)
+                for event in events:
+                    event.ack()
+            except Exception:  # a bug: no later event may be acknowledged past these, so acknowledging stops here
+                log.exception("could not acknowledge alert events; no further event will be acknowledged")
+                raise
+            finally:
+                self.acking = False
 
     async def _on_outcome(self, channel: Channel, group: list[PlannedDelivery], outcome: Outcome, attempts: int,
                           result: Attempt) -> None:
@@ -206,9 +236,8 @@ class Notifier:
                     key=delivery.key, channel=channel.name, kind=delivery.kind, attempts=attempts,
                     reason=result.reason, last_status=result.status, failed_at=finished,
                     alert=delivery.alert.model_dump(mode="json")))
-        await self.writer.record(records)
+        await self.writer.write(self.ledger.record(records))
         for record in records:
-            self.ledger[record.key] = record
             for event in self.waiting.pop(record.key, []):
                 left = self.outstanding.get(id(event), 0) - 1
                 self.outstanding[id(event)] = left
@@ -217,7 +246,8 @@ class Notifier:
 
     @property
     def settled(self) -> bool:
-        return self.started.is_set() and not self.waiting and all(worker.idle for worker in self.workers.values())
+        return (self.started.is_set() and not self.waiting and not self.to_ack and not self.acking
+                and all(worker.idle for worker in self.workers.values()))
 
     async def _log_settled(self) -> None:
         """Say when every alert read so far has all its outcomes (`tailwatch run --exit-when-done` waits for it)."""
@@ -226,5 +256,9 @@ class Notifier:
             log.info("deliveries settled", extra={"fields": {
                 "positions": {str(p): o for p, o in sorted(self.positions.items())}, "events": self.events,
                 "invalid": self.invalid, "already_delivered": self.skipped_done,
+                "already_handled": self.already_handled, "stale": self.stale,
+                "ledger": {"deliveries": len(self.ledger.deliveries), "alerts": len(self.ledger.alerts),
+                           "router_alerts": self.router.alerts_held, "restatements": self.writer.restatements,
+                           "write_failures": self.writer.failures},
                 "channels": {name: {"sent": w.sent, "retried": w.retried, "dead_lettered": w.dead}
                              for name, w in self.workers.items()}}})

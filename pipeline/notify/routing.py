@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pipeline.notify.keys import delivery_key, transition_of
+from pipeline.timestamps import iso_to_ms
 from schemas.alerts import AlertEvent
 from schemas.deliveries import DeliveryKind
 
@@ -31,6 +32,21 @@ class Routed:
     deliveries: list[PlannedDelivery]
     unavailable: list[str] = field(default_factory=list)  # channels named by the alert that are not active
     inhibited: bool = False
+    stale: bool = False  # no newer than the alert's last event: changes nothing
+
+
+@dataclass(frozen=True)
+class AlertStatus:
+    """One alert as the router knows it after an event: the channels that show it open, its last transition."""
+
+    fingerprint: str
+    open: tuple[str, ...]
+    transition: str
+    window_end_ms: int
+
+    @property
+    def closed(self) -> bool:
+        return not self.open
 
 
 class Router:
@@ -38,23 +54,45 @@ class Router:
         """`send_resolved`: every active channel, and whether it gets resolves."""
         self.send_resolved = dict(send_resolved)
         self.open: dict[str, set[str]] = {}
+        self.last: dict[str, tuple[int, str]] = {}  # fingerprint → (window end ms, transition) of its last event
 
-    def restore(self, decisions: Iterable[tuple[str, str, DeliveryKind]]) -> None:
-        """Replay earlier outcomes (fingerprint, channel, kind), oldest first."""
-        for fingerprint, channel, kind in decisions:
-            channels = self.open.setdefault(fingerprint, set())
-            if kind == "trigger":
-                channels.add(channel)
+    def restore(self, statuses: Iterable[AlertStatus]) -> None:
+        for status in statuses:
+            self.last[status.fingerprint] = (status.window_end_ms, status.transition)
+            if status.open:
+                self.open[status.fingerprint] = set(status.open)
             else:
-                channels.discard(channel)
-            if not channels:
-                del self.open[fingerprint]
+                self.open.pop(status.fingerprint, None)
+
+    def status(self, fingerprint: str) -> AlertStatus | None:
+        """The alert's state now (None: never routed, or forgotten)."""
+        last = self.last.get(fingerprint)
+        if last is None:
+            return None
+        return AlertStatus(fingerprint, tuple(sorted(self.open.get(fingerprint, ()))), last[1], last[0])
+
+    def forget(self, status: AlertStatus) -> bool:
+        """Drop a closed alert whose last event is still `status`'s (the ledger expired it); whether it did."""
+        if status.fingerprint in self.open or self.last.get(status.fingerprint) != (status.window_end_ms,
+                                                                                       status.transition):
+            return False
+        del self.last[status.fingerprint]
+        return True
+
+    @property
+    def alerts_held(self) -> int:
+        return len(self.last)
 
     def route(self, alert: AlertEvent) -> Routed:
         fingerprint = alert.fingerprint
         transition = transition_of(alert)
-        opened = self.open.get(fingerprint, set())
         unavailable = [name for name in alert.channels if name not in self.send_resolved]
+        window_end_ms = iso_to_ms(alert.provenance.window_end)
+        last = self.last.get(fingerprint)
+        if last is not None and (window_end_ms < last[0] or (window_end_ms, transition) == last):
+            return Routed([], unavailable, stale=True)
+        self.last[fingerprint] = (window_end_ms, transition)
+        opened = self.open.get(fingerprint, set())
         planned: list[tuple[str, DeliveryKind]] = []
         if alert.state == "resolved":
             planned = [(name, "resolve") for name in sorted(opened)]

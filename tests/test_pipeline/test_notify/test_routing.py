@@ -55,22 +55,51 @@ def test_channels_without_send_resolved_get_no_resolve_but_pagerduty_always_does
     assert plan(router, change="resolved", window_end="2026-03-01T10:30:00Z") == [("pagerduty", "resolve")]
 
 
-def test_keys_tell_transitions_apart_and_a_duplicate_event_has_the_same_keys() -> None:
+def test_keys_tell_transitions_apart_and_a_duplicate_event_is_stale() -> None:
     router = Router(ACTIVE)
     first = [d.key for d in router.route(alert()).deliveries]
-    duplicate = [d.key for d in router.route(alert()).deliveries]
-    assert first == duplicate
+    duplicate = router.route(alert())
+    assert duplicate.stale and duplicate.deliveries == []
     router.route(alert(change="resolved", window_end="2026-03-01T10:30:00Z"))
     again = [d.key for d in router.route(alert(window_end="2026-03-01T11:10:00Z")).deliveries]
     assert set(again).isdisjoint(first)
 
 
-def test_restore_replays_outcomes_so_a_restart_resolves_what_was_open() -> None:
-    fingerprint = alert().fingerprint
+def test_events_published_again_out_of_order_are_stale_and_change_nothing() -> None:
     router = Router(ACTIVE)
-    router.restore([(fingerprint, "pagerduty", "trigger"), (fingerprint, "slack-critical", "trigger"),
-                    (fingerprint, "slack-critical", "resolve")])
-    assert plan(router, change="resolved", window_end="2026-03-01T10:30:00Z") == [("pagerduty", "resolve")]
+    plan(router)
+    plan(router, change="resolved", window_end="2026-03-01T10:30:00Z")
+    replayed = router.route(alert())  # the worker published fire, resolve again: the old firing is stale
+    assert replayed.stale and replayed.deliveries == []
+    assert router.open == {}
+    status = router.status(alert().fingerprint)
+    assert status is not None and status.closed and status.transition == "resolved@2026-03-01T10:30:00Z"
+
+
+def test_restore_from_statuses_so_a_restart_resolves_what_was_open() -> None:
+    router = Router(ACTIVE)
+    plan(router)
+    status = router.status(alert().fingerprint)
+    assert status is not None and status.open == ("pagerduty", "slack-critical")
+    restarted = Router(ACTIVE)
+    restarted.restore([status])
+    assert restarted.route(alert()).stale  # its last event again
+    assert plan(restarted, change="resolved", window_end="2026-03-01T10:30:00Z") == [
+        ("pagerduty", "resolve"), ("slack-critical", "resolve")]
+
+
+def test_forget_drops_a_closed_alert_only_while_its_last_event_is_the_one_expired() -> None:
+    router = Router(ACTIVE)
+    plan(router)
+    assert not router.forget(router.status(alert().fingerprint))  # type: ignore[arg-type]  # open: kept
+    plan(router, change="resolved", window_end="2026-03-01T10:30:00Z")
+    closed = router.status(alert().fingerprint)
+    assert closed is not None
+    plan(router, window_end="2026-03-01T11:10:00Z")  # fired again since: not forgotten
+    assert not router.forget(closed) and router.alerts_held == 1
+    plan(router, change="resolved", window_end="2026-03-01T11:30:00Z")
+    again = router.status(alert().fingerprint)
+    assert again is not None and router.forget(again) and router.alerts_held == 0
 
 
 def silenced(**kwargs: object) -> AlertEvent:
