@@ -27,6 +27,7 @@ from faust.types import TP, EventT
 
 from agents.alert_silences import SilenceFeed
 from agents.dashboard import attach_dashboard
+from agents.faust_web import BUILT_IN_VIEWS_OFF
 from agents.fetch_wait import keep_fetch_wait_short
 from agents.worker_metrics import TailwatchMetrics
 from agents.worker_state import PartitionContext, PartitionState, PromptTableManager, WorkerSettings, published_ms
@@ -81,6 +82,7 @@ class MetricsWorker:
             web_port=settings.web_port or 6066,
             web_host="127.0.0.1",
             web_bind=settings.web_bind,
+            **BUILT_IN_VIEWS_OFF,
             producer_acks=-1,
             stream_wait_empty=False,  # unacked events are simply delivered again after a restart
             consumer_max_fetch_size=8 << 20,

@@ -21,6 +21,7 @@ import faust
 from faust.types import EventT
 from pydantic import ValidationError
 
+from agents.faust_web import BUILT_IN_VIEWS_OFF
 from agents.fetch_wait import keep_fetch_wait_short
 from agents.notify.config import Channel
 from agents.notify.delivery import ChannelWorker, Outcome
@@ -93,6 +94,7 @@ class Notifier:
             consumer_auto_offset_reset="earliest", topic_disable_leader=True,
             web_enabled=settings.web_port is not None, web_port=settings.web_port or 6067,
             web_host="127.0.0.1", web_bind=settings.web_bind,
+            **BUILT_IN_VIEWS_OFF,
             producer_acks=-1, stream_wait_empty=False, broker_commit_interval=0.5)
         self.alerts = self.app.topic(kafka.topic("alerts"), value_type=bytes, key_type=bytes,
                                      value_serializer="raw", key_serializer="raw", partitions=kafka.partitions)
