@@ -141,7 +141,16 @@ def run_worker(worker: MetricsWorker, stall_s: float = 30.0) -> int:
                                                    "partitions": sorted(tp.partition for tp in
                                                                         app.consumer.assignment())}})
 
-    faust_worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False,
-                                override_logging=False)
+    class CheckpointingWorker(faust.Worker):
+        async def on_stop(self) -> None:  # SIGTERM or SIGINT: runs before the app (consumer, table) stops
+            if self.crash_reason is None and app.crash_reason is None:  # not after a crash: the state may be torn
+                try:
+                    await worker.checkpoint_on_stop()
+                except Exception:  # the stop goes on: what is not checkpointed is read again after a restart
+                    log.exception("checkpoint on stop failed")
+            await super().on_stop()
+
+    faust_worker = CheckpointingWorker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False,
+                                       override_logging=False)
     faust_worker.execute_from_commandline()
     return 0
