@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_web_args(parser: argparse.ArgumentParser) -> None:
     """--web-port and friends: /health and /metrics (agents/health.py); `tailwatch run` passes them on."""
     parser.add_argument("--web-port", type=int, default=None,
-                        help="serve /health and /metrics (and Faust's web endpoints) on this port")
+                        help="serve /health, /metrics and /dashboard on this port (Faust's own views are off)")
     parser.add_argument("--web-bind", default=os.environ.get("TAILWATCH_WEB_BIND", "127.0.0.1"),
                         help="interface the web server binds (default 127.0.0.1; 0.0.0.0 in a container)")
     parser.add_argument("--max-lag", type=int, default=HealthLimits.max_lag_messages,
