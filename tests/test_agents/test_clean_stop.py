@@ -35,6 +35,7 @@ from tests.receivers import HttpReceiver, Reply
 from tests.support import read_topic
 from tests.test_agents.test_notify.channels import SLACK_SECRET_PATH, channel_env, channel_file
 from tests.test_agents.test_notify.test_notifier import keys_of, publish, start
+from tests.test_agents.test_wrangler_tail import FAKE_WRANGLER
 from tests.test_agents.worker_web import WebWorker, value, wait_for
 
 pytestmark = pytest.mark.integration
@@ -84,8 +85,9 @@ def port_free(port: int) -> bool:
 class Parent:
     """A `tailwatch` command that starts children, its log in a file."""
 
-    def __init__(self, log: Path, *args: str) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("TAILWATCH_KAFKA_BOOTSTRAP", "TAILWATCH_LOG_LEVEL")}
+    def __init__(self, log: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in ("TAILWATCH_KAFKA_BOOTSTRAP", "TAILWATCH_LOG_LEVEL")
+               } | (env or {})
         env["TMPDIR"] = str(log.parent)  # what a killed parent cannot remove stays in the test's directory
         self.log_path = log
         self.children: list[Process] = []
@@ -142,10 +144,10 @@ async def get_status(port: int, path: str) -> int:
         return response.status
 
 
-def stop_and_check(parent: Parent, signum: int, ports: list[int]) -> None:
+def stop_and_check(parent: Parent, signum: int, ports: list[int], children_count: int = 3) -> None:
     """Send `signum` to the parent; then none of the children it had remains, and every port is free."""
     parent.children = children = children_of(parent.process.pid)
-    assert len(children) == 3, children  # broker, worker, notifier
+    assert len(children) == children_count, children  # broker, worker, notifier
     parent.process.send_signal(signum)
     code = parent.process.wait(STOP_TIMEOUT_S)
     if signum == signal.SIGKILL:
@@ -262,3 +264,20 @@ async def test_a_stopped_notifier_finishes_the_send_in_flight(kafka_settings: Ka
         assert len(ledger) == 4
     assert await committed(kafka_settings, kafka_settings.topic("alerts"), f"{kafka_settings.topic_prefix}-notifier",
                            list(positions)) == positions
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["TERM", "KILL"])
+def test_ingest_stops_its_wrangler_tail_and_broker(signum: int, tmp_path: Path) -> None:
+    """`ingest --wrangler` (here a fake wrangler that prints nothing and waits) on the embedded broker: a killed
+    ingest does not leave `wrangler tail` waiting for events forever, nor the broker."""
+    script = tmp_path / "wrangler"
+    script.write_text(FAKE_WRANGLER)
+    script.chmod(0o755)
+    (tmp_path / "state").mkdir()
+    parent = Parent(tmp_path / "ingest.log", "ingest", "--wrangler", "gateway",
+                    env={"TAILWATCH_WRANGLER": str(script), "FAKE_WRANGLER_DIR": str(tmp_path / "state")})
+    try:
+        parent.wait_for("embedded broker started", "wrangler tail started")
+        stop_and_check(parent, signum, [parent.broker_port()], children_count=2)
+    finally:
+        parent.close()
