@@ -333,7 +333,7 @@ class MetricsWorker:
         topic = self.settings.kafka.logs_topic
         saved = {}
         for partition, state in list(self.partitions.items()):
-            if state.applied_offset > state.checkpoint_offset or state.unacked:
+            if state.operator.applied_offset > state.checkpoint_offset or state.unacked:
                 context = PartitionContext(topic, partition)  # held: the table keeps only a weak reference
                 token = _current_event.set(weakref.ref(context))  # type: ignore[arg-type]
                 try:
