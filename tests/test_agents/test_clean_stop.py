@@ -201,25 +201,15 @@ async def test_a_stopped_worker_checkpoints_and_commits_what_it_applied(kafka_se
                                                                         sample_capture: Path, tmp_path: Path) -> None:
     """Records that are in no checkpoint yet (an open input: no final batch, and the periodic checkpoint comes
     with a later message) are checkpointed on SIGTERM and their offsets committed, so a restart starts there."""
-    bootstrap = kafka_settings.bootstrap or ""
-    capture = disordered_capture(sample_capture, tmp_path / "capture.json", copies=20)
+    capture = disordered_capture(sample_capture, tmp_path / "capture.json", copies=200)
     worker = WebWorker(kafka_settings, tmp_path / "worker")
     try:
         await worker.wait_ready()
-        await ensure_topics(bootstrap, log_topic_specs(kafka_settings))
-        publisher = Publisher(bootstrap, kafka_settings.logs_topic, kafka_settings.deadletter_topic,
-                              idempotent=False)
-        await publisher.start()
-        try:
-            await Ingestor(publisher, kafka_settings.partitions).ingest_chunks(
-                str(capture), file_chunks(capture), stream="files", final=False)
-        finally:
-            await publisher.stop()
-        logs = await read_topic(bootstrap, kafka_settings.logs_topic)
-        last = {m.partition: max(n.offset for n in logs if n.partition == m.partition) for m in logs}
+        last = await ingest_open_input(kafka_settings, capture, idempotent=False)
 
         async def applied() -> bool:
-            return value(await worker.metrics(), "tailwatch_batch_processing_seconds_count") >= len(logs)
+            return value(await worker.metrics(), "tailwatch_batch_processing_seconds_count") >= sum(
+                offset + 1 for offset in last.values())
 
         await wait_for(applied, 60, "the worker to apply every message")
         worker.process.send_signal(signal.SIGTERM)
@@ -246,7 +236,8 @@ async def committed(settings: KafkaSettings, topic: str, group: str, partitions:
 async def test_a_stopped_notifier_finishes_the_send_in_flight(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
     """SIGTERM while a Slack message is in flight: the notifier waits for the answer, records the delivery and
     acknowledges its alert, and the offsets are committed as it stops: a restart reads none of them again."""
-    events = [alert_event(endpoint=f"/api/e{i}", channels=["slack-critical"]) for i in range(4)]
+    events: list[dict[str, Any] | bytes] = [alert_event(endpoint=f"/api/e{i}", channels=["slack-critical"])
+                                            for i in range(4)]
     positions = await publish(kafka_settings, events)
     with HttpReceiver() as http:
         http.program(SLACK_SECRET_PATH, *[Reply(delay_s=0.1)] * 3, Reply(delay_s=2.0))
@@ -293,3 +284,59 @@ def test_the_embedded_brokers_output_goes_to_a_private_directory(tmp_path: Path)
         assert log.parent.stat().st_mode & 0o777 == 0o700
         assert log.parent.stat().st_uid == os.getuid()
     assert not log.parent.exists()  # removed with it
+
+
+@pytest.mark.kafka
+async def test_a_worker_stopped_by_sigterm_resumes_where_it_stopped(apache_kafka: Any, sample_capture: Path,
+                                                                    tmp_path: Path) -> None:
+    """On Apache Kafka (the embedded broker cannot recover changelogs): a worker stopped by SIGTERM mid-input
+    and started again restores every partition at the last message it had applied, so it reads and sends
+    nothing twice."""
+    settings = KafkaSettings(apache_kafka.bootstrap, f"s{int(time.time() * 1000) % 10**9}", 4, 1)
+    capture = disordered_capture(sample_capture, tmp_path / "capture.json", copies=200)
+    first = WebWorker(settings, tmp_path / "first", app_id="resume")
+    try:
+        await first.wait_ready(120)
+        last = await ingest_open_input(settings, capture)
+
+        async def applied() -> bool:
+            return value(await first.metrics(), "tailwatch_batch_processing_seconds_count") >= sum(
+                offset + 1 for offset in last.values())
+
+        await wait_for(applied, 60, "the worker to apply every message")
+        first.process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(first.process.wait, STOP_TIMEOUT_S) == 0
+    finally:
+        first.kill()
+    second = WebWorker(settings, tmp_path / "second", app_id="resume")
+    try:
+        await second.wait_ready(120)
+
+        async def restored() -> bool:
+            return len(restored_offsets(second.log_text())) == len(last)
+
+        await wait_for(restored, 60, "every partition's state to be restored")
+        assert restored_offsets(second.log_text()) == last
+        assert value(await second.metrics(), "tailwatch_batch_processing_seconds_count") == 0  # nothing read again
+    finally:
+        second.kill()
+
+
+def restored_offsets(log: str) -> dict[int, int]:
+    return {fields["partition"]: fields["offset"] for fields in
+            (orjson.loads(line)["fields"] for line in log.splitlines() if '"partition state restored"' in line)}
+
+
+async def ingest_open_input(settings: KafkaSettings, capture: Path, idempotent: bool | None = None) -> dict[int, int]:
+    """Publish the capture without its final batch (the input stays open); the last offset per partition."""
+    bootstrap = settings.bootstrap or ""
+    await ensure_topics(bootstrap, log_topic_specs(settings))
+    publisher = Publisher(bootstrap, settings.logs_topic, settings.deadletter_topic, idempotent=idempotent)
+    await publisher.start()
+    try:
+        await Ingestor(publisher, settings.partitions).ingest_chunks(str(capture), file_chunks(capture),
+                                                                     stream="files", final=False)
+    finally:
+        await publisher.stop()
+    logs = await read_topic(bootstrap, settings.logs_topic)
+    return {m.partition: max(n.offset for n in logs if n.partition == m.partition) for m in logs}
