@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from agents.logs import setup_logging
+from agents.parent_watch import watch_parent
 
 # Each command's module (`agents.commands.<module>`), imported only when that command runs (start-up time: the
 # modules pull in pydantic schemas, aiokafka, Faust …) or when the whole help is asked for.
@@ -65,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(command_in(argv)).parse_args(argv)
     setup_logging(args.log_level, service=f"tailwatch-{args.command}")
+    watch_parent()  # a child of another tailwatch command stops when that one is gone
     runner: Callable[[argparse.Namespace], int] = args.run
     if getattr(args, "actions", None) and args.action is None:  # `tailwatch rules`: its actions, a usage error
         from agents.commands.common import EXIT_USAGE, actions_text  # noqa: PLC0415

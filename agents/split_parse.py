@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import orjson
 
+from agents.child_process import death_signal_preexec
 from agents.sources import CHUNK_BYTES, chunks_of, damage_of
 from pipeline.extract import Extractor
 from pipeline.framing import object_start_after
@@ -109,7 +111,9 @@ def _split_batches(path: str, source: str, extractor: Extractor, totals: ParseSt
     parser = LogParser(source, extractor)
     tail = None
     if cut >= 0:
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        # SIGKILL when this process dies (its result would have no reader); nothing of it needs flushing.
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=death_signal_preexec(signal.SIGKILL))
         try:
             tail = pool.submit(_parse_from, path, source, extractor, cut)
         finally:

@@ -27,6 +27,7 @@ from faust.types import TP, EventT
 
 from agents.alert_silences import SilenceFeed
 from agents.dashboard import attach_dashboard
+from agents.faust_web import BUILT_IN_VIEWS_OFF
 from agents.fetch_wait import keep_fetch_wait_short
 from agents.worker_metrics import TailwatchMetrics
 from agents.worker_state import PartitionContext, PartitionState, PromptTableManager, WorkerSettings, published_ms
@@ -81,6 +82,7 @@ class MetricsWorker:
             web_port=settings.web_port or 6066,
             web_host="127.0.0.1",
             web_bind=settings.web_bind,
+            **BUILT_IN_VIEWS_OFF,
             producer_acks=-1,
             stream_wait_empty=False,  # unacked events are simply delivered again after a restart
             consumer_max_fetch_size=8 << 20,
@@ -322,6 +324,25 @@ class MetricsWorker:
             log.info("input fully processed", extra={"fields": {
                 "records": self.records_in, "late": self.late, "snapshots": self.snapshots_sent,
                 "alerts": self.alerts_sent, "partitions": sorted(mine)}})
+
+    async def checkpoint_on_stop(self) -> None:
+        """On an orderly stop, before Faust stops the consumer and the table: no more messages for the agent, and a
+        checkpoint of every partition holding messages not in one yet, which acknowledges them (Faust commits
+        their offsets as it stops), so a restart resumes exactly here and sends nothing again. The state is whole
+        between awaits (a message is applied and its outputs queued without one), so any moment will do."""
+        self.app.consumer.stop_flow()
+        topic = self.settings.kafka.logs_topic
+        saved = {}
+        for partition, state in list(self.partitions.items()):
+            if state.operator.applied_offset > state.checkpoint_offset or state.unacked:
+                context = PartitionContext(topic, partition)  # held: the table keeps only a weak reference
+                token = _current_event.set(weakref.ref(context))  # type: ignore[arg-type]
+                try:
+                    self._checkpoint(partition, state)
+                finally:
+                    _current_event.reset(token)
+                saved[str(partition)] = state.checkpoint_offset
+        log.info("checkpointed on stop", extra={"fields": {"partitions": saved}})
 
     def _checkpoint(self, partition: int, state: PartitionState) -> None:
         operator = state.operator

@@ -14,6 +14,7 @@ import os
 import shlex
 from collections.abc import Sequence
 
+from agents.child_process import death_signal_preexec
 from agents.ingest import Ingestor, reader_chunks
 
 log = logging.getLogger("tailwatch.wrangler")
@@ -66,9 +67,9 @@ class WranglerTail:
             delay = min(delay * 2, self.backoff_max_s)
 
     async def _run_once(self, stop: asyncio.Event) -> int:
-        process = await asyncio.create_subprocess_exec(
+        process = await asyncio.create_subprocess_exec(  # it dies with ingest, even a killed one
             *self.argv(), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
+            stderr=asyncio.subprocess.PIPE, preexec_fn=death_signal_preexec())
         self.runs += 1
         log.info("wrangler tail started", extra={"fields": {"worker": self.worker, "pid": process.pid}})
         assert process.stdout is not None and process.stderr is not None

@@ -4,7 +4,6 @@ through the whole live pipeline, and the alerts it raised are shown as a timelin
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import tempfile
 import time
@@ -12,10 +11,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from agents.commands.run import run_pipeline
+from agents.commands.run import run_pipeline, run_until_stopped
 from agents.embedded_broker import BrokerError, kafka_bootstrap
 from agents.rules_files import DEFAULT_RULES, load_rules
 from agents.settings import KafkaSettings
+from agents.stop_signals import StopSignals
 from agents.topics import KafkaUnavailable
 from pipeline.batching import DEFAULT_LATENESS_MS
 from pipeline.synthetic import DEMO_INCIDENTS, DEMO_START_MS, demo_events, render_capture
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         start = (incident.start_ms - DEMO_START_MS) // 60_000
         end = (incident.end_ms - DEMO_START_MS) // 60_000
         print(f"  minutes {start:2}-{end:2}  {incident.kind:12} {incident.endpoint}")
-    with tempfile.TemporaryDirectory(prefix="tailwatch-demo-") as scratch:
+    with StopSignals() as stop, tempfile.TemporaryDirectory(prefix="tailwatch-demo-") as scratch:
         capture = args.keep or Path(scratch) / "demo-capture.json"
         events = write_capture(capture, args.seed)
         print(f"\n{events} events written to {capture}; running ingest → Kafka (embedded) → worker → alerts …",
@@ -73,13 +73,13 @@ def run(args: argparse.Namespace) -> int:
                                       lateness_ms=DEFAULT_LATENESS_MS, route=[])
         alerts: list[dict[str, Any]] = []
         try:
-            with kafka_bootstrap(None) as bootstrap:
+            with kafka_bootstrap(None) as bootstrap:  # the broker stops after the worker and the notifier
                 settings = KafkaSettings(bootstrap, "demo", 4, 1)
-                code = asyncio.run(run_pipeline(run_args, settings, alerts))
+                code = run_until_stopped(run_pipeline(run_args, settings, alerts, stop), stop)
         except (KafkaUnavailable, BrokerError) as error:
             print(f"tailwatch demo: {error}", file=sys.stderr)
             return 3
-    if code:
+    if code or stop.requested:  # stopped by a signal: 0 after a clean stop, and no timeline
         return code
     show(alerts, args.all)
     print(f"\n{len(alerts)} alert transitions on the alerts topic in {time.monotonic() - started:.0f} s. "

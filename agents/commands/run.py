@@ -6,24 +6,29 @@ published are printed as JSON Lines on stdout. With `--exit-when-done` it exits 
 processed and every alert has its delivery outcomes; without it, it keeps running (and keeps printing new
 alerts) until stopped. With `--web-port P` the worker serves /health and /metrics on P and the notifier on
 `--notify-web-port` (default P + 1).
+
+SIGTERM or SIGINT stops it in order (ingest, worker, notifier, broker; see `run_pipeline`) and it exits 0, or 1
+when a child had to be killed after its grace period. Its children die with it even when it is killed
+(`agents/child_process.py`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import subprocess
 import sys
 import tempfile
 import threading
+import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
 
-from agents.child_process import stop_child
+from agents.child_process import spawn, stop_child
 from agents.commands.common import (
     add_kafka_args,
     add_route_args,
@@ -42,11 +47,14 @@ from agents.publisher import Publisher
 from agents.rules_files import DEFAULT_RULES, RuleFileError, load_rules
 from agents.settings import KafkaSettings
 from agents.sources import chunks_of, source_name
+from agents.stop_signals import StopSignals
 from agents.topic_reader import topic_messages
 from agents.topics import KafkaUnavailable, ensure_topics, is_embedded_broker
 from pipeline.batching import DEFAULT_LATENESS_MS
 
 DONE_TIMEOUT_S = 1800.0
+
+log = logging.getLogger("tailwatch.run")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +95,7 @@ class WorkerProcess:
         self.ready = threading.Event()
         self.quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
         self.done = threading.Event()
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [sys.executable, "-m", "agents.cli", "worker",
              "--topic-prefix", settings.topic_prefix,
              "--partitions", str(settings.partitions), "--rules", rules, "--data-dir", data_dir,
@@ -107,8 +115,9 @@ class WorkerProcess:
         self.ready.set()
         self.done.set()
 
-    def stop(self) -> None:
-        stop_child(self.process)
+    def stop(self) -> bool:
+        """SIGTERM (it checkpoints what it holds), SIGKILL after the grace period; True when it stopped by itself."""
+        return stop_child(self.process)
 
 
 def log_level() -> str:
@@ -122,9 +131,15 @@ async def _wait(event: threading.Event, timeout_s: float) -> bool:
 
 
 async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings,
-                       alerts_out: list[dict[str, Any]] | None = None) -> int:
+                       alerts_out: list[dict[str, Any]] | None = None, stop: StopSignals | None = None) -> int:
     """Run the pipeline on `args.files`. With `args.exit_when_done`, the alerts go to `alerts_out` when given
-    (else stdout, as JSON Lines) in `alert_order`; without it, they are printed as they come until stopped."""
+    (else stdout, as JSON Lines) in `alert_order`; without it, they are printed as they come until stopped.
+
+    A stop signal (`stop`) cancels it: ingest flushes what it read, then the worker (it checkpoints) and the
+    notifier (it finishes or leaves unacknowledged what it is sending) are stopped, in that order; the caller
+    stops the broker last. It then returns 0, or 1 when a child had to be killed after its grace period."""
+    if stop is not None:
+        stop.attach()
     bootstrap = settings.bootstrap
     assert bootstrap
     # Both lists hold the alerts topic; Apache Kafka refuses a CreateTopics naming a topic twice (error 42).
@@ -135,48 +150,82 @@ async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings,
         channels = getattr(args, "channels", str(DEFAULT_CHANNELS))
         worker = WorkerProcess(settings, args.rules, data_dir, web_args(args), channels)
         notifier = NotifierProcess(settings, channels, data_dir, quiet=worker.quiet, extra=notify_web_args(args))
+        code: int | None = None
         try:
-            if not await _wait(worker.ready, 120) or worker.process.poll() is not None:
-                print("tailwatch run: the worker did not start", file=sys.stderr)
-                return 3
-            publisher = Publisher(bootstrap, settings.logs_topic, settings.deadletter_topic,
-                                  idempotent=False if embedded else None)
-            await publisher.start()
-            ingestor = Ingestor(publisher, settings.partitions, IngestConfig(lateness_ms=args.lateness_ms),
-                                extractor_from(args))
-            try:
-                for index, path in enumerate(args.files):
-                    await ingestor.ingest_chunks(source_name(path), chunks_of(path), stream="files",
-                                                 final=index == len(args.files) - 1)
-            finally:
-                await publisher.stop()
-            print(f"{ingestor.totals.summary_line()} {ingestor.extractor.catalog.stats.summary()}", file=sys.stderr)
-            if not args.exit_when_done:
-                async for message in topic_messages(bootstrap, settings.topic("alerts"), follow=True):
-                    sys.stdout.buffer.write(message.value + b"\n")
-                    sys.stdout.flush()
-                return 0
-            if not await _wait(worker.done, DONE_TIMEOUT_S) or worker.process.poll() is not None:
-                print("tailwatch run: the worker stopped before the input was processed", file=sys.stderr)
-                return 3
-            messages = [message async for message in topic_messages(bootstrap, settings.topic("alerts"))]
-            positions: dict[int, int] = {}
-            for message in messages:
-                positions[message.partition] = max(positions.get(message.partition, 0), message.offset + 1)
-            if not await asyncio.to_thread(notifier.wait_settled, positions, DONE_TIMEOUT_S):
-                print("tailwatch run: the notifier stopped before every alert was delivered", file=sys.stderr)
-                return 3
-            alerts = sorted([orjson.loads(message.value) for message in messages], key=alert_order)
-            if alerts_out is not None:
-                alerts_out.extend(alerts)
-                return 0
-            for alert in alerts:
-                sys.stdout.buffer.write(orjson.dumps(alert) + b"\n")
-            sys.stdout.flush()
-            return 0
+            code = await _drive(args, settings, worker, notifier, embedded, alerts_out)
+        except asyncio.CancelledError:
+            if stop is None or not stop.requested:
+                raise
         finally:
-            notifier.stop()
-            worker.stop()
+            clean = stop_in_order([("worker", worker.stop), ("notifier", notifier.stop)])
+        return (0 if clean else 1) if code is None else code
+
+
+def run_until_stopped(main: Coroutine[Any, Any, int], stop: StopSignals) -> int:
+    """`asyncio.run(main)`; 0 when a stop signal cancelled it before it had children to stop."""
+    try:
+        return asyncio.run(main)
+    except asyncio.CancelledError:
+        if not stop.requested:
+            raise
+        return 0
+
+
+def stop_in_order(children: list[tuple[str, Callable[[], bool]]]) -> bool:
+    """Stop each child in turn (each within its grace period); True when none had to be killed."""
+    clean = True
+    for name, stop_one in children:
+        started = time.monotonic()
+        stopped = stop_one()
+        clean = clean and stopped
+        log.log(logging.INFO if stopped else logging.WARNING, "child stopped" if stopped else "child killed",
+                extra={"fields": {"child": name, "seconds": round(time.monotonic() - started, 2)}})
+    return clean
+
+
+async def _drive(args: argparse.Namespace, settings: KafkaSettings, worker: WorkerProcess,
+                 notifier: NotifierProcess, embedded: bool, alerts_out: list[dict[str, Any]] | None) -> int:
+    """Ingest `args.files`, then follow the alerts topic, or wait until everything is processed and delivered."""
+    bootstrap = settings.bootstrap
+    assert bootstrap
+    if not await _wait(worker.ready, 120) or worker.process.poll() is not None:
+        print("tailwatch run: the worker did not start", file=sys.stderr)
+        return 3
+    publisher = Publisher(bootstrap, settings.logs_topic, settings.deadletter_topic,
+                          idempotent=False if embedded else None)
+    await publisher.start()
+    ingestor = Ingestor(publisher, settings.partitions, IngestConfig(lateness_ms=args.lateness_ms),
+                        extractor_from(args))
+    try:
+        for index, path in enumerate(args.files):
+            await ingestor.ingest_chunks(source_name(path), chunks_of(path), stream="files",
+                                         final=index == len(args.files) - 1)
+    finally:
+        await publisher.stop()
+    print(f"{ingestor.totals.summary_line()} {ingestor.extractor.catalog.stats.summary()}", file=sys.stderr)
+    if not args.exit_when_done:
+        async for message in topic_messages(bootstrap, settings.topic("alerts"), follow=True):
+            sys.stdout.buffer.write(message.value + b"\n")
+            sys.stdout.flush()
+        return 0
+    if not await _wait(worker.done, DONE_TIMEOUT_S) or worker.process.poll() is not None:
+        print("tailwatch run: the worker stopped before the input was processed", file=sys.stderr)
+        return 3
+    messages = [message async for message in topic_messages(bootstrap, settings.topic("alerts"))]
+    positions: dict[int, int] = {}
+    for message in messages:
+        positions[message.partition] = max(positions.get(message.partition, 0), message.offset + 1)
+    if not await asyncio.to_thread(notifier.wait_settled, positions, DONE_TIMEOUT_S):
+        print("tailwatch run: the notifier stopped before every alert was delivered", file=sys.stderr)
+        return 3
+    alerts = sorted([orjson.loads(message.value) for message in messages], key=alert_order)
+    if alerts_out is not None:
+        alerts_out.extend(alerts)
+        return 0
+    for alert in alerts:
+        sys.stdout.buffer.write(orjson.dumps(alert) + b"\n")
+    sys.stdout.flush()
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -185,11 +234,9 @@ def run(args: argparse.Namespace) -> int:
         load_rules(args.rules)  # fail fast, before anything starts
         load_channels(args.channels)  # the notifier reports missing secrets itself
         check_input_files(args.files)  # an InputError: exit 2 (agents/cli.py)
-        with kafka_bootstrap(kafka.bootstrap) as bootstrap:
+        with StopSignals() as stop, kafka_bootstrap(kafka.bootstrap) as bootstrap:  # the broker stops last
             settings = KafkaSettings(bootstrap, kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
-            with contextlib.suppress(KeyboardInterrupt):
-                return asyncio.run(run_pipeline(args, settings))
-            return 0
+            return run_until_stopped(run_pipeline(args, settings, stop=stop), stop)
     except (RuleFileError, ChannelFileError) as error:
         print(f"tailwatch run: {error}", file=sys.stderr)
         return 2

@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_web_args(parser: argparse.ArgumentParser) -> None:
     """--web-port and friends: /health and /metrics (agents/health.py); `tailwatch run` passes them on."""
     parser.add_argument("--web-port", type=int, default=None,
-                        help="serve /health and /metrics (and Faust's web endpoints) on this port")
+                        help="serve /health, /metrics and /dashboard on this port (Faust's own views are off)")
     parser.add_argument("--web-bind", default=os.environ.get("TAILWATCH_WEB_BIND", "127.0.0.1"),
                         help="interface the web server binds (default 127.0.0.1; 0.0.0.0 in a container)")
     parser.add_argument("--max-lag", type=int, default=HealthLimits.max_lag_messages,
@@ -144,7 +144,16 @@ def run_worker(worker: MetricsWorker, stall_s: float = 30.0) -> int:
                                                    "partitions": sorted(tp.partition for tp in
                                                                         app.consumer.assignment())}})
 
-    faust_worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False,
-                                override_logging=False)
+    class CheckpointingWorker(faust.Worker):
+        async def on_stop(self) -> None:  # SIGTERM or SIGINT: runs before the app (consumer, table) stops
+            if self.crash_reason is None and app.crash_reason is None:  # not after a crash: the state may be torn
+                try:
+                    await worker.checkpoint_on_stop()
+                except Exception:  # the stop goes on: what is not checkpointed is read again after a restart
+                    log.exception("checkpoint on stop failed")
+            await super().on_stop()
+
+    faust_worker = CheckpointingWorker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False,
+                                       override_logging=False)
     faust_worker.execute_from_commandline()
     return 0

@@ -3,6 +3,10 @@
 Per channel: alerts are grouped (`group_wait`), sent within the rate limit, retried with exponential backoff
 and jitter (at least Retry-After), and after the last attempt (or a permanent error) handed over as dead
 letters. Every outcome goes to `on_outcome`, which records it before the alert event is acknowledged.
+
+On stop (`stop()`) a channel takes no new group; the attempt in flight finishes and its outcome is recorded, but
+a group that would wait (a retry, the rate limit) is left without an outcome: its alert events stay
+unacknowledged, and the next start sends it.
 """
 
 from __future__ import annotations
@@ -52,16 +56,27 @@ class ChannelWorker:
         self.max_ms = duration_ms(retry.max)
         self.busy = False
         self.sent = self.retried = self.dead = 0
+        self.left_unsent = 0  # groups left without an outcome by a stop
+        self._stopping = asyncio.Event()
 
     def submit(self, delivery: PlannedDelivery) -> None:
         self.queue.put_nowait(delivery)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        """Wait `seconds`, or less if a stop comes; True when it did."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        return self._stopping.is_set()
 
     @property
     def idle(self) -> bool:
         return not self.busy and self.queue.empty() and not self.buffer.pending
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             if not self.buffer.pending:
                 self.buffer.add(await self.queue.get(), now_ms())
             while not self.queue.empty():
@@ -83,8 +98,9 @@ class ChannelWorker:
         attempt = 0
         while True:
             wait = self.window.wait_ms(now_ms())
-            if wait > 0:
-                await asyncio.sleep(wait / 1000)
+            if wait > 0 and await self._stopped_within(wait / 1000):
+                self._leave(group, attempt)
+                return
             self.window.record(now_ms())
             attempt += 1
             try:
@@ -106,10 +122,20 @@ class ChannelWorker:
                 log.error("delivery failed; dead-lettered", extra={"fields": fields})
                 await self._record(group, "dead_lettered", attempt, result)
                 return
+            if self._stopping.is_set():
+                self._leave(group, attempt)
+                return
             pause = backoff_ms(attempt, self.initial_ms, self.max_ms, self.rng(), result.retry_after_ms)
             self.retried += 1
             log.warning("delivery failed; retrying", extra={"fields": {**fields, "retry_in_ms": pause}})
-            await asyncio.sleep(pause / 1000)
+            if await self._stopped_within(pause / 1000):
+                self._leave(group, attempt)
+                return
+
+    def _leave(self, group: list[PlannedDelivery], attempts: int) -> None:
+        self.left_unsent += 1
+        log.info("stopping: delivery left for the next start", extra={"fields": {
+            "channel": self.channel.name, "attempts": attempts, "keys": [d.key for d in group]}})
 
     async def _record(self, group: list[PlannedDelivery], outcome: Outcome, attempt: int, result: Attempt) -> None:
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ import faust
 from faust.types import EventT
 from pydantic import ValidationError
 
+from agents.faust_web import BUILT_IN_VIEWS_OFF
 from agents.fetch_wait import keep_fetch_wait_short
 from agents.notify.config import Channel
 from agents.notify.delivery import ChannelWorker, Outcome
@@ -37,6 +39,7 @@ from schemas.deliveries import AlertSource, Delivery, NotificationDeadLetter
 log = logging.getLogger("tailwatch.notify")
 
 SETTLED_EVERY_S = 0.2
+STOP_WAIT_S = 5.0  # longest wait for sends in flight on stop (`tailwatch run` kills a child after 10 s)
 
 
 def deliveries_topic(kafka: KafkaSettings) -> str:
@@ -86,6 +89,7 @@ class Notifier:
         self.has_acks = asyncio.Event()
         self.positions: dict[int, int] = {}  # partition → next offset (all before it handled or in flight)
         self.workers: dict[str, ChannelWorker] = {}
+        self.channel_tasks: list[asyncio.Task[None]] = []
         self.started = asyncio.Event()
         self.writer = LedgerWriter(kafka.bootstrap, deliveries_topic(kafka), notify_deadletter_topic(kafka),
                                    self.ledger)
@@ -101,6 +105,7 @@ class Notifier:
             consumer_auto_offset_reset="earliest", topic_disable_leader=True,
             web_enabled=settings.web_port is not None, web_port=settings.web_port or 6067,
             web_host="127.0.0.1", web_bind=settings.web_bind,
+            **BUILT_IN_VIEWS_OFF,
             producer_acks=-1, stream_wait_empty=False, broker_commit_interval=0.5)
         self.alerts = self.app.topic(kafka.topic("alerts"), value_type=bytes, key_type=bytes,
                                      value_serializer="raw", key_serializer="raw", partitions=kafka.partitions)
@@ -121,10 +126,25 @@ class Notifier:
             worker = ChannelWorker(channel, make_sender(channel, session), self._on_outcome,
                                    on_attempt=self.telemetry.notification)
             self.workers[channel.name] = worker
-            asyncio.get_running_loop().create_task(worker.run(), name=f"channel {channel.name}")
+            self.channel_tasks.append(asyncio.get_running_loop().create_task(worker.run(),
+                                                                             name=f"channel {channel.name}"))
         self.started.set()
 
     async def _on_shutdown(self, app: faust.App, **_: Any) -> None:
+        """After Faust stopped the consumer: the sends in flight finish and are recorded (their events are
+        acknowledged, and Faust commits them as it stops), within `STOP_WAIT_S`; what waits for a retry or was
+        not sent yet stays unacknowledged, for the next start."""
+        for worker in self.workers.values():
+            worker.stop()
+        deadline = time.monotonic() + STOP_WAIT_S
+        while any(worker.busy for worker in self.workers.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for task in self.channel_tasks:
+            task.cancel()
+        await asyncio.gather(*self.channel_tasks, return_exceptions=True)
+        log.info("notifier stopped", extra={"fields": {
+            "unfinished_events": sum(len(queue) for queue in self.unacked.values()),
+            "left_unsent": sum(worker.left_unsent for worker in self.workers.values())}})
         if self.session is not None:
             await self.session.close()
         await self.writer.stop()

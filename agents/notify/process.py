@@ -11,7 +11,7 @@ import time
 
 import orjson
 
-from agents.child_process import stop_child
+from agents.child_process import spawn, stop_child
 from agents.settings import KafkaSettings
 
 
@@ -26,7 +26,7 @@ class NotifierProcess:
         self.ready = threading.Event()
         self.settled_positions: dict[int, int] = {}
         self._changed = threading.Condition()
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [sys.executable, "-m", "agents.cli", "notify", "--topic-prefix", settings.topic_prefix,
              "--partitions", str(settings.partitions), "--channels", channels, "--data-dir", data_dir,
              "--app-id", app_id or f"{settings.topic_prefix}-notifier", *(extra or [])],
@@ -69,5 +69,7 @@ class NotifierProcess:
         self.process.kill()
         self.process.wait(timeout=10)
 
-    def stop(self) -> None:
-        stop_child(self.process)
+    def stop(self) -> bool:
+        """SIGTERM (it finishes what it is sending, or leaves it unacknowledged), SIGKILL after the grace period;
+        True when it stopped by itself."""
+        return stop_child(self.process)

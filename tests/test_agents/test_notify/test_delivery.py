@@ -216,3 +216,35 @@ async def test_group_wait_collects_a_channels_alerts_into_one_message(tmp_path: 
     [mail] = await smtp.wait_for_async(1)
     assert mail.message["Subject"] == "[tailwatch] 3 alerts: 3 firing, 0 resolved"
     assert len(http.requests("/v2/enqueue")) == 3  # PagerDuty never groups: one incident per alert
+
+
+async def test_a_stopped_channel_finishes_the_send_in_flight_and_takes_no_more(tmp_path: Path, http: HttpReceiver,
+                                                                              loop: Loop) -> None:
+    pd = loop.worker(channels(tmp_path, http, None)["pagerduty"])
+    http.program("/v2/enqueue", Reply(202, b'{"status":"success"}', delay_s=1.0))
+    planned = route(*({"endpoint": f"/api/e{i}", "channels": ["pagerduty"]} for i in range(2)), active=("pagerduty",))
+    for delivery in planned:
+        pd.submit(delivery)
+    await http.wait_for_async(1, "/v2/enqueue")  # the first alert is in flight
+    pd.stop()
+    await asyncio.wait_for(loop.tasks[-1], timeout=10)  # the channel's loop ended by itself
+    assert [(o[1], o[2]) for o in loop.outcomes] == [([planned[0].key], "delivered")]  # answered, then recorded
+    assert len(http.requests("/v2/enqueue")) == 1  # the second was not sent: it stays unacknowledged
+    assert not pd.busy
+
+
+async def test_a_stopped_channel_leaves_a_retry_without_an_outcome(tmp_path: Path, http: HttpReceiver,
+                                                                  loop: Loop) -> None:
+    slack = loop.worker(channels(tmp_path, http, None)["slack-critical"])
+    http.program(SLACK_SECRET_PATH, Reply(429, b"rate_limited", {"Retry-After": "60"}))
+    [delivery] = route({"channels": ["slack-critical"]})
+    slack.submit(delivery)
+    await http.wait_for_async(1, SLACK_SECRET_PATH)
+    while not slack.retried:  # waiting the 60 s Retry-After
+        await asyncio.sleep(0.01)
+    started = time.monotonic()
+    slack.stop()
+    await asyncio.wait_for(loop.tasks[-1], timeout=5)
+    assert time.monotonic() - started < 1.0  # the stop cut the wait short
+    assert loop.outcomes == []  # neither delivered nor dead-lettered: the next start sends it
+    assert slack.left_unsent == 1 and slack.dead == 0
