@@ -1,8 +1,9 @@
 """One channel's delivery loop: its own queue and task, so a failing channel never blocks another.
 
 Per channel: alerts are grouped (`group_wait`), sent within the rate limit, retried with exponential backoff
-and jitter (at least Retry-After), and after the last attempt (or a permanent error) handed over as dead
-letters. Every outcome goes to `on_outcome`, which records it before the alert event is acknowledged.
+and jitter (at least Retry-After), and after the last attempt handed over as dead letters. A permanent failure
+(a message that cannot be built, HTTP 4xx other than 408/425/429, SMTP 5xx) is dead-lettered at once, with
+its reason; a group refused that way is sent again alert by alert, so only the refused alert is lost. Every outcome goes to `on_outcome`, which records it before the alert event is acknowledged.
 """
 
 from __future__ import annotations
@@ -100,6 +101,11 @@ class ChannelWorker:
                 self.sent += 1
                 log.info("delivered", extra={"fields": fields})
                 await self._record(group, "delivered", attempt, result)
+                return
+            if result.verdict == "fail" and len(group) > 1:  # which alert of the group is refused? each alone
+                log.warning("group refused; sending its alerts one by one", extra={"fields": fields})
+                for delivery in group:
+                    await self.deliver([delivery])
                 return
             if result.verdict == "fail" or attempt >= self.max_attempts:
                 self.dead += 1
