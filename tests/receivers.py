@@ -10,6 +10,10 @@ its own thread on 127.0.0.1, so they serve the test's own event loop and child p
     with SmtpReceiver(auth={"user": "secret"}) as smtp:
         smtp.program(SmtpReply(451, "try later"))        # then 250
         messages = smtp.wait_for(1); messages[0].message["Subject"]
+
+A reply with `hold=threading.Event()` is recorded as soon as the request (or the e-mail's DATA) arrives and
+answered only once the event is set (at most HOLD_LIMIT_S): the receiver has the message, its sender does not
+know yet — the window a test kills the sender in.
 """
 
 from __future__ import annotations
@@ -30,6 +34,13 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 T = TypeVar("T")
+HOLD_LIMIT_S = 120.0
+
+
+async def _held(hold: threading.Event | None) -> None:
+    deadline = time.monotonic() + HOLD_LIMIT_S
+    while hold is not None and not hold.is_set() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
 
 
 def free_port() -> int:
@@ -66,6 +77,7 @@ class Reply:
     body: bytes = b"ok"
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0  # wait this long before answering (to hold a request in flight)
+    hold: threading.Event | None = field(default=None, compare=False)  # answer only once it is set
 
 
 @dataclass
@@ -124,6 +136,7 @@ class HttpReceiver:
             self._requests.append(record)
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
+        await _held(reply.hold)
         transport = request.transport
         record.answered = transport is not None and not transport.is_closing()
         return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
@@ -167,6 +180,7 @@ class HttpReceiver:
 class SmtpReply:
     code: int = 250
     text: str = "OK"
+    hold: threading.Event | None = field(default=None, compare=False)  # the message is kept; the reply waits
 
 
 @dataclass
@@ -196,6 +210,7 @@ class _Handler:
                 parsed = message_from_bytes(envelope.content, policy=policy.default)
                 assert isinstance(parsed, EmailMessage)
                 receiver._messages.append(SmtpMessage(envelope.mail_from, list(envelope.rcpt_tos), parsed, login))
+        await _held(reply.hold)
         return f"{reply.code} {reply.text}"
 
 

@@ -3,7 +3,8 @@
 Per channel: alerts are grouped (`group_wait`), sent within the rate limit, retried with exponential backoff
 and jitter (at least Retry-After), and after the last attempt handed over as dead letters. A permanent failure
 (a message that cannot be built, HTTP 4xx other than 408/425/429, SMTP 5xx) is dead-lettered at once, with
-its reason; a group refused that way is sent again alert by alert, so only the refused alert is lost. Every outcome goes to `on_outcome`, which records it before the alert event is acknowledged.
+its reason; a group refused that way is sent again alert by alert, so only the refused alert is lost. Every
+outcome goes to `on_outcome`, which records it before the alert event is acknowledged.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import orjson
 
 from agents.logs import redact
 from agents.notify.config import Channel, SmtpSettings
-from pipeline.notify.mail import email_content, mail_date, message_id
+from pipeline.notify.mail import email_content, mail_date, message_id, subject_header
 from pipeline.notify.pagerduty import pagerduty_event
 from pipeline.notify.retry import Verdict, classify_http, classify_smtp, retry_after_ms
 from pipeline.notify.routing import PlannedDelivery
@@ -118,7 +118,7 @@ def email_message(deliveries: list[PlannedDelivery], sender: str, recipients: li
     """The message for one attempt: `Date` is the attempt's time, `Message-ID` the same for every attempt."""
     content = email_content(deliveries)
     message = EmailMessage()
-    message["Subject"] = content.subject
+    message.set_raw("Subject", subject_header(content.subject))  # one line or folded by subject_header
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = mail_date(now_epoch_ms)

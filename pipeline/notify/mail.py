@@ -13,6 +13,7 @@ import hashlib
 import html
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.header import Header
 from email.utils import format_datetime
 
 from pipeline.notify.routing import PlannedDelivery
@@ -43,6 +44,14 @@ class EmailContent:
 def header_text(value: str, limit: int = SUBJECT_MAX) -> str:
     """A header value from any text: one line (control characters escaped), at most `limit` characters."""
     return shorten_middle(visible(value).strip(), limit)
+
+
+def subject_header(subject: str) -> str:
+    """The Subject as it goes on the wire: ASCII as is; otherwise whole as RFC 2047 encoded words, folded here
+    (Python's own folder puts two spaces between an ASCII word and a following encoded word)."""
+    if subject.isascii():
+        return subject
+    return Header(subject, "utf-8", header_name="Subject").encode(linesep="\n")
 
 
 def mail_date(epoch_ms: int) -> str:

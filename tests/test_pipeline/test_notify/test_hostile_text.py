@@ -3,12 +3,20 @@
 
 from __future__ import annotations
 
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 
 import pytest
 
-from pipeline.notify.mail import SUBJECT_MAX, email_content, header_text, mail_date, message_id
+from pipeline.notify.mail import (
+    SUBJECT_MAX,
+    email_content,
+    header_text,
+    mail_date,
+    message_id,
+    subject_header,
+)
 from pipeline.notify.pagerduty import FIELD_MAX, SUMMARY_MAX, pagerduty_event, pd_summary
 from pipeline.notify.routing import PlannedDelivery, Router
 from pipeline.notify.slack import slack_escape, slack_link, slack_payload
@@ -106,17 +114,19 @@ def test_email_headers_are_one_line_dated_and_identified() -> None:
     assert message_id(["k"], "x@evil\r\nBcc: y").endswith("@tailwatch.invalid>")
 
 
-@pytest.mark.parametrize("endpoint", [HOSTILE, "/api/" + "x" * 4000, "/ü\r\n" * 1500])
+@pytest.mark.parametrize("endpoint", [HOSTILE, "/api/" + "x" * 4000, "/ü\r\n" * 1500, "/api/" + "é" * 4000])
 def test_any_endpoint_makes_a_valid_email(endpoint: str) -> None:
     content = email_content([planned(hostile(endpoint), "email")])
     assert len(content.subject) <= SUBJECT_MAX == len(header_text("s" * 5000))
     message = EmailMessage()
-    message["Subject"] = content.subject  # raised ValueError for a CR/LF endpoint before
+    message.set_raw("Subject", subject_header(content.subject))
     message["Date"] = mail_date(0)
     message.set_content(content.text)
     message.add_alternative(content.html, subtype="html")
     raw = message.as_bytes()
-    assert all(len(line) <= 998 for line in raw.split(b"\r\n") for line in line.split(b"\n"))
+    assert all(len(line) <= 998 for line in raw.split(b"\n"))
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["Subject"] == content.subject  # folded and encoded without changing a character
 
 
 def test_pagerduty_summary_cut_keeps_rule_endpoint_ends_and_value() -> None:
