@@ -88,6 +88,7 @@ class HttpRequest:
     body: bytes
     reply: Reply
     answered: bool = False  # False while held, or if the client had gone when the answer was due
+    done: bool = False  # the answer was due (given, or found no client)
 
     def json(self) -> Any:
         return orjson.loads(self.body)
@@ -139,6 +140,7 @@ class HttpReceiver:
         await _held(reply.hold)
         transport = request.transport
         record.answered = transport is not None and not transport.is_closing()
+        record.done = True
         return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
 
     def start(self) -> HttpReceiver:
