@@ -100,6 +100,7 @@ class HttpReceiver:
         self.port = free_port()
         self._lock = threading.Lock()
         self._programs: dict[str, list[Reply]] = {}
+        self._matching: list[tuple[str, bytes, Reply]] = []
         self._requests: list[HttpRequest] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -112,6 +113,12 @@ class HttpReceiver:
         """Answer the next requests to `path` with these replies, in order; then the default."""
         with self._lock:
             self._programs.setdefault(path, []).extend(replies)
+
+    def program_matching(self, path: str, contains: bytes, reply: Reply) -> None:
+        """Answer the next request to `path` whose body contains `contains` with `reply` (once), before any
+        program of `program`."""
+        with self._lock:
+            self._matching.append((path, contains, reply))
 
     def requests(self, path: str | None = None) -> list[HttpRequest]:
         with self._lock:
@@ -131,8 +138,13 @@ class HttpReceiver:
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         with self._lock:
+            match = next((m for m in self._matching if m[0] == request.path and m[1] in body), None)
             queue = self._programs.get(request.path)
-            reply = queue.pop(0) if queue else self.default
+            if match is not None:
+                self._matching.remove(match)
+                reply = match[2]
+            else:
+                reply = queue.pop(0) if queue else self.default
             record = HttpRequest(request.method, request.path, dict(request.headers), body, reply)
             self._requests.append(record)
         if reply.delay_s:

@@ -7,10 +7,12 @@ never hold a secret: they name the status or the error class, and are redacted w
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import parseaddr
 from typing import Any, Protocol
 
 import aiohttp
@@ -29,6 +31,11 @@ from schemas.channels import EmailChannel, PagerDutyChannel, SlackChannel
 from schemas.rules import duration_ms
 
 KEY_HEADER = "X-Tailwatch-Delivery-Key"
+# How messages go on the wire (flattened here, not by aiosmtplib, whose SMTP policy folds at 78): header lines up
+# to RFC 5322's hard limit, as Python's folder leaves a space before a fold (a value moved to a continuation line
+# comes back with a leading space, a Subject with a doubled one; non-ASCII subjects are folded by
+# `subject_header`); bodies 7-bit (quoted-printable or base64), so no server needs 8BITMIME.
+MAIL_POLICY = email.policy.SMTP.clone(max_line_length=998, cte_type="7bit")
 BODY_EXCERPT = 200
 
 
@@ -117,7 +124,7 @@ def email_message(deliveries: list[PlannedDelivery], sender: str, recipients: li
                   now_epoch_ms: int) -> EmailMessage:
     """The message for one attempt: `Date` is the attempt's time, `Message-ID` the same for every attempt."""
     content = email_content(deliveries)
-    message = EmailMessage()
+    message = EmailMessage(policy=MAIL_POLICY)
     message.set_raw("Subject", subject_header(content.subject))  # one line or folded by subject_header
     message["From"] = sender
     message["To"] = ", ".join(recipients)
@@ -147,7 +154,8 @@ class EmailSender:
             return message
         try:
             errors, _ = await aiosmtplib.send(
-                message, hostname=smtp.host, port=smtp.port, username=smtp.user, password=smtp.password,
+                message.as_bytes(), sender=parseaddr(smtp.sender)[1] or smtp.sender, recipients=self.recipients,
+                hostname=smtp.host, port=smtp.port, username=smtp.user, password=smtp.password,
                 use_tls=smtp.tls == "ssl", start_tls=smtp.tls == "starttls",
                 timeout=self.timeout_s)
         except aiosmtplib.SMTPRecipientsRefused as error:
