@@ -20,6 +20,7 @@ from typing import Literal
 from agents.notify.config import Channel
 from agents.notify.senders import Attempt, Sender
 from pipeline.notify.grouping import GroupBuffer
+from pipeline.notify.parking import RetrySchedule
 from pipeline.notify.rate_limit import SendWindow
 from pipeline.notify.retry import backoff_ms
 from pipeline.notify.routing import PlannedDelivery
@@ -48,6 +49,7 @@ class ChannelWorker:
         grouping = (channel.group_wait_ms, channel.group_interval_ms) if sender.groups else (0, 0)
         self.buffer: GroupBuffer[PlannedDelivery] = GroupBuffer(grouping[0], group_interval_ms=grouping[1])
         self.window = SendWindow(*channel.rate_limit)
+        self.retries: RetrySchedule[PlannedDelivery] = RetrySchedule(lambda d: d.alert.fingerprint)
         retry = channel.spec.retry
         self.max_attempts = retry.max_attempts
         self.initial_ms = duration_ms(retry.initial)
@@ -60,65 +62,83 @@ class ChannelWorker:
 
     @property
     def idle(self) -> bool:
-        return not self.busy and self.queue.empty() and not self.buffer.pending
+        return not self.busy and self.queue.empty() and not self.buffer.pending and self.retries.empty
 
     async def run(self) -> None:
         while True:
-            if not self.buffer.pending:
-                self.buffer.add(await self.queue.get(), now_ms())
             while not self.queue.empty():
                 self.buffer.add(self.queue.get_nowait(), now_ms())
-            due = self.buffer.due_ms()
-            if due is not None and due > now_ms():
-                with contextlib.suppress(TimeoutError):
-                    self.buffer.add(await asyncio.wait_for(self.queue.get(), (due - now_ms()) / 1000), now_ms())
+            now = now_ms()
+            parked = self.retries.take_due(now)
+            if parked is not None:
+                await self._attempt(parked.group, parked.attempts)
                 continue
-            group = self.buffer.take(now_ms())
-            if group:
-                self.busy = True
-                try:
-                    await self.deliver(group)
-                finally:
-                    self.busy = False
+            starting = self.retries.may_start(now)
+            if starting:
+                group = self.retries.sendable(self.buffer.take(now))
+                if group:
+                    await self._attempt(group, 0)
+                    continue
+            wake = [t for t in (self.buffer.due_ms() if starting else None, self.retries.next_due_ms(),
+                                self.retries.paused_until_ms if self.buffer.pending else None)
+                    if t is not None and t > now]
+            if self.buffer.pending and starting and not wake:
+                continue  # a group is due now
+            if not wake:
+                self.buffer.add(await self.queue.get(), now_ms())
+                continue
+            with contextlib.suppress(TimeoutError):
+                self.buffer.add(await asyncio.wait_for(self.queue.get(), (min(wake) - now) / 1000), now_ms())
 
-    async def deliver(self, group: list[PlannedDelivery]) -> None:
-        attempt = 0
-        while True:
-            wait = self.window.wait_ms(now_ms())
-            if wait > 0:
-                await asyncio.sleep(wait / 1000)
-            self.window.record(now_ms())
-            attempt += 1
-            try:
-                result = await self.sender.send(group)
-            except Exception as error:  # a sender bug must not stop the channel: count it as a failed attempt
-                log.exception("sender raised", extra={"fields": {"channel": self.channel.name}})
-                result = Attempt("retry", f"unexpected error: {type(error).__name__}")
-            if self.on_attempt is not None:
-                self.on_attempt(self.channel.name, result.verdict == "ok")
-            fields = {"channel": self.channel.name, "alerts": len(group), "attempt": attempt,
-                      "result": result.reason, "keys": [d.key for d in group]}
-            if result.verdict == "ok":
-                self.sent += 1
-                log.info("delivered", extra={"fields": fields})
-                await self._record(group, "delivered", attempt, result)
-                return
-            if result.verdict == "fail" and len(group) > 1:  # which alert of the group is refused? each alone
-                log.warning("group refused; sending its alerts one by one", extra={"fields": fields})
-                for delivery in group:
-                    await self.deliver([delivery])
-                return
-            if result.verdict == "fail" or attempt >= self.max_attempts:
-                self.dead += 1
-                log.error("delivery failed; dead-lettered", extra={"fields": fields})
-                await self._record(group, "dead_lettered", attempt, result)
-                return
-            pause = backoff_ms(attempt, self.initial_ms, self.max_ms, self.rng(), result.retry_after_ms)
-            self.retried += 1
-            log.warning("delivery failed; retrying", extra={"fields": {**fields, "retry_in_ms": pause}})
-            await asyncio.sleep(pause / 1000)
+    async def _attempt(self, group: list[PlannedDelivery], made: int) -> None:
+        self.busy = True
+        try:
+            await self.deliver(group, made)
+        finally:
+            self.busy = False
+
+    async def deliver(self, group: list[PlannedDelivery], made: int = 0) -> None:
+        """One attempt (the `made + 1`th) for a group: its outcome recorded, or the group parked for a retry."""
+        wait = self.window.wait_ms(now_ms())
+        if wait > 0:
+            await asyncio.sleep(wait / 1000)
+        self.window.record(now_ms())
+        attempt = made + 1
+        try:
+            result = await self.sender.send(group)
+        except Exception as error:  # a sender bug must not stop the channel: count it as a failed attempt
+            log.exception("sender raised", extra={"fields": {"channel": self.channel.name}})
+            result = Attempt("retry", f"unexpected error: {type(error).__name__}")
+        if self.on_attempt is not None:
+            self.on_attempt(self.channel.name, result.verdict == "ok")
+        fields = {"channel": self.channel.name, "alerts": len(group), "attempt": attempt,
+                  "result": result.reason, "keys": [d.key for d in group]}
+        if result.verdict == "ok":
+            self.sent += 1
+            self.retries.succeeded()
+            log.info("delivered", extra={"fields": fields})
+            await self._record(group, "delivered", attempt, result)
+            return
+        if result.verdict == "fail" and len(group) > 1:  # which alert of the group is refused? each alone
+            log.warning("group refused; sending its alerts one by one", extra={"fields": fields})
+            for delivery in group:
+                await self.deliver([delivery])
+            return
+        if result.verdict == "fail" or attempt >= self.max_attempts:
+            self.dead += 1
+            log.error("delivery failed; dead-lettered", extra={"fields": fields})
+            await self._record(group, "dead_lettered", attempt, result)
+            return
+        pause = backoff_ms(attempt, self.initial_ms, self.max_ms, self.rng(), result.retry_after_ms)
+        self.retried += 1
+        log.warning("delivery failed; retrying", extra={"fields": {**fields, "retry_in_ms": pause}})
+        now = now_ms()
+        self.retries.park(group, attempt, now + pause,
+                          None if result.retry_after_ms is None else now + result.retry_after_ms)
 
     async def _record(self, group: list[PlannedDelivery], outcome: Outcome, attempt: int, result: Attempt) -> None:
+        for delivery in self.retries.finished(group):  # the alerts' later messages, held behind this one
+            self.queue.put_nowait(delivery)
         try:
             await self.on_outcome(self.channel, group, outcome, attempt, result)
         except Exception:  # the channel goes on; the unrecorded alerts are not acknowledged, so a restart resends

@@ -28,17 +28,21 @@ async def test_sigkill_after_the_channels_accepted_before_the_ledger_record(kafk
                                                                             tmp_path: Path) -> None:
     before = alert_event(endpoint="/api/before", channels=["slack-critical"], severity="HIGH")
     crash = alert_event(endpoint="/api/crash", channels=["pagerduty", "slack-critical", "email"])
-    positions = await publish(kafka_settings, [before, crash])
+    positions = await publish(kafka_settings, [before])
     release = threading.Event()
     with HttpReceiver() as http, SmtpReceiver() as smtp:
-        # `before` is answered (and recorded) first; then each channel keeps `crash` and holds its answer.
-        http.program(SLACK_SECRET_PATH, Reply(200), Reply(200, hold=release))
+        # `before` is answered and recorded first; then each channel keeps `crash` and holds its answer.
+        http.program_matching(SLACK_SECRET_PATH, b"/api/crash", Reply(200, hold=release))
         http.program("/v2/enqueue", Reply(202, hold=release))
         smtp.program(SmtpReply(250, "queued", hold=release))
         channels = channel_file(tmp_path)
         env = channel_env(http, smtp) | {"SMTP_USER": "", "SMTP_PASSWORD": ""}
         notifier = start(kafka_settings, channels, env, tmp_path)
         try:
+            await read_topic(kafka_settings.bootstrap or "", kafka_settings.topic("deliveries"), until=1,
+                             timeout_s=90)
+            for partition, offset in (await publish(kafka_settings, [crash])).items():
+                positions[partition] = max(offset, positions.get(partition, 0))
             await http.wait_for_async(2, path=SLACK_SECRET_PATH, timeout_s=90)
             await http.wait_for_async(1, path="/v2/enqueue", timeout_s=30)
             await smtp.wait_for_async(1, timeout_s=30)

@@ -3,90 +3,22 @@ the rate limit, dead letters, and channel isolation (no Kafka here: the channel 
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-import aiohttp
-import pytest
-
-from agents.notify.config import Channel, load_channels
-from agents.notify.delivery import ChannelWorker, Outcome
-from agents.notify.senders import KEY_HEADER, Attempt, make_sender
+from agents.notify.config import Channel
+from agents.notify.senders import KEY_HEADER
 from pipeline.notify.mail import message_id
-from pipeline.notify.routing import PlannedDelivery, Router
-from tests.alert_samples import alert
+from pipeline.notify.routing import PlannedDelivery
 from tests.receivers import HttpReceiver, Reply, SmtpReceiver, SmtpReply
 from tests.test_agents.test_notify.channels import (
     PD_KEY,
     SECRETS,
     SLACK_SECRET_PATH,
-    SMTP_PASSWORD,
     SMTP_USER,
-    channel_env,
-    channel_file,
 )
-
-Outcomes = list[tuple[str, list[str], Outcome, int, Attempt]]
-
-
-@pytest.fixture
-def http() -> AsyncIterator[HttpReceiver]:
-    with HttpReceiver() as receiver:
-        yield receiver  # type: ignore[misc]
-
-
-@pytest.fixture
-def smtp() -> AsyncIterator[SmtpReceiver]:
-    with SmtpReceiver(auth={SMTP_USER: SMTP_PASSWORD}) as receiver:
-        yield receiver  # type: ignore[misc]
-
-
-def channels(tmp_path: Path, http: HttpReceiver, smtp: SmtpReceiver | None, **kwargs: object) -> dict[str, Channel]:
-    loaded = load_channels(channel_file(tmp_path, **kwargs), env=channel_env(http, smtp))  # type: ignore[arg-type]
-    return {channel.name: channel for channel in loaded}
-
-
-class Loop:
-    """Channel workers with an outcome log, as the notifier runs them."""
-
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self.session = session
-        self.outcomes: Outcomes = []
-        self.tasks: list[asyncio.Task[None]] = []
-
-    async def on_outcome(self, channel: Channel, group: list[PlannedDelivery], outcome: Outcome, attempts: int,
-                         result: Attempt) -> None:
-        self.outcomes.append((channel.name, [d.key for d in group], outcome, attempts, result))
-
-    def worker(self, channel: Channel) -> ChannelWorker:
-        worker = ChannelWorker(channel, make_sender(channel, self.session), self.on_outcome, rng=lambda: 0.5)
-        self.tasks.append(asyncio.get_running_loop().create_task(worker.run()))
-        return worker
-
-    async def wait(self, count: int, timeout_s: float = 20) -> Outcomes:
-        deadline = time.monotonic() + timeout_s
-        while len(self.outcomes) < count and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        assert len(self.outcomes) >= count, self.outcomes
-        return self.outcomes
-
-
-@pytest.fixture
-async def loop() -> AsyncIterator[Loop]:
-    async with aiohttp.ClientSession() as session:
-        runner = Loop(session)
-        yield runner
-        for task in runner.tasks:
-            task.cancel()
-
-
-def route(*events: dict[str, object], active: tuple[str, ...] = ("pagerduty", "slack-critical", "email")) \
-        -> list[PlannedDelivery]:
-    router = Router(dict.fromkeys(active, True))
-    return [d for event in events for d in router.route(alert(**event)).deliveries]  # type: ignore[arg-type]
+from tests.test_agents.test_notify.delivery_loop import Loop, channels, route
 
 
 async def test_pagerduty_trigger_then_resolve_with_the_same_dedup_key(tmp_path: Path, http: HttpReceiver,
@@ -152,11 +84,15 @@ async def test_500_then_429_retry_after_then_recovery_delivers_each_alert_once(
     outcomes = await loop.wait(3)
     elapsed = time.monotonic() - started
     requests = http.requests(SLACK_SECRET_PATH)
-    assert [r.reply.status for r in requests] == [500, 429, 200, 200, 200]
-    assert [r.headers[KEY_HEADER] for r in requests if r.reply.status == 200] == [d.key for d in planned]
+    # e0 fails (500) and waits for its retry; e1 goes meanwhile and is told to wait 1 s (429): the whole channel
+    # waits, then e0 and e1 are retried, then e2 goes.
+    assert [(r.reply.status, r.headers[KEY_HEADER]) for r in requests] == [
+        (500, planned[0].key), (429, planned[1].key), (200, planned[0].key), (200, planned[1].key),
+        (200, planned[2].key)]
     assert [(o[1], o[2], o[3]) for o in outcomes] == [
-        ([planned[0].key], "delivered", 3), ([planned[1].key], "delivered", 1), ([planned[2].key], "delivered", 1)]
+        ([planned[0].key], "delivered", 2), ([planned[1].key], "delivered", 2), ([planned[2].key], "delivered", 1)]
     assert elapsed >= 1.0, "Retry-After: 1 was not honoured"
+    assert requests[2].headers[KEY_HEADER] and slack.idle
 
 
 async def test_a_failing_channel_never_blocks_another(tmp_path: Path, http: HttpReceiver, smtp: SmtpReceiver,
