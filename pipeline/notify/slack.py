@@ -10,16 +10,23 @@ backticks) stay as they are: Slack has no escape for them, and they can only cha
 
 from __future__ import annotations
 
+import re
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 from pipeline.notify.routing import PlannedDelivery
 from pipeline.notify.text import colour, headline, status_label, summary, value_line, visible, where, window_line
 
 _SPECIAL = {"@here": "<!here>", "@channel": "<!channel>", "@everyone": "<!everyone>"}
-# In a link's URL: percent-encode what could end the URL or the link (`|`, `>`, `<`), spaces and quotes; keep
+# In a link's URL: percent-encode what could end the URL or the link (`|`, `>`, `<`), spaces, `"` and non-ASCII; keep
 # the characters a URL is made of (RFC 3986 reserved and unreserved, and `%` of existing escapes).
-_URL_SAFE = "/:?#[]@!$&'()*+,;=-._~%"
+_URL_SAFE = frozenset("/:?#[]@!$&'()*+,;=-._~%")
+_HTTP_URL = re.compile(r"https?://[^/?#\s]+", re.IGNORECASE)
+
+
+def _percent_encode(url: str) -> str:
+    """Every character outside ASCII letters, digits and `_URL_SAFE` as %XX of its UTF-8 bytes."""
+    return "".join(char if char.isascii() and (char.isalnum() or char in _URL_SAFE)
+                   else "".join(f"%{byte:02X}" for byte in char.encode()) for char in url)
 
 
 def slack_escape(text: str) -> str:
@@ -40,10 +47,9 @@ def slack_mention(mention: str) -> str:
 
 def safe_url(url: str) -> str | None:
     """An http(s) URL with nothing that could end a Slack link in it, or None (another scheme, no host)."""
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+    if not _HTTP_URL.match(url.strip()):
         return None
-    return slack_escape(quote(visible(url.strip()), safe=_URL_SAFE))
+    return slack_escape(_percent_encode(visible(url.strip())))
 
 
 def slack_link(url: str, label: str) -> str:
@@ -78,7 +84,7 @@ def _attachment(delivery: PlannedDelivery) -> dict[str, Any]:
         "fallback": slack_escape(headline(alert, delivery.kind)),
     }
     if alert.runbook_url and safe_url(alert.runbook_url) is not None:  # a URL field, not text: no entities
-        attachment["title_link"] = quote(visible(alert.runbook_url.strip()), safe=_URL_SAFE)
+        attachment["title_link"] = _percent_encode(visible(alert.runbook_url.strip()))
     return attachment
 
 
