@@ -11,7 +11,8 @@ its own thread on 127.0.0.1, so they serve the test's own event loop and child p
         smtp.program(SmtpReply(451, "try later"))        # then 250
         messages = smtp.wait_for(1); messages[0].message["Subject"]
 
-A reply with `hold=threading.Event()` is recorded as soon as the request (or the e-mail's DATA) arrives and
+`program_matching` answers the next request (or e-mail) whose body contains some bytes, whatever order the
+messages come in. A reply with `hold=threading.Event()` is recorded as soon as the request (or the e-mail's DATA) arrives and
 answered only once the event is set (at most HOLD_LIMIT_S): the receiver has the message, its sender does not
 know yet — the window a test kills the sender in.
 """
@@ -217,7 +218,12 @@ class _Handler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         receiver = self.receiver
         with receiver._lock:
-            reply = receiver._programs.pop(0) if receiver._programs else SmtpReply()
+            match = next((m for m in receiver._matching if m[0] in envelope.content), None)
+            if match is not None:
+                receiver._matching.remove(match)
+                reply = match[1]
+            else:
+                reply = receiver._programs.pop(0) if receiver._programs else SmtpReply()
             receiver.attempts += 1
             if reply.code == 250:
                 login = session.auth_data.login.decode() if session.auth_data else None
@@ -236,6 +242,7 @@ class SmtpReceiver:
         self.auth = auth
         self._lock = threading.Lock()
         self._programs: list[SmtpReply] = []
+        self._matching: list[tuple[bytes, SmtpReply]] = []
         self._messages: list[SmtpMessage] = []
         self.attempts = 0
         kwargs: dict[str, Any] = {}
@@ -252,6 +259,11 @@ class SmtpReceiver:
         """Answer the next DATA commands with these replies, in order; then 250."""
         with self._lock:
             self._programs.extend(replies)
+
+    def program_matching(self, contains: bytes, reply: SmtpReply) -> None:
+        """Answer the next message whose raw content contains `contains` with `reply` (once), before `program`'s."""
+        with self._lock:
+            self._matching.append((contains, reply))
 
     def messages(self) -> list[SmtpMessage]:
         with self._lock:
