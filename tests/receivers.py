@@ -12,9 +12,9 @@ its own thread on 127.0.0.1, so they serve the test's own event loop and child p
         messages = smtp.wait_for(1); messages[0].message["Subject"]
 
 `program_matching` answers the next request (or e-mail) whose body contains some bytes, whatever order the
-messages come in. A reply with `hold=threading.Event()` is recorded as soon as the request (or the e-mail's DATA) arrives and
-answered only once the event is set (at most HOLD_LIMIT_S): the receiver has the message, its sender does not
-know yet — the window a test kills the sender in.
+messages come in. A reply with `hold=threading.Event()` is recorded as soon as the request (or the e-mail's
+DATA) arrives and answered only once the event is set (at most HOLD_LIMIT_S): the receiver has the message, its
+sender does not know yet — the window a test kills the sender in.
 """
 
 from __future__ import annotations
