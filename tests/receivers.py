@@ -10,6 +10,11 @@ its own thread on 127.0.0.1, so they serve the test's own event loop and child p
     with SmtpReceiver(auth={"user": "secret"}) as smtp:
         smtp.program(SmtpReply(451, "try later"))        # then 250
         messages = smtp.wait_for(1); messages[0].message["Subject"]
+
+`program_matching` answers the next request (or e-mail) whose body contains some bytes, whatever order the
+messages come in. A reply with `hold=threading.Event()` is recorded as soon as the request (or the e-mail's
+DATA) arrives and answered only once the event is set (at most HOLD_LIMIT_S): the receiver has the message, its
+sender does not know yet — the window a test kills the sender in.
 """
 
 from __future__ import annotations
@@ -30,6 +35,13 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 T = TypeVar("T")
+HOLD_LIMIT_S = 120.0
+
+
+async def _held(hold: threading.Event | None) -> None:
+    deadline = time.monotonic() + HOLD_LIMIT_S
+    while hold is not None and not hold.is_set() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
 
 
 def free_port() -> int:
@@ -66,6 +78,7 @@ class Reply:
     body: bytes = b"ok"
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0  # wait this long before answering (to hold a request in flight)
+    hold: threading.Event | None = field(default=None, compare=False)  # answer only once it is set
 
 
 @dataclass
@@ -76,6 +89,7 @@ class HttpRequest:
     body: bytes
     reply: Reply
     answered: bool = False  # False while held, or if the client had gone when the answer was due
+    done: bool = False  # the answer was due (given, or found no client)
 
     def json(self) -> Any:
         return orjson.loads(self.body)
@@ -87,6 +101,7 @@ class HttpReceiver:
         self.port = free_port()
         self._lock = threading.Lock()
         self._programs: dict[str, list[Reply]] = {}
+        self._matching: list[tuple[str, bytes, Reply]] = []
         self._requests: list[HttpRequest] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -99,6 +114,12 @@ class HttpReceiver:
         """Answer the next requests to `path` with these replies, in order; then the default."""
         with self._lock:
             self._programs.setdefault(path, []).extend(replies)
+
+    def program_matching(self, path: str, contains: bytes, reply: Reply) -> None:
+        """Answer the next request to `path` whose body contains `contains` with `reply` (once), before any
+        program of `program`."""
+        with self._lock:
+            self._matching.append((path, contains, reply))
 
     def requests(self, path: str | None = None) -> list[HttpRequest]:
         with self._lock:
@@ -118,14 +139,21 @@ class HttpReceiver:
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         with self._lock:
+            match = next((m for m in self._matching if m[0] == request.path and m[1] in body), None)
             queue = self._programs.get(request.path)
-            reply = queue.pop(0) if queue else self.default
+            if match is not None:
+                self._matching.remove(match)
+                reply = match[2]
+            else:
+                reply = queue.pop(0) if queue else self.default
             record = HttpRequest(request.method, request.path, dict(request.headers), body, reply)
             self._requests.append(record)
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
+        await _held(reply.hold)
         transport = request.transport
         record.answered = transport is not None and not transport.is_closing()
+        record.done = True
         return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
 
     def start(self) -> HttpReceiver:
@@ -167,6 +195,7 @@ class HttpReceiver:
 class SmtpReply:
     code: int = 250
     text: str = "OK"
+    hold: threading.Event | None = field(default=None, compare=False)  # the message is kept; the reply waits
 
 
 @dataclass
@@ -189,13 +218,19 @@ class _Handler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         receiver = self.receiver
         with receiver._lock:
-            reply = receiver._programs.pop(0) if receiver._programs else SmtpReply()
+            match = next((m for m in receiver._matching if m[0] in envelope.content), None)
+            if match is not None:
+                receiver._matching.remove(match)
+                reply = match[1]
+            else:
+                reply = receiver._programs.pop(0) if receiver._programs else SmtpReply()
             receiver.attempts += 1
             if reply.code == 250:
                 login = session.auth_data.login.decode() if session.auth_data else None
                 parsed = message_from_bytes(envelope.content, policy=policy.default)
                 assert isinstance(parsed, EmailMessage)
                 receiver._messages.append(SmtpMessage(envelope.mail_from, list(envelope.rcpt_tos), parsed, login))
+        await _held(reply.hold)
         return f"{reply.code} {reply.text}"
 
 
@@ -207,6 +242,7 @@ class SmtpReceiver:
         self.auth = auth
         self._lock = threading.Lock()
         self._programs: list[SmtpReply] = []
+        self._matching: list[tuple[bytes, SmtpReply]] = []
         self._messages: list[SmtpMessage] = []
         self.attempts = 0
         kwargs: dict[str, Any] = {}
@@ -223,6 +259,11 @@ class SmtpReceiver:
         """Answer the next DATA commands with these replies, in order; then 250."""
         with self._lock:
             self._programs.extend(replies)
+
+    def program_matching(self, contains: bytes, reply: SmtpReply) -> None:
+        """Answer the next message whose raw content contains `contains` with `reply` (once), before `program`'s."""
+        with self._lock:
+            self._matching.append((contains, reply))
 
     def messages(self) -> list[SmtpMessage]:
         with self._lock:

@@ -7,11 +7,13 @@ never hold a secret: they name the status or the error class, and are redacted w
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import make_msgid
-from typing import Protocol
+from email.utils import parseaddr
+from typing import Any, Protocol
 
 import aiohttp
 import aiosmtplib
@@ -19,15 +21,21 @@ import orjson
 
 from agents.logs import redact
 from agents.notify.config import Channel, SmtpSettings
-from pipeline.notify.mail import email_content
+from pipeline.notify.mail import email_content, mail_date, message_id, subject_header
 from pipeline.notify.pagerduty import pagerduty_event
 from pipeline.notify.retry import Verdict, classify_http, classify_smtp, retry_after_ms
 from pipeline.notify.routing import PlannedDelivery
 from pipeline.notify.slack import slack_payload
+from pipeline.notify.text import visible
 from schemas.channels import EmailChannel, PagerDutyChannel, SlackChannel
 from schemas.rules import duration_ms
 
 KEY_HEADER = "X-Tailwatch-Delivery-Key"
+# How messages go on the wire (flattened here, not by aiosmtplib, whose SMTP policy folds at 78): header lines up
+# to RFC 5322's hard limit, as Python's folder leaves a space before a fold (a value moved to a continuation line
+# comes back with a leading space, a Subject with a doubled one; non-ASCII subjects are folded by
+# `subject_header`); bodies 7-bit (quoted-printable or base64), so no server needs 8BITMIME.
+MAIL_POLICY = email.policy.SMTP.clone(max_line_length=998, cte_type="7bit")
 BODY_EXCERPT = 200
 
 
@@ -37,6 +45,20 @@ class Attempt:
     reason: str
     status: int | None = None
     retry_after_ms: int | None = None
+
+
+def unbuildable(error: Exception, secrets: list[str]) -> Attempt:
+    """A message that cannot be built will never be: a permanent failure, dead-lettered at once."""
+    detail = " ".join(str(error).split())[:BODY_EXCERPT]
+    return Attempt("fail", redact(f"cannot build the message: {type(error).__name__}: {detail}", secrets))
+
+
+def build(make: Callable[[], Any], secrets: list[str]) -> Any | Attempt:
+    """`make()`, or the permanent failure it raised."""
+    try:
+        return make()
+    except Exception as error:  # what the logs said must not turn into retries
+        return unbuildable(error, secrets)
 
 
 class Sender(Protocol):
@@ -58,11 +80,11 @@ class _Http:
         self.session = session
         self.timeout = aiohttp.ClientTimeout(total=duration_ms(channel.spec.retry.timeout) / 1000)
 
-    async def post(self, url: str, body: object, deliveries: list[PlannedDelivery]) -> Attempt:
+    async def post(self, url: str, body: bytes, deliveries: list[PlannedDelivery]) -> Attempt:
         headers = {"Content-Type": "application/json", "User-Agent": "tailwatch",
-                   KEY_HEADER: ",".join(d.key for d in deliveries)}
+                   KEY_HEADER: visible(",".join(d.key for d in deliveries))}
         try:
-            async with self.session.post(url, data=orjson.dumps(body), headers=headers,
+            async with self.session.post(url, data=body, headers=headers,
                                          timeout=self.timeout, allow_redirects=False) as response:
                 text = (await response.content.read(4096)).decode("utf-8", "replace")
                 verdict = classify_http(response.status)
@@ -82,8 +104,9 @@ class PagerDutySender(_Http):
 
     async def send(self, deliveries: list[PlannedDelivery]) -> Attempt:
         assert len(deliveries) == 1 and self.channel.secret and self.channel.events_url
-        return await self.post(self.channel.events_url, pagerduty_event(deliveries[0], self.channel.secret),
-                               deliveries)
+        secret = self.channel.secret
+        body = build(lambda: orjson.dumps(pagerduty_event(deliveries[0], secret)), _secrets(self.channel))
+        return body if isinstance(body, Attempt) else await self.post(self.channel.events_url, body, deliveries)
 
 
 class SlackSender(_Http):
@@ -92,18 +115,22 @@ class SlackSender(_Http):
     async def send(self, deliveries: list[PlannedDelivery]) -> Attempt:
         spec = self.channel.spec
         assert isinstance(spec, SlackChannel) and self.channel.secret
-        return await self.post(self.channel.secret, slack_payload(deliveries, spec.channel, spec.mention),
-                               deliveries)
+        body = build(lambda: orjson.dumps(slack_payload(deliveries, spec.channel, spec.mention)),
+                     _secrets(self.channel))
+        return body if isinstance(body, Attempt) else await self.post(self.channel.secret, body, deliveries)
 
 
-def email_message(deliveries: list[PlannedDelivery], sender: str, recipients: list[str]) -> EmailMessage:
+def email_message(deliveries: list[PlannedDelivery], sender: str, recipients: list[str],
+                  now_epoch_ms: int) -> EmailMessage:
+    """The message for one attempt: `Date` is the attempt's time, `Message-ID` the same for every attempt."""
     content = email_content(deliveries)
-    message = EmailMessage()
-    message["Subject"] = content.subject
+    message = EmailMessage(policy=MAIL_POLICY)
+    message.set_raw("Subject", subject_header(content.subject))  # one line or folded by subject_header
     message["From"] = sender
     message["To"] = ", ".join(recipients)
-    message["Message-ID"] = make_msgid(domain="tailwatch")
-    message[KEY_HEADER] = ",".join(content.delivery_keys)
+    message["Date"] = mail_date(now_epoch_ms)
+    message["Message-ID"] = message_id(content.delivery_keys, sender)
+    message[KEY_HEADER] = visible(",".join(content.delivery_keys))
     message.set_content(content.text)
     message.add_alternative(content.html, subtype="html")
     return message
@@ -121,10 +148,14 @@ class EmailSender:
 
     async def send(self, deliveries: list[PlannedDelivery]) -> Attempt:
         smtp = self.smtp
-        message = email_message(deliveries, smtp.sender, self.recipients)
+        message = build(lambda: email_message(deliveries, smtp.sender, self.recipients, int(time.time() * 1000)),
+                        _secrets(self.channel))
+        if isinstance(message, Attempt):
+            return message
         try:
             errors, _ = await aiosmtplib.send(
-                message, hostname=smtp.host, port=smtp.port, username=smtp.user, password=smtp.password,
+                message.as_bytes(), sender=parseaddr(smtp.sender)[1] or smtp.sender, recipients=self.recipients,
+                hostname=smtp.host, port=smtp.port, username=smtp.user, password=smtp.password,
                 use_tls=smtp.tls == "ssl", start_tls=smtp.tls == "starttls",
                 timeout=self.timeout_s)
         except aiosmtplib.SMTPRecipientsRefused as error:

@@ -1,6 +1,13 @@
-"""What every channel's message says about an alert: status, where, value vs threshold, window, colour."""
+"""What every channel's message says about an alert: status, where, value vs threshold, window, colour.
+
+Text that comes from logs (labels, annotations) is made visible here, once, for every channel: control
+characters (CR, LF, tab, NUL, Unicode line separators) become escapes such as `\\r`, so no message, header or
+line can be split by a logged value. Each channel then escapes for its own format (Slack, HTML, headers).
+"""
 
 from __future__ import annotations
+
+import re
 
 from schemas.alerts import AlertEvent
 from schemas.deliveries import DeliveryKind
@@ -10,6 +17,29 @@ SEVERITY_COLOURS = {"CRITICAL": "#A32037", "HIGH": "#E8912D", "MEDIUM": "#DAA038
 RESOLVED_COLOUR = "#2EB67D"
 _CHANGE_LABELS = {"firing": "FIRING", "escalated": "ESCALATED", "deescalated": "DE-ESCALATED",
                   "repeat": "STILL FIRING", "resolved": "RESOLVED"}
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}
+ELLIPSIS = "…"
+HEADLINE_WHERE_MAX = 200  # the endpoint in a headline (Slack text, e-mail subject) is cut in the middle
+
+
+def visible(text: str) -> str:
+    """`text` on one line: each control character as an escape (`\\r`, `\\n`, `\\t`, `\\x07`, `\\u2028`)."""
+    def escape(match: re.Match[str]) -> str:
+        char = match.group()
+        return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+    return _CONTROL.sub(escape, text)
+
+
+def shorten_middle(text: str, limit: int) -> str:
+    """`text` if it fits in `limit` characters, else its start and end around an ellipsis (both ends say most)."""
+    if len(text) <= limit:
+        return text
+    if limit <= 1:
+        return ELLIPSIS[:limit]
+    head = limit // 2
+    tail = limit - 1 - head
+    return text[:head] + ELLIPSIS + (text[-tail:] if tail else "")
 
 
 def status_label(alert: AlertEvent, kind: DeliveryKind) -> str:
@@ -26,7 +56,7 @@ def colour(alert: AlertEvent, kind: DeliveryKind) -> str:
 
 def where(alert: AlertEvent) -> str:
     labels = alert.labels
-    return " ".join(part for part in (labels.get("service"), labels.get("endpoint")) if part) or "(all)"
+    return visible(" ".join(part for part in (labels.get("service"), labels.get("endpoint")) if part) or "(all)")
 
 
 def number(value: float | None) -> str:
@@ -38,11 +68,11 @@ def number(value: float | None) -> str:
 
 
 def summary(alert: AlertEvent) -> str:
-    return alert.annotations.get("summary") or f"{alert.rule} on {where(alert)}: {alert.condition}"
+    return visible(alert.annotations.get("summary") or f"{alert.rule} on {where(alert)}: {alert.condition}")
 
 
 def value_line(alert: AlertEvent) -> str:
-    return f"{number(alert.value)} vs threshold {number(alert.threshold)} ({alert.condition})"
+    return f"{number(alert.value)} vs threshold {number(alert.threshold)} ({visible(alert.condition)})"
 
 
 def window_line(alert: AlertEvent) -> str:
@@ -51,4 +81,6 @@ def window_line(alert: AlertEvent) -> str:
 
 
 def headline(alert: AlertEvent, kind: DeliveryKind) -> str:
-    return f"[{status_label(alert, kind)}] {alert.severity} {alert.rule}: {where(alert)}"
+    """One line: status, severity, rule and where (cut in the middle beyond HEADLINE_WHERE_MAX characters)."""
+    return (f"[{status_label(alert, kind)}] {alert.severity} {visible(alert.rule)}: "
+            f"{shorten_middle(where(alert), HEADLINE_WHERE_MAX)}")

@@ -18,6 +18,7 @@ import pytest
 from tests.receivers import Reply, SmtpReceiver
 from tests.reliability_channels_support import (
     HOOKS,
+    KEY_HEADER,
     SECRET_VARS,
     SmtpClock,
     StampedHttp,
@@ -33,7 +34,8 @@ from tests.reliability_channels_support import (
 
 pytestmark = pytest.mark.integration
 
-OUTAGE_REPLIES = 25  # 503s before Slack #incidents recovers: ~8 s of retries at 100 ms doubling to 500 ms
+OUTAGE_REPLIES = 40  # 503s before it recovers: two messages retry (the first and its probe), each ~20 times at
+# 100 ms doubling to 500 ms (jittered into the upper half): at least ~4.5 s, ~6 s typically
 
 
 def test_one_channel_down_then_back_nothing_lost_nothing_doubled_nobody_delayed(tmp_path: Path) -> None:
@@ -66,6 +68,8 @@ def test_one_channel_down_then_back_nothing_lost_nothing_doubled_nobody_delayed(
         requests = http.requests()
         failed = [i for i, r in enumerate(requests) if r.path == down and r.reply.status == 503]
         assert len(failed) == OUTAGE_REPLIES
+        # Down: the first message and its probe were retried; the others waited in the queue, untried.
+        assert len({requests[i].headers[KEY_HEADER] for i in failed}) == 2
         outage_start, outage_end = http.stamps[failed[0]], http.stamps[failed[-1]]
         assert outage_end - outage_start >= 3.0  # a real outage, not a blip
         accepted = http_accepted(http)

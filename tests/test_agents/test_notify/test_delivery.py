@@ -5,86 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-import aiohttp
-import pytest
-
-from agents.notify.config import Channel, load_channels
-from agents.notify.delivery import ChannelWorker, Outcome
-from agents.notify.senders import KEY_HEADER, Attempt, make_sender
-from pipeline.notify.routing import PlannedDelivery, Router
-from tests.alert_samples import alert
+from agents.notify.config import Channel
+from agents.notify.senders import KEY_HEADER
+from pipeline.notify.mail import message_id
+from pipeline.notify.routing import PlannedDelivery
 from tests.receivers import HttpReceiver, Reply, SmtpReceiver, SmtpReply
 from tests.test_agents.test_notify.channels import (
     PD_KEY,
     SECRETS,
     SLACK_SECRET_PATH,
-    SMTP_PASSWORD,
     SMTP_USER,
-    channel_env,
-    channel_file,
 )
-
-Outcomes = list[tuple[str, list[str], Outcome, int, Attempt]]
-
-
-@pytest.fixture
-def http() -> AsyncIterator[HttpReceiver]:
-    with HttpReceiver() as receiver:
-        yield receiver  # type: ignore[misc]
-
-
-@pytest.fixture
-def smtp() -> AsyncIterator[SmtpReceiver]:
-    with SmtpReceiver(auth={SMTP_USER: SMTP_PASSWORD}) as receiver:
-        yield receiver  # type: ignore[misc]
-
-
-def channels(tmp_path: Path, http: HttpReceiver, smtp: SmtpReceiver | None, **kwargs: object) -> dict[str, Channel]:
-    loaded = load_channels(channel_file(tmp_path, **kwargs), env=channel_env(http, smtp))  # type: ignore[arg-type]
-    return {channel.name: channel for channel in loaded}
-
-
-class Loop:
-    """Channel workers with an outcome log, as the notifier runs them."""
-
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self.session = session
-        self.outcomes: Outcomes = []
-        self.tasks: list[asyncio.Task[None]] = []
-
-    async def on_outcome(self, channel: Channel, group: list[PlannedDelivery], outcome: Outcome, attempts: int,
-                         result: Attempt) -> None:
-        self.outcomes.append((channel.name, [d.key for d in group], outcome, attempts, result))
-
-    def worker(self, channel: Channel) -> ChannelWorker:
-        worker = ChannelWorker(channel, make_sender(channel, self.session), self.on_outcome, rng=lambda: 0.5)
-        self.tasks.append(asyncio.get_running_loop().create_task(worker.run()))
-        return worker
-
-    async def wait(self, count: int, timeout_s: float = 20) -> Outcomes:
-        deadline = time.monotonic() + timeout_s
-        while len(self.outcomes) < count and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        assert len(self.outcomes) >= count, self.outcomes
-        return self.outcomes
-
-
-@pytest.fixture
-async def loop() -> AsyncIterator[Loop]:
-    async with aiohttp.ClientSession() as session:
-        runner = Loop(session)
-        yield runner
-        for task in runner.tasks:
-            task.cancel()
-
-
-def route(*events: dict[str, object], active: tuple[str, ...] = ("pagerduty", "slack-critical", "email")) \
-        -> list[PlannedDelivery]:
-    router = Router(dict.fromkeys(active, True))
-    return [d for event in events for d in router.route(alert(**event)).deliveries]  # type: ignore[arg-type]
+from tests.test_agents.test_notify.delivery_loop import Loop, channels, route
 
 
 async def test_pagerduty_trigger_then_resolve_with_the_same_dedup_key(tmp_path: Path, http: HttpReceiver,
@@ -150,11 +85,15 @@ async def test_500_then_429_retry_after_then_recovery_delivers_each_alert_once(
     outcomes = await loop.wait(3)
     elapsed = time.monotonic() - started
     requests = http.requests(SLACK_SECRET_PATH)
-    assert [r.reply.status for r in requests] == [500, 429, 200, 200, 200]
-    assert [r.headers[KEY_HEADER] for r in requests if r.reply.status == 200] == [d.key for d in planned]
+    # e0 fails (500) and waits for its retry; e1 goes meanwhile and is told to wait 1 s (429): the whole channel
+    # waits, then e0 and e1 are retried, then e2 goes.
+    assert [(r.reply.status, r.headers[KEY_HEADER]) for r in requests] == [
+        (500, planned[0].key), (429, planned[1].key), (200, planned[0].key), (200, planned[1].key),
+        (200, planned[2].key)]
     assert [(o[1], o[2], o[3]) for o in outcomes] == [
-        ([planned[0].key], "delivered", 3), ([planned[1].key], "delivered", 1), ([planned[2].key], "delivered", 1)]
+        ([planned[0].key], "delivered", 2), ([planned[1].key], "delivered", 2), ([planned[2].key], "delivered", 1)]
     assert elapsed >= 1.0, "Retry-After: 1 was not honoured"
+    assert requests[2].headers[KEY_HEADER] and slack.idle
 
 
 async def test_a_failing_channel_never_blocks_another(tmp_path: Path, http: HttpReceiver, smtp: SmtpReceiver,
@@ -248,3 +187,96 @@ async def test_a_stopped_channel_leaves_a_retry_without_an_outcome(tmp_path: Pat
     assert time.monotonic() - started < 1.0  # the stop cut the wait short
     assert loop.outcomes == []  # neither delivered nor dead-lettered: the next start sends it
     assert slack.left_unsent == 1 and slack.dead == 0
+
+
+HOSTILE = "/api/<!channel>/<b>&amp;\r\nBcc: x@evil.test `rm -rf` @here ü日本"
+
+
+async def test_hostile_labels_arrive_escaped_one_line_and_the_email_is_dated(
+        tmp_path: Path, http: HttpReceiver, smtp: SmtpReceiver, loop: Loop) -> None:
+    chans = channels(tmp_path, http, smtp)
+    workers = {name: loop.worker(chans[name]) for name in ("pagerduty", "slack-critical", "email")}
+    planned = route({"endpoint": HOSTILE, "channels": list(workers), "fingerprint": "fp-hostile"})
+    for delivery in planned:
+        workers[delivery.channel].submit(delivery)
+    before = int(time.time())
+    outcomes = await loop.wait(3)
+    assert [o[2] for o in outcomes] == ["delivered"] * 3, outcomes  # no ValueError, no retry
+    shown = "gateway /api/&lt;!channel&gt;/&lt;b&gt;&amp;amp;\\r\\nBcc: x@evil.test `rm -rf` @here ü日本"
+    [slack] = [r.json() for r in http.requests(SLACK_SECRET_PATH)]
+    assert slack["text"] == f"<!here> [FIRING] CRITICAL factory-high-error-rate: {shown}"
+    assert slack["attachments"][0]["fields"][0] == {"title": "Endpoint", "value": shown, "short": True}
+    assert str(slack).count("<!") == 1  # the configured mention only
+    [pd] = [r.json() for r in http.requests("/v2/enqueue")]
+    assert pd["payload"]["summary"] == ("[CRITICAL] gateway /api/<!channel>/<b>&amp;\\r\\nBcc: x@evil.test "
+                                        "`rm -rf` @here ü日本: error rate 12.5% > 5% for 10 minutes")
+    assert pd["payload"]["custom_details"]["labels"]["endpoint"] == HOSTILE
+    [mail] = await smtp.wait_for_async(1)
+    message = mail.message
+    assert message["Subject"] == ("[tailwatch] [FIRING] CRITICAL factory-high-error-rate: gateway /api/<!channel>/"
+                                  "<b>&amp;\\r\\nBcc: x@evil.test `rm -rf` @here ü日本")
+    assert message["Bcc"] is None and sorted(mail.rcpt_tos) == ["lead@example.test", "oncall@example.test"]
+    assert before - 1 <= parsedate_to_datetime(message["Date"]).timestamp() <= time.time() + 1
+    email_key = next(d.key for d in planned if d.channel == "email")
+    assert message["Message-ID"] == message_id([email_key], "tailwatch@example.test")
+    assert "Endpoint: gateway /api/<!channel>/<b>&amp;\\r\\nBcc: x@evil.test" in mail.part("text/plain")
+
+
+async def test_long_and_non_ascii_endpoints_are_delivered(tmp_path: Path, http: HttpReceiver,
+                                                          smtp: SmtpReceiver, loop: Loop) -> None:
+    endpoint = "/api/" + "é" * 4000 + "/end"
+    chans = channels(tmp_path, http, smtp)
+    workers = {name: loop.worker(chans[name]) for name in ("pagerduty", "slack-critical", "email")}
+    for delivery in route({"endpoint": endpoint, "channels": list(workers), "fingerprint": "fp-long"}):
+        workers[delivery.channel].submit(delivery)
+    assert [o[2] for o in await loop.wait(3)] == ["delivered"] * 3
+    [pd] = [r.json() for r in http.requests("/v2/enqueue")]
+    summary = pd["payload"]["summary"]  # the annotation holds the endpoint too: too long, rebuilt
+    assert len(summary) == 1024 and summary.startswith("[CRITICAL] factory-high-error-rate on gateway /api/éé")
+    assert summary.endswith("éé/end: 0.125 vs threshold 0.05 (error_rate > 0.05)")
+    [mail] = await smtp.wait_for_async(1)
+    assert mail.message["Subject"].endswith("éé/end") and len(mail.message["Subject"]) <= 250
+    assert endpoint in mail.part("text/plain")
+    [slack] = [r.json() for r in http.requests(SLACK_SECRET_PATH)]
+    assert slack["attachments"][0]["fields"][0]["value"] == f"gateway {endpoint}"
+
+
+async def test_a_delivery_that_can_never_succeed_is_dead_lettered_at_once_and_holds_back_nothing(
+        tmp_path: Path, http: HttpReceiver, smtp: SmtpReceiver, loop: Loop) -> None:
+    chans = channels(tmp_path, http, smtp, max_attempts=10)
+    http.program(SLACK_SECRET_PATH, Reply(400, b"invalid_blocks"))  # refuses the first message, for good
+    smtp.program(SmtpReply(554, "5.6.0 message content rejected"))
+    slack, email, pd = (loop.worker(chans[n]) for n in ("slack-critical", "email", "pagerduty"))
+    [broken] = route({"channels": ["pagerduty"], "fingerprint": "fp-broken"}, active=("pagerduty",))
+    # A payload that cannot be built (a label that is not text): a permanent failure, not ten retries.
+    pd.submit(PlannedDelivery(broken.key, broken.channel, broken.kind, broken.transition,
+                              broken.alert.model_copy(update={"labels": {"endpoint": 7}})))
+    planned = route(*({"endpoint": f"/api/e{i}", "channels": ["slack-critical", "email", "pagerduty"]}
+                      for i in range(3)))
+    for delivery in planned:
+        {"slack-critical": slack, "email": email, "pagerduty": pd}[delivery.channel].submit(delivery)
+    outcomes = await loop.wait(10)
+    dead = {o[0]: o for o in outcomes if o[2] == "dead_lettered"}
+    assert sorted(dead) == ["email", "pagerduty", "slack-critical"]
+    assert all(o[3] == 1 for o in dead.values())  # one attempt each
+    assert dead["slack-critical"][4].reason == "HTTP 400: invalid_blocks"
+    assert dead["email"][4].reason == "SMTP 554: 5.6.0 message content rejected"
+    assert dead["pagerduty"][4].reason.startswith("cannot build the message: TypeError")
+    assert dead["pagerduty"][1] == [broken.key] and len(http.requests("/v2/enqueue")) == 3
+    delivered = sorted(key for o in outcomes if o[2] == "delivered" for key in o[1])
+    assert len(delivered) == 7 and all(d.key in delivered for d in planned if d.key not in
+                                       (dead["slack-critical"][1][0], dead["email"][1][0]))
+
+
+async def test_a_refused_group_is_sent_again_alert_by_alert(tmp_path: Path, http: HttpReceiver,
+                                                            loop: Loop) -> None:
+    slack = loop.worker(channels(tmp_path, http, None, group_wait="500ms")["slack-critical"])
+    http.program(SLACK_SECRET_PATH, Reply(400, b"invalid_payload"), Reply(400, b"invalid_payload"))
+    planned = route(*({"endpoint": f"/api/e{i}", "channels": ["slack-critical"]} for i in range(3)))
+    for delivery in planned:
+        slack.submit(delivery)
+    outcomes = await loop.wait(3)
+    requests = http.requests(SLACK_SECRET_PATH)
+    assert [len(r.json()["attachments"]) for r in requests] == [3, 1, 1, 1]
+    assert [(o[1], o[2]) for o in outcomes] == [([planned[0].key], "dead_lettered"),
+                                                ([planned[1].key], "delivered"), ([planned[2].key], "delivered")]

@@ -7,8 +7,11 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +84,13 @@ async def ledger_deliveries(settings: KafkaSettings) -> list[Delivery]:
             if m.value and m.key is not None and not m.key.startswith((b"alert/", b"read/"))]
 
 
+async def wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert condition()
+
+
 def keys_of(requests: list[Any]) -> Counter[str]:
     return Counter(key for r in requests if r.answered and r.reply.status < 300
                    for key in r.headers["X-Tailwatch-Delivery-Key"].split(","))
@@ -149,14 +159,14 @@ async def kill_and_restart(kafka_settings: KafkaSettings, tmp_path: Path) -> Non
                            window_end="2026-03-01T10:30:00Z") for i in range(0, 12, 3)]
     positions = await publish(kafka_settings, events)
     with HttpReceiver() as http:
-        # Five answered (slowly), the sixth held in flight for 5 s: the notifier is killed while it waits.
-        http.program(SLACK_SECRET_PATH, *[Reply(delay_s=0.2)] * 5, Reply(delay_s=5.0))
+        # Five answered (slowly), the sixth held in flight: the notifier is killed while it waits.
+        release = threading.Event()
+        http.program(SLACK_SECRET_PATH, *[Reply(delay_s=0.2)] * 5, Reply(hold=release))
         channels = channel_file(tmp_path)
         notifier = start(kafka_settings, channels, channel_env(http, None), tmp_path)
         try:
             await http.wait_for_async(6, path=SLACK_SECRET_PATH, timeout_s=90)
             notifier.kill()
-            killed_at = asyncio.get_running_loop().time()
         finally:
             notifier.stop()
         held = http.requests(SLACK_SECRET_PATH)[5]
@@ -164,8 +174,9 @@ async def kill_and_restart(kafka_settings: KafkaSettings, tmp_path: Path) -> Non
         try:
             await settle(restarted, positions, timeout_s=180)
         finally:
+            release.set()
             restarted.stop()
-        await asyncio.sleep(max(0.0, 5.5 - (asyncio.get_running_loop().time() - killed_at)))
+        await wait_until(lambda: held.done, timeout_s=10)
         assert not held.answered  # its sender was gone when the answer was due
         delivered = keys_of(http.requests(SLACK_SECRET_PATH))
         assert len(delivered) == 16 and set(delivered.values()) == {1}, delivered

@@ -54,7 +54,7 @@ def test_slack_mentions_critical_triggers_only_in_the_top_level_text() -> None:
     assert attachment["color"] == SEVERITY_COLOURS["CRITICAL"]
     assert attachment["title_link"] == "https://runbooks.example.com/factory/high-error-rate"
     fields = {f["title"]: f["value"] for f in attachment["fields"]}
-    assert fields["Value"] == "0.125 vs threshold 0.05 (error_rate > 0.05)"
+    assert fields["Value"] == "0.125 vs threshold 0.05 (error_rate &gt; 0.05)"  # Slack: `>` escaped
     assert fields["Endpoint"] == "gateway /api/public/factory/templates"
     [high] = deliveries("slack-alerts", channels=["slack-alerts"], severity="HIGH", change="repeat",
                         window_end="2026-03-01T10:11:00Z")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.notify.grouping import GroupBuffer
+from pipeline.notify.parking import RetrySchedule
 from pipeline.notify.rate_limit import SendWindow
 from pipeline.notify.retry import MAX_RETRY_AFTER_MS, backoff_ms, classify_http, classify_smtp, retry_after_ms
 
@@ -82,3 +83,31 @@ def test_group_interval_spaces_a_channels_messages_and_groups_what_came_meanwhil
     assert buffer.take(330_000) == ["b", "c"]
     buffer.add("d", 1_000_000)  # long after: only group_wait applies
     assert buffer.due_ms() == 1_030_000
+
+
+def test_retry_schedule_parks_failures_holds_their_alerts_and_stops_new_groups_when_down() -> None:
+    schedule: RetrySchedule[tuple[str, int]] = RetrySchedule(lambda item: item[0])  # (alert, message)
+    assert schedule.may_start(0) and schedule.empty
+    schedule.park([("a", 1)], attempts=1, due_ms=100)
+    assert schedule.may_start(0)  # one failure: the next group is the probe
+    assert schedule.sendable([("a", 2), ("b", 1)]) == [("b", 1)] and schedule.held == [("a", 2)]
+    schedule.park([("b", 1)], attempts=1, due_ms=50)
+    assert not schedule.may_start(10)  # two failures in a row: the channel is down
+    assert schedule.sendable([("c", 1)]) == [("c", 1)]  # (the caller asks may_start first)
+    assert schedule.take_due(40) is None and schedule.next_due_ms() == 50
+    retry = schedule.take_due(60)
+    assert retry is not None and retry.group == [("b", 1)] and retry.attempts == 1
+    schedule.succeeded()
+    assert schedule.may_start(60)  # a success: the channel is up again
+    assert schedule.finished([("b", 1)]) == []
+    parked = schedule.take_due(100)
+    assert parked is not None and schedule.finished(parked.group) == [("a", 2)]  # in order, after it
+    assert schedule.empty
+
+
+def test_retry_after_pauses_the_whole_channel() -> None:
+    schedule: RetrySchedule[str] = RetrySchedule(lambda item: item)
+    schedule.park(["a"], attempts=1, due_ms=100, retry_after_until_ms=1_000)
+    assert not schedule.may_start(500) and schedule.take_due(500) is None and schedule.next_due_ms() == 1_000
+    assert schedule.may_start(1_000) and schedule.take_due(1_000) is not None
+    assert schedule.may_start(1_000)  # nothing parked: a new group may always go (it is the next probe)
