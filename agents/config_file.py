@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from agents.kafka_security import KafkaSecurity, KafkaSecurityError, SaslMechanism, Secret, SecurityProtocol
 from agents.logs import register_secrets
@@ -145,8 +145,9 @@ class EffectiveConfig:
                              security=self.kafka_security())
 
     def _secret(self, key: str) -> Secret | None:
-        if self._values[key] is not None:
-            return Secret(self._values[key])
+        value = self._values[key]
+        if value is not None:
+            return Secret(value.get_secret_value() if isinstance(value, SecretStr) else str(value))
         path = self.path_value(f"{key}_file")
         if path is None:
             return None

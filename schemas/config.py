@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
@@ -29,7 +29,7 @@ class SslSection(_Strict):
     verify_hostname: bool = Field(True, description="check that the broker's certificate names the host")
     cert_file: str | None = Field(None, description="client certificate (chain), PEM: mutual TLS")
     key_file: str | None = Field(None, description="the client certificate's private key, PEM")
-    key_password: str | None = Field(None, description="the key's password; `${ENV_NAME}` or use key_password_file")
+    key_password: SecretStr | None = Field(None, description="the key's password; `${ENV_NAME}` or use key_password_file")
     key_password_file: str | None = Field(None, description="a file holding the key's password")
 
     @model_validator(mode="after")
@@ -41,7 +41,7 @@ class SslSection(_Strict):
 class SaslSection(_Strict):
     mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
     username: str | None = Field(None, min_length=1)
-    password: str | None = Field(None, description="`${ENV_NAME}`, or use password_file")
+    password: SecretStr | None = Field(None, description="`${ENV_NAME}`, or use password_file")
     password_file: str | None = Field(None, description="a file holding the password")
     oauth_token_file: str | None = Field(None, description="OAUTHBEARER: a file holding the current token")
 
