@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from schemas.alerts import AlertEvent
 from schemas.channels import ChannelFile
+from schemas.config import TailwatchConfig
 from schemas.deadletter import DeadLetter
 from schemas.deliveries import Delivery, NotificationDeadLetter
 from schemas.envelopes import LogBatch
@@ -36,6 +37,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "delivery": Delivery,  # value on <prefix>.deliveries (compacted; key: the delivery key)
     "notification-dead-letter": NotificationDeadLetter,  # value on <prefix>.notify.deadletter
     "rule-test-file": RuleTestFile,  # a rule unit-test YAML file (`tailwatch rules test`)
+    "config-file": TailwatchConfig,  # tailwatch.yaml (`tailwatch config show|check`)
 }
 
 
