@@ -111,6 +111,12 @@ class EffectiveConfig:
             out.append((key, shown, str(self.sources[key])))
         return out
 
+    def inline_secrets(self) -> list[str]:
+        """The secrets written in the file itself (not `${NAME}`): they work, but belong in the environment or a
+        file only the service can read."""
+        return [key for key in sorted(SECRET_KEYS) if self._values[key] is not None
+                and self.sources[key].kind == "file" and "${" not in self.sources[key].detail]
+
     def kafka_security(self) -> KafkaSecurity:
         """The security settings, secrets read from their files; ConfigError names the setting and its source."""
         sasl = "kafka.security.sasl."
@@ -199,7 +205,8 @@ def _file_layer(path: Path, env: Mapping[str, str]) -> tuple[dict[str, Any], dic
     data, root = read_yaml(path, ConfigError)
     data = {} if data is None else data
     problems: list[str] = []
-    data = _expand(data, (), root, path, env, problems)
+    references: dict[str, str] = {}  # key → the NAME of its `${NAME}`
+    data = _expand(data, (), root, path, env, problems, references)
     if problems:
         raise ConfigError("\n".join(problems))
     try:
@@ -209,20 +216,23 @@ def _file_layer(path: Path, env: Mapping[str, str]) -> tuple[dict[str, Any], dic
             f"{path}:{line_of(root, tuple(item['loc'])) or '?'}: {where(tuple(item['loc']))}: {item['msg']}"
             for item in error.errors())) from None
     values, _ = _flatten(data, DEFAULT)
-    return values, {key: Source("file", f"{path}:{line_of(root, tuple(key.split('.')))}") for key in values}
+    return values, {key: Source("file", f"{path}:{line_of(root, tuple(key.split('.')))}"
+                                + (f" ${{{references[key]}}}" if key in references else "")) for key in values}
 
 
 def _expand(value: Any, loc: tuple[str, ...], root: yaml.Node | None, path: Path, env: Mapping[str, str],
-            problems: list[str]) -> Any:
+            problems: list[str], references: dict[str, str]) -> Any:
     """`${NAME}` (a whole string value) replaced by the environment variable NAME; unset: a problem."""
     if isinstance(value, dict):
-        return {key: _expand(item, (*loc, str(key)), root, path, env, problems) for key, item in value.items()}
+        return {key: _expand(item, (*loc, str(key)), root, path, env, problems, references)
+                for key, item in value.items()}
     if isinstance(value, str) and (match := _ENV_REFERENCE.match(value)):
         name = match.group(1)
         if name not in env:
             problems.append(f"{path}:{line_of(root, loc) or '?'}: {'.'.join(loc)}: environment variable {name} "
                             f"is not set")
             return value
+        references[".".join(loc)] = name
         return env[name]
     return value
 

@@ -10,14 +10,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from agents.yaml_source import line_of as _line_of
-from agents.yaml_source import where as _where
-from agents.yaml_source import yaml_line as _yaml_line
-from agents.yaml_source import yaml_problem as _yaml_problem
+from agents.yaml_source import line_of, where, yaml_line, yaml_problem
 from pipeline.rules.engine import CompiledRule, RuleError, compile_rules
 from schemas.rules import RuleFile
 
 DEFAULT_RULES = Path(__file__).parent / "defaults" / "rules.yaml"
+# The YAML line mapping lives in agents/yaml_source.py; these names stay for the modules that import them from here.
+_line_of, _where, _yaml_line, _yaml_problem = line_of, where, yaml_line, yaml_problem
 
 
 class RuleFileError(ValueError):

@@ -29,7 +29,7 @@ class SslSection(_Strict):
     verify_hostname: bool = Field(True, description="check that the broker's certificate names the host")
     cert_file: str | None = Field(None, description="client certificate (chain), PEM: mutual TLS")
     key_file: str | None = Field(None, description="the client certificate's private key, PEM")
-    key_password: SecretStr | None = Field(None, description="the key's password; `${ENV_NAME}` or use key_password_file")
+    key_password: SecretStr | None = Field(None, description="the key's password: `${ENV_NAME}`, or key_password_file")
     key_password_file: str | None = Field(None, description="a file holding the key's password")
 
     @model_validator(mode="after")

@@ -65,6 +65,8 @@ def show(config: EffectiveConfig) -> None:
     width = max(len(key) for key, _, _ in lines)
     for key, shown, source in lines:
         print(f"{key:<{width}} = {shown}  # {source}")
+    for key in config.inline_secrets():
+        print(f"# warning: {key} is written in {config.path}: use `${{ENV_NAME}}` or {key.rsplit('.', 1)[1]}_file")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -53,7 +53,8 @@ def test_file_env_flag_precedence_and_sources(tmp_path: Path) -> None:
     assert str(config.sources["kafka.partitions"]) == "env TAILWATCH_PARTITIONS"
     assert config.value("kafka.topic_prefix") == "prod"  # a flag not given does not count
     assert str(config.sources["kafka.topic_prefix"]) == f"file {path}:4"
-    assert str(config.sources["kafka.security.sasl.password"]) == f"file {path}:12"
+    assert str(config.sources["kafka.security.sasl.password"]) == f"file {path}:12 ${{KAFKA_PW}}"
+    assert config.inline_secrets() == []
     assert config.value("kafka.replication_factor") == 1
     assert str(config.sources["kafka.replication_factor"]) == "default"
     assert config.path_value("rules.file") == tmp_path / "rules" / "prod.yaml"  # relative to the file
@@ -98,14 +99,14 @@ def test_file_errors_name_the_line(tmp_path: Path, text: str, expected: str) -> 
 
 
 def test_env_and_flag_errors_name_their_source(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="env TAILWATCH_PARTITIONS: kafka.partitions: Input should be a valid"):
+    with pytest.raises(ConfigError, match=r"env TAILWATCH_PARTITIONS: kafka.partitions: Input should be a valid"):
         load_config(None, env={"TAILWATCH_PARTITIONS": "many"})
-    with pytest.raises(ConfigError, match="flag --partitions: kafka.partitions: Input should be greater"):
+    with pytest.raises(ConfigError, match=r"flag --partitions: kafka.partitions: Input should be greater"):
         load_config(None, env={}, flags={"kafka.partitions": ("--partitions", 0)})
-    with pytest.raises(ConfigError, match="needs a username and a password .*protocol from env"):
+    with pytest.raises(ConfigError, match=r"needs a username and a password .*protocol from env"):
         load_config(None, env={"TAILWATCH_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
                                "TAILWATCH_KAFKA_SASL_MECHANISM": "PLAIN"}).kafka_security()
-    with pytest.raises(ConfigError, match="cannot read .*missing-file: No such file"):
+    with pytest.raises(ConfigError, match=r"cannot read .*missing-file: No such file"):
         load_config(None, env={"TAILWATCH_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
                                "TAILWATCH_KAFKA_SASL_MECHANISM": "PLAIN", "TAILWATCH_KAFKA_SASL_USERNAME": "u",
                                "TAILWATCH_KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "missing-file")}).kafka_security()
@@ -175,7 +176,13 @@ def test_config_show_prints_sources_and_masks(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     assert "kafka.partitions                     = 3  # flag --partitions" in result.stdout
-    assert f"kafka.security.sasl.password         = ***  # file {path}:12" in result.stdout
+    assert f"kafka.security.sasl.password         = ***  # file {path}:12 ${{KAFKA_PW}}" in result.stdout
+    assert PASSWORD not in result.stdout + result.stderr
+    inline = write(tmp_path, CONFIG.replace("${KAFKA_PW}", PASSWORD), "inline.yaml")
+    result = subprocess.run([sys.executable, "-m", "agents.cli", "config", "show", "--config", str(inline)],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert f"# warning: kafka.security.sasl.password is written in {inline}: use `${{ENV_NAME}}` or password_file" \
+        in result.stdout
     assert PASSWORD not in result.stdout + result.stderr
     bad = write(tmp_path, "kafka:\n  bootstrap: x:1\n  sasl: {}\n", "bad.yaml")
     result = subprocess.run([sys.executable, "-m", "agents.cli", "config", "check", "--config", str(bad)],
