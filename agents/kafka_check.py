@@ -22,6 +22,7 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
     UnsupportedSaslMechanismError,
 )
+from aiokafka.protocol.metadata import MetadataRequest
 
 from agents.kafka_security import KafkaSecurity, KafkaSecurityError
 from agents.topics import TopicSpec
@@ -61,8 +62,13 @@ def _hosts(bootstrap: str) -> list[tuple[str, int]]:
     return out
 
 
-def classify(error: BaseException, security: KafkaSecurity) -> tuple[str, str]:
-    """(reason, one line) for an error of a first connection."""
+def classify(error: BaseException, security: KafkaSecurity, authenticated: bool = False) -> tuple[str, str]:
+    """(reason, one line) for an error of a first connection (`authenticated`: after the SASL exchange)."""
+    if authenticated and security.protocol.uses_sasl and isinstance(error, KafkaConnectionError | TimeoutError):
+        # aiokafka ignores the error challenge of a refused OAUTHBEARER token: the first request then fails.
+        return AUTH_FAILED, f"the broker closed the connection after SASL {security.sasl_mechanism} " \
+                            "authentication: it refused the credentials" + (
+                                " (an expired or invalid token?)" if security.sasl_oauth_token_file else "")
     if isinstance(error, ssl.SSLCertVerificationError):
         return TLS_FAILED, f"TLS verification of the broker's certificate failed: {error.verify_message} " \
                            f"(CA: {security.ssl_ca_file or 'the system trust store'})"
@@ -97,14 +103,21 @@ async def first_connection(bootstrap: str, security: KafkaSecurity, timeout_s: f
         raise ClusterCheckFailed(BAD_SETTINGS, str(error)) from None
     failure: tuple[str, str] = (UNREACHABLE, "no bootstrap address")
     for host, port in _hosts(bootstrap):
+        authenticated = False
         try:
             conn = await asyncio.wait_for(create_conn(host, port, request_timeout_ms=int(timeout_s * 1000),
                                                       **kwargs), timeout_s)
+            authenticated = True
+            try:
+                metadata = await asyncio.wait_for(conn.send(MetadataRequest([])), timeout_s)  # as AIOKafkaClient
+                if not getattr(metadata, "brokers", None):  # a refused OAUTHBEARER token: the broker's SASL error
+                    raise KafkaConnectionError("the first answer names no broker")  # read as an empty Metadata
+            finally:
+                conn.close()
         except (TimeoutError, OSError, KafkaError) as error:
-            reason, text = classify(error, security)
+            reason, text = classify(error, security, authenticated)
             failure = (reason, f"{host}:{port}: {text}")
             continue
-        conn.close()
         return f"{host}:{port}"
     raise ClusterCheckFailed(*failure)
 

@@ -22,6 +22,8 @@ from typing import Any
 
 from aiokafka.abc import AbstractTokenProvider
 
+from agents.logs import register_secrets
+
 
 class SecurityProtocol(StrEnum):
     PLAINTEXT = "PLAINTEXT"
@@ -90,6 +92,7 @@ class TokenFileProvider(AbstractTokenProvider):  # type: ignore[misc]  # aiokafk
                 from None
         if not token:
             raise KafkaSecurityError(f"the OAUTHBEARER token file {self.path} is empty")
+        register_secrets([token])  # a bearer token is a credential: never in a log line
         return token
 
     def __repr__(self) -> str:

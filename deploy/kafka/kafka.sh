@@ -159,8 +159,10 @@ security_section() {  # the listeners' TLS stores (PEM), SCRAM and the authorize
     cat <<PROPERTIES
 
 # Security (kafka.sh start --security-dir): SASL_SSL with SCRAM-SHA-512, and SSL with required client certificates.
-sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.enabled.mechanisms=SCRAM-SHA-512,OAUTHBEARER
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+# OAUTHBEARER with Kafka's default validator: unsecured (alg none) JWTs, the principal is their `sub` (tests only).
+listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;
 ssl.keystore.type=PEM
 ssl.keystore.location=$SECURITY_DIR/server.pem
 ssl.truststore.type=PEM

@@ -6,6 +6,8 @@ exit 3 in bounded time and without the password in any output; a produce/consume
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -99,6 +101,31 @@ def test_failures_are_told_apart_fast_and_never_show_the_password(apache_kafka: 
     assert took < FAIL_FAST_S, took
     assert wrong not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+
+
+def unsecured_token(path: Path, subject: str, lifetime_s: int) -> Path:
+    """An unsecured (alg none) JWT, which the tier's OAUTHBEARER validator accepts while it is not expired."""
+    def part(value: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+    now = int(time.time())
+    path.write_text(f"{part({'alg': 'none'})}.{part({'sub': subject, 'iat': now - 60, 'exp': now + lifetime_s})}.")
+    return path
+
+
+def test_check_over_oauthbearer_reads_the_token_file(apache_kafka: ApacheKafka, tmp_path: Path) -> None:
+    env = {"TAILWATCH_KAFKA_BOOTSTRAP": apache_kafka.sasl_ssl_bootstrap,
+           "TAILWATCH_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "TAILWATCH_KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+           "TAILWATCH_KAFKA_SSL_CA": str(apache_kafka.ca_file),
+           "TAILWATCH_KAFKA_SASL_OAUTH_TOKEN_FILE": str(tmp_path / "token")}
+    unsecured_token(tmp_path / "token", apache_kafka.scram_user, lifetime_s=600)
+    result, _ = config_check("--topic-prefix", f"oauth{uuid.uuid4().hex[:8]}", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "over SASL_SSL, OAUTHBEARER" in result.stdout
+    unsecured_token(tmp_path / "token", apache_kafka.scram_user, lifetime_s=-30)  # expired
+    expired, took = config_check(env=env)
+    assert expired.returncode == 3, expired.stderr
+    assert "Kafka check failed: authentication-failed: 127.0.0.1:" in expired.stderr, expired.stderr
+    assert took < FAIL_FAST_S
 
 
 def test_user_without_acls_is_not_authorized(apache_kafka: ApacheKafka) -> None:
