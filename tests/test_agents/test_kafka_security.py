@@ -181,3 +181,25 @@ def test_producer_consumer_round_trip_on_each_listener(apache_kafka: ApacheKafka
                                  ssl_cert_file=apache_kafka.client_cert, ssl_key_file=apache_kafka.client_key,
                                  ssl_key_password=Secret(apache_kafka.client_key_password))
     assert asyncio.run(round_trip(bootstrap, security)) == [b"message 0", b"message 1", b"message 2"]
+
+
+@pytest.mark.parametrize("listener", ["SASL_SSL", "SSL"])
+def test_faust_worker_with_a_table_over_each_secure_listener(apache_kafka: ApacheKafka, tmp_path: Path,
+                                                             listener: str) -> None:
+    """Faust's consumer, producer and changelog (a table) with `faust_credentials()` from a tailwatch.yaml."""
+    if listener == "SASL_SSL":
+        (tmp_path / "password").write_text(apache_kafka.scram_password)
+        config = tmp_path / "tailwatch.yaml"
+        config.write_text(f"kafka:\n  bootstrap: {apache_kafka.sasl_ssl_bootstrap}\n  security:\n"
+                          f"    protocol: SASL_SSL\n    ssl: {{ca_file: {apache_kafka.ca_file}}}\n"
+                          f"    sasl: {{mechanism: SCRAM-SHA-512, username: {apache_kafka.scram_user}, "
+                          f"password_file: password}}\n")
+    else:
+        config = mtls_config(apache_kafka, tmp_path)
+    result = tmp_path / "result.json"
+    topic = f"faust-{listener.lower()}-{uuid.uuid4().hex[:6]}"
+    run = subprocess.run([sys.executable, "-m", "tests.faust_secure_app", str(config), topic, str(result)],
+                         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.exists(), run.stdout + run.stderr
+    assert json.loads(result.read_text()) == {"values": ["message 0", "message 1", "message 2"], "count": 3}
+    assert apache_kafka.scram_password not in run.stdout + run.stderr
