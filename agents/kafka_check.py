@@ -36,6 +36,8 @@ CREATE_FAILED = "topic-creation-failed"
 BAD_SETTINGS = "bad-settings"
 REASONS = (UNREACHABLE, TLS_FAILED, AUTH_FAILED, NOT_AUTHORIZED, TOPICS_MISSING, CREATE_FAILED, BAD_SETTINGS)
 TOPIC_ALREADY_EXISTS = 36
+# TLS alerts a broker sends about the client's certificate (TLS 1.2 sends them during the handshake).
+CLIENT_CERT_ALERTS = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA", "CERTIFICATE_UNKNOWN")
 AUTHORIZATION_CODES = {TopicAuthorizationFailedError.errno, ClusterAuthorizationFailedError.errno}
 
 
@@ -72,6 +74,8 @@ def classify(error: BaseException, security: KafkaSecurity, authenticated: bool 
     if isinstance(error, ssl.SSLCertVerificationError):
         return TLS_FAILED, f"TLS verification of the broker's certificate failed: {error.verify_message} " \
                            f"(CA: {security.ssl_ca_file or 'the system trust store'})"
+    if isinstance(error, ssl.SSLError) and any(alert in str(error.reason) for alert in CLIENT_CERT_ALERTS):
+        return AUTH_FAILED, f"the broker refused the client certificate (TLS alert {error.reason})"
     if isinstance(error, ssl.SSLError):
         return TLS_FAILED, f"TLS handshake failed: {error.reason or error.strerror}"
     if isinstance(error, SaslAuthenticationFailed | UnsupportedSaslMechanismError):
