@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "broker": ("broker", "run the embedded Kafka-compatible broker in the foreground"),
     "probe": ("probe_cmd", "uptime probe: check URLs, publish results, alert after consecutive failures"),
     "topics": ("topics_cmd", "create (or list) every topic tailwatch uses"),
+    "config": ("config_cmd", "show the effective configuration (secrets masked, each value's source) or check it"),
 }
 
 

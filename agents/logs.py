@@ -31,10 +31,18 @@ _URL = re2.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://([^\s\"'<>\\]+)", _RE2_QUIET)
 _HOST_SCHEMES = frozenset({"http", "https", "kafka"})
 
 
+_REGISTERED: set[str] = set()  # secrets that are not in the environment (read from a file, `${NAME}` in tailwatch.yaml)
+
+
+def register_secrets(values: list[str]) -> None:
+    """Redact these values from every log line from now on (agents/config_file.py registers Kafka's secrets)."""
+    _REGISTERED.update(value for value in values if value)
+
+
 def secret_values() -> list[str]:
     values = [value for name, value in os.environ.items()
               if _SECRET_NAME.search(name) and len(value) >= _MIN_SECRET_LEN]
-    return sorted(set(values), key=len, reverse=True)
+    return sorted(set(values) | _REGISTERED, key=len, reverse=True)
 
 
 def mask_url(url: str) -> str:
@@ -80,7 +88,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         text = orjson.dumps(entry, default=str).decode()
-        return redact(text, self.secrets)
+        return redact(text, self.secrets if not _REGISTERED else secret_values())
 
 
 def setup_logging(level: str = "INFO", service: str = "tailwatch") -> None:

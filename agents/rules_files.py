@@ -10,10 +10,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from agents.yaml_source import line_of, where, yaml_line, yaml_problem
 from pipeline.rules.engine import CompiledRule, RuleError, compile_rules
 from schemas.rules import RuleFile
 
 DEFAULT_RULES = Path(__file__).parent / "defaults" / "rules.yaml"
+# The YAML line mapping lives in agents/yaml_source.py; these names stay for the modules that import them from here.
+_line_of, _where, _yaml_line, _yaml_problem = line_of, where, yaml_line, yaml_problem
 
 
 class RuleFileError(ValueError):
@@ -26,43 +29,6 @@ class LoadedRules:
     rule_file: RuleFile
     compiled: list[CompiledRule]
     sha256: str
-
-
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """The 1-based line of the YAML node at `loc` (or of its nearest parent that exists)."""
-    line = None if node is None else node.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            node = next((value for key, value in node.value if key.value == part), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            break
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-    return line
-
-
-def _where(loc: tuple[Any, ...]) -> str:
-    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".") or "file"
-
-
-def _yaml_line(error: yaml.YAMLError, text: str) -> str:
-    mark = getattr(error, "problem_mark", None)
-    if mark is not None:
-        return f":{mark.line + 1}"
-    if isinstance(error, yaml.reader.ReaderError):  # a character YAML does not allow: no mark, a position
-        return f":{text[:error.position].count(chr(10)) + 1}"
-    return ""
-
-
-def _yaml_problem(error: yaml.YAMLError) -> str:
-    """One line: the problem, or the error's first line."""
-    if isinstance(error, yaml.reader.ReaderError):
-        return f"character {error.character:#x} is not allowed in YAML"
-    problem = getattr(error, "problem", None)
-    return str(problem) if problem else (str(error).splitlines() or ["?"])[0]
 
 
 def load_rules(path: Path | str = DEFAULT_RULES) -> LoadedRules:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from agents.kafka_security import KafkaSecurity
+
 BOOTSTRAP_ENV = "TAILWATCH_KAFKA_BOOTSTRAP"
 CONNECT_ATTEMPTS_ENV = "TAILWATCH_KAFKA_CONNECT_ATTEMPTS"
 
@@ -26,6 +28,8 @@ class KafkaSettings:
     partitions: int = field(default_factory=lambda: int(os.environ.get("TAILWATCH_PARTITIONS", "4")))
     replication_factor: int = field(
         default_factory=lambda: int(os.environ.get("TAILWATCH_REPLICATION_FACTOR", "1")))
+    create_topics: bool = True  # False: use existing topics only (a managed cluster where tailwatch may not create)
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)  # agents/config_file.py builds it from settings
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}.{name}"

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from schemas.alerts import AlertEvent
 from schemas.channels import ChannelFile
+from schemas.config import TailwatchConfig
 from schemas.deadletter import DeadLetter
 from schemas.deliveries import AlertsRead, AlertState, Delivery, NotificationDeadLetter
 from schemas.envelopes import LogBatch
@@ -38,6 +39,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "alerts-read": AlertsRead,  # value on <prefix>.deliveries (key: read/<partition>)
     "notification-dead-letter": NotificationDeadLetter,  # value on <prefix>.notify.deadletter
     "rule-test-file": RuleTestFile,  # a rule unit-test YAML file (`tailwatch rules test`)
+    "config-file": TailwatchConfig,  # tailwatch.yaml (`tailwatch config show|check`)
 }
 
 

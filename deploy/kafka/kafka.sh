@@ -2,9 +2,12 @@
 # Apache Kafka for tests and local runs: one KRaft node (broker + controller) on 127.0.0.1, from Maven jars.
 #
 #   kafka.sh fetch                                   download the jars into lib/ (skipped when up to date)
-#   kafka.sh start [--port P] [--dir D] [--controller-port C]
+#   kafka.sh start [--port P] [--dir D] [--controller-port C] [--security-dir S --sasl-ssl-port P2 --ssl-port P3]
 #                                                    format D (first start only) and start the broker in the
-#                                                    background; prints the bootstrap address once it answers
+#                                                    background; prints the bootstrap address once it answers.
+#                                                    With S (ca.pem, server.pem = key + certificate, scram-users
+#                                                    = `name password` lines): also a SASL_SSL listener (SCRAM-SHA-512)
+#                                                    on P2 and an SSL listener requiring client certificates on P3
 #   kafka.sh stop [--dir D] [--kill]                 SIGTERM (SIGKILL after KAFKA_STOP_TIMEOUT s); --kill: SIGKILL now
 #   kafka.sh status [--dir D]                        exit 0 and print the bootstrap address if running
 #
@@ -121,8 +124,8 @@ running_pid() {  # prints the broker's pid if $DIR's broker runs
     printf '%s\n' "$pid"
 }
 
-parse_args() {  # sets PORT, CONTROLLER_PORT, DIR, KILL
-    PORT="" CONTROLLER_PORT="" DIR="$HERE/run" KILL=""
+parse_args() {  # sets PORT, CONTROLLER_PORT, DIR, KILL, SECURITY_DIR, SASL_SSL_PORT, SSL_PORT
+    PORT="" CONTROLLER_PORT="" DIR="$HERE/run" KILL="" SECURITY_DIR="" SASL_SSL_PORT="" SSL_PORT=""
     while [[ $# -gt 0 ]]; do
         case "$1" in
             --port) [[ $# -ge 2 ]] || die "--port needs a value" "$EX_USAGE"; PORT="$2"; shift 2 ;;
@@ -130,13 +133,55 @@ parse_args() {  # sets PORT, CONTROLLER_PORT, DIR, KILL
                 CONTROLLER_PORT="$2"; shift 2 ;;
             --dir) [[ $# -ge 2 ]] || die "--dir needs a value" "$EX_USAGE"; DIR="$2"; shift 2 ;;
             --kill) KILL=1; shift ;;
+            --security-dir) [[ $# -ge 2 ]] || die "--security-dir needs a value" "$EX_USAGE"; SECURITY_DIR="$2"
+                shift 2 ;;
+            --sasl-ssl-port) [[ $# -ge 2 ]] || die "--sasl-ssl-port needs a value" "$EX_USAGE"; SASL_SSL_PORT="$2"
+                shift 2 ;;
+            --ssl-port) [[ $# -ge 2 ]] || die "--ssl-port needs a value" "$EX_USAGE"; SSL_PORT="$2"; shift 2 ;;
             *) die "unknown argument: $1" "$EX_USAGE" ;;
         esac
     done
-    for value in "$PORT" "$CONTROLLER_PORT"; do
+    for value in "$PORT" "$CONTROLLER_PORT" "$SASL_SSL_PORT" "$SSL_PORT"; do
         [[ -z "$value" || "$value" =~ ^[0-9]+$ ]] || die "not a port: $value" "$EX_USAGE"
     done
     [[ ! -d "$DIR" ]] || DIR="$(cd "$DIR" && pwd)"
+    if [[ -n "$SECURITY_DIR" ]]; then
+        [[ -n "$SASL_SSL_PORT" && -n "$SSL_PORT" ]] || die "--security-dir needs --sasl-ssl-port and --ssl-port" "$EX_USAGE"
+        local file
+        for file in ca.pem server.pem scram-users; do
+            [[ -r "$SECURITY_DIR/$file" ]] || die "--security-dir $SECURITY_DIR has no readable $file" "$EX_USAGE"
+        done
+        SECURITY_DIR="$(cd "$SECURITY_DIR" && pwd)"
+    fi
+}
+
+security_section() {  # the listeners' TLS stores (PEM), SCRAM and the authorizer; $SECURITY_DIR is set
+    cat <<PROPERTIES
+
+# Security (kafka.sh start --security-dir): SASL_SSL with SCRAM-SHA-512, and SSL with required client certificates.
+sasl.enabled.mechanisms=SCRAM-SHA-512,OAUTHBEARER
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+# OAUTHBEARER with Kafka's default validator: unsecured (alg none) JWTs, the principal is their `sub` (tests only).
+listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location=$SECURITY_DIR/server.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$SECURITY_DIR/ca.pem
+listener.name.ssl.ssl.client.auth=required
+listener.name.sasl_ssl.ssl.client.auth=none
+# ACLs: PLAINTEXT clients (ANONYMOUS, the existing tests and the controller), the first SCRAM user and the client
+# certificate's subject may do everything; any other SCRAM user gets only what an ACL grants (none by default).
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:ANONYMOUS;User:$(head -n 1 "$SECURITY_DIR/scram-users" | cut -d' ' -f1);User:CN=tailwatch-client
+PROPERTIES
+}
+
+scram_args() {  # --add-scram for every `name password` line of scram-users
+    local name password
+    while read -r name password; do
+        [[ -n "$name" ]] && printf -- '--add-scram\nSCRAM-SHA-512=[name=%s,password=%s]\n' "$name" "$password"
+    done <"$SECURITY_DIR/scram-users"
 }
 
 cmd_start() {
@@ -164,12 +209,22 @@ cmd_start() {
     probe port-free "$CONTROLLER_PORT" || die "controller port 127.0.0.1:$CONTROLLER_PORT is in use"
     printf '%s\n' "$PORT" >"$DIR/port"
     printf '%s\n' "$CONTROLLER_PORT" >"$DIR/controller-port"
+    local extra_listeners=""
+    if [[ -n "$SECURITY_DIR" ]]; then
+        for value in "$SASL_SSL_PORT" "$SSL_PORT"; do
+            [[ "$value" != "$PORT" && "$value" != "$CONTROLLER_PORT" ]] || die "the listener ports must differ" "$EX_USAGE"
+            probe port-free "$value" || die "127.0.0.1:$value is in use: pick another port"
+        done
+        extra_listeners=",SASL_SSL://127.0.0.1:$SASL_SSL_PORT,SSL://127.0.0.1:$SSL_PORT"
+    fi
 
     local config
     config="$(<"$HERE/server.properties.template")"
     config="${config//@PORT@/$PORT}"
     config="${config//@CONTROLLER_PORT@/$CONTROLLER_PORT}"
     config="${config//@DATA_DIR@/$DIR/data}"
+    config="${config//@EXTRA_LISTENERS@/$extra_listeners}"
+    [[ -z "$SECURITY_DIR" ]] || config+="$(security_section)"
     printf '%s\n' "$config" >"$DIR/server.properties"
     mkdir -p "$DIR/logs"
 
@@ -199,8 +254,11 @@ cmd_start() {
         cluster_id="$(sed -n 's/^cluster\.id=//p' "$DIR/data/meta.properties")"
     else
         cluster_id="$(probe cluster-id)"
+        local -a scram=()
+        [[ -z "$SECURITY_DIR" ]] || mapfile -t scram < <(scram_args)  # SCRAM users live in the metadata log
         if ! "$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 "${cds_share[@]}" "${log_opts[@]}" -cp "$classpath" \
-                kafka.tools.StorageTool format -t "$cluster_id" -c "$DIR/server.properties" >"$DIR/logs/format.log" 2>&1; then
+                kafka.tools.StorageTool format -t "$cluster_id" -c "$DIR/server.properties" "${scram[@]}" \
+                >"$DIR/logs/format.log" 2>&1; then
             cat "$DIR/logs/format.log" >&2
             die "formatting $DIR/data failed"
         fi
@@ -285,5 +343,5 @@ case "${1:-}" in
     start) shift; cmd_start "$@" ;;
     stop) shift; cmd_stop "$@" ;;
     status) shift; cmd_status "$@" ;;
-    *) sed -n '2,17s/^# \{0,1\}//p' "$0" >&2; exit "$EX_USAGE" ;;
+    *) sed -n '2,20s/^# \{0,1\}//p' "$0" >&2; exit "$EX_USAGE" ;;
 esac
