@@ -22,13 +22,13 @@ def worker_and_lags() -> tuple[MetricsWorker, dict[int, int]]:
 def test_a_partition_behind_with_nothing_applied_for_stall_s_is_a_delivery_stall() -> None:
     worker, lags = worker_and_lags()
     dog = StallWatchdog(worker, stall_s=30.0, lag=lambda _worker: lags)
-    state: Any = SimpleNamespace(applied_offset=5)
+    state: Any = SimpleNamespace(operator=SimpleNamespace(applied_offset=5))
     worker.partitions[1] = state
     assert dog.stall_kind(100.0) is None  # caught up
     lags[1] = 3
     assert dog.stall_kind(110.0) is None  # behind, but the last progress (seen at 100) is 10 s old
     assert dog.stall_kind(130.0) == ("delivery", [1])
-    state.applied_offset = 6  # a message applied: progress
+    state.operator.applied_offset = 6  # a message applied: progress
     assert dog.stall_kind(131.0) is None
     assert dog.stall_kind(150.0) is None
     assert dog.stall_kind(161.0) == ("delivery", [1])
