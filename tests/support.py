@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from agents.settings import KafkaSettings
 from agents.topic_reader import assign_whole_topic, reached
+from schemas.deliveries import Delivery
 
 
 @dataclass(frozen=True)
@@ -71,3 +73,11 @@ def records_of_batches(messages: list[Message], partitions: int, max_records: in
             assert partitioner(f"{record.service}|{record.endpoint}".encode(), every, every) == message.partition
         records.extend(record.model_dump() for record in batch.records)
     return records
+
+
+async def ledger_deliveries(settings: KafkaSettings) -> list[Delivery]:
+    """Every delivery outcome written to the notifier's ledger topic (not its tombstones, alert states or read
+    offsets), in the order written."""
+    messages = await read_topic(settings.bootstrap or "", settings.topic("deliveries"))
+    return [Delivery.model_validate(m.value) for m in messages
+            if m.value and m.key is not None and not m.key.startswith((b"alert/", b"read/"))]

@@ -33,7 +33,7 @@ from tests.alert_samples import alert_event
 from tests.captures import disordered_capture
 from tests.kafka_tier import free_port
 from tests.receivers import HttpReceiver, Reply
-from tests.support import read_topic
+from tests.support import ledger_deliveries, read_topic
 from tests.test_agents.test_notify.channels import SLACK_SECRET_PATH, channel_env, channel_file
 from tests.test_agents.test_notify.test_notifier import keys_of, publish, start
 from tests.test_agents.test_wrangler_tail import FAKE_WRANGLER
@@ -251,8 +251,8 @@ async def test_a_stopped_notifier_finishes_the_send_in_flight(kafka_settings: Ka
             notifier.stop()
         assert all(request.answered for request in http.requests(SLACK_SECRET_PATH))
         assert '"notifier stopped"' in notifier.stderr
-        ledger = await read_topic(kafka_settings.bootstrap or "", kafka_settings.topic("deliveries"))
-        assert sorted(m.value["key"] for m in ledger) == sorted(keys_of(http.requests(SLACK_SECRET_PATH)))
+        ledger = await ledger_deliveries(kafka_settings)
+        assert sorted(d.key for d in ledger) == sorted(keys_of(http.requests(SLACK_SECRET_PATH)))
         assert len(ledger) == 4
     assert await committed(kafka_settings, kafka_settings.topic("alerts"), f"{kafka_settings.topic_prefix}-notifier",
                            list(positions)) == positions

@@ -69,7 +69,7 @@ def capture_cases(files: dict[str, str], sample: str) -> list[tuple[list[str], i
     for kind in HOSTILE:
         path = files[kind]
         not_there = kind in ("directory", "missing")
-        capture_reason = REASONS[kind] or ("damaged compressed input" if kind == "truncated_gz"
+        capture_reason = REASONS[kind] or ("input damaged at byte" if kind == "truncated_gz"
                                            else "no wrangler tail events")
         cases += [(["parse", path], EXIT_USAGE, capture_reason),
                   (["replay", path], EXIT_USAGE, capture_reason),
@@ -179,7 +179,7 @@ def test_ingest_reads_hostile_captures_on_a_real_broker(tmp_path: Path, sample_c
     files = hostile_files(tmp_path, sample_capture)
     prefix = ["--bootstrap", kafka_settings.bootstrap, "--topic-prefix", kafka_settings.topic_prefix]
     wanted: dict[str, str] = {"empty": "no wrangler tail events", "binary": "no wrangler tail events",
-                              "truncated_gz": "damaged compressed input"}
+                              "truncated_gz": "input damaged at byte"}
     check_all([(["ingest", "--from", files[kind], *prefix], EXIT_USAGE, text) for kind, text in wanted.items()])
 
 

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from agents.settings import KafkaSettings
-from schemas.deliveries import Delivery
 from tests.alert_samples import alert_event
 from tests.receivers import HttpReceiver, Reply, SmtpReceiver, SmtpReply
-from tests.support import read_topic
+from tests.support import ledger_deliveries, read_topic
 from tests.test_agents.test_notify.channels import SLACK_SECRET_PATH, channel_env, channel_file
 from tests.test_agents.test_notify.test_notifier import publish, settle, start
 
@@ -52,8 +51,7 @@ async def test_sigkill_after_the_channels_accepted_before_the_ledger_record(kafk
             notifier.stop()
         crash_keys = {f"{crash['fingerprint']}/firing@{crash['provenance']['window_end']}/{channel}"
                       for channel in crash["channels"]}
-        ledger = [Delivery.model_validate(m.value) for m in
-                  await read_topic(kafka_settings.bootstrap or "", kafka_settings.topic("deliveries"))]
+        ledger = await ledger_deliveries(kafka_settings)
         assert [r.key for r in ledger] == [f"{before['fingerprint']}/firing@2026-03-01T10:10:00Z/slack-critical"]
         assert not crash_keys & {r.key for r in ledger}  # the crash came before any record of `crash`
 
@@ -68,7 +66,6 @@ async def test_sigkill_after_the_channels_accepted_before_the_ledger_record(kafk
         assert sorted(slack.values()) == [1, 2]  # `before` once, `crash` twice: one duplicate
         mails = smtp.messages()
         assert len(mails) == 2 and mails[0].message["Message-ID"] == mails[1].message["Message-ID"]
-        ledger = [Delivery.model_validate(m.value) for m in
-                  await read_topic(kafka_settings.bootstrap or "", kafka_settings.topic("deliveries"))]
+        ledger = await ledger_deliveries(kafka_settings)
         assert Counter(r.key for r in ledger) == Counter({r.key: 1 for r in ledger})
         assert crash_keys <= {r.key for r in ledger} and {r.outcome for r in ledger} == {"delivered"}

@@ -23,10 +23,10 @@ from agents.commands.notify_cmd import notify_topic_specs
 from agents.notify.process import NotifierProcess
 from agents.settings import KafkaSettings
 from agents.topics import ensure_topics
-from schemas.deliveries import Delivery, NotificationDeadLetter
+from schemas.deliveries import NotificationDeadLetter
 from tests.alert_samples import alert_event
 from tests.receivers import HttpReceiver, Reply, SmtpReceiver
-from tests.support import read_topic
+from tests.support import ledger_deliveries, read_topic
 from tests.test_agents.test_notify.channels import (
     PD_KEY,
     SECRETS,
@@ -75,13 +75,6 @@ def start(settings: KafkaSettings, channels: Path, env: dict[str, str], tmp_path
 async def settle(notifier: NotifierProcess, positions: dict[int, int], timeout_s: float = 90) -> None:
     settled = await asyncio.to_thread(notifier.wait_settled, positions, timeout_s)
     assert settled, notifier.stderr[-4000:]
-
-
-async def ledger_deliveries(settings: KafkaSettings) -> list[Delivery]:
-    """Every delivery outcome written to the ledger (not its tombstones, alert states or read offsets)."""
-    messages = await read_topic(settings.bootstrap or "", settings.topic("deliveries"))
-    return [Delivery.model_validate(m.value) for m in messages
-            if m.value and m.key is not None and not m.key.startswith((b"alert/", b"read/"))]
 
 
 async def wait_until(condition: Callable[[], bool], timeout_s: float) -> None:

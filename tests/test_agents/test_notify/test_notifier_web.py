@@ -47,6 +47,9 @@ async def test_notifier_metrics_count_attempts_and_failures_per_channel(kafka_se
             notifier.stop()
     assert samples(text, "tailwatch_notification_attempts_total") == {"pagerduty": 3.0, "slack-critical": 1.0}
     assert samples(text, "tailwatch_notification_failures_total") == {"pagerduty": 2.0}
+    # one alert open (its state) and its partition's read offset; its delivery records were tombstoned
+    held = [line for line in text.splitlines() if line.startswith("tailwatch_ledger_records_held ")]
+    assert held == ["tailwatch_ledger_records_held 2.0"], held
     assert status == 200, health
     assert health["checks"]["broker"] and health["checks"]["agents"] and health["checks"]["channels"]
     assert "pagerduty" in health["details"]["channels"]["configured"]

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from agents.settings import KafkaSettings
-from schemas.deliveries import Delivery, NotificationDeadLetter
+from schemas.deliveries import NotificationDeadLetter
 from tests.alert_samples import alert_event
 from tests.receivers import HttpReceiver, Reply, SmtpReceiver, SmtpReply
-from tests.support import read_topic
+from tests.support import ledger_deliveries, read_topic
 from tests.test_agents.test_notify.channels import SLACK_SECRET_PATH, channel_env, channel_file
 from tests.test_agents.test_notify.test_notifier import publish, settle, start
 
@@ -40,8 +40,7 @@ async def test_a_poisoned_alert_is_dead_lettered_with_its_reason_and_the_next_on
         bootstrap = kafka_settings.bootstrap or ""
         letters = [NotificationDeadLetter.model_validate(m.value)
                    for m in await read_topic(bootstrap, kafka_settings.topic("notify.deadletter"))]
-        ledger = [Delivery.model_validate(m.value) for m in await read_topic(bootstrap, kafka_settings.topic(
-            "deliveries"))]
+        ledger = await ledger_deliveries(kafka_settings)
     slack = next(letter for letter in letters if letter.channel == "slack-critical")
     assert (slack.key, slack.attempts, slack.last_status, slack.reason) == (
         "fp-poisoned/firing@2026-03-01T10:10:00Z/slack-critical", 1, 400, "HTTP 400: invalid_attachments")
