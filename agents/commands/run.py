@@ -41,6 +41,7 @@ from agents.commands.replay import alert_order
 from agents.commands.worker import add_web_args, stream_topic_specs, web_args
 from agents.embedded_broker import BrokerError, kafka_bootstrap
 from agents.ingest import IngestConfig, Ingestor
+from agents.logs import relay_line
 from agents.notify.config import DEFAULT_CHANNELS, ChannelFileError, load_channels
 from agents.notify.process import NotifierProcess
 from agents.publisher import Publisher
@@ -53,6 +54,7 @@ from agents.topics import KafkaUnavailable, ensure_topics, is_embedded_broker
 from pipeline.batching import DEFAULT_LATENESS_MS
 
 DONE_TIMEOUT_S = 1800.0
+RELAY_DRAIN_S = 2.0  # after a child exited, how long its last log lines may take to be relayed
 
 log = logging.getLogger("tailwatch.run")
 
@@ -101,7 +103,8 @@ class WorkerProcess:
              "--partitions", str(settings.partitions), "--rules", rules, "--data-dir", data_dir,
              "--app-id", f"{settings.topic_prefix}-metrics", *(extra or [])],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        threading.Thread(target=self._relay, daemon=True).start()
+        self._relaying = threading.Thread(target=self._relay, daemon=True)
+        self._relaying.start()
 
     def _relay(self) -> None:
         assert self.process.stderr is not None
@@ -111,13 +114,16 @@ class WorkerProcess:
             elif '"input fully processed"' in line:
                 self.done.set()
             if not (self.quiet and '"level":"info"' in line):
-                sys.stderr.write(line)
+                relay_line(line)
         self.ready.set()
         self.done.set()
 
     def stop(self) -> bool:
-        """SIGTERM (it checkpoints what it holds), SIGKILL after the grace period; True when it stopped by itself."""
-        return stop_child(self.process)
+        """SIGTERM (it checkpoints what it holds), SIGKILL after the grace period; True when it stopped by itself.
+        Returns once its last log lines are relayed."""
+        stopped = stop_child(self.process)
+        self._relaying.join(RELAY_DRAIN_S)
+        return stopped
 
 
 def log_level() -> str:
