@@ -1,7 +1,8 @@
 """`tailwatch demo`: the main job on the embedded broker — a generated 90-minute capture with six incidents runs
 through the whole live pipeline, and the alerts it raised are shown as a timeline.
 
-The screen is for a person: the JSON log lines of the demo, its worker and its notifier go to a log file
+Its notifier runs with the channels' secrets emptied, so the generated incidents page no one. The screen is for
+a person: the JSON log lines of the demo, its worker and its notifier go to a log file
 (`--log-file`, default `~/.local/state/tailwatch/demo.log`, rewritten each run), whose path the demo prints."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from agents.commands.run import run_pipeline, run_until_stopped
 from agents.embedded_broker import BrokerError, kafka_bootstrap
 from agents.logs import logs_to_file
+from agents.notify.config import DEFAULT_CHANNELS, load_channels
 from agents.rules_files import DEFAULT_RULES, load_rules
 from agents.settings import KafkaSettings
 from agents.stop_signals import StopSignals
@@ -47,6 +49,17 @@ def default_log_file() -> Path:
         except RuntimeError:
             state = tempfile.gettempdir()
     return Path(state) / "tailwatch" / "demo.log"
+
+
+def channel_secrets_emptied() -> dict[str, str]:
+    """The demo notifies no one, whatever the environment holds: every secret the default channel file reads
+    (and `SMTP_HOST`), empty, for its notifier's environment."""
+    names = {"SMTP_HOST"}
+    for channel in load_channels(DEFAULT_CHANNELS, env={}):
+        variable = getattr(channel.spec, "integration_key", None) or getattr(channel.spec, "webhook_url", None)
+        if isinstance(variable, str):
+            names.add(variable.removeprefix("$"))
+    return dict.fromkeys(sorted(names), "")
 
 
 def write_capture(path: Path, seed: int) -> int:
@@ -116,5 +129,6 @@ def demo_pipeline(args: argparse.Namespace, rules: Path) -> tuple[list[dict[str,
         alerts: list[dict[str, Any]] = []
         with kafka_bootstrap(None) as bootstrap:  # the broker stops after the worker and the notifier
             settings = KafkaSettings(bootstrap, "demo", 4, 1)
-            code = run_until_stopped(run_pipeline(run_args, settings, alerts, stop), stop)
+            code = run_until_stopped(run_pipeline(run_args, settings, alerts, stop, channel_secrets_emptied()),
+                                     stop)
         return alerts, code, stop.requested

@@ -137,13 +137,15 @@ async def _wait(event: threading.Event, timeout_s: float) -> bool:
 
 
 async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings,
-                       alerts_out: list[dict[str, Any]] | None = None, stop: StopSignals | None = None) -> int:
+                       alerts_out: list[dict[str, Any]] | None = None, stop: StopSignals | None = None,
+                       notifier_env: dict[str, str] | None = None) -> int:
     """Run the pipeline on `args.files`. With `args.exit_when_done`, the alerts go to `alerts_out` when given
     (else stdout, as JSON Lines) in `alert_order`; without it, they are printed as they come until stopped.
 
     A stop signal (`stop`) cancels it: ingest flushes what it read, then the worker (it checkpoints) and the
     notifier (it finishes or leaves unacknowledged what it is sending) are stopped, in that order; the caller
-    stops the broker last. It then returns 0, or 1 when a child had to be killed after its grace period."""
+    stops the broker last. It then returns 0, or 1 when a child had to be killed after its grace period.
+    `notifier_env` overrides the notifier's environment (the demo empties the channels' secrets)."""
     if stop is not None:
         stop.attach()
     bootstrap = settings.bootstrap
@@ -155,7 +157,8 @@ async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings,
     with tempfile.TemporaryDirectory(prefix="tailwatch-run-") as data_dir:
         channels = getattr(args, "channels", str(DEFAULT_CHANNELS))
         worker = WorkerProcess(settings, args.rules, data_dir, web_args(args), channels)
-        notifier = NotifierProcess(settings, channels, data_dir, quiet=worker.quiet, extra=notify_web_args(args))
+        notifier = NotifierProcess(settings, channels, data_dir, quiet=worker.quiet, env=notifier_env,
+                                   extra=notify_web_args(args))
         code: int | None = None
         try:
             code = await _drive(args, settings, worker, notifier, embedded, alerts_out)

@@ -1,6 +1,6 @@
 """The main job: `tailwatch demo` runs the generated capture through the live pipeline and the spec's rules
-fire and resolve where the incidents are; its screen holds no JSON log line (they go to its log file), and the
-capture it keeps replays to the same alerts."""
+fire and resolve where the incidents are; its screen holds no JSON log line (they go to its log file), it pages
+no one even where channel secrets are set, and the capture it keeps replays to the same alerts."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+
+from tests.receivers import HttpReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -26,10 +28,15 @@ def is_json_object(line: str) -> bool:
 def test_demo_shows_the_spec_rules_firing_and_resolving(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("TAILWATCH_KAFKA_BOOTSTRAP", "TAILWATCH_LOG_LEVEL")}
     capture, log_file = tmp_path / "capture.json", tmp_path / "logs" / "demo.log"
-    # What a terminal shows: stdout and stderr together, at the default log level (INFO lines exist).
-    result = subprocess.run([sys.executable, "-m", "agents.cli", "demo", "--keep", str(capture),
-                             "--log-file", str(log_file)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300, env=env)
+    with HttpReceiver() as http:  # channels configured as a user's shell may have them: the demo must not use them
+        env |= {"PAGERDUTY_EVENTS_URL": http.url("/pagerduty"), "PAGERDUTY_INTEGRATION_KEY": "r" * 32,
+                **{f"SLACK_{name}_WEBHOOK": http.url(f"/slack/{name}")
+                   for name in ("CRITICAL", "ALERTS", "MONITORING")}}
+        # What a terminal shows: stdout and stderr together, at the default log level (INFO lines exist).
+        result = subprocess.run([sys.executable, "-m", "agents.cli", "demo", "--keep", str(capture),
+                                 "--log-file", str(log_file)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300, env=env)
+        assert http.requests() == []
     screen = result.stdout
     assert result.returncode == 0, screen[-3000:]
     assert [line for line in screen.splitlines() if is_json_object(line)] == []
