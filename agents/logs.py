@@ -3,6 +3,9 @@
 Each line: `timestamp` (ISO 8601, UTC, ms), `level`, `service` (`tailwatch-<command>`), `logger`, `message`,
 `fields` (the record's structured fields, `{}` when none) and `exception` when there is one.
 
+A command that prints a human-readable screen (`tailwatch demo`) sends its log lines, and the lines of the
+children it relays (`relay_line`), to a file instead (`logs_to_file`).
+
 Every value of an environment variable whose name says it is secret (TOKEN, KEY, SECRET, PASSWORD, WEBHOOK)
 is replaced by `***` wherever it appears in a line, and every URL in a line is masked by `mask_url`: an
 http(s) or kafka URL keeps its scheme, host and port only; any other scheme (apprise's `slack://`,
@@ -15,8 +18,11 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 import orjson
 import re2
@@ -102,3 +108,49 @@ def setup_logging(level: str = "INFO", service: str = "tailwatch") -> None:
     framework = os.environ.get("TAILWATCH_FRAMEWORK_LOG_LEVEL", "").upper() or max(logging.WARNING, root.level)
     for noisy in ("aiokafka", "faust", "mode"):
         logging.getLogger(noisy).setLevel(framework)
+
+
+_FILE_HANDLER: logging.StreamHandler[TextIO] | None = None  # set by `logs_to_file` while it runs
+
+
+@contextmanager
+def logs_to_file(path: Path) -> Iterator[None]:
+    """Inside the block, this process's log lines and the child lines it relays go to `path` (truncated first),
+    not to stderr. Raises OSError when `path` cannot be written."""
+    global _FILE_HANDLER  # noqa: PLW0603 - one log destination per process
+    stream: TextIO = path.open("w", encoding="utf-8")
+    root = logging.getLogger()
+    previous = root.handlers[:]
+    formatter = next((h.formatter for h in previous if isinstance(h.formatter, JsonFormatter)), None)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter or JsonFormatter())
+    root.handlers[:] = [handler]
+    _FILE_HANDLER = handler
+    try:
+        yield
+    finally:
+        root.handlers[:] = previous
+        handler.acquire()  # a relay thread still writing finishes its line first
+        try:
+            _FILE_HANDLER = None
+            stream.close()
+        finally:
+            handler.release()
+
+
+def relay_line(line: str) -> None:
+    """Write a child process's log line (already JSON) where this process's log lines go: stderr, or the file of
+    `logs_to_file`."""
+    handler = _FILE_HANDLER
+    if handler is None:
+        sys.stderr.write(line)
+        return
+    handler.acquire()
+    try:
+        if handler is _FILE_HANDLER:
+            handler.stream.write(line)
+            handler.stream.flush()
+        else:  # the file was closed meanwhile
+            sys.stderr.write(line)
+    finally:
+        handler.release()

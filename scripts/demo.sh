@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-exec .venv/bin/tailwatch --log-level WARNING demo "$@"
+exec .venv/bin/tailwatch demo "$@"

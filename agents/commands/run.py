@@ -41,6 +41,7 @@ from agents.commands.replay import alert_order
 from agents.commands.worker import add_web_args, stream_topic_specs, web_args
 from agents.embedded_broker import BrokerError, kafka_bootstrap
 from agents.ingest import IngestConfig, Ingestor
+from agents.logs import relay_line
 from agents.notify.config import DEFAULT_CHANNELS, ChannelFileError, load_channels
 from agents.notify.process import NotifierProcess
 from agents.publisher import Publisher
@@ -53,6 +54,7 @@ from agents.topics import KafkaUnavailable, ensure_topics, is_embedded_broker
 from pipeline.batching import DEFAULT_LATENESS_MS
 
 DONE_TIMEOUT_S = 1800.0
+RELAY_DRAIN_S = 2.0  # after a child exited, how long its last log lines may take to be relayed
 
 log = logging.getLogger("tailwatch.run")
 
@@ -101,7 +103,8 @@ class WorkerProcess:
              "--partitions", str(settings.partitions), "--rules", rules, "--data-dir", data_dir,
              "--app-id", f"{settings.topic_prefix}-metrics", *(extra or [])],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        threading.Thread(target=self._relay, daemon=True).start()
+        self._relaying = threading.Thread(target=self._relay, daemon=True)
+        self._relaying.start()
 
     def _relay(self) -> None:
         assert self.process.stderr is not None
@@ -111,13 +114,16 @@ class WorkerProcess:
             elif '"input fully processed"' in line:
                 self.done.set()
             if not (self.quiet and '"level":"info"' in line):
-                sys.stderr.write(line)
+                relay_line(line)
         self.ready.set()
         self.done.set()
 
     def stop(self) -> bool:
-        """SIGTERM (it checkpoints what it holds), SIGKILL after the grace period; True when it stopped by itself."""
-        return stop_child(self.process)
+        """SIGTERM (it checkpoints what it holds), SIGKILL after the grace period; True when it stopped by itself.
+        Returns once its last log lines are relayed."""
+        stopped = stop_child(self.process)
+        self._relaying.join(RELAY_DRAIN_S)
+        return stopped
 
 
 def log_level() -> str:
@@ -131,13 +137,15 @@ async def _wait(event: threading.Event, timeout_s: float) -> bool:
 
 
 async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings,
-                       alerts_out: list[dict[str, Any]] | None = None, stop: StopSignals | None = None) -> int:
+                       alerts_out: list[dict[str, Any]] | None = None, stop: StopSignals | None = None,
+                       notifier_env: dict[str, str] | None = None) -> int:
     """Run the pipeline on `args.files`. With `args.exit_when_done`, the alerts go to `alerts_out` when given
     (else stdout, as JSON Lines) in `alert_order`; without it, they are printed as they come until stopped.
 
     A stop signal (`stop`) cancels it: ingest flushes what it read, then the worker (it checkpoints) and the
     notifier (it finishes or leaves unacknowledged what it is sending) are stopped, in that order; the caller
-    stops the broker last. It then returns 0, or 1 when a child had to be killed after its grace period."""
+    stops the broker last. It then returns 0, or 1 when a child had to be killed after its grace period.
+    `notifier_env` overrides the notifier's environment (the demo empties the channels' secrets)."""
     if stop is not None:
         stop.attach()
     bootstrap = settings.bootstrap
@@ -149,7 +157,8 @@ async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings,
     with tempfile.TemporaryDirectory(prefix="tailwatch-run-") as data_dir:
         channels = getattr(args, "channels", str(DEFAULT_CHANNELS))
         worker = WorkerProcess(settings, args.rules, data_dir, web_args(args), channels)
-        notifier = NotifierProcess(settings, channels, data_dir, quiet=worker.quiet, extra=notify_web_args(args))
+        notifier = NotifierProcess(settings, channels, data_dir, quiet=worker.quiet, env=notifier_env,
+                                   extra=notify_web_args(args))
         code: int | None = None
         try:
             code = await _drive(args, settings, worker, notifier, embedded, alerts_out)

@@ -12,6 +12,7 @@ import time
 import orjson
 
 from agents.child_process import spawn, stop_child
+from agents.logs import relay_line
 from agents.settings import KafkaSettings
 
 
@@ -31,7 +32,8 @@ class NotifierProcess:
              "--partitions", str(settings.partitions), "--channels", channels, "--data-dir", data_dir,
              "--app-id", app_id or f"{settings.topic_prefix}-notifier", *(extra or [])],
             env=child_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reading = threading.Thread(target=self._read, daemon=True)
+        self._reading.start()
 
     def _read(self) -> None:
         assert self.process.stderr is not None
@@ -45,7 +47,7 @@ class NotifierProcess:
                     self.settled_positions = {int(p): o for p, o in positions.items()}
                     self._changed.notify_all()
             if self.relay and not (self.quiet and '"level":"info"' in line):
-                sys.stderr.write(line)
+                relay_line(line)
         self.ready.set()
         with self._changed:
             self._changed.notify_all()
@@ -71,5 +73,7 @@ class NotifierProcess:
 
     def stop(self) -> bool:
         """SIGTERM (it finishes what it is sending, or leaves it unacknowledged), SIGKILL after the grace period;
-        True when it stopped by itself."""
-        return stop_child(self.process)
+        True when it stopped by itself. Returns once its last log lines are read (and relayed)."""
+        stopped = stop_child(self.process)
+        self._reading.join(2.0)
+        return stopped

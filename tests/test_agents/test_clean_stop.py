@@ -84,13 +84,16 @@ def port_free(port: int) -> bool:
 
 
 class Parent:
-    """A `tailwatch` command that starts children, its log in a file."""
+    """A `tailwatch` command that starts children, its stderr in a file (`log`); its JSON log lines are read from
+    there, or from `json_log` (`demo --log-file`)."""
 
-    def __init__(self, log: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, log: Path, *args: str, env: dict[str, str] | None = None, json_log: Path | None = None
+                 ) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("TAILWATCH_KAFKA_BOOTSTRAP", "TAILWATCH_LOG_LEVEL")
                } | (env or {})
         env["TMPDIR"] = str(log.parent)  # what a killed parent cannot remove stays in the test's directory
         self.log_path = log
+        self.json_log = json_log or log
         self.children: list[Process] = []
         self.log = log.open("wb")
         self.process = subprocess.Popen([sys.executable, "-m", "agents.cli", *args], env=env,
@@ -98,7 +101,9 @@ class Parent:
 
     def lines(self) -> list[dict[str, Any]]:
         lines = []
-        for line in self.log_path.read_bytes().splitlines():
+        if not self.json_log.exists():  # not opened yet
+            return []
+        for line in self.json_log.read_bytes().splitlines():
             with contextlib.suppress(orjson.JSONDecodeError):
                 if isinstance(value := orjson.loads(line), dict):
                     lines.append(value)
@@ -189,7 +194,8 @@ async def test_run_stops_its_children(signum: int, sample_capture: Path, tmp_pat
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["TERM", "KILL"])
 def test_demo_stops_its_children(signum: int, tmp_path: Path) -> None:
-    parent = Parent(tmp_path / "demo.log", "demo")
+    json_log = tmp_path / "demo-json.log"
+    parent = Parent(tmp_path / "demo.log", "demo", "--log-file", str(json_log), json_log=json_log)
     try:
         parent.wait_for("embedded broker started", "worker ready")
         stop_and_check(parent, signum, [parent.broker_port()])

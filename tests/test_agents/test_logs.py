@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from agents.logs import JsonFormatter, mask_url, redact
+from agents.logs import JsonFormatter, logs_to_file, mask_url, redact, relay_line
 from agents.settings import KafkaSettings
 
 TOKEN = "cf-api-tok-7Hq2ZxP9wLm4"  # a made-up secret the logs must not show
@@ -133,3 +133,28 @@ def test_a_command_logs_json_lines_without_secrets(kafka_settings: KafkaSettings
     assert {entry["service"] for entry in entries} == {"tailwatch-ingest"}
     relayed = next(entry for entry in entries if entry["message"] == "wrangler stderr")
     assert relayed["fields"]["line"] == "auth error: token *** rejected by https://***@api.cloudflare.com/***"
+
+
+def test_logs_to_file_takes_own_and_relayed_lines_off_stderr(tmp_path: Path, capfd: pytest.CaptureFixture[str]
+                                                             ) -> None:
+    """`tailwatch demo`'s screen: inside the block its log lines and its children's go to the file only."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    try:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter("tailwatch-demo"))
+        root.handlers[:] = [handler]
+        root.setLevel(logging.INFO)
+        log_file = tmp_path / "demo.log"
+        log_file.write_text("a previous run\n")
+        with logs_to_file(log_file):
+            logging.getLogger("tailwatch.test").info("own line", extra={"fields": {"n": 1}})
+            relay_line('{"service":"tailwatch-worker","message":"child line"}\n')
+        relay_line('{"service":"tailwatch-worker","message":"after"}\n')
+        lines = [orjson.loads(line) for line in log_file.read_text().splitlines()]
+        assert [(line["service"], line["message"]) for line in lines] == [
+            ("tailwatch-demo", "own line"), ("tailwatch-worker", "child line")]
+        assert capfd.readouterr().err == '{"service":"tailwatch-worker","message":"after"}\n'
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
