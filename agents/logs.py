@@ -138,9 +138,22 @@ def logs_to_file(path: Path) -> Iterator[None]:
             handler.release()
 
 
+_LEVEL_FIELD = re.compile(r'"level":"([a-z]+)"')
+
+
+def child_log_env(env: dict[str, str]) -> dict[str, str]:
+    """A child process's environment with its log level at INFO at least: its parent watches its INFO lines
+    ("worker ready", "input fully processed", "deliveries settled") and relays what its own level lets through."""
+    level = min(logging.getLogger().getEffectiveLevel(), logging.INFO)
+    return {**env, "TAILWATCH_LOG_LEVEL": logging.getLevelName(level)}
+
+
 def relay_line(line: str) -> None:
-    """Write a child process's log line (already JSON) where this process's log lines go: stderr, or the file of
-    `logs_to_file`."""
+    """Write a child process's log line (already JSON) where this process's log lines go — stderr, or the file of
+    `logs_to_file` — if this process's level lets its level through."""
+    found = _LEVEL_FIELD.search(line, 0, 120)
+    if found is not None and logging.getLevelName(found[1].upper()) < logging.getLogger().getEffectiveLevel():
+        return
     handler = _FILE_HANDLER
     if handler is None:
         sys.stderr.write(line)

@@ -41,13 +41,13 @@ from agents.commands.replay import alert_order
 from agents.commands.worker import add_web_args, stream_topic_specs, web_args
 from agents.embedded_broker import BrokerError, kafka_bootstrap
 from agents.ingest import IngestConfig, Ingestor
-from agents.logs import relay_line
+from agents.logs import child_log_env, relay_line
 from agents.notify.config import DEFAULT_CHANNELS, ChannelFileError, load_channels
 from agents.notify.process import NotifierProcess
 from agents.publisher import Publisher
 from agents.rules_files import DEFAULT_RULES, RuleFileError, load_rules
 from agents.settings import KafkaSettings
-from agents.sources import chunks_of, source_name
+from agents.sources import chunks_of, report_input_problems, source_name
 from agents.stop_signals import StopSignals
 from agents.topic_reader import topic_messages
 from agents.topics import KafkaUnavailable, ensure_topics, is_embedded_broker
@@ -91,11 +91,10 @@ class WorkerProcess:
 
     def __init__(self, settings: KafkaSettings, rules: str, data_dir: str, extra: list[str] | None = None,
                  channels: str | None = None) -> None:
-        env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""}
+        env = child_log_env({**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""})
         if channels:  # /health's channels check reads the notifier's channel file
             env.setdefault("TAILWATCH_CHANNELS_FILE", channels)
         self.ready = threading.Event()
-        self.quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
         self.done = threading.Event()
         self.process = spawn(
             [sys.executable, "-m", "agents.cli", "worker",
@@ -113,8 +112,7 @@ class WorkerProcess:
                 self.ready.set()
             elif '"input fully processed"' in line:
                 self.done.set()
-            if not (self.quiet and '"level":"info"' in line):
-                relay_line(line)
+            relay_line(line)
         self.ready.set()
         self.done.set()
 
@@ -157,7 +155,7 @@ async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings,
     with tempfile.TemporaryDirectory(prefix="tailwatch-run-") as data_dir:
         channels = getattr(args, "channels", str(DEFAULT_CHANNELS))
         worker = WorkerProcess(settings, args.rules, data_dir, web_args(args), channels)
-        notifier = NotifierProcess(settings, channels, data_dir, quiet=worker.quiet, env=notifier_env,
+        notifier = NotifierProcess(settings, channels, data_dir, env=notifier_env,
                                    extra=notify_web_args(args))
         code: int | None = None
         try:
@@ -212,11 +210,13 @@ async def _drive(args: argparse.Namespace, settings: KafkaSettings, worker: Work
     finally:
         await publisher.stop()
     print(f"{ingestor.totals.summary_line()} {ingestor.extractor.catalog.stats.summary()}", file=sys.stderr)
+    # a damaged input or one with no event: what it held is processed, and the exit status says it was incomplete
+    input_status = report_input_problems("run", ingestor.totals)
     if not args.exit_when_done:
         async for message in topic_messages(bootstrap, settings.topic("alerts"), follow=True):
             sys.stdout.buffer.write(message.value + b"\n")
             sys.stdout.flush()
-        return 0
+        return input_status
     if not await _wait(worker.done, DONE_TIMEOUT_S) or worker.process.poll() is not None:
         print("tailwatch run: the worker stopped before the input was processed", file=sys.stderr)
         return 3
@@ -230,11 +230,11 @@ async def _drive(args: argparse.Namespace, settings: KafkaSettings, worker: Work
     alerts = sorted([orjson.loads(message.value) for message in messages], key=alert_order)
     if alerts_out is not None:
         alerts_out.extend(alerts)
-        return 0
+        return input_status
     for alert in alerts:
         sys.stdout.buffer.write(orjson.dumps(alert) + b"\n")
     sys.stdout.flush()
-    return 0
+    return input_status
 
 
 def run(args: argparse.Namespace) -> int:

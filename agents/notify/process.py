@@ -8,22 +8,24 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 
 import orjson
 
 from agents.child_process import spawn, stop_child
-from agents.logs import relay_line
+from agents.logs import child_log_env, relay_line
 from agents.settings import KafkaSettings
+
+MAX_LINES_KEPT = 10_000  # the notifier's last log lines, for `stderr`
 
 
 class NotifierProcess:
     def __init__(self, settings: KafkaSettings, channels: str, data_dir: str, relay: bool = True,
-                 quiet: bool = False, env: dict[str, str] | None = None, app_id: str | None = None,
+                 env: dict[str, str] | None = None, app_id: str | None = None,
                  extra: list[str] | None = None) -> None:
-        child_env = {**os.environ, **(env or {}), "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""}
+        child_env = child_log_env({**os.environ, **(env or {}), "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""})
         self.relay = relay
-        self.quiet = quiet
-        self.lines: list[str] = []
+        self.lines: deque[str] = deque(maxlen=MAX_LINES_KEPT)  # for `stderr` (tests, diagnostics): bounded
         self.ready = threading.Event()
         self.settled_positions: dict[int, int] = {}
         self._changed = threading.Condition()
@@ -46,7 +48,7 @@ class NotifierProcess:
                 with self._changed:
                     self.settled_positions = {int(p): o for p, o in positions.items()}
                     self._changed.notify_all()
-            if self.relay and not (self.quiet and '"level":"info"' in line):
+            if self.relay:
                 relay_line(line)
         self.ready.set()
         with self._changed:

@@ -181,6 +181,9 @@ def test_ingest_reads_hostile_captures_on_a_real_broker(tmp_path: Path, sample_c
     wanted: dict[str, str] = {"empty": "no wrangler tail events", "binary": "no wrangler tail events",
                               "truncated_gz": "input damaged at byte"}
     check_all([(["ingest", "--from", files[kind], *prefix], EXIT_USAGE, text) for kind, text in wanted.items()])
+    # run processes what a damaged file held, and its exit status says the file was incomplete (its own topics)
+    check_all([(["run", "--from", files["truncated_gz"], "--exit-when-done", "--bootstrap", kafka_settings.bootstrap,
+                 "--topic-prefix", f"{kafka_settings.topic_prefix}run"], EXIT_USAGE, "input damaged at byte")])
 
 
 

@@ -158,3 +158,26 @@ def test_logs_to_file_takes_own_and_relayed_lines_off_stderr(tmp_path: Path, cap
     finally:
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
+
+
+def test_children_log_info_and_the_parent_relays_what_its_level_lets_through(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`TAILWATCH_LOG_LEVEL=ERROR tailwatch run` waited forever: its children logged no "worker ready"."""
+    import logging
+
+    from agents.logs import child_log_env, relay_line
+
+    root = logging.getLogger()
+    before = root.level
+    try:
+        root.setLevel(logging.ERROR)
+        assert child_log_env({"X": "1"}) == {"X": "1", "TAILWATCH_LOG_LEVEL": "INFO"}
+        for level in ("info", "warning", "error"):
+            relay_line(f'{{"timestamp":"t","level":"{level}","service":"tailwatch-worker","message":"m"}}\n')
+        relay_line("not a log line\n")
+        assert capsys.readouterr().err.splitlines() == [
+            '{"timestamp":"t","level":"error","service":"tailwatch-worker","message":"m"}', "not a log line"]
+        root.setLevel(logging.DEBUG)
+        assert child_log_env({})["TAILWATCH_LOG_LEVEL"] == "DEBUG"
+    finally:
+        root.setLevel(before)
