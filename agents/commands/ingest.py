@@ -60,9 +60,10 @@ def log_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
 
 async def ingest(args: argparse.Namespace, bootstrap: str, settings: KafkaSettings,
                  extractor: Extractor) -> Ingestor:
-    await ensure_topics(bootstrap, log_topic_specs(settings))
+    await ensure_topics(bootstrap, log_topic_specs(settings), security=settings.security,
+                        create=settings.create_topics)
     # The embedded broker has no idempotent producer; with a configured Kafka, try it and fall back.
-    publisher = Publisher(bootstrap, settings.logs_topic, settings.deadletter_topic,
+    publisher = Publisher(bootstrap, settings.logs_topic, settings.deadletter_topic, security=settings.security,
                           idempotent=None if settings.bootstrap else False)
     await publisher.start()
     config = IngestConfig(batch_records=args.batch_records, lateness_ms=args.lateness_ms,

@@ -19,7 +19,7 @@ class NotifierProcess:
     def __init__(self, settings: KafkaSettings, channels: str, data_dir: str, relay: bool = True,
                  quiet: bool = False, env: dict[str, str] | None = None, app_id: str | None = None,
                  extra: list[str] | None = None) -> None:
-        child_env = {**os.environ, **(env or {}), "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""}
+        child_env = {**os.environ, **(env or {}), **settings.child_env()}  # the same settings (secrets: env only)
         self.relay = relay
         self.quiet = quiet
         self.lines: list[str] = []
