@@ -24,6 +24,7 @@ from agents.topics import KafkaUnavailable
 log = logging.getLogger("tailwatch.publisher")
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+LOG_TOPIC_MAX_MESSAGE_BYTES = MAX_MESSAGE_BYTES + 64 * 1024  # a full record batch and its headers
 
 
 class Publisher:

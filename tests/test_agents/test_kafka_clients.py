@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import certifi
 import faust
 import pytest
 
@@ -126,9 +127,11 @@ def test_settings_come_from_the_file_the_environment_and_the_flags(tmp_path: Pat
     ca = tmp_path / "ca.pem"
     ca.write_text(ssl_default_ca())
     config = tmp_path / "tailwatch.yaml"
-    config.write_text("kafka:\n  bootstrap: k1:9096,k2:9096\n  topic_prefix: prod\n  security:\n    protocol: SASL_SSL\n"
-                      "    ssl:\n      ca_file: ca.pem\n    sasl:\n      mechanism: SCRAM-SHA-512\n"
-                      "      username: tw\n      password: ${KAFKA_PASSWORD}\n")
+    config.write_text("kafka:\n  bootstrap: k1:9096,k2:9096\n  topic_prefix: prod\n"
+                      "  security:\n    protocol: SASL_SSL\n    ssl:\n      ca_file: ca.pem\n"
+                      "    sasl:\n      mechanism: SCRAM-SHA-512\n"
+                      "      username: tw\n"
+                      "      password: ${KAFKA_PASSWORD}\n")
     monkeypatch.setenv("KAFKA_PASSWORD", "from-the-env")
     monkeypatch.setenv("TAILWATCH_PARTITIONS", "6")
     settings = kafka_settings_from(parse("--config", str(config), "--topic-prefix", "flagged", "--no-create-topics"))
@@ -147,13 +150,12 @@ def test_settings_come_from_the_file_the_environment_and_the_flags(tmp_path: Pat
 
 
 def ssl_default_ca() -> str:
-    import certifi  # noqa: PLC0415
-
     return Path(certifi.where()).read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("command", [["alerts", "tail"], ["topics", "create"], ["ingest", "--stdin"], ["replay", "--topic"], ["report", "--live"], ["run", "--from", "-"], ["worker"],
-                                     ["notify"], ["silences", "list"], ["probe", "--url", "http://127.0.0.1:9"]])
+@pytest.mark.parametrize("command", [
+    ["alerts", "tail"], ["topics", "create"], ["ingest", "--stdin"], ["replay", "--topic"], ["report", "--live"],
+    ["run", "--from", "-"], ["worker"], ["notify"], ["silences", "list"], ["probe", "--url", "http://127.0.0.1:9"]])
 def test_a_bad_configuration_exits_2_before_connecting(tmp_path: Path, command: list[str]) -> None:
     config = tmp_path / "tailwatch.yaml"
     config.write_text("kafka:\n  bootstrap: 127.0.0.1:9\n  security:\n    protocol: SASL_SSL\n"
