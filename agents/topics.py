@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import ClusterAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
 
 from agents.kafka_clients import PLAINTEXT, admin_client
-from agents.kafka_security import KafkaSecurity
+from agents.kafka_security import KafkaSecurity, SecurityProtocol
 from agents.settings import kafka_connect_attempts
 
 log = logging.getLogger("tailwatch.topics")
@@ -62,6 +62,9 @@ async def connect_admin(bootstrap: str, attempts: int | None = None, timeout_s: 
             return admin
         except KafkaConnectionError as error:
             await admin.close()
+            refused = await _refusal(bootstrap, security)
+            if refused is not None:  # wrong credentials or certificates: retrying cannot help
+                raise KafkaUnavailable(f"Kafka at {bootstrap} refused tailwatch: {refused}") from None
             if attempt == attempts:
                 raise KafkaUnavailable(f"cannot reach Kafka at {bootstrap} after {attempt} attempts: {error}") \
                     from error
@@ -70,6 +73,22 @@ async def connect_admin(bootstrap: str, attempts: int | None = None, timeout_s: 
             await asyncio.sleep(delay)
             delay = min(delay * 2, 8.0)
     raise AssertionError("unreachable")
+
+
+async def _refusal(bootstrap: str, security: KafkaSecurity, timeout_s: float = 5.0) -> str | None:
+    """Why a secured connection failed, when it is the settings' fault (TLS verification, authentication, a bad
+    certificate file) rather than a broker not up yet; None otherwise (and always for PLAINTEXT). aiokafka's
+    bootstrap error hides the reason, so one bounded raw connection tells it (agents/kafka_check.py)."""
+    if security.protocol is SecurityProtocol.PLAINTEXT:
+        return None
+    from agents import kafka_check  # noqa: PLC0415 - kafka_check imports this module
+
+    try:
+        await kafka_check.first_connection(bootstrap, security, timeout_s)
+    except kafka_check.ClusterCheckFailed as failure:
+        settings_fault = (kafka_check.AUTH_FAILED, kafka_check.TLS_FAILED, kafka_check.BAD_SETTINGS)
+        return f"{failure.reason}: {failure}" if failure.reason in settings_fault else None
+    return None
 
 
 async def ensure_topics(bootstrap: str, specs: list[TopicSpec], attempts: int | None = None, *,

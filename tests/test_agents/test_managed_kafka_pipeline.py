@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -120,3 +121,32 @@ def test_pipeline_over_sasl_ssl_and_reads_over_mutual_tls(apache_kafka: ApacheKa
     assert from_topic.returncode == 0, from_topic.stderr
     assert len(alerts_of(from_topic.stdout, keep_input=True)) == len(expected)
     assert apache_kafka.client_key_password not in tail.stderr + from_topic.stderr
+
+
+@pytest.mark.parametrize("command", [["topics", "create"], ["alerts", "tail"], ["ingest", "--stdin"]])
+def test_a_wrong_password_fails_fast_with_the_reason(apache_kafka: ApacheKafka, tmp_path: Path,
+                                                     command: list[str]) -> None:
+    config = sasl_config(apache_kafka, tmp_path / "tailwatch.yaml")
+    wrong = f"wrong-{uuid.uuid4().hex}"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TAILWATCH_")}, "KAFKA_PASSWORD": wrong}
+    started = time.monotonic()
+    result = tailwatch(*command, "--config", str(config), env=env, timeout_s=120)
+    took = time.monotonic() - started
+    assert result.returncode == 3, result.stderr
+    assert "refused tailwatch: authentication-failed: " in result.stderr, result.stderr[-2000:]
+    assert wrong not in result.stdout + result.stderr and "Traceback" not in result.stderr
+    assert took < 30, took  # no retries: new attempts cannot fix a password
+
+
+def test_an_unknown_ca_fails_fast_with_the_reason(apache_kafka: ApacheKafka, tmp_path: Path) -> None:
+    config = sasl_config(apache_kafka, tmp_path / "tailwatch.yaml")
+    config.write_text(config.read_text().replace(str(apache_kafka.ca_file), str(apache_kafka.unknown_ca_file)))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TAILWATCH_")},
+           "KAFKA_PASSWORD": apache_kafka.scram_password}
+    started = time.monotonic()
+    result = tailwatch("worker", "--config", str(config), "--topic-prefix", f"ca{uuid.uuid4().hex[:8]}", env=env,
+                       timeout_s=120)
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "refused tailwatch: tls-verification-failed: " in result.stderr, result.stderr[-2000:]
+    assert apache_kafka.scram_password not in result.stdout + result.stderr and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 30
