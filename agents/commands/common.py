@@ -84,6 +84,9 @@ def kafka_settings_from(args: argparse.Namespace) -> KafkaSettings:
              "kafka.partitions": ("--partitions", getattr(args, "partitions", None)),
              "kafka.create_topics": ("--no-create-topics", getattr(args, "create_topics", None))}
     settings = load_config(path, flags=flags).kafka_settings()
+    if settings.bootstrap is None and settings.security.protocol != "PLAINTEXT":
+        raise UsageError(f"kafka.security.protocol is {settings.security.protocol} but no kafka.bootstrap is set "
+                         f"(--bootstrap or {BOOTSTRAP_ENV}); the embedded broker speaks PLAINTEXT only")
     try:
         settings.security.ssl_context()  # an unreadable CA or client certificate: exit 2 now, not at connect time
     except KafkaSecurityError as error:

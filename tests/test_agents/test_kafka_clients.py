@@ -16,7 +16,7 @@ import certifi
 import faust
 import pytest
 
-from agents.commands.common import add_kafka_args, kafka_settings_from
+from agents.commands.common import UsageError, add_kafka_args, kafka_settings_from
 from agents.config_file import ConfigError
 from agents.kafka_clients import faust_broker_settings
 from agents.kafka_security import KafkaSecurity, SaslMechanism, Secret, SecurityProtocol
@@ -168,3 +168,12 @@ def test_a_bad_configuration_exits_2_before_connecting(tmp_path: Path, command: 
     assert result.returncode == 2, result.stderr
     assert "missing-ca.pem" in result.stderr and "Traceback" not in result.stderr
     assert "hunter2-inline" not in result.stdout + result.stderr
+
+
+def test_security_without_an_address_is_refused_not_sent_to_the_embedded_broker(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in os.environ if name.startswith("TAILWATCH_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("TAILWATCH_KAFKA_SECURITY_PROTOCOL", "SSL")
+    with pytest.raises(UsageError, match=r"no kafka\.bootstrap is set .* the embedded broker speaks PLAINTEXT only"):
+        kafka_settings_from(parse())
