@@ -17,9 +17,12 @@ from typing import Any
 
 import orjson
 import yaml
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from pydantic import ValidationError
 
+from agents import kafka_clients
+from agents.kafka_clients import PLAINTEXT
+from agents.kafka_security import KafkaSecurity
 from agents.settings import KafkaSettings
 from agents.topic_reader import topic_messages
 from agents.topics import TopicSpec, ensure_topics
@@ -64,23 +67,26 @@ def apply(silences: dict[str, dict[str, Any]], key: bytes | None, value: bytes |
 async def read_silences(settings: KafkaSettings, idle_s: float = 1.0) -> dict[str, dict[str, Any]]:
     """Every silence on the topic now, by id (the topic is created when missing)."""
     assert settings.bootstrap
-    await ensure_topics(settings.bootstrap, [silences_topic_spec(settings)])
+    await ensure_topics(settings.bootstrap, [silences_topic_spec(settings)], security=settings.security,
+                        create=settings.create_topics)
     silences: dict[str, dict[str, Any]] = {}
-    async for message in topic_messages(settings.bootstrap, settings.topic("silences"), idle_s=idle_s):
+    async for message in topic_messages(settings.bootstrap, settings.topic("silences"), idle_s=idle_s,
+                                        security=settings.security):
         apply(silences, message.key, message.value)
     return silences
 
 
 async def publish_silence(settings: KafkaSettings, record: dict[str, Any]) -> None:
     assert settings.bootstrap
-    await ensure_topics(settings.bootstrap, [silences_topic_spec(settings)])
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
-    await producer.start()
+    await ensure_topics(settings.bootstrap, [silences_topic_spec(settings)], security=settings.security,
+                        create=settings.create_topics)
+    writer = kafka_clients.producer(settings.bootstrap, security=settings.security, acks="all")
+    await writer.start()
     try:
-        await producer.send_and_wait(settings.topic("silences"), orjson.dumps(validated(record)),
-                                     key=record["id"].encode())
+        await writer.send_and_wait(settings.topic("silences"), orjson.dumps(validated(record)),
+                                   key=record["id"].encode())
     finally:
-        await producer.stop()
+        await writer.stop()
 
 
 def load_silence_file(path: str | Path) -> list[dict[str, Any]]:
@@ -120,8 +126,9 @@ def load_silence_file(path: str | Path) -> list[dict[str, Any]]:
 class SilenceFeed:
     """The worker's view of the silences topic, kept current by `run` (a task of the worker's app)."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, *, security: KafkaSecurity = PLAINTEXT) -> None:
         self.bootstrap = bootstrap
+        self.security = security
         self.topic = topic
         self.silences = SilenceSet()
         self.records: dict[str, dict[str, Any]] = {}
@@ -145,8 +152,8 @@ class SilenceFeed:
             log.warning("silence skipped", extra={"fields": {"id": silence_id, "error": reason}})
 
     async def run(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    auto_offset_reset="earliest")
+        consumer = kafka_clients.consumer(bootstrap=self.bootstrap, security=self.security, enable_auto_commit=False,
+                                  auto_offset_reset="earliest")
         await consumer.start()
         try:
             partitions = consumer.partitions_for_topic(self.topic)

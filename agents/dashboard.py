@@ -22,8 +22,9 @@ from typing import Any, TypeVar, cast
 
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from agents import kafka_clients
 from agents.settings import KafkaSettings
 from agents.topic_values import decode_alert, decode_snapshot
 from pipeline.report.build import build_report
@@ -81,8 +82,9 @@ class Dashboard:
     async def consume(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Read both topics from the beginning, then follow them, until `should_stop()`."""
         metrics, alerts = self.kafka.topic("metrics"), self.kafka.topic("alerts")
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.kafka.bootstrap, enable_auto_commit=False,
-                                    auto_offset_reset="earliest")
+        assert self.kafka.bootstrap
+        consumer = kafka_clients.consumer(bootstrap=self.kafka.bootstrap, security=self.kafka.security,
+                                          enable_auto_commit=False, auto_offset_reset="earliest")
         await consumer.start()
         try:
             partitions: list[TopicPartition] = []

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from aiokafka.client import AIOKafkaClient
 
+from agents import kafka_clients
+from agents.kafka_security import KafkaSecurity
 from agents.notify.config import ChannelFileError, load_channels
 from agents.worker_metrics import CONTENT_TYPE, TailwatchMetrics, WorkerCollector, consumer_lag
 from pipeline.health import HealthFacts, HealthLimits, HealthReport, evaluate
@@ -85,10 +86,11 @@ def rule_channels(rules: LoadedRules) -> frozenset[str]:
     return frozenset(names)
 
 
-async def broker_answers(bootstrap: str, timeout_s: float = BROKER_TIMEOUT_S) -> str | None:
+async def broker_answers(bootstrap: str, timeout_s: float = BROKER_TIMEOUT_S, *,
+                         security: KafkaSecurity) -> str | None:
     """None when the broker answers a Metadata request on a new connection within `timeout_s`; else why not."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
-                            connections_max_idle_ms=int(timeout_s * 2000))
+    client = kafka_clients.client(bootstrap, security=security, request_timeout_ms=int(timeout_s * 1000),
+                                  connections_max_idle_ms=int(timeout_s * 2000))
     try:
         await asyncio.wait_for(client.bootstrap(), timeout_s)
     except TimeoutError:
@@ -126,7 +128,7 @@ class WorkerHealth:
         worker = self.worker
         bootstrap = worker.settings.kafka.bootstrap
         assert bootstrap
-        error = await broker_answers(bootstrap)
+        error = await broker_answers(bootstrap, security=worker.settings.kafka.security)
         facts = HealthFacts(
             broker_ok=error is None, broker_error=error, agents_running=agents_running(worker.app),
             lag_by_partition=consumer_lag(worker), started_ms=self.started_ms,

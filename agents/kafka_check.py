@@ -12,33 +12,33 @@ import asyncio
 import ssl
 from dataclasses import dataclass, field
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
-    ClusterAuthorizationFailedError,
     KafkaConnectionError,
     KafkaError,
     SaslAuthenticationFailed,
-    TopicAuthorizationFailedError,
     UnsupportedSaslMechanismError,
 )
 from aiokafka.protocol.metadata import MetadataRequest
 
+from agents.kafka_clients import admin_client
 from agents.kafka_security import KafkaSecurity, KafkaSecurityError
-from agents.topics import TopicSpec
+from agents.topics import (  # the reasons of topic problems are the topics module's
+    CREATE_FAILED,
+    NOT_AUTHORIZED,
+    TOPICS_MISSING,
+    TopicSpec,
+    TopicsUnusable,
+    reconcile_topics,
+)
 
 UNREACHABLE = "unreachable"
 TLS_FAILED = "tls-verification-failed"
 AUTH_FAILED = "authentication-failed"
-NOT_AUTHORIZED = "not-authorized"
-TOPICS_MISSING = "topics-missing"
-CREATE_FAILED = "topic-creation-failed"
 BAD_SETTINGS = "bad-settings"
 REASONS = (UNREACHABLE, TLS_FAILED, AUTH_FAILED, NOT_AUTHORIZED, TOPICS_MISSING, CREATE_FAILED, BAD_SETTINGS)
-TOPIC_ALREADY_EXISTS = 36
 # TLS alerts a broker sends about the client's certificate (TLS 1.2 sends them during the handshake).
 CLIENT_CERT_ALERTS = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA", "CERTIFICATE_UNKNOWN")
-AUTHORIZATION_CODES = {TopicAuthorizationFailedError.errno, ClusterAuthorizationFailedError.errno}
 
 
 class ClusterCheckFailed(RuntimeError):
@@ -129,44 +129,17 @@ async def first_connection(bootstrap: str, security: KafkaSecurity, timeout_s: f
 async def check_cluster(bootstrap: str, security: KafkaSecurity, specs: list[TopicSpec], create_topics: bool,
                         timeout_s: float = 10.0) -> ClusterReport:
     report = ClusterReport(await first_connection(bootstrap, security, timeout_s))
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
-                                **security.aiokafka_kwargs())
+    admin = admin_client(bootstrap, security=security, request_timeout_ms=int(timeout_s * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
         visible = set(await asyncio.wait_for(admin.list_topics(), timeout_s))
         report.existing = [spec.name for spec in specs if spec.name in visible]
-        missing = [spec for spec in specs if spec.name not in visible]
-        if missing and not create_topics:
-            raise ClusterCheckFailed(TOPICS_MISSING, "topics missing (kafka.create_topics is false; create them, or "
-                                     "grant Describe on them if they exist): "
-                                     + ", ".join(spec.name for spec in missing))
-        if missing:
-            report.created = await _create(admin, missing, timeout_s)
+        report.created = await reconcile_topics(admin, specs, create_topics, timeout_s)
+    except TopicsUnusable as error:
+        raise ClusterCheckFailed(error.reason, str(error)) from None
     except (TimeoutError, KafkaError, OSError) as error:
         reason, text = classify(error, security)
         raise ClusterCheckFailed(reason, text) from None
     finally:
         await admin.close()
     return report
-
-
-async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec], timeout_s: float) -> list[str]:
-    new = [NewTopic(spec.name, spec.partitions, spec.replication_factor,
-                    topic_configs={"cleanup.policy": "compact"} if spec.compacted else {}) for spec in specs]
-    response = await asyncio.wait_for(admin.create_topics(new), timeout_s)
-    created, denied, failed = [], [], []
-    for item in getattr(response, "topic_errors", []):
-        name, code = item[0], item[1]
-        if code == 0:
-            created.append(name)
-        elif code in AUTHORIZATION_CODES:
-            denied.append(name)
-        elif code != TOPIC_ALREADY_EXISTS:
-            failed.append(f"{name} (error {code}: {item[2] if len(item) > 2 else ''})")
-    if denied:
-        raise ClusterCheckFailed(NOT_AUTHORIZED, "not authorized to create (or describe) topics: "
-                                 + ", ".join(denied) + " — grant Create and Describe on them, or create them and "
-                                 "set kafka.create_topics: false")
-    if failed:
-        raise ClusterCheckFailed(CREATE_FAILED, "could not create topics: " + ", ".join(failed))
-    return created

@@ -10,13 +10,16 @@ from collections.abc import AsyncIterator
 
 from aiokafka import ConsumerRecord, TopicPartition
 
+from agents.kafka_clients import PLAINTEXT
+from agents.kafka_security import KafkaSecurity
 from agents.topic_reader import assign_whole_topic, start_consumer
 
 
 async def history(bootstrap: str, topic: str, since_ms: int | None = None, until_ms: int | None = None,
-                  idle_s: float = 2.0, timeout_s: float = 30.0) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+                  idle_s: float = 2.0, timeout_s: float = 30.0, *,
+                  security: KafkaSecurity = PLAINTEXT) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """The messages of `topic` in `[since_ms, until_ms)`, each partition in offset order."""
-    consumer = await start_consumer(bootstrap)
+    consumer = await start_consumer(bootstrap, security=security)
     try:
         tps = await assign_whole_topic(consumer, topic, timeout_s)
         done: set[TopicPartition] = set()

@@ -22,6 +22,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 from pydantic import ValidationError
 
+from agents import kafka_clients
+from agents.kafka_clients import PLAINTEXT
+from agents.kafka_security import KafkaSecurity
 from agents.topic_reader import topic_messages
 from agents.topics import KafkaUnavailable
 from pipeline.probe_rule import ProbeRule, missing_alerts
@@ -61,8 +64,10 @@ async def check(session: aiohttp.ClientSession, target: ProbeTarget, timeout_s: 
 
 
 class Probe:
-    def __init__(self, bootstrap: str, probes_topic: str, alerts_topic: str, plan: ProbePlan) -> None:
+    def __init__(self, bootstrap: str, probes_topic: str, alerts_topic: str, plan: ProbePlan, *,
+                 security: KafkaSecurity = PLAINTEXT) -> None:
         self.bootstrap = bootstrap
+        self.security = security
         self.probes_topic = probes_topic
         self.alerts_topic = alerts_topic
         self.plan = plan
@@ -76,8 +81,8 @@ class Probe:
     async def start(self, connect_attempts: int = 5) -> None:
         delay = 0.5
         for attempt in range(1, connect_attempts + 1):
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, client_id="tailwatch-probe", acks="all",
-                                        request_timeout_ms=30_000, retry_backoff_ms=200)
+            producer = kafka_clients.producer(self.bootstrap, security=self.security, client_id="tailwatch-probe",
+                                              acks="all", request_timeout_ms=30_000, retry_backoff_ms=200)
             try:
                 await producer.start()
             except KafkaConnectionError as error:
@@ -102,7 +107,7 @@ class Probe:
         urls = {target.url for target in self.plan.targets}
         derived: list[dict[str, Any]] = []
         folded = 0
-        async for message in topic_messages(self.bootstrap, self.probes_topic):
+        async for message in topic_messages(self.bootstrap, self.probes_topic, security=self.security):
             try:
                 result = ProbeResult.model_validate_json(message.value).model_dump()
             except ValidationError as error:
@@ -112,7 +117,7 @@ class Probe:
                 folded += 1
                 derived.extend(self.rule.on_result(result))
         published = []
-        async for message in topic_messages(self.bootstrap, self.alerts_topic):
+        async for message in topic_messages(self.bootstrap, self.alerts_topic, security=self.security):
             try:
                 alert = orjson.loads(message.value)
             except orjson.JSONDecodeError as error:

@@ -16,20 +16,25 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, UnknownError
 
+from agents import kafka_clients
+from agents.kafka_clients import PLAINTEXT
+from agents.kafka_security import KafkaSecurity
 from agents.topics import KafkaUnavailable
 
 log = logging.getLogger("tailwatch.publisher")
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+LOG_TOPIC_MAX_MESSAGE_BYTES = MAX_MESSAGE_BYTES + 64 * 1024  # a full record batch and its headers
 
 
 class Publisher:
     def __init__(self, bootstrap: str, logs_topic: str, deadletter_topic: str, idempotent: bool | None = None,
                  connect_attempts: int = 5, client_id: str = "tailwatch-ingest",
-                 clock_ms: Callable[[], int] | None = None) -> None:
+                 clock_ms: Callable[[], int] | None = None, *, security: KafkaSecurity = PLAINTEXT) -> None:
         """`clock_ms`: the publish time of each logs-topic message (default: the client's wall clock). Workers
         judge idle producers by publish times; a simulation (`bench soak`) passes its simulated clock."""
         self.bootstrap = bootstrap
+        self.security = security
         self.clock_ms = clock_ms
         self.logs_topic = logs_topic
         self.deadletter_topic = deadletter_topic
@@ -44,8 +49,8 @@ class Publisher:
         self.flushes = 0  # flushes whose sends were all acknowledged
 
     def _make(self, idempotent: bool) -> AIOKafkaProducer:
-        return AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, client_id=self.client_id, acks="all",
+        return kafka_clients.producer(
+            self.bootstrap, security=self.security, client_id=self.client_id, acks="all",
             enable_idempotence=idempotent, linger_ms=5, max_batch_size=MAX_MESSAGE_BYTES,
             max_request_size=MAX_MESSAGE_BYTES, request_timeout_ms=30_000, retry_backoff_ms=200,
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from agents.kafka_security import KafkaSecurity
 
@@ -30,6 +30,20 @@ class KafkaSettings:
         default_factory=lambda: int(os.environ.get("TAILWATCH_REPLICATION_FACTOR", "1")))
     create_topics: bool = True  # False: use existing topics only (a managed cluster where tailwatch may not create)
     security: KafkaSecurity = field(default_factory=KafkaSecurity)  # agents/config_file.py builds it from settings
+    config_file: str | None = None  # the tailwatch.yaml these settings were read from (absolute), for children
+
+    def with_bootstrap(self, bootstrap: str) -> KafkaSettings:
+        """The same settings for a resolved address (the embedded broker's, when none was configured)."""
+        return replace(self, bootstrap=bootstrap)
+
+    def child_env(self) -> dict[str, str]:
+        """The environment a child process (worker, notifier) needs to read these same settings: the file, the
+        address and create_topics. Security settings and secrets reach it through the file and the inherited
+        environment, never its command line."""
+        env = {BOOTSTRAP_ENV: self.bootstrap or "", "TAILWATCH_KAFKA_CREATE_TOPICS": str(self.create_topics).lower()}
+        if self.config_file:
+            env["TAILWATCH_CONFIG"] = self.config_file
+        return env
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}.{name}"

@@ -25,6 +25,7 @@ import orjson
 from faust.streams import _current_event
 from faust.types import TP, EventT
 
+from agents import kafka_clients
 from agents.alert_silences import SilenceFeed
 from agents.dashboard import attach_dashboard
 from agents.faust_web import BUILT_IN_VIEWS_OFF
@@ -64,7 +65,8 @@ class MetricsWorker:
         assert kafka.bootstrap, "the worker needs a bootstrap address"
         self.app = faust.App(
             settings.app_id,
-            broker=f"kafka://{kafka.bootstrap}",
+            **kafka_clients.faust_broker_settings(kafka.bootstrap, security=kafka.security,
+                                                  create_topics=kafka.create_topics),
             store=settings.store,
             datadir=settings.data_dir,
             topic_partitions=kafka.partitions,
@@ -104,7 +106,8 @@ class MetricsWorker:
         self.done_logged = False
         self.table = self.app.Table("panes", partitions=kafka.partitions, key_type=bytes, value_type=bytes)
         self.partitions: dict[int, PartitionState] = {}
-        self.silence_feed = SilenceFeed(kafka.bootstrap, kafka.topic("silences"))  # shared by every partition's rules
+        # shared by every partition's rules
+        self.silence_feed = SilenceFeed(kafka.bootstrap, kafka.topic("silences"), security=kafka.security)
         self.silence_feed_task: asyncio.Future[None] | None = None
         # Snapshots and alerts of a whole batch of closed panes go out together: let Faust buffer them.
         self.app.producer.buffer.max_messages = 10_000
@@ -224,14 +227,16 @@ class MetricsWorker:
         deliver a fetch made before it, past the offsets the restored checkpoint needs, and then drop those as
         already read (the group's committed offset can be past the checkpoint then, too). Read them with a
         consumer of our own and apply them in order; what retention deleted stays a gap (the caller logs it)."""
-        from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: PLC0415 - rarely needed
+        from aiokafka import TopicPartition  # noqa: PLC0415 - rarely needed
 
         log.info("filling an offset gap", extra={"fields": {
             "partition": partition, "offset": offset, "next": state.operator.applied_offset + 1}})
         tp = TopicPartition(self.settings.kafka.logs_topic, partition)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka.bootstrap, enable_auto_commit=False,
-                                    auto_offset_reset="earliest", fetch_max_bytes=8 << 20,
-                                    max_partition_fetch_bytes=8 << 20)
+        kafka = self.settings.kafka
+        assert kafka.bootstrap
+        consumer = kafka_clients.consumer(bootstrap=kafka.bootstrap, security=kafka.security, enable_auto_commit=False,
+                                          auto_offset_reset="earliest", fetch_max_bytes=8 << 20,
+                                          max_partition_fetch_bytes=8 << 20)
         await consumer.start()
         try:
             consumer.assign([tp])

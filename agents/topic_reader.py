@@ -11,22 +11,26 @@ from collections.abc import AsyncIterator, Callable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
+from agents import kafka_clients
+from agents.kafka_clients import PLAINTEXT
+from agents.kafka_security import KafkaSecurity
 from agents.topics import KafkaUnavailable, connect_admin
 
 
-async def start_consumer(bootstrap: str, group_id: str | None = None) -> AIOKafkaConsumer:
+async def start_consumer(bootstrap: str, group_id: str | None = None, *,
+                         security: KafkaSecurity = PLAINTEXT) -> AIOKafkaConsumer:
     """A started consumer (of no group, unless `group_id`: it then reads that group's committed offsets). An
     unreachable Kafka gives KafkaUnavailable after the retries every command makes (`cannot reach Kafka at …
     after N attempts`), not aiokafka's bootstrap error."""
-    await (await connect_admin(bootstrap)).close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-                                group_id=group_id)
+    await (await connect_admin(bootstrap, security=security)).close()
+    reader = kafka_clients.consumer(bootstrap=bootstrap, security=security, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", group_id=group_id)
     try:
-        await consumer.start()
+        await reader.start()
     except KafkaConnectionError as error:  # gone between the two connections
-        await consumer.stop()
+        await reader.stop()
         raise KafkaUnavailable(f"cannot reach Kafka at {bootstrap}: {error}") from error
-    return consumer
+    return reader
 
 
 async def assign_whole_topic(consumer: AIOKafkaConsumer, topic: str, timeout_s: float) -> list[TopicPartition]:
@@ -58,11 +62,12 @@ async def reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -
 async def topic_messages(bootstrap: str, topic: str, idle_s: float = 1.0, follow: bool = False,
                          timeout_s: float = 60.0, from_end: bool = False,
                          on_ready: Callable[[], None] | None = None,
-                         from_group: str | None = None) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+                         from_group: str | None = None, *,
+                         security: KafkaSecurity = PLAINTEXT) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """`from_end` (with `follow`): skip the history, yield only messages published after the start. `on_ready` is
     called once the start positions are fixed: a message published after it is read. `from_group`: start each
     partition at that consumer group's committed offset, where it has one."""
-    consumer = await start_consumer(bootstrap, from_group)
+    consumer = await start_consumer(bootstrap, from_group, security=security)
     try:
         tps = await assign_whole_topic(consumer, topic, timeout_s)
         if from_group is not None:

@@ -1,4 +1,4 @@
-"""Creating tailwatch's topics when they are missing."""
+"""Creating tailwatch's topics when they are missing (or, where tailwatch may not create topics, naming them)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import logging
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import ClusterAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
 
+from agents.kafka_clients import PLAINTEXT, admin_client
+from agents.kafka_security import KafkaSecurity, SecurityProtocol
 from agents.settings import kafka_connect_attempts
 
 log = logging.getLogger("tailwatch.topics")
@@ -32,18 +34,37 @@ class KafkaUnavailable(RuntimeError):
     """Kafka could not be reached: the message names the address and how long tailwatch tried."""
 
 
-async def connect_admin(bootstrap: str, attempts: int | None = None, timeout_s: float = 30.0) -> AIOKafkaAdminClient:
+TOPICS_MISSING = "topics-missing"
+NOT_AUTHORIZED = "not-authorized"
+CREATE_FAILED = "topic-creation-failed"
+AUTHORIZATION_CODES = {TopicAuthorizationFailedError.errno, ClusterAuthorizationFailedError.errno}
+
+
+class TopicsUnusable(RuntimeError):
+    """tailwatch's topics are missing and may not (or could not) be created; `reason` is one of TOPICS_MISSING,
+    NOT_AUTHORIZED, CREATE_FAILED, and the message names every topic concerned."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+async def connect_admin(bootstrap: str, attempts: int | None = None, timeout_s: float = 30.0, *,
+                        security: KafkaSecurity = PLAINTEXT) -> AIOKafkaAdminClient:
     """An admin client, after at most `attempts` tries with growing pauses (default: TAILWATCH_KAFKA_CONNECT_ATTEMPTS,
     else 5); else KafkaUnavailable."""
     attempts = attempts or kafka_connect_attempts()
     delay = 0.5
     for attempt in range(1, attempts + 1):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+        admin = admin_client(bootstrap, security=security, request_timeout_ms=int(timeout_s * 1000))
         try:
             await admin.start()
             return admin
         except KafkaConnectionError as error:
             await admin.close()
+            refused = await _refusal(bootstrap, security)
+            if refused is not None:  # wrong credentials or certificates: retrying cannot help
+                raise KafkaUnavailable(f"Kafka at {bootstrap} refused tailwatch: {refused}") from None
             if attempt == attempts:
                 raise KafkaUnavailable(f"cannot reach Kafka at {bootstrap} after {attempt} attempts: {error}") \
                     from error
@@ -54,30 +75,64 @@ async def connect_admin(bootstrap: str, attempts: int | None = None, timeout_s: 
     raise AssertionError("unreachable")
 
 
-async def ensure_topics(bootstrap: str, specs: list[TopicSpec], attempts: int | None = None) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created."""
-    admin = await connect_admin(bootstrap, attempts)
+async def _refusal(bootstrap: str, security: KafkaSecurity, timeout_s: float = 5.0) -> str | None:
+    """Why a secured connection failed, when it is the settings' fault (TLS verification, authentication, a bad
+    certificate file) rather than a broker not up yet; None otherwise (and always for PLAINTEXT). aiokafka's
+    bootstrap error hides the reason, so one bounded raw connection tells it (agents/kafka_check.py)."""
+    if security.protocol is SecurityProtocol.PLAINTEXT:
+        return None
+    from agents import kafka_check  # noqa: PLC0415 - kafka_check imports this module
+
     try:
-        existing = set(await admin.list_topics())
-        wanted = [spec for spec in specs if spec.name not in existing]
-        if not wanted:
-            return []
-        new = [
-            NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.topic_configs())
-            for spec in wanted
-        ]
-        response = await admin.create_topics(new)
-        created = []
-        for name, code, message in _topic_errors(response):
-            if code == 0:
-                created.append(name)
-            elif code != TOPIC_ALREADY_EXISTS:
-                raise KafkaError(f"could not create topic {name}: error {code}: {message}")
-        if created:
-            log.info("topics created", extra={"fields": {"topics": created}})
-        return created
+        await kafka_check.first_connection(bootstrap, security, timeout_s)
+    except kafka_check.ClusterCheckFailed as failure:
+        settings_fault = (kafka_check.AUTH_FAILED, kafka_check.TLS_FAILED, kafka_check.BAD_SETTINGS)
+        return f"{failure.reason}: {failure}" if failure.reason in settings_fault else None
+    return None
+
+
+async def ensure_topics(bootstrap: str, specs: list[TopicSpec], attempts: int | None = None, *,
+                        security: KafkaSecurity = PLAINTEXT, create: bool = True) -> list[str]:
+    """Create the topics that do not exist yet (returns the names created); with `create` false, create nothing
+    and raise TopicsUnusable naming the missing ones."""
+    admin = await connect_admin(bootstrap, attempts, security=security)
+    try:
+        return await reconcile_topics(admin, specs, create)
     finally:
         await admin.close()
+
+
+async def reconcile_topics(admin: AIOKafkaAdminClient, specs: list[TopicSpec], create: bool,
+                           timeout_s: float | None = None) -> list[str]:
+    """The one place that creates tailwatch's topics: those of `specs` the cluster does not list are created
+    (`create`), or named in TopicsUnusable(TOPICS_MISSING). Returns the names created."""
+    existing = set(await asyncio.wait_for(admin.list_topics(), timeout_s))
+    wanted = [spec for spec in specs if spec.name not in existing]
+    if not wanted:
+        return []
+    if not create:
+        raise TopicsUnusable(TOPICS_MISSING, "topics missing (kafka.create_topics is false; create them, or grant "
+                             "Describe on them if they exist): " + ", ".join(spec.name for spec in wanted))
+    new = [NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.topic_configs())
+           for spec in wanted]
+    response = await asyncio.wait_for(admin.create_topics(new), timeout_s)
+    created, denied, failed = [], [], []
+    for name, code, message in _topic_errors(response):
+        if code == 0:
+            created.append(name)
+        elif code in AUTHORIZATION_CODES:
+            denied.append(name)
+        elif code != TOPIC_ALREADY_EXISTS:
+            failed.append(f"{name} (error {code}: {message or ''})")
+    if denied:
+        raise TopicsUnusable(NOT_AUTHORIZED, "not authorized to create (or describe) topics: " + ", ".join(denied)
+                             + " — grant Create and Describe on them, or create them and set "
+                             "kafka.create_topics: false")
+    if failed:
+        raise TopicsUnusable(CREATE_FAILED, "could not create topics: " + ", ".join(failed))
+    if created:
+        log.info("topics created", extra={"fields": {"topics": created}})
+    return created
 
 
 def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
@@ -89,9 +144,9 @@ def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
     return out
 
 
-async def is_embedded_broker(bootstrap: str) -> bool:
+async def is_embedded_broker(bootstrap: str, *, security: KafkaSecurity = PLAINTEXT) -> bool:
     """Whether `bootstrap` is a Tansu broker (cluster id `tansu_cluster`, as the embedded broker starts it)."""
-    admin = await connect_admin(bootstrap)
+    admin = await connect_admin(bootstrap, security=security)
     try:
         cluster = await admin.describe_cluster()
     finally:

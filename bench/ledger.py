@@ -16,8 +16,7 @@ import argparse
 import asyncio
 import time
 
-from aiokafka import AIOKafkaProducer
-
+from agents import kafka_clients
 from agents.embedded_broker import EmbeddedBroker
 from agents.notify.ledger import LedgerWriter, ledger_partition, read_ledger
 from agents.topic_reader import topic_messages
@@ -46,7 +45,7 @@ async def write_history(bootstrap: str, deliveries: int, alerts: int, batch: int
     state = LedgerState()
     writer = LedgerWriter(bootstrap, TOPIC, "bench.notify.deadletter", state)
     await writer.start()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20)
+    producer = kafka_clients.producer(bootstrap, security=kafka_clients.PLAINTEXT, linger_ms=5, max_batch_size=1 << 20)
     await producer.start()
     started = time.perf_counter()
     written = 0

@@ -21,8 +21,9 @@ from collections import Counter
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from agents import kafka_clients
 from agents.commands.ingest import log_topic_specs
 from agents.embedded_broker import EmbeddedBroker
 from agents.ingest import IngestConfig, Ingestor
@@ -74,8 +75,10 @@ async def publish(settings: KafkaSettings, records: list[dict[str, Any]], batch_
 
 async def floor(settings: KafkaSettings, expected_records: int) -> float:
     """Seconds from the first to the last record for the raw consumer."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20)
+    assert settings.bootstrap
+    consumer = kafka_clients.consumer(bootstrap=settings.bootstrap, security=settings.security,
+                                      enable_auto_commit=False, auto_offset_reset="earliest",
+                                      max_partition_fetch_bytes=8 << 20)
     await consumer.start()
     try:
         tps = [TopicPartition(settings.logs_topic, p) for p in range(settings.partitions)]
@@ -102,8 +105,9 @@ async def floor(settings: KafkaSettings, expected_records: int) -> float:
 
 async def count_snapshots(settings: KafkaSettings, expected: int, timeout_s: float) -> float:
     """Wait for `expected` snapshots on the metrics topic; returns the perf_counter time of the last one."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    assert settings.bootstrap
+    consumer = kafka_clients.consumer(bootstrap=settings.bootstrap, security=settings.security,
+                                      enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
         topic = settings.topic("metrics")

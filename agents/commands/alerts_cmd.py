@@ -10,6 +10,7 @@ import contextlib
 import sys
 
 from agents.commands.common import UsageError, add_action, add_kafka_args, kafka_settings_from
+from agents.kafka_security import KafkaSecurity
 from agents.topic_reader import topic_messages
 
 
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_kafka_args(parser)
 
 
-async def _tail(bootstrap: str, topic: str, follow: bool, from_beginning: bool) -> None:
+async def _tail(bootstrap: str, topic: str, follow: bool, from_beginning: bool, security: KafkaSecurity) -> None:
     from_end = follow and not from_beginning
 
     def ready() -> None:
@@ -31,7 +32,8 @@ async def _tail(bootstrap: str, topic: str, follow: bool, from_beginning: bool) 
             print(f"tailwatch alerts: following {topic}" + (" (new alerts only)" if from_end else ""),
                   file=sys.stderr, flush=True)
 
-    async for message in topic_messages(bootstrap, topic, follow=follow, from_end=from_end, on_ready=ready):
+    async for message in topic_messages(bootstrap, topic, follow=follow, from_end=from_end, on_ready=ready,
+                                        security=security):
         sys.stdout.buffer.write(message.value + b"\n")
         sys.stdout.flush()
 
@@ -42,5 +44,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("set --bootstrap or TAILWATCH_KAFKA_BOOTSTRAP (the embedded broker of another command is "
                          "not shared)")
     with contextlib.suppress(KeyboardInterrupt):  # Kafka errors: agents/cli.py (exit 3)
-        asyncio.run(_tail(settings.bootstrap, settings.topic("alerts"), args.follow, args.from_beginning))
+        asyncio.run(_tail(settings.bootstrap, settings.topic("alerts"), args.follow, args.from_beginning,
+                          settings.security))
     return 0

@@ -7,8 +7,10 @@ import gzip
 import os
 import sys
 import zlib
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from agents.kafka_security import KafkaSecurityError
 from agents.settings import BOOTSTRAP_ENV, KafkaSettings
 from pipeline.endpoint_catalog import DEFAULT_MAX_ENDPOINTS, EndpointCatalog
 from pipeline.extract import Extractor
@@ -57,7 +59,14 @@ def actions_text(command: str, actions: dict[str, str]) -> str:
         f"  tailwatch {command} {name:{width}}  {text}" for name, text in actions.items())
 
 
-def add_kafka_args(parser: argparse.ArgumentParser) -> None:
+def add_kafka_args(parser: argparse.ArgumentParser, config_flag: str = "--config") -> None:
+    """The Kafka flags of every command that talks to Kafka; `config_flag` names the tailwatch.yaml flag (`probe`
+    has its own --config, so it uses --tailwatch-config)."""
+    parser.add_argument(config_flag, dest="tailwatch_config", default=None, metavar="FILE",
+                        help="tailwatch.yaml (default $TAILWATCH_CONFIG): Kafka address, security, topics")
+    parser.add_argument("--no-create-topics", dest="create_topics", action="store_const", const=False, default=None,
+                        help="use existing topics only and name the missing ones (a cluster where tailwatch may "
+                             "not create topics)")
     parser.add_argument("--bootstrap", default=None,
                         help=f"Kafka bootstrap address (default ${BOOTSTRAP_ENV}; unset: start the embedded broker)")
     parser.add_argument("--topic-prefix", default=None, help="topic name prefix (default tailwatch)")
@@ -65,13 +74,24 @@ def add_kafka_args(parser: argparse.ArgumentParser) -> None:
 
 
 def kafka_settings_from(args: argparse.Namespace) -> KafkaSettings:
-    base = KafkaSettings()
-    return KafkaSettings(
-        bootstrap=args.bootstrap or base.bootstrap,
-        topic_prefix=args.topic_prefix or base.topic_prefix,
-        partitions=args.partitions or base.partitions,
-        replication_factor=base.replication_factor,
-    )
+    """The Kafka settings of a command: defaults < tailwatch.yaml < environment < flags (agents/config_file.py),
+    with the security settings checked (certificates readable) before anything starts; a ConfigError exits 2."""
+    from agents.config_file import config_path, load_config  # noqa: PLC0415 - only commands that talk to Kafka
+
+    path = config_path(getattr(args, "tailwatch_config", None))
+    flags = {"kafka.bootstrap": ("--bootstrap", getattr(args, "bootstrap", None)),
+             "kafka.topic_prefix": ("--topic-prefix", getattr(args, "topic_prefix", None)),
+             "kafka.partitions": ("--partitions", getattr(args, "partitions", None)),
+             "kafka.create_topics": ("--no-create-topics", getattr(args, "create_topics", None))}
+    settings = load_config(path, flags=flags).kafka_settings()
+    if settings.bootstrap is None and settings.security.protocol != "PLAINTEXT":
+        raise UsageError(f"kafka.security.protocol is {settings.security.protocol} but no kafka.bootstrap is set "
+                         f"(--bootstrap or {BOOTSTRAP_ENV}); the embedded broker speaks PLAINTEXT only")
+    try:
+        settings.security.ssl_context()  # an unreadable CA or client certificate: exit 2 now, not at connect time
+    except KafkaSecurityError as error:
+        raise UsageError(f"kafka.security: {error}") from None
+    return replace(settings, config_file=str(path.resolve()) if path is not None else None)
 
 
 # ---- exit codes: the same table for every command (README "Exit codes"); agents/cli.py's main applies it ----
@@ -108,6 +128,9 @@ class CheckFailed(CommandError):
 # already imported (an error cannot come from a module that was never loaded), so this costs no imports.
 USER_ERRORS: dict[str, int] = {
     "agents.topics.KafkaUnavailable": EXIT_KAFKA,
+    "agents.topics.TopicsUnusable": EXIT_KAFKA,
+    "agents.config_file.ConfigError": EXIT_USAGE,
+    "agents.kafka_security.KafkaSecurityError": EXIT_USAGE,
     "agents.embedded_broker.BrokerError": EXIT_KAFKA,
     "aiokafka.errors.KafkaError": EXIT_KAFKA,
     "agents.rules_files.RuleFileError": EXIT_USAGE,

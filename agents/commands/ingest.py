@@ -18,7 +18,7 @@ from agents.commands.common import (
 )
 from agents.embedded_broker import kafka_bootstrap
 from agents.ingest import IngestConfig, Ingestor, reader_chunks
-from agents.publisher import Publisher
+from agents.publisher import LOG_TOPIC_MAX_MESSAGE_BYTES, Publisher
 from agents.settings import KafkaSettings
 from agents.sources import (
     chunks_of,
@@ -52,17 +52,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def log_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
+    """The logs and dead-letter topics take the publisher's record batches, up to MAX_MESSAGE_BYTES: Kafka's
+    default limit (1 MiB, as on MSK) would refuse the bigger ones."""
+    configs = {"max.message.bytes": str(LOG_TOPIC_MAX_MESSAGE_BYTES)}
     return [
-        TopicSpec(settings.logs_topic, settings.partitions, settings.replication_factor),
-        TopicSpec(settings.deadletter_topic, settings.partitions, settings.replication_factor),
+        TopicSpec(settings.logs_topic, settings.partitions, settings.replication_factor, configs=configs),
+        TopicSpec(settings.deadletter_topic, settings.partitions, settings.replication_factor, configs=configs),
     ]
 
 
 async def ingest(args: argparse.Namespace, bootstrap: str, settings: KafkaSettings,
                  extractor: Extractor) -> Ingestor:
-    await ensure_topics(bootstrap, log_topic_specs(settings))
+    await ensure_topics(bootstrap, log_topic_specs(settings), security=settings.security,
+                        create=settings.create_topics)
     # The embedded broker has no idempotent producer; with a configured Kafka, try it and fall back.
-    publisher = Publisher(bootstrap, settings.logs_topic, settings.deadletter_topic,
+    publisher = Publisher(bootstrap, settings.logs_topic, settings.deadletter_topic, security=settings.security,
                           idempotent=None if settings.bootstrap else False)
     await publisher.start()
     config = IngestConfig(batch_records=args.batch_records, lateness_ms=args.lateness_ms,

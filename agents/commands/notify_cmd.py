@@ -65,11 +65,12 @@ def run(args: argparse.Namespace) -> int:
 
     kafka = kafka_settings_from(args)
     with kafka_bootstrap(kafka.bootstrap) as bootstrap:
-        settings = KafkaSettings(bootstrap, kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
-        asyncio.run(ensure_topics(bootstrap, notify_topic_specs(settings)))
-        embedded = asyncio.run(is_embedded_broker(bootstrap))
+        settings = kafka.with_bootstrap(bootstrap)
+        asyncio.run(ensure_topics(bootstrap, notify_topic_specs(settings), security=settings.security,
+                                  create=settings.create_topics))
+        embedded = asyncio.run(is_embedded_broker(bootstrap, security=settings.security))
         reading = time.monotonic()
-        ledger = asyncio.run(read_ledger(bootstrap, deliveries_topic(settings)))
+        ledger = asyncio.run(read_ledger(bootstrap, deliveries_topic(settings), security=settings.security))
         log.info("deliveries ledger read", extra={"fields": {
             "records_read": ledger.records_read, "deliveries": len(ledger.deliveries),
             "alerts": len(ledger.alerts), "seconds": round(time.monotonic() - reading, 2)}})

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--failures", type=int, default=None,
                         help="consecutive failed checks that fire the alert (config: 2)")
     parser.add_argument("--count", type=int, default=None, help="stop after this many rounds (default: run on)")
-    add_kafka_args(parser)
+    add_kafka_args(parser, config_flag="--tailwatch-config")
 
 
 def probe_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
@@ -83,8 +83,9 @@ def load_plan(args: argparse.Namespace) -> ProbePlan:
 
 
 async def probe(plan: ProbePlan, bootstrap: str, settings: KafkaSettings, count: int | None) -> Probe:
-    await ensure_topics(bootstrap, probe_topic_specs(settings))
-    runner = Probe(bootstrap, settings.topic("probes"), settings.topic("alerts"), plan)
+    await ensure_topics(bootstrap, probe_topic_specs(settings), security=settings.security,
+                        create=settings.create_topics)
+    runner = Probe(bootstrap, settings.topic("probes"), settings.topic("alerts"), plan, security=settings.security)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -111,7 +111,8 @@ async def topic_alerts(args: argparse.Namespace, rules: LoadedRules,
     since = iso_to_ms(args.since) if args.since else None
     until = iso_to_ms(args.until) if args.until else None
     alerts: list[dict[str, Any]] = []
-    async for message in history(settings.bootstrap, settings.logs_topic, since, until):
+    async for message in history(settings.bootstrap, settings.logs_topic, since, until,
+                                       security=settings.security):
         alerts += backtest.feed(message.partition, message.value, message.timestamp, message.offset)
     alerts += backtest.end()
     return alerts, backtest

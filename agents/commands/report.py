@@ -26,6 +26,7 @@ from agents.commands.common import (
     extractor_from,
     kafka_settings_from,
 )
+from agents.kafka_security import KafkaSecurity
 from agents.progress import RecordProgress
 from agents.report_tables import render_tables
 from agents.rules_files import DEFAULT_RULES, load_rules
@@ -81,13 +82,13 @@ def report_from_files(args: argparse.Namespace, totals: ParseStats) -> dict[str,
 
 
 async def read_live(bootstrap: str, topics: dict[str, str], idle_s: float, top: int,
-                    with_records: bool) -> dict[str, Any]:
+                    with_records: bool, security: KafkaSecurity) -> dict[str, Any]:
     """The report from the metrics and alerts topics, and with `with_records` the record-level sections from the
     logs topic (batches delivered twice are counted once, by producer, partition and batch number)."""
     panes = PaneTotals()
     skipped = 0
     batch: list[dict[str, Any]] = []
-    async for message in topic_messages(bootstrap, topics["metrics"], idle_s=idle_s):
+    async for message in topic_messages(bootstrap, topics["metrics"], idle_s=idle_s, security=security):
         value = decode_snapshot(message.value)
         if value is None:
             skipped += 1
@@ -98,7 +99,7 @@ async def read_live(bootstrap: str, topics: dict[str, str], idle_s: float, top: 
             batch = []
     panes.add(batch)
     alerts = []
-    async for message in topic_messages(bootstrap, topics["alerts"], idle_s=idle_s):
+    async for message in topic_messages(bootstrap, topics["alerts"], idle_s=idle_s, security=security):
         value = decode_alert(message.value)
         if value is None:
             skipped += 1
@@ -108,7 +109,7 @@ async def read_live(bootstrap: str, topics: dict[str, str], idle_s: float, top: 
     if with_records:
         records = RecordTotals()
         seen: set[tuple[str, int, int]] = set()
-        async for message in topic_messages(bootstrap, topics["logs"], idle_s=idle_s):
+        async for message in topic_messages(bootstrap, topics["logs"], idle_s=idle_s, security=security):
             decoded = decode_log_batch(message.value)
             if decoded is None:
                 skipped += 1
@@ -130,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
         if not settings.bootstrap:
             raise UsageError("--live needs --bootstrap or TAILWATCH_KAFKA_BOOTSTRAP")
         topics = {name: settings.topic(name) for name in ("metrics", "alerts", "logs")}
-        report = asyncio.run(read_live(settings.bootstrap, topics, args.idle_s, args.top, not args.no_records))
+        report = asyncio.run(read_live(settings.bootstrap, topics, args.idle_s, args.top, not args.no_records,
+                                     settings.security))
     else:
         check_input_files(args.inputs)
         report = report_from_files(args, totals)

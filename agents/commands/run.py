@@ -38,7 +38,7 @@ from agents.commands.common import (
 )
 from agents.commands.notify_cmd import notify_topic_specs
 from agents.commands.replay import alert_order
-from agents.commands.worker import add_web_args, stream_topic_specs, web_args
+from agents.commands.worker import add_web_args, web_args, worker_topic_specs
 from agents.embedded_broker import BrokerError, kafka_bootstrap
 from agents.ingest import IngestConfig, Ingestor
 from agents.logs import child_log_env, relay_line
@@ -91,7 +91,7 @@ class WorkerProcess:
 
     def __init__(self, settings: KafkaSettings, rules: str, data_dir: str, extra: list[str] | None = None,
                  channels: str | None = None) -> None:
-        env = child_log_env({**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""})
+        env = child_log_env({**os.environ, **settings.child_env()})  # the same file and address: the same settings
         if channels:  # /health's channels check reads the notifier's channel file
             env.setdefault("TAILWATCH_CHANNELS_FILE", channels)
         self.ready = threading.Event()
@@ -149,9 +149,9 @@ async def run_pipeline(args: argparse.Namespace, settings: KafkaSettings,
     bootstrap = settings.bootstrap
     assert bootstrap
     # Both lists hold the alerts topic; Apache Kafka refuses a CreateTopics naming a topic twice (error 42).
-    specs = {spec.name: spec for spec in stream_topic_specs(settings) + notify_topic_specs(settings)}
-    await ensure_topics(bootstrap, list(specs.values()))
-    embedded = await is_embedded_broker(bootstrap)
+    specs = {spec.name: spec for spec in worker_topic_specs(settings) + notify_topic_specs(settings)}
+    await ensure_topics(bootstrap, list(specs.values()), security=settings.security, create=settings.create_topics)
+    embedded = await is_embedded_broker(bootstrap, security=settings.security)
     with tempfile.TemporaryDirectory(prefix="tailwatch-run-") as data_dir:
         channels = getattr(args, "channels", str(DEFAULT_CHANNELS))
         worker = WorkerProcess(settings, args.rules, data_dir, web_args(args), channels)
@@ -199,7 +199,7 @@ async def _drive(args: argparse.Namespace, settings: KafkaSettings, worker: Work
         print("tailwatch run: the worker did not start", file=sys.stderr)
         return 3
     publisher = Publisher(bootstrap, settings.logs_topic, settings.deadletter_topic,
-                          idempotent=False if embedded else None)
+                          idempotent=False if embedded else None, security=settings.security)
     await publisher.start()
     ingestor = Ingestor(publisher, settings.partitions, IngestConfig(lateness_ms=args.lateness_ms),
                         extractor_from(args))
@@ -213,14 +213,16 @@ async def _drive(args: argparse.Namespace, settings: KafkaSettings, worker: Work
     # a damaged input or one with no event: what it held is processed, and the exit status says it was incomplete
     input_status = report_input_problems("run", ingestor.totals)
     if not args.exit_when_done:
-        async for message in topic_messages(bootstrap, settings.topic("alerts"), follow=True):
+        async for message in topic_messages(bootstrap, settings.topic("alerts"), follow=True,
+                                                security=settings.security):
             sys.stdout.buffer.write(message.value + b"\n")
             sys.stdout.flush()
         return input_status
     if not await _wait(worker.done, DONE_TIMEOUT_S) or worker.process.poll() is not None:
         print("tailwatch run: the worker stopped before the input was processed", file=sys.stderr)
         return 3
-    messages = [message async for message in topic_messages(bootstrap, settings.topic("alerts"))]
+    messages = [message async for message in topic_messages(bootstrap, settings.topic("alerts"),
+                                                                           security=settings.security)]
     positions: dict[int, int] = {}
     for message in messages:
         positions[message.partition] = max(positions.get(message.partition, 0), message.offset + 1)
@@ -244,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
         load_channels(args.channels)  # the notifier reports missing secrets itself
         check_input_files(args.files)  # an InputError: exit 2 (agents/cli.py)
         with StopSignals() as stop, kafka_bootstrap(kafka.bootstrap) as bootstrap:  # the broker stops last
-            settings = KafkaSettings(bootstrap, kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
+            settings = kafka.with_bootstrap(bootstrap)
             return run_until_stopped(run_pipeline(args, settings, stop=stop), stop)
     except (RuleFileError, ChannelFileError) as error:
         print(f"tailwatch run: {error}", file=sys.stderr)

@@ -12,7 +12,8 @@ import orjson
 from agents.commands.common import UsageError, add_action, add_kafka_args, kafka_settings_from
 from agents.commands.notify_cmd import notify_topic_specs
 from agents.commands.probe_cmd import probe_topic_specs
-from agents.commands.worker import stream_topic_specs
+from agents.commands.worker import worker_topic_specs
+from agents.kafka_security import KafkaSecurity
 from agents.settings import BOOTSTRAP_ENV, KafkaSettings
 from agents.topics import TopicSpec, connect_admin, ensure_topics
 
@@ -26,13 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def all_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
     specs: dict[str, TopicSpec] = {}
-    for spec in [*stream_topic_specs(settings), *notify_topic_specs(settings), *probe_topic_specs(settings)]:
+    for spec in [*worker_topic_specs(settings), *notify_topic_specs(settings), *probe_topic_specs(settings)]:
         specs.setdefault(spec.name, spec)
     return list(specs.values())
 
 
-async def existing_topics(bootstrap: str) -> set[str]:
-    admin = await connect_admin(bootstrap)
+async def existing_topics(bootstrap: str, security: KafkaSecurity) -> set[str]:
+    admin = await connect_admin(bootstrap, security=security)
     try:
         return set(await admin.list_topics())
     finally:
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     specs = all_topic_specs(settings)
     if args.action == "list":
         # Without a bootstrap: what `create` would make. With one: the same list, and whether each topic exists.
-        exists = asyncio.run(existing_topics(settings.bootstrap)) if settings.bootstrap else None
+        exists = asyncio.run(existing_topics(settings.bootstrap, settings.security)) if settings.bootstrap else None
         for spec in specs:
             row = dict(spec.__dict__) if exists is None else {**spec.__dict__, "exists": spec.name in exists}
             sys.stdout.buffer.write(orjson.dumps(row) + b"\n")
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not settings.bootstrap:
         raise UsageError(f"set --bootstrap or {BOOTSTRAP_ENV}")
-    created = asyncio.run(ensure_topics(settings.bootstrap, specs, attempts=args.attempts))  # Kafka errors: exit 3
+    created = asyncio.run(ensure_topics(settings.bootstrap, specs, attempts=args.attempts, security=settings.security,
+                                        create=settings.create_topics))  # Kafka errors: exit 3
     print(orjson.dumps({"created": created, "existing": [s.name for s in specs if s.name not in created]}).decode())
     return 0

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_web_args(parser)
     parser.add_argument("--session-timeout", type=float, default=None,
                         help="consumer group session timeout in s (default 5 on the embedded broker, else 10)")
-    parser.add_argument("--app-id", default="tailwatch-metrics", help="consumer group / app id")
+    parser.add_argument("--app-id", default=None, help="consumer group / app id (default <prefix>-metrics)")
     parser.add_argument("--rules", default=str(DEFAULT_RULES), help="rule file (default: the spec's rules)")
     parser.add_argument("--idle-producer-ms", type=int, default=DEFAULT_IDLE_PRODUCER_MS,
                         help="a producer (ingest source) silent this long, in Kafka publish time, stops holding its "
@@ -75,6 +75,21 @@ def stream_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
             silences_topic_spec(settings)]
 
 
+def worker_app_id(settings: KafkaSettings, app_id: str | None = None) -> str:
+    return app_id or f"{settings.topic_prefix}-metrics"
+
+
+def panes_changelog_spec(settings: KafkaSettings, app_id: str | None = None) -> TopicSpec:
+    """The changelog of the worker's panes table (Faust names it `<app id>-panes-changelog`), compacted."""
+    return TopicSpec(f"{worker_app_id(settings, app_id)}-panes-changelog", settings.partitions,
+                     settings.replication_factor, compacted=True)
+
+
+def worker_topic_specs(settings: KafkaSettings, app_id: str | None = None) -> list[TopicSpec]:
+    """Every topic a worker reads or writes, its table's changelog included."""
+    return [*stream_topic_specs(settings), panes_changelog_spec(settings, app_id)]
+
+
 def run(args: argparse.Namespace) -> int:
     check_store(args.store)
     rules = load_rules(args.rules)  # before Kafka and Faust; errors: agents/cli.py's exit-code table
@@ -83,13 +98,14 @@ def run(args: argparse.Namespace) -> int:
 
     kafka = kafka_settings_from(args)
     with kafka_bootstrap(kafka.bootstrap) as bootstrap:
-        settings = KafkaSettings(bootstrap, kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
-        asyncio.run(ensure_topics(bootstrap, stream_topic_specs(settings)))
+        settings = kafka.with_bootstrap(bootstrap)
+        asyncio.run(ensure_topics(bootstrap, worker_topic_specs(settings, args.app_id), security=settings.security,
+                                  create=settings.create_topics))
         # Tansu answers the first JoinGroup after half the session timeout: keep it short there. Apache Kafka
         # refuses sessions under group.min.session.timeout.ms (6 s by default).
-        embedded = asyncio.run(is_embedded_broker(bootstrap))
+        embedded = asyncio.run(is_embedded_broker(bootstrap, security=settings.security))
         session = args.session_timeout or (5.0 if embedded else 10.0)
-        worker = MetricsWorker(WorkerSettings(settings, app_id=args.app_id, store=args.store,
+        worker = MetricsWorker(WorkerSettings(settings, app_id=worker_app_id(settings, args.app_id), store=args.store,
                                               data_dir=args.data_dir, web_port=args.web_port,
                                               web_bind=args.web_bind, session_timeout_s=session,
                                               rules=rules, idle_producer_ms=args.idle_producer_ms))

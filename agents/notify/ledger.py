@@ -23,6 +23,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from agents import kafka_clients
+from agents.kafka_clients import PLAINTEXT
+from agents.kafka_security import KafkaSecurity
 from agents.topic_reader import topic_messages
 from pipeline.notify.ledger_state import LedgerState, Write
 from schemas.deliveries import NotificationDeadLetter
@@ -45,9 +48,11 @@ def ledger_partition(key: bytes, partitions: int) -> int:
     return zlib.crc32(key) % partitions
 
 
-async def read_ledger(bootstrap: str, topic: str, idle_s: float = 1.0) -> LedgerState:
+async def read_ledger(bootstrap: str, topic: str, idle_s: float = 1.0, *,
+                      security: KafkaSecurity = PLAINTEXT) -> LedgerState:
     state = LedgerState()
-    async for message in topic_messages(bootstrap, topic, idle_s=idle_s, from_group=checkpoint_group(topic)):
+    async for message in topic_messages(bootstrap, topic, idle_s=idle_s, from_group=checkpoint_group(topic),
+                                        security=security):
         state.load(message.key.decode() if message.key else "", message.value)
         state.ends[message.partition] = message.offset + 1
     return state
@@ -55,7 +60,8 @@ async def read_ledger(bootstrap: str, topic: str, idle_s: float = 1.0) -> Ledger
 
 class LedgerWriter:
     def __init__(self, bootstrap: str, deliveries_topic: str, deadletter_topic: str, state: LedgerState,
-                 attempt_timeout_s: float = ATTEMPT_TIMEOUT_S) -> None:
+                 attempt_timeout_s: float = ATTEMPT_TIMEOUT_S, *, security: KafkaSecurity = PLAINTEXT) -> None:
+        self.security = security
         self.deliveries_topic = deliveries_topic
         self.deadletter_topic = deadletter_topic
         self.bootstrap = bootstrap
@@ -70,9 +76,9 @@ class LedgerWriter:
         self.partitions = 1  # of the ledger topic, known once started
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, client_id="tailwatch-notify",
-                                          acks="all", request_timeout_ms=int(self.attempt_timeout_s * 1000),
-                                          retry_backoff_ms=200, linger_ms=2, max_batch_size=1 << 20)
+        self._producer = kafka_clients.producer(self.bootstrap, security=self.security, client_id="tailwatch-notify",
+                                                acks="all", request_timeout_ms=int(self.attempt_timeout_s * 1000),
+                                                retry_backoff_ms=200, linger_ms=2, max_batch_size=1 << 20)
         await self._producer.start()
         self.partitions = len(await self._producer.partitions_for(self.deliveries_topic))
 
@@ -141,8 +147,9 @@ class LedgerWriter:
 
     async def _commit_once(self, tps: dict[TopicPartition, int]) -> None:
         if self._committer is None:
-            self._committer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                               group_id=checkpoint_group(self.deliveries_topic))
+            self._committer = kafka_clients.consumer(bootstrap=self.bootstrap, security=self.security,
+                                                     enable_auto_commit=False,
+                                                     group_id=checkpoint_group(self.deliveries_topic))
             await self._committer.start()
         self._committer.assign(list(tps))
         await self._committer.commit(tps)

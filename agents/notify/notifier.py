@@ -23,6 +23,7 @@ import faust
 from faust.types import EventT
 from pydantic import ValidationError
 
+from agents import kafka_clients
 from agents.faust_web import BUILT_IN_VIEWS_OFF
 from agents.fetch_wait import keep_fetch_wait_short
 from agents.notify.config import Channel
@@ -92,12 +93,14 @@ class Notifier:
         self.channel_tasks: list[asyncio.Task[None]] = []
         self.started = asyncio.Event()
         self.writer = LedgerWriter(kafka.bootstrap, deliveries_topic(kafka), notify_deadletter_topic(kafka),
-                                   self.ledger)
+                                   self.ledger, security=kafka.security)
         self.unavailable_warned: set[str] = set()
         self.events = self.invalid = self.skipped_done = self.already_handled = self.stale = 0
         self._settled_logged: dict[int, int] | None = None
         self.app = faust.App(
-            settings.app_id, broker=f"kafka://{kafka.bootstrap}", store="memory://", datadir=settings.data_dir,
+            settings.app_id, store="memory://",
+            **kafka_clients.faust_broker_settings(kafka.bootstrap, security=kafka.security,
+                                                  create_topics=kafka.create_topics), datadir=settings.data_dir,
             topic_partitions=kafka.partitions, topic_replication_factor=kafka.replication_factor,
             broker_session_timeout=settings.session_timeout_s,
             broker_heartbeat_interval=min(1.0, settings.session_timeout_s / 4),

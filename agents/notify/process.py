@@ -23,7 +23,8 @@ class NotifierProcess:
     def __init__(self, settings: KafkaSettings, channels: str, data_dir: str, relay: bool = True,
                  env: dict[str, str] | None = None, app_id: str | None = None,
                  extra: list[str] | None = None) -> None:
-        child_env = child_log_env({**os.environ, **(env or {}), "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""})
+        # the same settings (secrets: env only)
+        child_env = child_log_env({**os.environ, **(env or {}), **settings.child_env()})
         self.relay = relay
         self.lines: deque[str] = deque(maxlen=MAX_LINES_KEPT)  # for `stderr` (tests, diagnostics): bounded
         self.ready = threading.Event()

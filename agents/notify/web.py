@@ -28,7 +28,7 @@ STARTED_MS = now_ms()
 async def notifier_health(notifier: Notifier) -> HealthReport:
     bootstrap = notifier.settings.kafka.bootstrap
     assert bootstrap
-    error = await broker_answers(bootstrap)
+    error = await broker_answers(bootstrap, security=notifier.settings.kafka.security)
     facts = HealthFacts(broker_ok=error is None, broker_error=error, agents_running=agents_running(notifier.app),
                         started_ms=STARTED_MS, channels_configured=frozenset(c.name for c in notifier.active))
     return evaluate(facts, HealthLimits(max_record_age_ms=0), now_ms())

@@ -24,11 +24,23 @@ def test_create_makes_every_topic_once(kafka_settings: KafkaSettings) -> None:
     prefix = kafka_settings.topic_prefix
     wanted = sorted(f"{prefix}.{name}" for name in ("logs", "deadletter", "metrics", "alerts", "silences", "probes",
                                                     "deliveries", "notify.deadletter"))
+    wanted = sorted([*wanted, f"{prefix}-metrics-panes-changelog"])  # the worker's table: Faust's name for it
     listed = tailwatch("topics", "list", "--topic-prefix", prefix)
-    assert sorted(orjson.loads(line)["name"] for line in listed.stdout.splitlines()) == wanted
+    rows = [orjson.loads(line) for line in listed.stdout.splitlines()]
+    assert sorted(row["name"] for row in rows) == wanted
+    assert {row["name"] for row in rows if row["compacted"]} == {
+        f"{prefix}.silences", f"{prefix}.deliveries", f"{prefix}-metrics-panes-changelog"}
     assert "the topics `create` would make" in listed.stderr
     before = tailwatch("topics", "list", "--bootstrap", kafka_settings.bootstrap, "--topic-prefix", prefix)
     assert [orjson.loads(line)["exists"] for line in before.stdout.splitlines()] == [False] * len(wanted)
+    for command in (["topics", "create"], ["ingest", "--stdin"]):  # a cluster where tailwatch may not create topics
+        refused = tailwatch(*command, "--bootstrap", kafka_settings.bootstrap, "--topic-prefix", prefix,
+                            "--no-create-topics")
+        assert refused.returncode == 3, refused.stderr
+        assert "topics missing (kafka.create_topics is false" in refused.stderr
+        assert f"{prefix}.logs" in refused.stderr and "Traceback" not in refused.stderr
+    still = tailwatch("topics", "list", "--bootstrap", kafka_settings.bootstrap, "--topic-prefix", prefix)
+    assert not any(orjson.loads(line)["exists"] for line in still.stdout.splitlines())
     first = tailwatch("topics", "create", "--bootstrap", kafka_settings.bootstrap, "--topic-prefix", prefix)
     assert first.returncode == 0, first.stderr
     assert sorted(orjson.loads(first.stdout)["created"]) == wanted

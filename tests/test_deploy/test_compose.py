@@ -7,7 +7,9 @@ import re
 from typing import Any
 
 import pytest
+import yaml
 
+from agents.config_file import ENV_KEYS, load_config
 from tests.test_deploy.checks import (
     COMPOSE,
     check_command,
@@ -140,3 +142,33 @@ def test_the_notifier_secrets_come_from_the_environment() -> None:
     for name in names:
         assert env[name] == f"${{{name}:-}}", name
         assert re.search(rf"\b{name}\b", known), name
+
+
+def managed_kafka_example() -> tuple[dict[str, str], str]:
+    """The commented kafka.env example at the top of docker-compose.yml, and the compose text with it applied as
+    the comment says (env_file uncommented, the bootstrap line out of x-tailwatch-env)."""
+    text = COMPOSE.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    start = lines.index("# kafka.env:") + 1
+    env = {}
+    for line in lines[start:]:
+        if not line.startswith("#   "):
+            break
+        name, _, value = line[4:].partition("=")
+        env[name] = value
+    applied = text.replace("  # env_file: [kafka.env]", "  env_file: [kafka.env]", 1)
+    applied = re.sub(r"(?m)^  TAILWATCH_KAFKA_BOOTSTRAP: .*\n", "", applied, count=1)
+    return env, applied
+
+
+def test_the_managed_kafka_example_is_a_working_configuration() -> None:
+    env, applied = managed_kafka_example()
+    assert set(env) <= set(ENV_KEYS), set(env) - set(ENV_KEYS)
+    settings = load_config(None, env=env).kafka_settings()  # what every service reads from kafka.env
+    assert (settings.bootstrap, str(settings.security.protocol)) == (env["TAILWATCH_KAFKA_BOOTSTRAP"], "SASL_SSL")
+    assert settings.security.aiokafka_kwargs()["sasl_plain_username"] == env["TAILWATCH_KAFKA_SASL_USERNAME"]
+    compose = yaml.safe_load(applied)
+    for name, service in tailwatch_services(compose):
+        assert service.get("env_file") == ["kafka.env"], name
+        assert "TAILWATCH_KAFKA_BOOTSTRAP" not in env_of(service), f"{name}: environment would win over kafka.env"
+        assert not any("PASSWORD" in key and "KAFKA" in key for key in env_of(service)), name

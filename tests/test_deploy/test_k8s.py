@@ -99,10 +99,39 @@ def test_secrets_are_referenced_not_inlined() -> None:
     check_no_inline_secrets(DOCS)
     refs = [item["valueFrom"]["secretKeyRef"] for doc in workloads() for c in pod_spec(doc)["containers"]
             for item in c.get("env") or [] if "valueFrom" in item]
-    assert {ref["name"] for ref in refs} == {"tailwatch-cloudflare", "tailwatch-notifier"}
+    assert {ref["name"] for ref in refs} == {"tailwatch-cloudflare", "tailwatch-notifier", "tailwatch-kafka"}
     readme = (ROOT / "README.md").read_text()
-    for name in ("tailwatch-cloudflare", "tailwatch-notifier"):
+    for name in ("tailwatch-cloudflare", "tailwatch-notifier", "tailwatch-kafka", "tailwatch-kafka-tls"):
         assert f"create secret generic {name}" in readme
+
+
+def test_every_workload_reads_kafka_credentials_from_a_secret_and_certificates_from_a_secret_volume() -> None:
+    """Every workload talks to Kafka: the SASL credentials from the tailwatch-kafka Secret, the TLS files from the
+    tailwatch-kafka-tls Secret mounted where the ConfigMap's TAILWATCH_KAFKA_SSL_* paths point."""
+    env = configmaps()["tailwatch-env"]
+    security = {key: value for key, value in env.items() if key.startswith("TAILWATCH_KAFKA_")}
+    assert security["TAILWATCH_KAFKA_SECURITY_PROTOCOL"] in ("SSL", "SASL_SSL")
+    assert not any("PASSWORD" in key for key in security), "a password in a ConfigMap"
+    tls_paths = [value for key, value in security.items() if key.startswith("TAILWATCH_KAFKA_SSL_")]
+    assert tls_paths
+    for doc in workloads():
+        name = doc["metadata"]["name"]
+        spec = pod_spec(doc)
+        volumes = {volume["name"]: volume for volume in spec.get("volumes") or []}
+        for container in spec["containers"]:
+            refs = {item["name"]: item["valueFrom"]["secretKeyRef"] for item in container.get("env") or []
+                    if "secretKeyRef" in item.get("valueFrom", {})}
+            for variable, key in (("TAILWATCH_KAFKA_SASL_USERNAME", "sasl-username"),
+                                  ("TAILWATCH_KAFKA_SASL_PASSWORD", "sasl-password")):
+                assert refs.get(variable, {}).get("name") == "tailwatch-kafka", f"{name}: {variable}"
+                assert refs[variable]["key"] == key
+            mounts = {mount["mountPath"]: mount for mount in container.get("volumeMounts") or []}
+            for path in tls_paths:
+                directory = path.rpartition("/")[0]
+                assert directory in mounts, f"{name}: nothing mounted at {directory} (for {path})"
+                assert mounts[directory].get("readOnly") is True
+                volume = volumes[mounts[directory]["name"]]
+                assert volume.get("secret", {}).get("secretName") == "tailwatch-kafka-tls", name
 
 
 def test_configmaps_hold_the_packaged_files() -> None:
@@ -146,11 +175,13 @@ def container(doc: dict[str, Any]) -> dict[str, Any]:
     ("tailwatch-worker", lambda d: container(d)["ports"][0].__setitem__("containerPort", 8080),
      "is not a containerPort"),
     ("tailwatch-worker", lambda d: d["spec"].pop("volumeClaimTemplates"), "volume data not defined"),
-    ("tailwatch-worker", lambda d: d["spec"]["template"]["spec"]["volumes"][0]["configMap"].__setitem__(
-        "name", "tailwatch-rulez"), "not in a mounted, defined ConfigMap"),
+    ("tailwatch-worker", lambda d: next(v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "rules")[
+        "configMap"].__setitem__("name", "tailwatch-rulez"), "not in a mounted, defined ConfigMap"),
     ("tailwatch-worker", lambda d: container(d)["args"].__setitem__(-1, "/etc/tailwatch/rules/other.yaml"),
      "has no key other.yaml"),
-    ("tailwatch-worker", lambda d: container(d)["env"].pop(0), "cannot reach 127.0.0.1"),
+    ("tailwatch-worker", lambda d: container(d).__setitem__("env", [e for e in container(d)["env"]
+                                                                    if e["name"] != "TAILWATCH_WEB_BIND"]),
+     "cannot reach 127.0.0.1"),
     ("tailwatch-ingest-gateway", lambda d: container(d).__setitem__("image", "tailwatch:0.1.0"),
      "expected tailwatch-ingest"),
     ("tailwatch-probe", lambda d: container(d)["envFrom"][0]["configMapRef"].__setitem__("name", "nope"),
