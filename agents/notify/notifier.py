@@ -142,6 +142,9 @@ class Notifier:
         deadline = time.monotonic() + STOP_WAIT_S
         while any(worker.busy for worker in self.workers.values()) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
+        # their outcomes are recorded: now their events' acknowledgements (alert states, read offsets) land too
+        while (self.to_ack or self.acking) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         for task in self.channel_tasks:
             task.cancel()
         await asyncio.gather(*self.channel_tasks, return_exceptions=True)
