@@ -202,7 +202,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
 
 
 def _file_layer(path: Path, env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Source]]:
-    data, root = read_yaml(path, ConfigError)
+    data, root, _text = read_yaml(path, ConfigError)
     data = {} if data is None else data
     problems: list[str] = []
     references: dict[str, str] = {}  # key → the NAME of its `${NAME}`

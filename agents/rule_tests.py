@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
-from agents.rules_files import DEFAULT_RULES, LoadedRules, RuleFileError, _line_of, _where, load_rules
+from agents.rules_files import DEFAULT_RULES, LoadedRules, RuleFileError, load_rules
+from agents.yaml_source import line_of, read_yaml, where
 from pipeline.rules.rule_tests import CaseResult, check_case
 from schemas.rule_tests import RuleTestFile
 
@@ -41,19 +41,7 @@ def rule_test_paths(paths: list[str]) -> list[Path]:
 
 def load_test_file(path: Path) -> tuple[RuleTestFile, Path]:
     """The validated test file and the rule file it tests."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise RuleTestFileError(f"{path}: cannot read: {error.strerror}") from error
-    except UnicodeDecodeError as error:
-        raise RuleTestFileError(f"{path}: not UTF-8 text (a rule test file is YAML)") from error
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise RuleTestFileError(f"{path}{line}: not valid YAML: {getattr(error, 'problem', error)}") from error
+    data, root, _text = read_yaml(path, RuleTestFileError)
     if data is None:
         raise RuleTestFileError(f"{path}: the file is empty (a rule test file has `rules:` naming its rule file, "
                                 f"and `tests:`)")
@@ -64,7 +52,7 @@ def load_test_file(path: Path) -> tuple[RuleTestFile, Path]:
     try:
         test_file = RuleTestFile.model_validate(data)
     except ValidationError as error:
-        problems = [f"{path}:{_line_of(root, tuple(item['loc'])) or '?'}: {_where(tuple(item['loc']))}: "
+        problems = [f"{path}:{line_of(root, tuple(item['loc'])) or '?'}: {where(tuple(item['loc']))}: "
                     f"{item['msg']}" for item in error.errors()]
         raise RuleTestFileError("\n".join(problems)) from None
     rules_path = DEFAULT_RULES if test_file.rules is None else (path.parent / test_file.rules)

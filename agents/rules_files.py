@@ -7,16 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from agents.yaml_source import line_of, where, yaml_line, yaml_problem
+from agents.yaml_source import line_of, read_yaml, where
 from pipeline.rules.engine import CompiledRule, RuleError, compile_rules
 from schemas.rules import RuleFile
 
 DEFAULT_RULES = Path(__file__).parent / "defaults" / "rules.yaml"
-# The YAML line mapping lives in agents/yaml_source.py; these names stay for the modules that import them from here.
-_line_of, _where, _yaml_line, _yaml_problem = line_of, where, yaml_line, yaml_problem
 
 
 class RuleFileError(ValueError):
@@ -33,22 +30,7 @@ class LoadedRules:
 
 def load_rules(path: Path | str = DEFAULT_RULES) -> LoadedRules:
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise RuleFileError(f"{path}: cannot read: {error.strerror}") from error
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw[:error.start].count(b"\n") + 1
-        raise RuleFileError(f"{path}:{line}: not UTF-8: byte {raw[error.start]:#04x}") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise RuleFileError(f"{path}{_yaml_line(error, text)}: not valid YAML: {_yaml_problem(error)}") from None
-    except RecursionError:
-        raise RuleFileError(f"{path}:1: not valid YAML: nested too deeply") from None
+    data, root, text = read_yaml(path, RuleFileError)
     if data is None:
         raise RuleFileError(f"{path}: the file is empty (a rule file has `version: 1` and a list of `rules:`)")
     if isinstance(data, dict) and "tests" in data and not isinstance(data.get("rules"), list):
@@ -59,8 +41,8 @@ def load_rules(path: Path | str = DEFAULT_RULES) -> LoadedRules:
     except ValidationError as error:
         problems = []
         for item in error.errors():
-            where = tuple(item["loc"])
-            problems.append(f"{path}:{_line_of(root, where) or '?'}: {_where(where)}: {item['msg']}")
+            at = tuple(item["loc"])
+            problems.append(f"{path}:{line_of(root, at) or '?'}: {where(at)}: {item['msg']}")
         raise RuleFileError("\n".join(problems)) from None
     try:
         compiled = compile_rules(rule_file)
@@ -71,5 +53,5 @@ def load_rules(path: Path | str = DEFAULT_RULES) -> LoadedRules:
             loc += (error.field,)
         if error.loc is not None:
             loc = error.loc
-        raise RuleFileError(f"{path}:{_line_of(root, loc) or '?'}: {error}") from None
+        raise RuleFileError(f"{path}:{line_of(root, loc) or '?'}: {error}") from None
     return LoadedRules(path, rule_file, compiled, hashlib.sha256(text.encode()).hexdigest())

@@ -7,14 +7,21 @@ to the line of that node (or of its nearest parent that exists).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
 
-def read_yaml(path: Path, error: type[Exception]) -> tuple[Any, yaml.Node | None]:
-    """The data and node tree of the YAML file at `path`; `error("path[:line]: reason")` when it cannot be read,
-    is not UTF-8 or is not YAML."""
+class YamlSource(NamedTuple):
+    data: Any
+    root: yaml.Node | None  # the composed node tree, for `line_of`
+    text: str
+
+
+def read_yaml(path: Path, error: type[Exception]) -> YamlSource:
+    """The data, node tree and text of the YAML file at `path`; `error("path[:line]: reason")`, on one line, when
+    it cannot be read, is not UTF-8 or is not YAML. Every YAML file tailwatch reads (rules, channels,
+    tailwatch.yaml) comes through here."""
     try:
         raw = path.read_bytes()
     except OSError as problem:
@@ -23,9 +30,9 @@ def read_yaml(path: Path, error: type[Exception]) -> tuple[Any, yaml.Node | None
         text = raw.decode("utf-8")
     except UnicodeDecodeError as problem:
         line = raw[:problem.start].count(b"\n") + 1
-        raise error(f"{path}:{line}: not UTF-8: byte {raw[problem.start]:#04x}") from None
+        raise error(f"{path}:{line}: not UTF-8 text (byte {raw[problem.start]:#04x})") from None
     try:
-        return yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader)
+        return YamlSource(yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader), text)
     except yaml.YAMLError as problem:
         raise error(f"{path}{yaml_line(problem, text)}: not valid YAML: {yaml_problem(problem)}") from None
     except RecursionError:
@@ -61,9 +68,16 @@ def yaml_line(error: yaml.YAMLError, text: str) -> str:
     return ""
 
 
+def printable(text: str) -> str:
+    """`text` with its control characters shown as escapes (one line, whatever a file held)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def yaml_problem(error: yaml.YAMLError) -> str:
-    """One line: the problem, or the error's first line."""
+    """One line: what is wrong (a reader error: its reason and the character)."""
     if isinstance(error, yaml.reader.ReaderError):
-        return f"character {error.character:#x} is not allowed in YAML"
-    problem = getattr(error, "problem", None)
-    return str(problem) if problem else (str(error).splitlines() or ["?"])[0]
+        character = error.character if isinstance(error.character, int) else None
+        problem = f"{error.reason} (#x{character:04x})" if character is not None else str(error.reason)
+    else:
+        problem = str(getattr(error, "problem", None) or type(error).__name__)
+    return printable(" ".join(problem.split()))

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import ValidationError
 
-from agents.rules_files import _line_of, _where
+from agents.yaml_source import line_of, printable, read_yaml, where
 from schemas.channels import ChannelFile, ChannelSpec, EmailChannel, PagerDutyChannel, SlackChannel
 from schemas.rules import duration_ms
 
@@ -147,40 +146,10 @@ def _channel(name: str, spec: ChannelSpec, env: Mapping[str, str]) -> Channel:
     return Channel(name, spec, secret=secret, events_url=events_url, missing=missing)
 
 
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def _yaml_problem(path: Path, text: str, error: yaml.YAMLError) -> str:
-    """`path:line: not valid YAML: what`, on one line (a reader error has a position, not a mark)."""
-    if isinstance(error, yaml.reader.ReaderError):
-        line: int | None = text.count("\n", 0, error.position) + 1
-        character = error.character if isinstance(error.character, int) else None
-        problem = f"{error.reason} (#x{character:04x})" if character is not None else str(error.reason)
-    else:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = str(getattr(error, "problem", None) or type(error).__name__)
-    return f"{path}{'' if line is None else f':{line}'}: not valid YAML: {_printable(' '.join(problem.split()))}"
-
-
 def load_channels(path: Path | str = DEFAULT_CHANNELS, env: Mapping[str, str] | None = None) -> list[Channel]:
     path = Path(path)
     env = os.environ if env is None else env
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise ChannelFileError(f"{path}: cannot read: {error.strerror}") from error
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        raise ChannelFileError(f"{path}:{line}: not UTF-8 text (byte {error.start})") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ChannelFileError(_yaml_problem(path, text, error)) from None
+    data, root, _text = read_yaml(path, ChannelFileError)
     if data is None:
         raise ChannelFileError(f"{path}: the file is empty (a channel file has `channels:`)")
     try:
@@ -188,10 +157,10 @@ def load_channels(path: Path | str = DEFAULT_CHANNELS, env: Mapping[str, str] | 
     except ValidationError as error:
         problems = []
         for item in error.errors():
-            where = tuple(item["loc"])
-            if len(where) > 2 and where[0] == "channels" and where[2] in _TYPES:  # pydantic's union tag
-                where = where[:2] + where[3:]
-            problem = _printable(f"{_where(where)}: {item['msg']}")  # one line, whatever the keys hold
-            problems.append(f"{path}:{_line_of(root, where) or '?'}: {problem}")
+            loc = tuple(item["loc"])
+            if len(loc) > 2 and loc[0] == "channels" and loc[2] in _TYPES:  # pydantic's union tag
+                loc = loc[:2] + loc[3:]
+            problem = printable(f"{where(loc)}: {item['msg']}")  # one line, whatever the keys hold
+            problems.append(f"{path}:{line_of(root, loc) or '?'}: {problem}")
         raise ChannelFileError("\n".join(problems)) from None
     return [_channel(name, spec, env) for name, spec in channel_file.channels.items()]
