@@ -28,6 +28,7 @@ from pipeline.framing import (
     TailFramer,
     excerpt_of,
 )
+from pipeline.pieces import Lines
 
 SLICE_BYTES = 64 * 1024
 SAMPLE_BYTES = 4096  # the start of an input kept to say what it was when it held no event
@@ -117,6 +118,7 @@ class LogParser:
         self._sample = b""
         self._size = 0
         self._damaged = False
+        self._no_lines = Lines(b"", 1, 0)  # pushed objects have no lines: every one is on line 1
 
     def feed(self, chunk: bytes) -> ParseOutput:
         """Framed and extracted in slices of `SLICE_BYTES`: a few decoded events alive at a time keeps the garbage
@@ -133,6 +135,21 @@ class LogParser:
         view = memoryview(chunk)
         for start in range(0, len(chunk), SLICE_BYTES):
             self._handle(self._framer.feed(view[start:start + SLICE_BYTES]), out)
+        return out
+
+    def feed_objects(self, objects: list[Any]) -> ParseOutput:
+        """Decoded events (a pushed JSON array: a Tail Worker's `TraceItem`s), each taken as a frame of wrangler's
+        output would be: the same records, counts and dead letters. A dead letter's `offset` is the item's index."""
+        out = ParseOutput()
+        pieces: list[Piece] = []
+        lines = self._no_lines
+        for index, obj in enumerate(objects):
+            if isinstance(obj, dict):
+                pieces.append(Frame(obj, index, lines))
+            else:
+                pieces.append(Broken("not_an_event", f"item {index} is a JSON {type(obj).__name__}, not an object",
+                                     excerpt_of(_short_repr(obj)), 1, index))
+        self._handle(pieces, out)
         return out
 
     def _transcode(self, chunk: bytes, final: bool) -> bytes:
@@ -243,7 +260,7 @@ class LogParser:
                                                 piece.reason, piece.excerpt))
 
 
-def _short_repr(obj: dict[str, Any]) -> str:
+def _short_repr(obj: Any) -> str:
     import orjson  # noqa: PLC0415 - only on the rare reject path
 
     return orjson.dumps(obj)[:512].decode("utf-8", errors="replace")

@@ -1,0 +1,101 @@
+"""`tailwatch ingest --listen`: pushed TraceItems over real HTTP on loopback into the embedded broker."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+import orjson
+import pytest
+
+from agents.push_listener import ListenConfig
+from agents.settings import KafkaSettings
+from pipeline.synthetic import render_capture
+from tests.push_support import array_body, running_listener, synthetic_events
+from tests.support import read_topic, records_of_batches
+
+pytestmark = pytest.mark.integration
+
+
+def canon(record: dict) -> bytes:
+    record = {key: value for key, value in record.items() if key != "watermark_ms"}
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+
+
+def parse_records(events: list[dict], tmp_path: Path) -> list[dict]:
+    """What `tailwatch parse` prints for the same events, as wrangler prints them."""
+    capture = tmp_path / "capture.json"
+    capture.write_bytes(b"".join(render_capture(events)))
+    result = subprocess.run([sys.executable, "-m", "agents.cli", "parse", str(capture)], capture_output=True,
+                            timeout=120, check=True)
+    return [orjson.loads(line) for line in result.stdout.splitlines()]
+
+
+async def test_pushed_events_publish_exactly_what_parse_gives(kafka_settings: KafkaSettings,
+                                                              tmp_path: Path) -> None:
+    events = synthetic_events(1_200)
+    expected = parse_records(events, tmp_path)
+    assert len(expected) > 1_000
+    async with running_listener(kafka_settings, batch_records=100) as run, aiohttp.ClientSession() as session:
+        for index, start in enumerate(range(0, len(events), 250)):  # in order: the endpoint catalog sees parse's
+            gzipped = index % 2 == 1
+            headers = {"Content-Encoding": "gzip"} if gzipped else {}
+            async with session.post(f"{run.url}/v1/tail", data=array_body(events[start:start + 250], gzipped),
+                                    headers=headers) as response:
+                assert response.status == 200, await response.text()
+                answer = await response.json()
+            assert answer["events"] == len(events[start:start + 250])
+        batches = run.publisher.batches_sent
+    messages = await read_topic(kafka_settings.bootstrap or "", kafka_settings.logs_topic, until=batches)
+    received = records_of_batches(messages, kafka_settings.partitions, max_records=100)
+    assert Counter(map(canon, received)) == Counter(map(canon, expected))
+    # One producer for the listener; every partition ends with a final batch carrying its watermark.
+    assert len({message.value["producer"] for message in messages}) == 1
+    finals = [message for message in messages if message.value["final"]]
+    assert sorted(message.partition for message in finals) == list(range(kafka_settings.partitions))
+    top = max(record["event_time_ms"] for record in expected)
+    assert all(message.value["watermark_ms"] == top - 10_000 for message in finals)
+
+
+async def test_concurrent_clients_are_all_acknowledged(kafka_settings: KafkaSettings) -> None:
+    events = synthetic_events(2_000, seed=5)
+    bodies = [array_body(events[start:start + 100]) for start in range(0, len(events), 100)]
+    config = ListenConfig(host="127.0.0.1", port=0, max_concurrent=2, max_waiting=100)
+    async with running_listener(kafka_settings, config) as run, aiohttp.ClientSession() as session:
+        async def post(body: bytes) -> int:
+            async with session.post(f"{run.url}/v1/tail", data=body) as response:
+                return response.status
+        statuses = await asyncio.gather(*(post(body) for body in bodies))
+        records_sent = run.publisher.records_sent
+    assert statuses == [200] * len(bodies)
+    assert records_sent == run.listener.feed.stats.records > 1_800
+
+
+async def test_malformed_and_oversized_bodies(kafka_settings: KafkaSettings) -> None:
+    config = ListenConfig(host="127.0.0.1", port=0, max_body_bytes=4096)
+    async with running_listener(kafka_settings, config) as run, aiohttp.ClientSession() as session:
+        url = f"{run.url}/v1/tail"
+        async with session.post(url, data=b'[{"outcome": "ok", oops]') as response:
+            assert response.status == 400
+            assert "not JSON" in (await response.json())["error"]
+        async with session.post(url, data=b'{"outcome": "ok"}') as response:
+            assert response.status == 400
+            assert "not an array" in (await response.json())["error"]
+        async with session.post(url, data=b"\x1f\x8b garbage", headers={"Content-Encoding": "gzip"}) as response:
+            assert response.status == 400
+        async with session.post(url, data=b"[" + b" " * 5000 + b"]") as response:
+            assert response.status == 413
+        bomb = array_body([{"x": "a" * 100_000}], compress=True)  # small compressed, over the limit inflated
+        assert len(bomb) < 4096
+        async with session.post(url, data=bomb, headers={"Content-Encoding": "gzip"}) as response:
+            assert response.status == 413
+        async with session.post(url, data=b'[3, {"hello": 1}, {"outcome": "ok"}]') as response:  # items cost only themselves
+            assert response.status == 200
+            assert (await response.json())["rejected"] == 2
+    letters = await read_topic(kafka_settings.bootstrap or "", kafka_settings.deadletter_topic, until=5)
+    kinds = Counter(message.value["kind"] for message in letters)
+    assert kinds == {"malformed_json": 1, "not_an_array": 1, "malformed_gzip": 1, "not_an_event": 2}
