@@ -42,6 +42,7 @@ from pipeline.push_bodies import DEFAULT_MAX_BODY_BYTES
 log = logging.getLogger("tailwatch.ingest")
 
 TOKEN_ENV = "TAILWATCH_INGEST_TOKEN"  # noqa: S105 - the name of the variable, not a secret
+MIN_TOKEN_CHARS = 16  # guessable tokens refused; also long enough for agents/logs.py to redact it everywhere
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -142,6 +143,9 @@ def listen_config(args: argparse.Namespace) -> ListenConfig:
     if token is None and not is_loopback(host):
         raise UsageError(f"--listen {args.listen}: set {TOKEN_ENV} (senders then send `Authorization: Bearer "
                          "<token>`); without a token the listener only binds to loopback (127.0.0.1, ::1)")
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        raise UsageError(f"{TOKEN_ENV} is shorter than {MIN_TOKEN_CHARS} characters: use a random token, e.g. "
+                         "`openssl rand -hex 32`")
     if args.max_body_bytes < 1024 or args.max_concurrent < 1:
         raise UsageError("--max-body-bytes must be at least 1024 and --max-concurrent at least 1")
     return ListenConfig(host=host, port=port, token=token, max_body_bytes=args.max_body_bytes,
