@@ -33,6 +33,7 @@ TOP_FIELDS = {
     "WallTimeMs": "wallTime",
 }
 DROPPED_FIELDS = frozenset({"EventType"})  # a TraceItem says what ran by the shape of `event`
+ABSENT_WHEN_EMPTY = frozenset({"Entrypoint", "DispatchNamespace"})  # Logpush writes "" where a TraceItem has none
 SPECIAL_KEYS = {"RayID": "rayId", "URL": "url", "ID": "id", "TimestampMs": "timestamp", "CPUTimeMs": "cpuTime"}
 KEEP_KEYS_UNDER = frozenset({"headers", "cf"})  # header names and cf properties are data, not field names
 CHALLENGE_LINE = re.compile(rb"[A-Za-z0-9+/=._:-]{16,4096}")
@@ -59,7 +60,7 @@ def trace_item(line: dict[str, Any]) -> dict[str, Any]:
     what it does not know)."""
     item: dict[str, Any] = {}
     for key, value in line.items():
-        if key in DROPPED_FIELDS:
+        if key in DROPPED_FIELDS or (key in ABSENT_WHEN_EMPTY and value in ("", None)):
             continue
         name = TOP_FIELDS.get(key)
         if name is None:

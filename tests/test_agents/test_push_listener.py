@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import subprocess
 import sys
 from collections import Counter
@@ -15,6 +16,7 @@ import pytest
 from agents.push_listener import ListenConfig
 from agents.settings import KafkaSettings
 from pipeline.synthetic import render_capture
+from tests.logpush_lines import logpush_body
 from tests.push_support import array_body, running_listener, synthetic_events
 from tests.support import read_topic, records_of_batches
 
@@ -93,9 +95,32 @@ async def test_malformed_and_oversized_bodies(kafka_settings: KafkaSettings) -> 
         assert len(bomb) < 4096
         async with session.post(url, data=bomb, headers={"Content-Encoding": "gzip"}) as response:
             assert response.status == 413
-        async with session.post(url, data=b'[3, {"hello": 1}, {"outcome": "ok"}]') as response:  # items cost only themselves
+        items = b'[3, {"hello": 1}, {"outcome": "ok"}]'  # bad items cost only themselves
+        async with session.post(url, data=items) as response:
             assert response.status == 200
             assert (await response.json())["rejected"] == 2
     letters = await read_topic(kafka_settings.bootstrap or "", kafka_settings.deadletter_topic, until=5)
     kinds = Counter(message.value["kind"] for message in letters)
     assert kinds == {"malformed_json": 1, "not_an_array": 1, "malformed_gzip": 1, "not_an_event": 2}
+
+
+async def test_logpush_bodies_publish_what_parse_gives(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    events = synthetic_events(600, seed=9)
+    expected = parse_records(events, tmp_path)
+    async with running_listener(kafka_settings) as run, aiohttp.ClientSession() as session:
+        url = f"{run.url}/v1/logpush"
+        for body in (gzip.compress(b'{"content":"tests"}'), logpush_body(events[:300]), logpush_body(events[300:])):
+            async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
+                assert response.status == 200, await response.text()
+        async with session.post(url, data=gzip.compress(b'{"EventTimestampMs": 1}\nnot json\n')) as response:
+            assert response.status == 400
+        batches = run.publisher.batches_sent
+    messages = await read_topic(kafka_settings.bootstrap or "", kafka_settings.logs_topic, until=batches)
+    received = records_of_batches(messages, kafka_settings.partitions, max_records=500)
+    # The dataset has no executionModel field: the only difference from the Tail Worker's records.
+    assert {record["execution_model"] for record in received} == {None}
+    assert {record["execution_model"] for record in expected} == {"stateless"}
+    without_model = lambda r: canon({**r, "execution_model": None})  # noqa: E731
+    assert Counter(map(without_model, received)) == Counter(map(without_model, expected))
+    letters = await read_topic(kafka_settings.bootstrap or "", kafka_settings.deadletter_topic, until=1)
+    assert [(m.value["kind"], m.value["source"]) for m in letters] == [("malformed_ndjson", "http:/v1/logpush")]
