@@ -7,7 +7,11 @@ process), so the records are the ones `tailwatch parse` gives for the same event
 
 A request is answered 200 only once every record and dead letter it produced is acknowledged by Kafka (acks=all);
 Kafka failing or slower than `ack_timeout_s`: 503 with `Retry-After` (the senders retry). A body already published
-(same route and decompressed bytes, among the last `request_keys`) is answered 200 without publishing it again.
+(same route and decompressed bytes, among the last `request_keys`) is answered 200 without publishing it again; the
+same body while it is being published gets 503 (retry later). What can still be counted twice, at most the
+records of one request each time: a request answered 503 after some of its batches reached Kafka (a timeout, or
+a failure of some sends), then retried; a retry that arrives after `request_keys` other bodies, after a restart
+of the listener, or at another replica (the keys are per process); a sender that re-batches events on retry.
 Bounds: `max_concurrent` requests are read and published at once, `max_waiting` more wait for a slot, the rest get
 503; a body is read up to `max_body_bytes` (decompressed too), over it 413. Malformed bodies: 400 and a dead
 letter with the reason.

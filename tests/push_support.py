@@ -48,8 +48,10 @@ async def running_listener(settings: KafkaSettings, config: ListenConfig | None 
         yield Running(listener, publisher, f"http://127.0.0.1:{listener.port}")
     finally:
         stop.set()
-        await serving
-        await publisher.stop()
+        try:
+            await serving
+        finally:
+            await publisher.stop()
 
 
 def synthetic_events(count: int, seed: int = 17) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
+from aiokafka.errors import KafkaError
 
 from agents.push_listener import ListenConfig
 from agents.settings import KafkaSettings
@@ -124,3 +125,47 @@ async def test_logpush_bodies_publish_what_parse_gives(kafka_settings: KafkaSett
     assert Counter(map(without_model, received)) == Counter(map(without_model, expected))
     letters = await read_topic(kafka_settings.bootstrap or "", kafka_settings.deadletter_topic, until=1)
     assert [(m.value["kind"], m.value["source"]) for m in letters] == [("malformed_ndjson", "http:/v1/logpush")]
+
+
+async def test_a_retried_body_is_published_once(kafka_settings: KafkaSettings) -> None:
+    events = synthetic_events(300, seed=11)
+    async with running_listener(kafka_settings) as run, aiohttp.ClientSession() as session:
+        url = f"{run.url}/v1/tail"
+        async with session.post(url, data=array_body(events)) as response:
+            assert response.status == 200
+        records = run.publisher.records_sent
+        assert records > 250
+        for body, headers in ((array_body(events), {}),  # a retry, plain or compressed
+                              (array_body(events, compress=True), {"Content-Encoding": "gzip"})):
+            async with session.post(url, data=body, headers=headers) as response:
+                assert response.status == 200
+                assert (await response.json()) == {"duplicate": True}
+        assert run.publisher.records_sent == records
+        async with session.post(url, data=array_body(events[:299])) as response:  # another body: published
+            assert response.status == 200
+        assert run.publisher.records_sent > records
+        async with session.get(f"{run.url}/metrics") as response:
+            text = await response.text()
+    assert "tailwatch_push_duplicate_requests_total 2.0" in text
+    assert 'tailwatch_push_requests_total{route="tail",status="200"} 4.0' in text
+
+
+async def test_kafka_down_answers_503_with_retry_after(kafka_settings: KafkaSettings) -> None:
+    from agents.embedded_broker import EmbeddedBroker
+
+    with EmbeddedBroker() as broker:
+        settings = KafkaSettings(bootstrap=broker.bootstrap, topic_prefix=kafka_settings.topic_prefix,
+                                 partitions=2, replication_factor=1)
+        config = ListenConfig(host="127.0.0.1", port=0, ack_timeout_s=2, retry_after_s=7)
+        events = synthetic_events(100, seed=3)
+        with pytest.raises(KafkaError, match="sends failed"):  # at stop, the final batches cannot be delivered
+            async with running_listener(settings, config) as run, aiohttp.ClientSession() as session:
+                url = f"{run.url}/v1/tail"
+                async with session.post(url, data=array_body(events[:50])) as response:
+                    assert response.status == 200
+                broker.kill()
+                async with session.post(url, data=array_body(events[50:])) as response:
+                    assert response.status == 503
+                    assert response.headers["Retry-After"] == "7"
+                async with session.post(url, data=array_body(events[50:])) as response:  # not taken as published
+                    assert response.status == 503
