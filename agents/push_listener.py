@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from aiokafka.errors import KafkaError
 
 from agents.ingest import Ingestor
 from agents.push_metrics import PushMetrics
+from pipeline.health import ListenerFacts, evaluate_listener
 from pipeline.parsing import dead_letter
 from pipeline.push_bodies import (
     DEFAULT_MAX_BODY_BYTES,
@@ -75,6 +77,8 @@ class PushListener:
         self._published = RequestKeys(config.request_keys)
         self._publishing: set[bytes] = set()  # at most max_concurrent
         self._since_heartbeat = False
+        self._kafka_error: str | None = None
+        self._last_request_ms: int | None = None
         self.port: int | None = None  # bound port, once started
 
     def app(self) -> web.Application:
@@ -161,11 +165,14 @@ class PushListener:
         try:
             result = await self._publish(route, items)
         except (KafkaError, TimeoutError) as error:
+            self._kafka_error = str(error)[:500]
             log.warning("Kafka did not acknowledge a request", extra={"fields": {"route": route, "error": str(error)}})
             return self._busy("Kafka did not acknowledge the records")
         finally:
             self._publishing.discard(key)
         self._published.add(key)
+        self._kafka_error = None
+        self._last_request_ms = int(time.time() * 1000)
         return _json(200, result)
 
     async def _read(self, request: web.Request) -> bytes:
@@ -229,13 +236,16 @@ class PushListener:
             try:
                 await publisher.wait_acked(inflight, self.config.ack_timeout_s)
             except (KafkaError, TimeoutError) as error:
+                self._kafka_error = str(error)[:500]
                 log.warning("heartbeat not acknowledged", extra={"fields": {"error": str(error)}})
 
     # -- operations ---------------------------------------------------------------------------------------
 
     async def _health(self, _request: web.Request) -> web.Response:
-        return _json(200, {"status": "ok", "waiting": self._waiting, "request_keys": len(self._published),
-                           "watermark_ms": self.feed.builder.watermark_ms})
+        facts = ListenerFacts(self._kafka_error, self._waiting, self.config.max_waiting, self._last_request_ms)
+        report = evaluate_listener(facts, int(time.time() * 1000))
+        body = {**report.body, "request_keys": len(self._published), "watermark_ms": self.feed.builder.watermark_ms}
+        return _json(report.http_status, body)
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         body, content_type = self.metrics.exposition()

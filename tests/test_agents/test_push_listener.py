@@ -100,6 +100,11 @@ async def test_malformed_and_oversized_bodies(kafka_settings: KafkaSettings) -> 
         async with session.post(url, data=items) as response:
             assert response.status == 200
             assert (await response.json())["rejected"] == 2
+        async with session.get(f"{run.url}/metrics") as response:
+            text = await response.text()
+    assert 'tailwatch_push_rejected_bodies_total{kind="body_too_large",route="tail"} 2.0' in text
+    assert 'tailwatch_push_requests_total{route="tail",status="400"} 3.0' in text
+    assert 'tailwatch_push_rejected_events_total{route="tail"} 2.0' in text
     letters = await read_topic(kafka_settings.bootstrap or "", kafka_settings.deadletter_topic, until=5)
     kinds = Counter(message.value["kind"] for message in letters)
     assert kinds == {"malformed_json": 1, "not_an_array": 1, "malformed_gzip": 1, "not_an_event": 2}
@@ -146,8 +151,14 @@ async def test_a_retried_body_is_published_once(kafka_settings: KafkaSettings) -
         assert run.publisher.records_sent > records
         async with session.get(f"{run.url}/metrics") as response:
             text = await response.text()
+        async with session.get(f"{run.url}/health") as response:
+            assert response.status == 200
+            health = await response.json()
+    assert health["checks"] == {"kafka": True, "queue": True} and health["request_keys"] == 2
     assert "tailwatch_push_duplicate_requests_total 2.0" in text
     assert 'tailwatch_push_requests_total{route="tail",status="200"} 4.0' in text
+    assert 'tailwatch_push_records_total{route="tail"}' in text
+    assert "tailwatch_push_kafka_ack_seconds_count 2.0" in text
 
 
 async def test_kafka_down_answers_503_with_retry_after(kafka_settings: KafkaSettings) -> None:
@@ -169,3 +180,7 @@ async def test_kafka_down_answers_503_with_retry_after(kafka_settings: KafkaSett
                     assert response.headers["Retry-After"] == "7"
                 async with session.post(url, data=array_body(events[50:])) as response:  # not taken as published
                     assert response.status == 503
+                async with session.get(f"{run.url}/health") as response:
+                    assert response.status == 503
+                    health = await response.json()
+                assert health["status"] == "degraded" and health["checks"] == {"kafka": False, "queue": True}
