@@ -142,13 +142,25 @@ class LogParser:
         output would be: the same records, counts and dead letters. A dead letter's `offset` is the item's index."""
         out = ParseOutput()
         pieces: list[Piece] = []
+        append = pieces.append
         lines = self._no_lines
+        routes = self._extractor.routes
+        records: list[dict[str, Any]] | None = None  # the current run of fast-path records, as the framer makes
         for index, obj in enumerate(objects):
-            if isinstance(obj, dict):
-                pieces.append(Frame(obj, index, lines))
+            if type(obj) is dict:
+                record = request_record(routes, obj)
+                if record is None:
+                    append(Frame(obj, index, lines))
+                    records = None
+                elif records is None:
+                    records = [record]
+                    append(Extracted(records))
+                else:
+                    records.append(record)
             else:
-                pieces.append(Broken("not_an_event", f"item {index} is a JSON {type(obj).__name__}, not an object",
-                                     excerpt_of(_short_repr(obj)), 1, index))
+                records = None
+                append(Broken("not_an_event", f"item {index} is a JSON {type(obj).__name__}, not an object",
+                              excerpt_of(_short_repr(obj)), 1, index))
         self._handle(pieces, out)
         return out
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import logging
 import os
@@ -92,6 +93,10 @@ async def ingest(args: argparse.Namespace, bootstrap: str, settings: KafkaSettin
         if args.wrangler:
             await _supervise(args.wrangler, ingestor)
         elif args.listen:
+            # A request decodes hundreds of events at once: many short-lived dicts that reference counting frees.
+            # Long-lived objects need no more cycle scans, and young ones are scanned less often (as the worker).
+            gc.freeze()
+            gc.set_threshold(50_000, 20, 20)
             await PushListener(ingestor, listen_config(args)).serve(_stop_event())
         elif args.stdin and stdin_is_live():
             # A pipe (`wrangler tail … | tailwatch ingest --stdin`): pending records go out every linger_ms, not
