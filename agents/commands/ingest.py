@@ -9,7 +9,6 @@ import contextlib
 import gc
 import ipaddress
 import logging
-import os
 import signal
 import sys
 
@@ -143,11 +142,14 @@ def is_loopback(host: str) -> bool:
 
 
 def listen_config(args: argparse.Namespace) -> ListenConfig:
+    from agents.config_file import config_path, load_config  # noqa: PLC0415 - as kafka_settings_from
+
     host, port = listen_address(args.listen)
-    token = os.environ.get(TOKEN_ENV) or None
+    token = load_config(config_path(getattr(args, "tailwatch_config", None))).ingest_token() or None
     if token is None and not is_loopback(host):
-        raise UsageError(f"--listen {args.listen}: set {TOKEN_ENV} (senders then send `Authorization: Bearer "
-                         "<token>`); without a token the listener only binds to loopback (127.0.0.1, ::1)")
+        raise UsageError(f"--listen {args.listen}: set {TOKEN_ENV} or ingest.token_file in tailwatch.yaml (senders "
+                         "then send `Authorization: Bearer <token>`); without a token the listener only binds to "
+                         "loopback (127.0.0.1, ::1)")
     if token is not None and len(token) < MIN_TOKEN_CHARS:
         raise UsageError(f"{TOKEN_ENV} is shorter than {MIN_TOKEN_CHARS} characters: use a random token, e.g. "
                          "`openssl rand -hex 32`")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -103,3 +105,21 @@ def test_the_command_serves_with_a_token_and_never_prints_it(kafka_settings: Kaf
     assert process.returncode == 0, err
     assert TOKEN.encode() not in out + err
     assert b"published=" in err
+
+
+def test_the_token_may_come_from_a_file_named_in_tailwatch_yaml(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from agents.commands.ingest import listen_config
+
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    config = tmp_path / "tailwatch.yaml"
+    config.write_text("ingest:\n  token_file: token\n")
+    monkeypatch.delenv("TAILWATCH_INGEST_TOKEN", raising=False)
+    args = argparse.Namespace(listen="0.0.0.0:8787", tailwatch_config=str(config), max_body_bytes=1 << 20,
+                              max_concurrent=4)
+    assert listen_config(args).token == TOKEN
+    monkeypatch.setenv("TAILWATCH_INGEST_TOKEN", "from-the-environment-0123")  # the environment wins
+    assert listen_config(args).token == "from-the-environment-0123"
+    result = subprocess.run([sys.executable, "-m", "agents.cli", "config", "show", "--config", str(config)],
+                            capture_output=True, text=True, timeout=60, env=tailwatch_env())
+    assert TOKEN not in result.stdout + result.stderr
