@@ -184,3 +184,40 @@ async def test_kafka_down_answers_503_with_retry_after(kafka_settings: KafkaSett
                     assert response.status == 503
                     health = await response.json()
                 assert health["status"] == "degraded" and health["checks"] == {"kafka": False, "queue": True}
+
+
+async def test_requests_past_the_wait_queue_get_503(kafka_settings: KafkaSettings) -> None:
+    """One slot, one waiting place: a third request is refused at once, the first two complete."""
+    events = synthetic_events(40, seed=2)
+    body = array_body(events)
+    release = asyncio.Event()
+
+    async def slow_body():  # the first request holds its slot until released
+        yield body[:10]
+        await release.wait()
+        yield body[10:]
+
+    config = ListenConfig(host="127.0.0.1", port=0, max_concurrent=1, max_waiting=1, retry_after_s=3)
+    async with running_listener(kafka_settings, config) as run, aiohttp.ClientSession() as session:
+        url = f"{run.url}/v1/tail"
+
+        async def post(data: object) -> int:
+            async with session.post(url, data=data) as response:
+                return response.status
+
+        first = asyncio.create_task(post(slow_body()))
+        second = asyncio.create_task(post(array_body(events[:20])))
+        for _ in range(500):  # bounded: until the second request waits (so the first holds the slot)
+            async with session.get(f"{run.url}/health") as response:
+                health = await response.json()
+            if health["details"]["queue"]["waiting"] == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert health["details"]["queue"] == {"waiting": 1, "bound": 1}
+        assert health["checks"]["queue"] is False
+        async with session.post(url, data=array_body(events[20:])) as response:
+            assert response.status == 503
+            assert response.headers["Retry-After"] == "3"
+        release.set()
+        assert await asyncio.gather(first, second) == [200, 200]
+        assert run.listener.feed.stats.events == 60
