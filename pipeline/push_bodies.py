@@ -2,7 +2,8 @@
 for deduplication of retried requests.
 
 Pure: bytes in, events or a `BodyError` (the HTTP status and a reason) out. `RequestKeys` remembers the keys of
-the last `capacity` published requests (a bounded LRU: 32-byte digests, so 100,000 keys hold ~10 MB at most).
+the last `capacity` published requests (a bounded LRU of 32-byte digests: the default 100,000 keys hold ~27 MB,
+measured with tracemalloc).
 """
 
 from __future__ import annotations
