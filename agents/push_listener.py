@@ -158,12 +158,13 @@ class PushListener:
                 return _json(200, {"duplicate": True})
             if key in self._publishing:
                 return self._busy("the same body is being published")
-            items = trace_items(route, body)
         except BodyError as error:
             return await self._refuse(route, error)
         self._publishing.add(key)
         try:
-            result = await self._publish(route, items)
+            result = await self._publish(route, body)
+        except BodyError as error:
+            return await self._refuse(route, error)
         except (KafkaError, TimeoutError) as error:
             self._kafka_error = str(error)[:500]
             log.warning("Kafka did not acknowledge a request", extra={"fields": {"route": route, "error": str(error)}})
@@ -188,13 +189,17 @@ class PushListener:
             parts.append(chunk)
         return b"".join(parts)
 
-    async def _publish(self, route: str, items: list[Any]) -> dict[str, int]:
+    async def _publish(self, route: str, body: bytes) -> dict[str, int]:
+        """Decoded under the lock: one request's decoded events alive at a time (the rest wait as bytes, bounded by
+        `max_concurrent` × `max_body_bytes`); decoding is CPU on this one thread, so nothing runs slower for it."""
         publisher = self.ingestor.publisher
         loop = asyncio.get_running_loop()
-        started = loop.time()
         async with self._lock:
+            items = trace_items(route, body)
             parser = self.feed.new_parser(f"http:/v1/{route}")
             out = parser.feed_objects(items)
+            del items
+            started = loop.time()
             await self.feed.push(out)
             await publisher.send_batches(self.feed.builder.flush())
             self.feed.end_run(parser)

@@ -30,7 +30,7 @@ class PushMetrics:
                                   "Requests whose body was already published (answered 200, not published again)",
                                   registry=self.registry)
         self.ack_seconds = Histogram("tailwatch_push_kafka_ack_seconds",
-                                     "Time from a request's records being parsed to Kafka acknowledging all of them",
+                                     "Time from sending a request's records to Kafka acknowledging all of them",
                                      buckets=ACK_BUCKETS, registry=self.registry)
 
     def request(self, route: str, status: int) -> None:
