@@ -288,6 +288,9 @@ def test_pushed_objects_give_what_the_same_events_printed_give() -> None:
         pushed = LogParser("pushed")
         assert pushed.feed_objects(events).records == expected
         assert pushed.stats.summary_line() == printed.stats.summary_line()
+        raw = LogParser("raw")
+        assert raw.feed_raw_objects([orjson.dumps(event) for event in events]).records == expected
+        assert raw.stats.summary_line() == printed.stats.summary_line()
     mixed = LogParser("mixed")
     out = mixed.feed_objects([*traffic[:5], 7, {"hello": 1}, *traffic[5:9]])
     assert [r["request_id"] for r in out.records] == [r["request_id"] for r in LogParser("x").feed_objects(
