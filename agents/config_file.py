@@ -51,13 +51,15 @@ ENV_KEYS: dict[str, str] = {
     "TAILWATCH_CHANNELS_FILE": "channels.file",
     "TAILWATCH_WEB_BIND": "web.bind",
     "TAILWATCH_WRANGLER": "ingest.wrangler",
+    "TAILWATCH_INGEST_TOKEN": "ingest.token",
 }
-SECRET_KEYS = frozenset({"kafka.security.sasl.password", "kafka.security.ssl.key_password"})
+SECRET_KEYS = frozenset({"kafka.security.sasl.password", "kafka.security.ssl.key_password", "ingest.token"})
 # A secret given one way at a higher layer replaces the other way of a lower layer.
 _PARTNERS = {key: f"{key}_file" for key in SECRET_KEYS} | {f"{key}_file": key for key in SECRET_KEYS}
 _PATH_KEYS = frozenset({"kafka.security.ssl.ca_file", "kafka.security.ssl.cert_file", "kafka.security.ssl.key_file",
                         "kafka.security.ssl.key_password_file", "kafka.security.sasl.password_file",
-                        "kafka.security.sasl.oauth_token_file", "rules.file", "channels.file"})
+                        "kafka.security.sasl.oauth_token_file", "rules.file", "channels.file",
+                        "ingest.token_file"})
 _ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
@@ -149,6 +151,15 @@ class EffectiveConfig:
                              replication_factor=self._values["kafka.replication_factor"],
                              create_topics=self._values["kafka.create_topics"],
                              security=self.kafka_security())
+
+    def ingest_token(self) -> str | None:
+        """`ingest --listen`'s bearer token (ingest.token, ingest.token_file or TAILWATCH_INGEST_TOKEN), redacted from
+        every log line from now on."""
+        secret = self._secret("ingest.token")
+        if secret is None:
+            return None
+        register_secrets([secret.reveal()])
+        return secret.reveal()
 
     def _secret(self, key: str) -> Secret | None:
         value = self._values[key]

@@ -105,9 +105,24 @@ class Publisher:
 
     async def flush(self) -> None:
         """Wait until everything sent so far is acknowledged; raises if any send failed."""
+        await self.wait_acked(self.take_inflight())
+
+    def take_inflight(self) -> list[asyncio.Future[Any]]:
+        """The sends not yet awaited, handed to the caller (concurrent requests each wait for their own)."""
         inflight, self._inflight = self._inflight, []
+        return inflight
+
+    async def wait_acked(self, inflight: list[asyncio.Future[Any]], timeout_s: float | None = None) -> None:
+        """Wait until these sends are acknowledged; raises if any failed, TimeoutError if not all were acknowledged
+        within `timeout_s` (those go on and may still be delivered)."""
         if not inflight:
             return
+        if timeout_s is not None:
+            _done, pending = await asyncio.wait(inflight, timeout=timeout_s)
+            if pending:
+                for future in pending:
+                    future.add_done_callback(_retrieve)
+                raise TimeoutError(f"{len(pending)} of {len(inflight)} sends not acknowledged in {timeout_s} s")
         results = await asyncio.gather(*inflight, return_exceptions=True)
         failures = [result for result in results if isinstance(result, BaseException)]
         if failures:
@@ -126,3 +141,9 @@ class Publisher:
         if self._producer is None:
             raise RuntimeError("publisher not started")
         return self._producer
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """A send given up on (timeout): its outcome is read so asyncio does not report it as never retrieved."""
+    if not future.cancelled():
+        future.exception()

@@ -70,3 +70,29 @@ def evaluate(facts: HealthFacts, limits: HealthLimits, now_ms: int) -> HealthRep
     body = {"status": "healthy" if healthy else "degraded", "timestamp": ms_to_iso(now_ms), "checks": checks,
             "details": details}
     return HealthReport(healthy, body)
+
+
+@dataclass(frozen=True)
+class ListenerFacts:
+    """`tailwatch ingest --listen`: whether Kafka acknowledged the last publish, and the request queue."""
+
+    kafka_error: str | None  # the last publish's failure; None once one succeeds again
+    waiting: int  # requests waiting for a slot
+    max_waiting: int
+    last_request_ms: int | None  # wall time of the last request published
+
+
+def evaluate_listener(facts: ListenerFacts, now_ms: int) -> HealthReport:
+    """Healthy (200) while Kafka acknowledges and the wait queue has room; else degraded (503), so a load
+    balancer sends the senders' retries to another replica."""
+    checks = {"kafka": facts.kafka_error is None, "queue": facts.waiting < facts.max_waiting}
+    details: dict[str, Any] = {
+        "kafka": {"error": facts.kafka_error} if facts.kafka_error else {},
+        "queue": {"waiting": facts.waiting, "bound": facts.max_waiting},
+        "last_request": {"age_s": None if facts.last_request_ms is None
+                         else round(max(0, now_ms - facts.last_request_ms) / 1000, 3)},
+    }
+    healthy = all(checks.values())
+    body = {"status": "healthy" if healthy else "degraded", "timestamp": ms_to_iso(now_ms), "checks": checks,
+            "details": details}
+    return HealthReport(healthy, body)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import orjson
+
 from pipeline.encoding import InputDecoder, what_was_found
 from pipeline.extract import Extractor
 from pipeline.fast_record import request_record
@@ -28,6 +30,7 @@ from pipeline.framing import (
     TailFramer,
     excerpt_of,
 )
+from pipeline.pieces import Lines, decode_object
 
 SLICE_BYTES = 64 * 1024
 SAMPLE_BYTES = 4096  # the start of an input kept to say what it was when it held no event
@@ -117,6 +120,7 @@ class LogParser:
         self._sample = b""
         self._size = 0
         self._damaged = False
+        self._no_lines = Lines(b"", 1, 0)  # pushed objects have no lines: every one is on line 1
 
     def feed(self, chunk: bytes) -> ParseOutput:
         """Framed and extracted in slices of `SLICE_BYTES`: a few decoded events alive at a time keeps the garbage
@@ -133,6 +137,48 @@ class LogParser:
         view = memoryview(chunk)
         for start in range(0, len(chunk), SLICE_BYTES):
             self._handle(self._framer.feed(view[start:start + SLICE_BYTES]), out)
+        return out
+
+    def feed_objects(self, objects: Iterable[Any]) -> ParseOutput:
+        """Decoded events (Logpush lines mapped to TraceItems), each taken as a frame of wrangler's output would be:
+        the same records, counts and dead letters. A dead letter's `offset` is the item's index."""
+        return self._feed_items((obj, False, "", "") for obj in objects)
+
+    def feed_raw_objects(self, raws: Iterable[Any]) -> ParseOutput:
+        """The JSON texts of events (a Tail Worker's array, split by `push_bodies`), decoded one at a time as the
+        framer decodes (invalid UTF-8 or a lone surrogate escape repaired and counted); one that does not decode
+        costs only itself (`malformed_json`). `raws`: bytes-like (`msgspec.Raw`)."""
+        return self._feed_items(map(_decoded, raws))
+
+    def _feed_items(self, items: Iterable[tuple[Any, bool, str, str]]) -> ParseOutput:
+        out = ParseOutput()
+        pieces: list[Piece] = []
+        append = pieces.append
+        lines = self._no_lines
+        routes = self._extractor.routes
+        records: list[dict[str, Any]] | None = None  # the current run of fast-path records, as the framer makes
+        for index, (obj, repaired, error, excerpt) in enumerate(items):
+            if type(obj) is dict:
+                record = None if repaired else request_record(routes, obj)
+                if record is None:
+                    append(Frame(obj, index, lines, repaired))
+                    records = None
+                elif records is None:
+                    records = [record]
+                    append(Extracted(records))
+                else:
+                    records.append(record)
+            elif error:  # decode_object's reason: not JSON, or JSON that is not an object
+                records = None
+                if error.startswith("top-level value"):
+                    append(Broken("not_an_event", f"item {index}: {error}", excerpt, 1, index))
+                else:
+                    append(Broken("malformed_json", f"item {index}: {error}", excerpt, 1, index))
+            else:
+                records = None
+                append(Broken("not_an_event", f"item {index} is a JSON {type(obj).__name__}, not an object",
+                              excerpt_of(_short_repr(obj)), 1, index))
+        self._handle(pieces, out)
         return out
 
     def _transcode(self, chunk: bytes, final: bool) -> bytes:
@@ -243,10 +289,20 @@ class LogParser:
                                                 piece.reason, piece.excerpt))
 
 
-def _short_repr(obj: dict[str, Any]) -> str:
-    import orjson  # noqa: PLC0415 - only on the rare reject path
-
+def _short_repr(obj: Any) -> str:
     return orjson.dumps(obj)[:512].decode("utf-8", errors="replace")
+
+
+def _decoded(raw: Any) -> tuple[Any, bool, str, str]:
+    """(value, repaired, error, excerpt) of one event's JSON text: orjson first, the framer's repairs on failure."""
+    try:
+        return orjson.loads(memoryview(raw)), False, "", ""
+    except orjson.JSONDecodeError:
+        text = bytes(memoryview(raw))
+        obj, repaired, error = decode_object(text)
+        if obj is not None:
+            return obj, repaired, "", ""
+        return None, False, error, excerpt_of(text)
 
 
 def parse_chunks(source: str, chunks: Iterable[bytes], extractor: Extractor | None = None) -> Iterator[ParseOutput]:

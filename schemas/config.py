@@ -84,6 +84,8 @@ class IngestSection(_Strict):
     lateness_ms: int | None = Field(None, ge=0)
     linger_ms: int | None = Field(None, ge=1)
     wrangler: str | None = Field(None, min_length=1, description="the wrangler command (default `wrangler`)")
+    token: SecretStr | None = Field(None, description="`ingest --listen`'s bearer token: `${ENV_NAME}`, or token_file")
+    token_file: str | None = Field(None, min_length=1, description="a file holding `ingest --listen`'s bearer token")
 
 
 class TailwatchConfig(_Strict):

@@ -67,13 +67,22 @@ def test_topics_are_created_once_before_anything_else_runs() -> None:
 
 
 def test_one_ingest_per_spec_worker_with_the_cloudflare_token_from_the_environment() -> None:
-    ingests = {name: service for name, service in tailwatch_services(COMPOSE_DATA) if service["command"][0] == "ingest"}
+    ingests = {name: service for name, service in tailwatch_services(COMPOSE_DATA)
+               if service["command"][0] == "ingest" and not getattr(check_command(service["command"]), "listen", None)}
     tailed = sorted(w for service in ingests.values() for w in check_command(service["command"]).wrangler)
     assert tailed == spec_workers()
     for name, service in ingests.items():
         assert len(check_command(service["command"]).wrangler) == 1, f"{name}: one Worker per service"
         assert service["build"]["target"] == "ingest"
         assert env_of(service)["CLOUDFLARE_API_TOKEN"].startswith("${CLOUDFLARE_API_TOKEN:?")
+
+
+def test_the_push_receiver_takes_its_token_from_the_environment() -> None:
+    (listener,) = [service for _, service in tailwatch_services(COMPOSE_DATA)
+                   if getattr(check_command(service["command"]), "listen", None)]
+    assert check_command(listener["command"]).listen == "0.0.0.0:8787"
+    assert listener["ports"] == ["8787:8787"]
+    assert env_of(listener)["TAILWATCH_INGEST_TOKEN"].startswith("${TAILWATCH_INGEST_TOKEN:?")
 
 
 def test_workers_form_one_group_each_with_its_own_volume_and_port() -> None:

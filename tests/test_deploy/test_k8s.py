@@ -68,6 +68,21 @@ def test_every_workload_is_valid(name: str) -> None:
     check_workload(doc, configmaps(), known_env_names(), served_paths())
 
 
+def test_the_push_listener_is_a_replicated_deployment_behind_a_service() -> None:
+    (listener,) = [d for d in workloads("Deployment") if getattr(check_command(args_of(d)), "listen", None)]
+    host, _, port = check_command(args_of(listener)).listen.rpartition(":")
+    assert host == "0.0.0.0" and listener["spec"]["replicas"] >= 2
+    (container,) = pod_spec(listener)["containers"]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"push": int(port)}
+    env = {item["name"]: item for item in container["env"]}
+    assert env["TAILWATCH_INGEST_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "tailwatch-ingest-token"
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "push"}
+    assert "httpGet" not in container["livenessProbe"]  # /health is 503 while Kafka is away: no restart loop
+    services = [doc for _, doc in DOCS if doc["kind"] == "Service"]
+    (service,) = [s for s in services if s["spec"]["selector"] == listener["spec"]["selector"]["matchLabels"]]
+    assert service["spec"]["ports"] == [{"name": "push", "port": int(port), "targetPort": "push"}]
+
+
 def test_the_stateful_workers() -> None:
     (worker,) = workloads("StatefulSet")
     assert option(args_of(worker), "--store") == "rocksdb://"
@@ -86,10 +101,13 @@ def test_the_stateful_workers() -> None:
 
 def test_one_ingest_deployment_per_spec_worker_and_singletons() -> None:
     deployments = workloads("Deployment")
+    listeners = [d for d in deployments if getattr(check_command(args_of(d)), "listen", None)]
+    deployments = [d for d in deployments if d not in listeners]
     ingests = [d for d in deployments if args_of(d)[0] == "ingest"]
     assert sorted(check_command(args_of(d)).wrangler[0] for d in ingests) == spec_workers()
     for doc in deployments:
         assert doc["spec"]["replicas"] == 1 and doc["spec"]["strategy"]["type"] == "Recreate", doc["metadata"]["name"]
+    assert len(listeners) == 1  # the push receiver: stateless, replicated
     assert {args_of(d)[0] for d in deployments} == {"ingest", "notify", "probe"}
     (job,) = workloads("Job")
     assert args_of(job) == ["topics", "create"]
@@ -99,9 +117,11 @@ def test_secrets_are_referenced_not_inlined() -> None:
     check_no_inline_secrets(DOCS)
     refs = [item["valueFrom"]["secretKeyRef"] for doc in workloads() for c in pod_spec(doc)["containers"]
             for item in c.get("env") or [] if "valueFrom" in item]
-    assert {ref["name"] for ref in refs} == {"tailwatch-cloudflare", "tailwatch-notifier", "tailwatch-kafka"}
+    assert {ref["name"] for ref in refs} == {"tailwatch-cloudflare", "tailwatch-notifier", "tailwatch-kafka",
+                                             "tailwatch-ingest-token"}
     readme = (ROOT / "README.md").read_text()
-    for name in ("tailwatch-cloudflare", "tailwatch-notifier", "tailwatch-kafka", "tailwatch-kafka-tls"):
+    for name in ("tailwatch-cloudflare", "tailwatch-notifier", "tailwatch-kafka", "tailwatch-kafka-tls",
+                 "tailwatch-ingest-token"):
         assert f"create secret generic {name}" in readme
 
 

@@ -66,3 +66,15 @@ def test_negative_lag_counts_as_none() -> None:
     report = evaluate(facts(lag_by_partition={0: -50, 1: 101}), LIMITS, NOW)
     assert report.body["checks"]["consumer_lag"] is False
     assert report.body["details"]["consumer_lag"]["messages"] == 101
+
+
+def test_the_listener_is_degraded_while_kafka_fails_or_its_queue_is_full() -> None:
+    from pipeline.health import ListenerFacts, evaluate_listener
+
+    ok = evaluate_listener(ListenerFacts(None, 3, 64, 1_000), now_ms=3_500)
+    assert ok.http_status == 200 and ok.body["details"]["last_request"] == {"age_s": 2.5}
+    down = evaluate_listener(ListenerFacts("2 of 2 sends failed", 0, 64, None), now_ms=0)
+    assert down.http_status == 503 and down.body["checks"] == {"kafka": False, "queue": True}
+    assert down.body["details"]["kafka"] == {"error": "2 of 2 sends failed"}
+    full = evaluate_listener(ListenerFacts(None, 64, 64, None), now_ms=0)
+    assert full.http_status == 503 and full.body["checks"]["queue"] is False

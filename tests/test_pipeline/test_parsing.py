@@ -267,3 +267,33 @@ def test_input_cut_after_a_closing_line_parses_in_two_parts_as_in_one(seed: int)
         first.stats.merge(second.stats)
         assert first.stats == whole_stats
     assert whole.dead_letters and whole.notices and whole_stats.invalid_fields
+
+
+def test_pushed_objects_give_what_the_same_events_printed_give() -> None:
+    """`feed_objects` (a Tail Worker's array) and `feed` (wrangler's output) of the same events: the same records
+    and counts, on every event shape wrangler prints and on synthetic traffic; an item that is not an object costs
+    only itself."""
+    from pipeline.framing import TailFramer
+    from pipeline.pieces import Frame
+    from pipeline.synthetic import DEMO_START_MS, generate_events, render_capture
+
+    shapes = (Path(__file__).resolve().parents[1] / "fixtures" / "wrangler-shapes" / "events.json").read_bytes()
+    objects = [piece.obj for piece in TailFramer().feed(shapes) + TailFramer().finish() if type(piece) is Frame]
+    traffic = [event for _, event in zip(range(500), generate_events(3, DEMO_START_MS, 2, 600), strict=False)]
+    assert len(objects) > 20
+    for events in (objects, traffic):
+        printed = LogParser("printed")
+        capture = b"".join(render_capture(events))
+        expected = printed.feed(capture).records + printed.finish().records
+        pushed = LogParser("pushed")
+        assert pushed.feed_objects(events).records == expected
+        assert pushed.stats.summary_line() == printed.stats.summary_line()
+        raw = LogParser("raw")
+        assert raw.feed_raw_objects([orjson.dumps(event) for event in events]).records == expected
+        assert raw.stats.summary_line() == printed.stats.summary_line()
+    mixed = LogParser("mixed")
+    out = mixed.feed_objects([*traffic[:5], 7, {"hello": 1}, *traffic[5:9]])
+    assert [r["request_id"] for r in out.records] == [r["request_id"] for r in LogParser("x").feed_objects(
+        traffic[:9]).records]
+    assert [(letter["kind"], letter["offset"]) for letter in out.dead_letters] == [
+        ("not_an_event", 5), ("not_an_event", 6)]
