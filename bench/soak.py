@@ -207,6 +207,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--scanners", type=int, default=10, help="random scanned paths a minute")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--bootstrap", default=None, help="a Kafka to use instead of the embedded broker")
+    parser.add_argument("--no-worker-restart", action="store_true", help="keep one worker the whole week")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     clock = SimulatedClock(START_MS)
@@ -240,7 +241,7 @@ def main(argv: list[str]) -> int:
                       f"{row['checkpoint_bytes']:>16.0f} {row['alert_states']:>12.0f} {row['producers']:>9.0f} "
                       f"{row['ledger']:>6.0f} {row['notifier_rss_mb']:>15.1f} {_Receiver.received:>9} "
                       f"{time.monotonic() - started:>6.1f}", flush=True)
-                if day + 1 < args.days:  # a worker restart a day: SIGKILL, then a new one on the same data
+                if day + 1 < args.days and not args.no_worker_restart:  # a worker restart a day: SIGKILL, then a new one on the same data
                     worker.kill()
                     worker.wait(timeout=30)
                     worker = start_worker(settings, data_dir, port)

@@ -56,3 +56,20 @@ def test_a_line_that_is_not_json_refuses_the_body() -> None:
     with pytest.raises(ValueError, match="line 2 is not JSON"):
         trace_items_of_ndjson(orjson.dumps(LINE) + b"\n{oops\n")
     assert trace_items_of_ndjson(b"[1]\n") == [[1]]  # not an object: the reader dead-letters it as not_an_event
+
+
+def test_a_third_party_logpush_line_becomes_the_request_it_describes() -> None:
+    """A `workers_trace_events` line from another project's tests (tests/fixtures/logpush/README.md)."""
+    from pathlib import Path
+
+    from pipeline.extract import Extractor
+    from pipeline.parsing import LogParser
+
+    body = (Path(__file__).resolve().parents[1] / "fixtures" / "logpush" / "workers-trace-events.ndjson").read_bytes()
+    parser = LogParser("logpush", Extractor())
+    [record] = parser.feed_objects(trace_items_of_ndjson(body)).records
+    assert (record["service"], record["method"], record["path"], record["status"], record["outcome"],
+            record["event_time_ms"]) == ("chat-gpt-little-butterfly-0c3d", "GET", "/v2/_catalog", 404, "exception",
+                                         1689852946804)
+    assert record["error_message"] == "Uncaught TypeError: Cannot read property 'x' of undefined"
+    assert record["endpoint"] == "<unmatched>"  # a 404 of a path never seen answering: a scanner's, folded
