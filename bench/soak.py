@@ -241,7 +241,8 @@ def main(argv: list[str]) -> int:
                       f"{row['checkpoint_bytes']:>16.0f} {row['alert_states']:>12.0f} {row['producers']:>9.0f} "
                       f"{row['ledger']:>6.0f} {row['notifier_rss_mb']:>15.1f} {_Receiver.received:>9} "
                       f"{time.monotonic() - started:>6.1f}", flush=True)
-                if day + 1 < args.days and not args.no_worker_restart:  # a worker restart a day: SIGKILL, then a new one on the same data
+                # a worker restart a day (unless --no-worker-restart): SIGKILL, then a new one on the same data
+                if day + 1 < args.days and not args.no_worker_restart:
                     worker.kill()
                     worker.wait(timeout=30)
                     worker = start_worker(settings, data_dir, port)
