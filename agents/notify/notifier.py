@@ -88,7 +88,9 @@ class Notifier:
         self.to_ack: list[EventT[bytes]] = []  # finished in offset order: acknowledged once the ledger has them
         self.acking = False
         self.has_acks = asyncio.Event()
-        self.positions: dict[int, int] = {}  # partition → next offset (all before it handled or in flight)
+        # partition → next offset (all before it handled or in flight); from the ledger's read offsets at start, so
+        # a partition that has nothing new after a restart is reported settled too
+        self.positions: dict[int, int] = dict(self.ledger.read)
         self.workers: dict[str, ChannelWorker] = {}
         self.channel_tasks: list[asyncio.Task[None]] = []
         self.started = asyncio.Event()
