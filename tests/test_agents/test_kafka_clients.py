@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import certifi
 import faust
 import pytest
 
@@ -20,6 +19,7 @@ from agents.commands.common import UsageError, add_kafka_args, kafka_settings_fr
 from agents.config_file import ConfigError
 from agents.kafka_clients import faust_broker_settings
 from agents.kafka_security import KafkaSecurity, SaslMechanism, Secret, SecurityProtocol
+from tests.tls_certs import make_ca
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_CLASSES = {"AIOKafkaProducer", "AIOKafkaConsumer", "AIOKafkaAdminClient", "AIOKafkaClient"}
@@ -124,8 +124,7 @@ def test_settings_come_from_the_file_the_environment_and_the_flags(tmp_path: Pat
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [name for name in os.environ if name.startswith("TAILWATCH_")]:
         monkeypatch.delenv(name)
-    ca = tmp_path / "ca.pem"
-    ca.write_text(ssl_default_ca())
+    ca = make_ca(tmp_path, "ca").cert
     config = tmp_path / "tailwatch.yaml"
     config.write_text("kafka:\n  bootstrap: k1:9096,k2:9096\n  topic_prefix: prod\n"
                       "  security:\n    protocol: SASL_SSL\n    ssl:\n      ca_file: ca.pem\n"
@@ -147,10 +146,6 @@ def test_settings_come_from_the_file_the_environment_and_the_flags(tmp_path: Pat
     config.write_text("kafka:\n  security:\n    protocol: SASL_SSL\n")
     with pytest.raises(ConfigError, match="needs a SASL mechanism"):
         kafka_settings_from(parse())
-
-
-def ssl_default_ca() -> str:
-    return Path(certifi.where()).read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("command", [
