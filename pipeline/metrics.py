@@ -68,6 +68,7 @@ def snapshot(event: ClosedPaneEvent) -> dict[str, Any]:
         "status_class": {name: pane.classes[name] for name in sorted(pane.classes)},
         "outcome": {name: pane.outcome[name] for name in sorted(pane.outcome)},
         **derived(pane, event.d1_rows_read_today),
+        "duration_sum_ms": round(pane.duration_sum_ms, 3), "duration_count": pane.duration_count,
         "duration_digest": to_dict(pane.duration_digest), "cpu_digest": to_dict(pane.cpu_digest),
         "d1_digest": to_dict(pane.d1_digest),
     }

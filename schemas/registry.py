@@ -13,7 +13,7 @@ from schemas.deadletter import DeadLetter
 from schemas.deliveries import AlertsRead, AlertState, Delivery, NotificationDeadLetter
 from schemas.envelopes import LogBatch
 from schemas.factory_log import FactoryLog
-from schemas.metrics import PaneSnapshot
+from schemas.metrics import HeldAlert, PaneSnapshot, PartitionProgress, ServicePaneSnapshot
 from schemas.probes import ProbeConfig, ProbeResult
 from schemas.record import LogRecord
 from schemas.rule_tests import RuleTestFile
@@ -28,6 +28,9 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "log-batch": LogBatch,  # value on <prefix>.logs
     "dead-letter": DeadLetter,  # value on <prefix>.deadletter
     "pane-snapshot": PaneSnapshot,  # value on <prefix>.metrics
+    "partition-progress": PartitionProgress,  # value on <prefix>.metrics (kind: progress)
+    "held-alert": HeldAlert,  # value on <prefix>.metrics (kind: held_alert)
+    "service-pane-snapshot": ServicePaneSnapshot,  # value on <prefix>.metrics.service
     "alert-event": AlertEvent,  # value on <prefix>.alerts
     "silence": Silence,  # value on <prefix>.silences (compacted, key: id)
     "rule-file": RuleFile,  # a rules YAML file
