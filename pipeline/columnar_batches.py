@@ -4,15 +4,15 @@ A version 2 `LogBatch` (`schemas.envelopes.ColumnarLogBatch`) has the row batch'
 `records`:
 - `columns`: what panes read (`pipeline.log_columns`), each numeric column the base64 of its little-endian bytes
   (`endpoint`, `status`, `outcome` int32 indexes into the JSON lists `endpoints`, `statuses`, `outcomes`;
-  `event_time_ms`, `watermark_ms` int64, `NO_MARK` for no stamp; `duration_ms`, `cpu_ms` float64, NaN for none;
+  `event_time_ms`, `watermark_ms` int64, `NO_MARK` for no stamp; `duration_ms`, `cpu_ms` float64, NaN for none,
+  and `cpu_ms_int` uint8, 1 where the CPU time was a JSON integer, so the rows come back as they were;
   the D1 queries flattened: `d1_record` int32, `d1_write`, `d1_connection_failed` uint8, `d1_duration_ms` float64,
   `d1_rows_read`, `d1_rows_written` int64). The worker turns them into arrays without a step per record.
 - `other`: every other `LogRecord` field as a JSON list with one value per record, and `d1_other` the D1 fields
   panes do not read (`database`, `table`, `error_code`), one value per query. The worker skips both unread.
 
 `records_of_batch` gives the records of a batch of either version as `LogRecord` dicts (the report's record
-sections, tests). From a version 2 batch, durations and CPU times come back as floats (`12.0` where the row had
-`12`): equal numbers, which is all panes, rules and reports see.
+sections, tests), equal to the records ingest batched, value and type (numbers exact below 2**53).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ D1_FIELDS = tuple(D1Fact.model_fields)
 
 # column name -> little-endian dtype, per record then per D1 query
 RECORD_COLUMNS = {"endpoint": "<i4", "event_time_ms": "<i8", "watermark_ms": "<i8", "status": "<i4",
-                  "outcome": "<i4", "duration_ms": "<f8", "cpu_ms": "<f8"}
+                  "outcome": "<i4", "duration_ms": "<f8", "cpu_ms": "<f8", "cpu_ms_int": "u1"}
 D1_COLUMNS = {"d1_record": "<i4", "d1_write": "u1", "d1_connection_failed": "u1", "d1_duration_ms": "<f8",
               "d1_rows_read": "<i8", "d1_rows_written": "<i8"}
 
@@ -50,7 +50,9 @@ def encode_columnar(batch: dict[str, Any]) -> bytes:
     d1 = columns.d1
     arrays = {"endpoint": columns.endpoint, "event_time_ms": columns.event_time_ms,
               "watermark_ms": columns.watermark_ms, "status": columns.status, "outcome": columns.outcome,
-              "duration_ms": columns.duration_ms, "cpu_ms": columns.cpu_ms, "d1_record": d1.record,
+              "duration_ms": columns.duration_ms, "cpu_ms": columns.cpu_ms,
+              "cpu_ms_int": np.array([type(record["cpu_ms"]) is int for record in records], dtype=np.bool_),
+              "d1_record": d1.record,
               "d1_write": d1.write, "d1_connection_failed": d1.connection_failed, "d1_duration_ms": d1.duration_ms,
               "d1_rows_read": d1.rows_read, "d1_rows_written": d1.rows_written}
     dtypes = RECORD_COLUMNS | D1_COLUMNS
@@ -79,6 +81,7 @@ class WireColumns(msgspec.Struct, frozen=True, gc=False):
     outcome: bytes
     duration_ms: bytes
     cpu_ms: bytes
+    cpu_ms_int: bytes
     d1_record: bytes
     d1_write: bytes
     d1_connection_failed: bytes
@@ -144,6 +147,10 @@ def records_of_batch(value: dict[str, Any]) -> list[dict[str, Any]]:
     other: dict[str, list[Any]] = value["other"]
     d1_other: dict[str, list[Any]] = value["d1_other"]
     d1 = columns.d1
+    for names, lists, size in ((OTHER_FIELDS, other, len(columns)), (D1_OTHER_FIELDS, d1_other, len(d1))):
+        for name in names:
+            if not isinstance(lists.get(name), list) or len(lists[name]) != size:
+                raise InvalidColumns(f"`{name}` is not a list of {size} values")
     queries: list[list[dict[str, Any]]] = [[] for _ in range(len(columns))]
     for index, (record, write, duration, rows_read, rows_written) in enumerate(zip(
             d1.record.tolist(), d1.write.tolist(), d1.duration_ms.tolist(), d1.rows_read.tolist(),
@@ -153,10 +160,13 @@ def records_of_batch(value: dict[str, Any]) -> list[dict[str, Any]]:
                                 "rows_read": rows_read, "rows_written": rows_written,
                                 "error_code": d1_other["error_code"][index]})
     rows = []
+    cpu_int = np.frombuffer(wire.cpu_ms_int, dtype="u1").tolist()
     for index, (endpoint, stamp, mark, status, outcome, duration, cpu) in enumerate(zip(
             columns.endpoint.tolist(), columns.event_time_ms.tolist(), columns.watermark_ms.tolist(),
             columns.status.tolist(), columns.outcome.tolist(), columns.duration_ms.tolist(),
             columns.cpu_ms.tolist(), strict=True)):
+        if cpu_int[index]:
+            cpu = int(cpu)
         service, route = columns.endpoints[endpoint]
         pane = {"service": service, "endpoint": route, "event_time_ms": stamp, "status": columns.statuses[status],
                 "outcome": columns.outcomes[outcome], "duration_ms": None if duration != duration else duration,
