@@ -115,7 +115,9 @@ def _count_d1(batch: LogColumns, group: np.ndarray, panes: list[OpenPane]) -> No
 def _int_sums(group: np.ndarray, values: np.ndarray, size: int) -> list[int]:
     """Exact integer sums per group: bincount's float weights while every sum stays below 2**53, else `add.at`."""
     if not len(values) or int(values.max()) * len(values) < 2**53:
-        return np.bincount(group, weights=values, minlength=size).astype(np.int64).tolist()
+        exact: list[int] = np.bincount(group, weights=values, minlength=size).astype(np.int64).tolist()
+        return exact
     sums = np.zeros(size, dtype=np.int64)
     np.add.at(sums, group, values)
-    return sums.tolist()
+    big: list[int] = sums.tolist()
+    return big

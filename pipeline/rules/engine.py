@@ -159,8 +159,8 @@ def render(template: str, values: dict[str, Any]) -> str:
         return template
 
 
-InputOf = Callable[[int, int], dict[str, Any] | None]
-GROUP_RULES_KEPT = 10_000  # groups whose rules and parameters `RuleEngine._rules_for` keeps worked out  # (window start, end) -> the input offsets that fed it
+InputOf = Callable[[int, int], dict[str, Any] | None]  # (window start, end) -> the input offsets that fed it
+GROUP_RULES_KEPT = 10_000  # groups whose rules and parameters `RuleEngine._rules_for` keeps worked out
 
 
 class RuleEngine:
