@@ -1,0 +1,157 @@
+"""Service rows: on generated traffic of two services with incidents, each service row's counts, rates, D1 sums and
+per-minute volume equal a plain-Python computation over the service's records (and the sums of its endpoint rows);
+its percentiles (latency, CPU) lie within a small rank error of the exact ones; duplicates count once; a horizon
+bounds what is kept; a report without a service source says so (null)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+import pytest
+
+from pipeline.extract import Extractor
+from pipeline.metrics import snapshot
+from pipeline.parsing import LogParser
+from pipeline.replay import Replay
+from pipeline.report.build import build_report
+from pipeline.report.records import RecordTotals
+from pipeline.report.services import ServiceTotals
+from pipeline.report.snapshots import PaneTotals
+from pipeline.synthetic import DEMO_START_MS, Incident, generate_events, render_capture
+from tests.test_pipeline.test_report.service_panes import service_snapshots
+from tests.test_pipeline.test_report.test_build import klass, within_rank
+
+MINUTE = 60_000
+INCIDENTS = (
+    Incident("errors", "/api/public/factory/build-specs", DEMO_START_MS + 3 * MINUTE, DEMO_START_MS + 9 * MINUTE,
+             0.25),
+    Incident("not_found", "/api/public/factory/templates/:slug", DEMO_START_MS + 2 * MINUTE,
+             DEMO_START_MS + 12 * MINUTE, 0.4),
+)
+
+
+@pytest.fixture(scope="module")
+def traffic() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Records of 16 minutes of traffic and the endpoint snapshots the stream core closed over them."""
+    events = generate_events(7, DEMO_START_MS, 16, 900, incidents=INCIDENTS, disorder_ms=2_000)
+    parser = LogParser("generated", Extractor())
+    records = parser.feed(b"".join(render_capture(events))).records + parser.finish().records
+    replay = Replay()
+    closed = replay.step("files", records).closed + replay.step_end("files").closed
+    return records, [snapshot(event) for event in closed]
+
+
+@pytest.fixture(scope="module")
+def report(traffic: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> dict[str, Any]:
+    records, endpoint_snapshots = traffic
+    panes, services, totals = PaneTotals(), ServiceTotals(), RecordTotals()
+    panes.add(endpoint_snapshots)
+    services.add(service_snapshots(endpoint_snapshots))
+    totals.add(records)
+    return build_report(panes, totals, [], services=services)
+
+
+def by_service(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        groups[record["service"]].append(record)
+    return groups
+
+
+def test_counts_and_rates_equal_the_records(traffic: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+                                            report: dict[str, Any]) -> None:
+    records, _ = traffic
+    groups = by_service(records)
+    rows = {row["service"]: row for row in report["services"]}
+    assert set(rows) == set(groups) and len(rows) == 2
+    assert report["totals"]["services"] == 2
+    assert [r["requests"] for r in report["services"]] == sorted((len(g) for g in groups.values()), reverse=True)
+    for service, members in groups.items():
+        row = rows[service]
+        classes = Counter(klass(r) for r in members)
+        responses = len(members) - classes["none"]
+        not_found = sum(1 for r in members if r["status"] == 404)
+        assert row["requests"] == len(members)
+        assert row["responses"] == responses
+        assert (row["count_4xx"], row["count_5xx"]) == (classes["4xx"], classes["5xx"])
+        assert row["errors"] == classes["4xx"] + classes["5xx"]
+        assert row["success_rate"] == round((classes["2xx"] + classes["3xx"]) / responses, 6)
+        assert row["error_rate"] == round((classes["4xx"] + classes["5xx"]) / responses, 6)
+        assert row["ratio_404"] == round(not_found / responses, 6)
+        durations = [r["duration_ms"] for r in members if r["duration_ms"] is not None]
+        assert row["avg_ms"] == pytest.approx(sum(durations) / len(durations), abs=1e-3)
+        queries = [q for r in members for q in r["d1"]]
+        assert row["d1_queries"] == len(queries) > 0
+        assert row["d1_rows_read"] == sum(q["rows_read"] for q in queries)
+        assert row["d1_rows_written"] == sum(q["rows_written"] for q in queries)
+        per_minute = Counter(r["event_time_ms"] // MINUTE for r in members)
+        assert row["peak_minute_requests"] == max(per_minute.values())
+        assert row["panes"] == len(per_minute)
+        assert row["late_dropped"] == 0 and row["late_endpoint_panes"] == 0
+        # … and the service row is the sum of its endpoint rows
+        mine = [r for r in report["endpoints"] if r["service"] == service]
+        assert row["endpoints"] == len(mine)
+        for key in ("requests", "responses", "errors", "count_4xx", "count_5xx"):
+            assert row[key] == sum(r[key] for r in mine), key
+
+
+def test_percentiles_within_rank_error(traffic: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+                                       report: dict[str, Any]) -> None:
+    records, _ = traffic
+    rows = {row["service"]: row for row in report["services"]}
+    for service, members in by_service(records).items():
+        row = rows[service]
+        durations = sorted(r["duration_ms"] for r in members if r["duration_ms"] is not None)
+        assert len(durations) > 400
+        for q, key in ((0.50, "p50_ms"), (0.95, "p95_ms"), (0.99, "p99_ms")):
+            assert within_rank(durations, q, row[key], 0.005), (service, key, row[key])
+        cpu = sorted(r["cpu_ms"] for r in members if r["cpu_ms"] is not None)
+        assert within_rank(cpu, 0.95, row["cpu_p95_ms"], 0.005), (service, row["cpu_p95_ms"])
+        d1 = sorted(q["duration_ms"] for r in members for q in r["d1"])
+        assert within_rank(d1, 0.95, row["d1_p95_ms"], 0.01, resolution=0.5), (service, row["d1_p95_ms"])
+
+
+def test_per_minute_series(traffic: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+                           report: dict[str, Any]) -> None:
+    records, _ = traffic
+    minutes = report["series"]["minutes"]
+    counts = Counter((r["service"], r["event_time_ms"] // MINUTE * MINUTE) for r in records)
+    errors = Counter((r["service"], r["event_time_ms"] // MINUTE * MINUTE) for r in records
+                     if klass(r) in ("4xx", "5xx"))
+    series = report["series"]["services"]
+    assert [s["service"] for s in series] == sorted(by_service(records))
+    for row in series:
+        assert row["requests"] == [counts[(row["service"], m)] for m in minutes]
+        assert row["errors"] == [errors[(row["service"], m)] for m in minutes]
+        assert all(p50 <= p99 for p50, p99 in zip(row["p50_ms"], row["p99_ms"], strict=True) if p50 is not None)
+
+
+def test_duplicates_count_once_and_the_horizon_bounds(
+        traffic: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> None:
+    _, endpoint_snapshots = traffic
+    snaps = service_snapshots(endpoint_snapshots)
+    services = ServiceTotals()
+    assert services.add(snaps) == len(snaps) == 2 * 16
+    version = services.version
+    assert services.add(snaps[5:9]) == 0  # re-sent after a crash: identical, not counted again
+    assert services.version == version
+    assert sum(total.counts["total"] for total in services.service_sums()) == \
+        sum(s["total"] for s in endpoint_snapshots)
+    bounded = ServiceTotals(horizon_ms=3 * MINUTE)
+    for snap in snaps:  # one at a time, as a dashboard reads them
+        bounded.add([snap])
+        assert len(bounded.points) <= 2 * 3
+    assert sorted({start for _s, _e, start in bounded.points}) == [DEMO_START_MS + m * MINUTE for m in (13, 14, 15)]
+
+
+def test_without_a_service_source_the_sections_are_null(
+        traffic: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> None:
+    _, endpoint_snapshots = traffic
+    panes = PaneTotals()
+    panes.add(endpoint_snapshots)
+    report = build_report(panes)
+    assert report["services"] is None and report["series"]["services"] is None
+    assert report["totals"]["services"] is None
+    empty = build_report(PaneTotals(), services=ServiceTotals())
+    assert empty["services"] == [] and empty["totals"]["services"] == 0 and empty["series"]["services"] == []
