@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.report.timeline import alert_scope
 from pipeline.timestamps import ms_to_iso
 
 
@@ -53,6 +54,18 @@ def render_tables(report: dict[str, Any], console: Console) -> None:
                       f' / {row["target"]["rps"]:g}', verdict)
     console.print(table)
 
+    if report["services"] is not None:
+        table = _table("Services (all endpoints, merged per minute)", "service", "endpoints", "requests",
+                       "peak / min", "success", "error rate", "404 rate", "p50", "p95", "p99", "CPU p95",
+                       "D1 queries", "D1 rows read", "D1 p95")
+        for row in report["services"]:
+            table.add_row(row["service"], _num(row["endpoints"]), _num(row["requests"]),
+                          _num(row["peak_minute_requests"]), _pct(row["success_rate"]), _pct(row["error_rate"]),
+                          _pct(row["ratio_404"]), _num(row["p50_ms"]), _num(row["p95_ms"]), _num(row["p99_ms"]),
+                          _num(row["cpu_p95_ms"]), _num(row["d1_queries"]), _num(row["d1_rows_read"]),
+                          _num(row["d1_p95_ms"]))
+        console.print(table)
+
     table = _table("Request volume, errors and response time by endpoint", "endpoint", "requests", "errors",
                    "error rate", "avg ms", "p50", "p95", "p99")
     for row in report["endpoints"]:
@@ -93,10 +106,10 @@ def render_tables(report: dict[str, Any], console: Console) -> None:
             table.add_row(row["run_id"], _num(row["views"]), _num(row["requests"]))
         console.print(table)
     if report["alerts"] is not None:
-        table = _table(f'Alert timeline ({report["alerts"]["events"]} events)', "rule", "endpoint", "severity",
-                       "firing", "until", left=5)
+        table = _table(f'Alert timeline ({report["alerts"]["events"]} events)', "rule", "endpoint or service",
+                       "severity", "firing", "until", left=5)
         for span in report["alerts"]["spans"]:
-            table.add_row(span["rule"], span["endpoint"], span["severity"], _clock(span["start_ms"]),
+            table.add_row(span["rule"], alert_scope(span), span["severity"], _clock(span["start_ms"]),
                           _clock(span["end_ms"]) + (" (open)" if span["open"] else ""))
         console.print(table)
 
