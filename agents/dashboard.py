@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from agents import kafka_clients
 from agents.settings import KafkaSettings
-from agents.topic_values import decode_alert, decode_metrics_value, decode_service_snapshot
+from agents.topic_values import decode_alert, decode_endpoint_snapshot, decode_service_snapshot
 from pipeline.report.build import build_report
 from pipeline.report.html import render_html, render_main
 from pipeline.report.services import ServiceTotals
@@ -88,7 +88,7 @@ class Dashboard:
 
     def decode(self, topic: str, messages: list[ConsumerRecord[bytes, bytes]], into: dict[str, list[Any]]) -> None:
         """Messages of one topic's partition into `into[topic]`; an invalid one is counted and logged."""
-        decode = {self.kafka.topic("metrics"): decode_metrics_value, self.kafka.topic("alerts"): decode_alert,
+        decode = {self.kafka.topic("metrics"): decode_endpoint_snapshot, self.kafka.topic("alerts"): decode_alert,
                   self.kafka.topic("metrics.service"): decode_service_snapshot}[topic]
         for message in messages:
             value = decode(message.value)

@@ -34,7 +34,7 @@ from agents.report_tables import render_tables
 from agents.rules_files import DEFAULT_RULES, load_rules
 from agents.sources import chunks_of, damage_of, report_input_problems, source_name
 from agents.topic_reader import topic_messages
-from agents.topic_values import decode_alert, decode_log_batch, decode_metrics_value, decode_service_snapshot
+from agents.topic_values import decode_alert, decode_log_batch, decode_endpoint_snapshot, decode_service_snapshot
 from pipeline.batching import DEFAULT_LATENESS_MS
 from pipeline.parsing import LogParser, ParseStats
 from pipeline.report.build import build_report
@@ -114,7 +114,7 @@ async def read_live(bootstrap: str, topics: dict[str, str], idle_s: float, top: 
     sections from the logs topic (batches delivered twice are counted once, by producer, partition and batch
     number). Without a service metrics topic (no service stage ran) the service sections are null."""
     panes = PaneTotals()
-    skipped = await _read_snapshots(bootstrap, topics["metrics"], idle_s, security, decode_metrics_value, panes)
+    skipped = await _read_snapshots(bootstrap, topics["metrics"], idle_s, security, decode_endpoint_snapshot, panes)
     service_panes = ServiceTotals()
     services: ServiceTotals | None = service_panes
     try:

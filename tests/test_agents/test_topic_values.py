@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 
-from agents.topic_values import decode_metrics_value, decode_service_snapshot
+from agents.topic_values import decode_endpoint_snapshot, decode_service_snapshot
 from pipeline.metrics import snapshot
 from pipeline.pane_store import PaneStore
 from schemas.metrics import HeldAlert, PartitionProgress
@@ -20,13 +20,13 @@ def test_metrics_values_service_stage_records_and_garbage() -> None:
     [pane] = [snapshot(event) for event in store.close_until(BASE_MS + 60_000)]
     progress = PartitionProgress(partition=1, partitions=4, closed_until_ms=BASE_MS + 60_000, ended=False)
     held = HeldAlert(partition=0, alert=alert_event())
-    assert decode_metrics_value(orjson.dumps(pane)) == pane
-    assert decode_metrics_value(progress.model_dump_json().encode()) == "progress"
-    assert decode_metrics_value(held.model_dump_json().encode()) == "held_alert"
-    assert decode_metrics_value(b'{"kind": "a-kind-added-later", "v": 2}') == "a-kind-added-later"
+    assert decode_endpoint_snapshot(orjson.dumps(pane)) == pane
+    assert decode_endpoint_snapshot(progress.model_dump_json().encode()) == "progress"
+    assert decode_endpoint_snapshot(held.model_dump_json().encode()) == "held_alert"
+    assert decode_endpoint_snapshot(b'{"kind": "a-kind-added-later", "v": 2}') == "a-kind-added-later"
     for garbage in (None, b"", b"not json", b"[1, 2]", b'{"kind": 5}', orjson.dumps({**pane, "total": "many"})):
-        assert decode_metrics_value(garbage) is None, garbage
+        assert decode_endpoint_snapshot(garbage) is None, garbage
     [service] = service_snapshots([pane])
     assert decode_service_snapshot(orjson.dumps(service)) == service
     assert decode_service_snapshot(orjson.dumps(pane)) is None  # an endpoint pane is not a service pane
-    assert decode_metrics_value(orjson.dumps(service)) is None  # … nor the other way round
+    assert decode_endpoint_snapshot(orjson.dumps(service)) is None  # … nor the other way round
