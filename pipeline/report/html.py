@@ -245,7 +245,8 @@ def render_html(report: dict[str, Any], title: str = "tailwatch report", refresh
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{escape(title)}</title><meta name=\"viewport\" content=\"width=device-width\">"
             f"<link rel=\"icon\" href=\"data:,\"><style>{CSS}</style></head><body>"
-            f"<header><h1>{escape(title)}</h1><p>per-endpoint metrics from wrangler tail · tailwatch</p></header>"
+            f"<header><h1>{escape(title)}</h1><p>per-service and per-endpoint metrics from wrangler tail · "
+            "tailwatch</p></header>"
             f'<main id="report">{render_main(report)}</main>{script}</body></html>\n')
 
 
