@@ -14,6 +14,7 @@ from pipeline.metrics import snapshot
 from pipeline.replay import Replay, ReplayStep
 from pipeline.report.build import build_report
 from pipeline.report.records import RecordTotals
+from pipeline.report.services import ServiceTotals
 from pipeline.report.snapshots import PaneTotals
 from pipeline.rules.engine import RuleEngine
 from pipeline.service import service_snapshot
@@ -28,11 +29,11 @@ class CaptureReport:
         self.panes = PaneTotals()
         self.records = RecordTotals()
         self.alerts: list[dict[str, Any]] = []
-        self.service_panes: list[dict[str, Any]] = []  # `ServicePaneSnapshot` dicts, in the order they closed
+        self.services = ServiceTotals()  # the service stage's panes (`ServicePaneSnapshot` dicts)
 
     def _closed(self, step: ReplayStep) -> None:
         self.panes.add(snapshot(event) for event in step.closed)
-        self.service_panes.extend(service_snapshot(event) for event in step.service_closed)
+        self.services.add(service_snapshot(event) for event in step.service_closed)
         self.alerts.extend(step.alerts)
 
     def feed(self, records: list[dict[str, Any]]) -> None:
@@ -44,4 +45,4 @@ class CaptureReport:
 
     def report(self, top: int = 10, inputs: list[str] | None = None) -> dict[str, Any]:
         return build_report(self.panes, self.records, None if self.engine is None else self.alerts, "files", top,
-                            inputs)
+                            inputs, services=self.services)

@@ -1,7 +1,8 @@
-"""Service rows: on generated traffic of two services with incidents, each service row's counts, rates, D1 sums and
-per-minute volume equal a plain-Python computation over the service's records (and the sums of its endpoint rows);
-its percentiles (latency, CPU) lie within a small rank error of the exact ones; duplicates count once; a horizon
-bounds what is kept; a report without a service source says so (null)."""
+"""Service rows: on generated traffic of two services with incidents, run through both stages, each service row's
+counts, rates, D1 sums and per-minute volume equal a plain-Python computation over the service's records (and the
+sums of its endpoint rows); its percentiles (latency, CPU) lie within a small rank error of the exact ones;
+duplicates count once; a horizon bounds what is kept; a report without a service source says so (null). The
+tests' own merge of endpoint panes (`service_panes.py`, used where no stage runs) equals the service stage's."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from pipeline.metrics import snapshot
 from pipeline.parsing import LogParser
 from pipeline.replay import Replay
 from pipeline.report.build import build_report
+from pipeline.report.capture import CaptureReport
 from pipeline.report.records import RecordTotals
 from pipeline.report.services import ServiceTotals
 from pipeline.report.snapshots import PaneTotals
+from pipeline.service import service_snapshot
 from pipeline.synthetic import DEMO_START_MS, Incident, generate_events, render_capture
 from tests.test_pipeline.test_report.service_panes import service_snapshots
 from tests.test_pipeline.test_report.test_build import klass, within_rank
@@ -31,25 +34,50 @@ INCIDENTS = (
 )
 
 
+Traffic = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
+
+
 @pytest.fixture(scope="module")
-def traffic() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Records of 16 minutes of traffic and the endpoint snapshots the stream core closed over them."""
+def traffic() -> Traffic:
+    """Records of 16 minutes of traffic, and the endpoint and service snapshots the two stages closed over them
+    (fed in chunks, as a file is read)."""
     events = generate_events(7, DEMO_START_MS, 16, 900, incidents=INCIDENTS, disorder_ms=2_000)
     parser = LogParser("generated", Extractor())
     records = parser.feed(b"".join(render_capture(events))).records + parser.finish().records
     replay = Replay()
-    closed = replay.step("files", records).closed + replay.step_end("files").closed
-    return records, [snapshot(event) for event in closed]
+    steps = [replay.step("files", records[i:i + 2000]) for i in range(0, len(records), 2000)]
+    steps.append(replay.step_end("files"))
+    return (records, [snapshot(event) for step in steps for event in step.closed],
+            [service_snapshot(event) for step in steps for event in step.service_closed])
 
 
 @pytest.fixture(scope="module")
-def report(traffic: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> dict[str, Any]:
-    records, endpoint_snapshots = traffic
+def report(traffic: Traffic) -> dict[str, Any]:
+    records, endpoint_snapshots, service_panes = traffic
     panes, services, totals = PaneTotals(), ServiceTotals(), RecordTotals()
     panes.add(endpoint_snapshots)
-    services.add(service_snapshots(endpoint_snapshots))
+    services.add(service_panes)
     totals.add(records)
     return build_report(panes, totals, [], services=services)
+
+
+def test_the_tests_merge_is_the_service_stages(traffic: Traffic) -> None:
+    _, endpoint_snapshots, service_panes = traffic
+    assert len(service_panes) == 2 * 16
+    def key(pane: dict[str, Any]) -> tuple[int, str]:
+        return pane["window_start_ms"], pane["service"]
+    assert sorted(service_snapshots(endpoint_snapshots), key=key) == sorted(service_panes, key=key)
+
+
+def test_a_capture_report_has_the_service_rows(traffic: Traffic, report: dict[str, Any]) -> None:
+    records, _, _ = traffic
+    capture = CaptureReport()
+    for i in range(0, len(records), 2000):
+        capture.feed(records[i:i + 2000])
+    capture.end()
+    from_capture = capture.report()
+    assert from_capture["services"] == report["services"]
+    assert from_capture["series"] == report["series"]
 
 
 def by_service(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -59,9 +87,9 @@ def by_service(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
     return groups
 
 
-def test_counts_and_rates_equal_the_records(traffic: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+def test_counts_and_rates_equal_the_records(traffic: Traffic,
                                             report: dict[str, Any]) -> None:
-    records, _ = traffic
+    records, _, _ = traffic
     groups = by_service(records)
     rows = {row["service"]: row for row in report["services"]}
     assert set(rows) == set(groups) and len(rows) == 2
@@ -96,9 +124,9 @@ def test_counts_and_rates_equal_the_records(traffic: tuple[list[dict[str, Any]],
             assert row[key] == sum(r[key] for r in mine), key
 
 
-def test_percentiles_within_rank_error(traffic: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+def test_percentiles_within_rank_error(traffic: Traffic,
                                        report: dict[str, Any]) -> None:
-    records, _ = traffic
+    records, _, _ = traffic
     rows = {row["service"]: row for row in report["services"]}
     for service, members in by_service(records).items():
         row = rows[service]
@@ -112,9 +140,9 @@ def test_percentiles_within_rank_error(traffic: tuple[list[dict[str, Any]], list
         assert within_rank(d1, 0.95, row["d1_p95_ms"], 0.01, resolution=0.5), (service, row["d1_p95_ms"])
 
 
-def test_per_minute_series(traffic: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+def test_per_minute_series(traffic: Traffic,
                            report: dict[str, Any]) -> None:
-    records, _ = traffic
+    records, _, _ = traffic
     minutes = report["series"]["minutes"]
     counts = Counter((r["service"], r["event_time_ms"] // MINUTE * MINUTE) for r in records)
     errors = Counter((r["service"], r["event_time_ms"] // MINUTE * MINUTE) for r in records
@@ -128,9 +156,8 @@ def test_per_minute_series(traffic: tuple[list[dict[str, Any]], list[dict[str, A
 
 
 def test_duplicates_count_once_and_the_horizon_bounds(
-        traffic: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> None:
-    _, endpoint_snapshots = traffic
-    snaps = service_snapshots(endpoint_snapshots)
+        traffic: Traffic) -> None:
+    _, endpoint_snapshots, snaps = traffic
     services = ServiceTotals()
     assert services.add(snaps) == len(snaps) == 2 * 16
     version = services.version
@@ -146,8 +173,8 @@ def test_duplicates_count_once_and_the_horizon_bounds(
 
 
 def test_without_a_service_source_the_sections_are_null(
-        traffic: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> None:
-    _, endpoint_snapshots = traffic
+        traffic: Traffic) -> None:
+    _, endpoint_snapshots, _ = traffic
     panes = PaneTotals()
     panes.add(endpoint_snapshots)
     report = build_report(panes)
