@@ -11,17 +11,22 @@ from typing import Any
 
 import pytest
 
+from agents.rules_files import load_rules
 from pipeline.extract import Extractor
 from pipeline.metrics import snapshot
 from pipeline.parsing import LogParser
 from pipeline.replay import Replay
 from pipeline.report.build import build_report
 from pipeline.report.capture import CaptureReport
+from pipeline.report.html import render_main
 from pipeline.report.records import RecordTotals
 from pipeline.report.services import ServiceTotals
 from pipeline.report.snapshots import PaneTotals
+from pipeline.rules.engine import RuleEngine
 from pipeline.service import service_snapshot
 from pipeline.synthetic import DEMO_START_MS, Incident, generate_events, render_capture
+from tests.test_pipeline.records import BASE_MS as BASE
+from tests.test_pipeline.records import record
 from tests.test_pipeline.test_report.service_panes import service_snapshots
 from tests.test_pipeline.test_report.test_build import klass, within_rank
 
@@ -82,8 +87,8 @@ def test_a_capture_report_has_the_service_rows(traffic: Traffic, report: dict[st
 
 def by_service(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in records:
-        groups[record["service"]].append(record)
+    for one in records:
+        groups[one["service"]].append(one)
     return groups
 
 
@@ -182,3 +187,31 @@ def test_without_a_service_source_the_sections_are_null(
     assert report["totals"]["services"] is None
     empty = build_report(PaneTotals(), services=ServiceTotals())
     assert empty["services"] == [] and empty["totals"]["services"] == 0 and empty["series"]["services"] == []
+
+
+def test_a_worker_wide_spike_shows_on_the_service_row_and_timeline() -> None:
+    """Each of 14 endpoints at 800 a minute (under the endpoint rule's 1000), the service at 11,260 a minute for 7
+    minutes: the report's service row shows the peak minute, the timeline one span of the service-wide rule on the
+    service's row, and no endpoint spike."""
+    rules = load_rules()
+    capture = CaptureReport(RuleEngine(rules.compiled, rules.rule_file, rules.sha256))
+    for minute in range(12):
+        burst = 1 <= minute < 8
+        batch = [record(BASE + minute * MINUTE + i * 1000, "/api/x", service="factory-api") for i in range(60)]
+        if burst:
+            batch += [record(BASE + minute * MINUTE + i * 75, f"/api/e{e}", service="factory-api")
+                      for e in range(1, 15) for i in range(800)]
+        batch.sort(key=lambda r: r["event_time_ms"])
+        capture.feed(batch)
+    capture.end()
+    report = capture.report()
+    [row] = report["services"]
+    assert (row["requests"], row["peak_minute_requests"], row["endpoints"]) == (12 * 60 + 7 * 11_200, 11_260, 15)
+    assert max(r["requests"] for r in report["endpoints"]) == 7 * 800
+    assert report["series"]["services"][0]["requests"] == [60] + [11_260] * 7 + [60] * 4
+    [span] = report["alerts"]["spans"]
+    assert (span["rule"], span["service"], span["endpoint"], span["open"]) == (
+        "factory-service-traffic-spike", "factory-api", "", False)
+    assert ((span["start_ms"] - BASE) // MINUTE, (span["end_ms"] - BASE) // MINUTE) == (6, 9)
+    page = render_main(report)
+    assert "factory-api (whole service)" in page and 'data-chart="service-volume"' in page
