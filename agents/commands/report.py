@@ -34,7 +34,7 @@ from agents.report_tables import render_tables
 from agents.rules_files import DEFAULT_RULES, load_rules
 from agents.sources import chunks_of, damage_of, report_input_problems, source_name
 from agents.topic_reader import topic_messages
-from agents.topic_values import decode_alert, decode_log_batch, decode_endpoint_snapshot, decode_service_snapshot
+from agents.topic_values import decode_alert, decode_endpoint_snapshot, decode_log_batch, decode_service_snapshot
 from pipeline.batching import DEFAULT_LATENESS_MS
 from pipeline.parsing import LogParser, ParseStats
 from pipeline.report.build import build_report
