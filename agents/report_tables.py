@@ -65,6 +65,10 @@ def render_tables(report: dict[str, Any], console: Console) -> None:
                           _pct(row["ratio_404"]), " / ".join(_num(row[k]) for k in ("p50_ms", "p95_ms", "p99_ms")),
                           _num(row["cpu_p95_ms"]), _num(row["d1_queries"]), _num(row["d1_rows_read"]))
         console.print(table)
+        late = sum(row["late_endpoint_panes"] for row in report["services"])
+        if late:
+            console.print(f"{late:,} endpoint panes reached the service stage after their minute had closed: "
+                          "counted, not merged (their requests are in the endpoint rows only)")
 
     table = _table("Request volume, errors and response time by endpoint", "endpoint", "requests", "errors",
                    "error rate", "avg ms", "p50", "p95", "p99")

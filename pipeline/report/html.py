@@ -166,6 +166,11 @@ def _services(report: dict[str, Any]) -> str:
          _pct(r["success_rate"]), _pct(r["error_rate"]), _pct(r["ratio_404"]), _fmt(r["avg_ms"]), _fmt(r["p50_ms"]),
          _fmt(r["p95_ms"]), _fmt(r["p99_ms"]), _fmt(r["cpu_p95_ms"]), _fmt(r["d1_queries"]), _fmt(r["d1_rows_read"]),
          _fmt(r["d1_p95_ms"]), _fmt(r["d1_connection_failures"])] for r in rows], name="services")
+    late = sum(r["late_endpoint_panes"] for r in rows)
+    if late:
+        table += (f'<p class="note" data-late-endpoint-panes="{late}">{late:,} endpoint panes reached the service '
+                  "stage after their minute had closed: counted, not merged (their requests are in the endpoint "
+                  "rows only)</p>")
     series = report["series"]["services"] or []
     if not any(sum(s["requests"]) for s in series):
         return table

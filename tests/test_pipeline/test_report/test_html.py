@@ -85,3 +85,16 @@ def test_without_service_panes_the_page_says_where_they_come_from() -> None:
     main = render_main(report_with("/api/a"))
     assert 'data-widget="t-services"' in main and "metrics.service" in main
     assert 'data-chart="service-volume"' not in main
+
+
+def test_late_endpoint_panes_are_shown_under_the_service_table() -> None:
+    report = report_with("/api/a", with_services=True)
+    assert "data-late-endpoint-panes" not in render_main(report)
+    store = PaneStore()
+    store.add([record(BASE_MS + i * 1000) for i in range(60)])
+    [pane] = service_snapshots(snapshot(event) for event in store.close_until(BASE_MS + 60_000))
+    services = ServiceTotals()
+    services.add([{**pane, "late_endpoint_panes": 3}])
+    late = build_report(PaneTotals(), services=services)
+    assert late["services"][0]["late_endpoint_panes"] == 3
+    assert 'data-late-endpoint-panes="3"' in render_main(late)
