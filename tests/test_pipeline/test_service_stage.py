@@ -27,7 +27,15 @@ from pipeline.windows import PANE_MS
 from schemas.alerts import AlertEvent
 from schemas.metrics import HeldAlert, PaneSnapshot, PartitionProgress, ServicePaneSnapshot
 from tests.test_pipeline.records import BASE_MS, record
-from tests.test_pipeline.service_traffic import drive, engines, interleave, outputs, partition_messages, traffic
+from tests.test_pipeline.service_traffic import (
+    drive,
+    engines,
+    interleave,
+    outputs,
+    partition_messages,
+    partition_steps,
+    traffic,
+)
 
 
 def pane(endpoint: str, minute: int, statuses: list[int], service: str = "svc", base: float = 10.0) -> dict[str, Any]:
@@ -204,6 +212,22 @@ def test_a_service_rule_fires_on_the_merged_panes_and_inhibits_held_endpoint_ale
     firing = next(i for i, a in enumerate(alerts) if a["rule"] == "svc-busy" and a["change"] == "firing")
     assert alerts[firing + 1]["rule"] == "ep-errors" and alerts[firing + 1]["change"] == "firing"
     assert operator.held == []
+
+
+def test_in_one_process_the_steps_give_what_the_published_values_give() -> None:
+    """Replay and the backtest hand stage 1's steps to stage 2 without the snapshot dicts (`feed_step`); the live
+    stage reads the published JSON (`feed_message`). Same service panes and alerts, in the same order."""
+    per_partition = partition_steps(traffic(), 3)
+    order = interleave([[(p, step) for step in steps] for p, steps in enumerate(per_partition)], 5)
+    direct, published = ServiceOperator(engines("service")), ServiceOperator(engines("service"))
+    direct_steps = [direct.feed_step(step, p, 3) for p, step in order]
+    values = [value for p, step in order for _service, value in stage_messages(step, p, 3)]
+    published_steps = [published.feed_message(orjson.dumps(value), i) for i, value in enumerate(values)]
+    expected = outputs(published_steps)
+    got = outputs(direct_steps)
+    assert len(expected[0]) == 40 and expected[1]
+    assert [orjson.dumps(s) for s in got[0]] == [orjson.dumps(s) for s in expected[0]]
+    assert [orjson.dumps(a) for a in got[1]] == [orjson.dumps(a) for a in expected[1]]
 
 
 def run_with_restart(values: list[Any], checkpoint_at: int, crash_at: int) -> tuple[list[Any], list[Any]]:
