@@ -13,6 +13,7 @@ from pipeline.metrics import snapshot
 from pipeline.pane_store import ClosedPaneEvent
 from pipeline.panes import OpenPane
 from pipeline.partition_operator import Progress, Step
+from pipeline.rules.engine import RuleEngine, compile_rules, fingerprint
 from pipeline.service import (
     ServiceOperator,
     service_pane_from_dict,
@@ -26,6 +27,7 @@ from pipeline.timestamps import ms_to_iso
 from pipeline.windows import PANE_MS
 from schemas.alerts import AlertEvent
 from schemas.metrics import HeldAlert, PaneSnapshot, PartitionProgress, ServicePaneSnapshot
+from schemas.rules import RuleFile
 from tests.test_pipeline.records import BASE_MS, record
 from tests.test_pipeline.service_traffic import (
     drive,
@@ -309,3 +311,24 @@ def test_closed_service_panes_and_held_alerts_stay_bounded() -> None:
     assert held_most == 1 and operator.held == []
     assert evicted == [BASE_MS + m * PANE_MS for m in range(360 - 60)]
     assert len(orjson.dumps(operator.snapshot())) < 2_000
+
+
+def test_a_service_rule_inhibits_another_service_rule_inside_the_stage() -> None:
+    """`equal: [service]` between two service-wide rules: the source, listed first, mutes the target on the pane
+    where both fire; labels carry no endpoint and the fingerprint is the service's."""
+    rules = RuleFile.model_validate({
+        "rules": [{"name": "svc-down", "group_by": ["service"], "condition": "success_rate < 0.5",
+                   "severity": "CRITICAL"},
+                  {"name": "svc-errors", "group_by": ["service"], "condition": "error_rate > 0.3",
+                   "severity": "HIGH"}],
+        "inhibit": [{"source": "svc-down", "targets": ["svc-errors"], "equal": ["service"]}]})
+    engine = RuleEngine(compile_rules(rules), rules, "hash", stage="service")
+    assert RuleEngine(compile_rules(rules), rules, "hash").rules == []  # stage 1 holds none of them
+    operator = ServiceOperator(engine)
+    alerts = [a for v in [progress(0, None, 1), pane("/a", 0, [500] * 4), pane("/b", 0, [200, 500]),
+                          progress(0, 1, 1)] for a in operator.feed(v).alerts]
+    assert [(a["rule"], a["inhibited_by"], a["labels"]) for a in alerts] == [
+        ("svc-down", [], {"service": "svc", "rule": "svc-down"}),
+        ("svc-errors", ["svc-down"], {"service": "svc", "rule": "svc-errors"})]
+    assert alerts[0]["fingerprint"] == fingerprint("svc-down", {"service": "svc"})
+    assert alerts[0]["value"] == round(1 / 6, 6) and alerts[0]["provenance"]["sample_count"] == 6
