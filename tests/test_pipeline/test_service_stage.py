@@ -13,6 +13,7 @@ from pipeline.metrics import snapshot
 from pipeline.pane_store import ClosedPaneEvent
 from pipeline.panes import OpenPane
 from pipeline.partition_operator import Progress, Step
+from pipeline.replay import Replay
 from pipeline.rules.engine import RuleEngine, compile_rules, fingerprint
 from pipeline.service import (
     ServiceOperator,
@@ -332,3 +333,21 @@ def test_a_service_rule_inhibits_another_service_rule_inside_the_stage() -> None
         ("svc-errors", ["svc-down"], {"service": "svc", "rule": "svc-errors"})]
     assert alerts[0]["fingerprint"] == fingerprint("svc-down", {"service": "svc"})
     assert alerts[0]["value"] == round(1 / 6, 6) and alerts[0]["provenance"]["sample_count"] == 6
+
+
+def test_a_replay_in_one_partition_gives_what_three_partitions_and_their_service_stage_give() -> None:
+    """`Replay` (one logs partition, its own service stage) against three partitions whose steps meet in one
+    service stage: the same endpoint alerts, service alerts, released held alerts and service panes."""
+    records = traffic()
+    replay = Replay(lateness_ms=10_000, engine=engines("endpoint"))
+    steps = [replay.step("ingest", [dict(r) for r in records[i:i + 40]]) for i in range(0, len(records), 40)]
+    steps.append(replay.step_end("ingest"))
+    one = (sorted(orjson.dumps(service_snapshot(e)) for s in steps for e in s.service_closed),
+           sorted(orjson.dumps(a) for s in steps for a in s.alerts))
+    stage1_alerts: list[dict[str, Any]] = []
+    streams = partition_messages(records, 3, stage1_alerts=stage1_alerts)
+    operator = ServiceOperator(engines("service"))
+    snapshots, alerts = outputs([*drive(operator, interleave(streams, 3)), operator.end()])
+    three = (sorted(orjson.dumps(s) for s in snapshots), sorted(orjson.dumps(a) for a in stage1_alerts + alerts))
+    assert len(one[0]) == 40 and {orjson.loads(a)["rule"] for a in one[1]} == {"svc-busy", "ep-errors", "ep-slow"}
+    assert one == three
