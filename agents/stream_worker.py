@@ -29,15 +29,16 @@ from agents.dashboard import attach_dashboard
 from agents.faust_web import BUILT_IN_VIEWS_OFF
 from agents.fetch_wait import keep_fetch_wait_short
 from agents.partition_driver import PartitionDriver, PartitionState
+from agents.service_worker import ServiceStage
 from agents.worker_metrics import TailwatchMetrics
 from agents.worker_state import PromptTableManager, WorkerSettings
 from pipeline.log_batches import invalid_batch_letter
-from pipeline.metrics import snapshot
 from pipeline.pane_codec import closed_from_dict, closed_to_dict
 from pipeline.partition_operator import PartitionOperator, Step
 from pipeline.partitioning import group_key
 from pipeline.rules.engine import RuleEngine
 from pipeline.rules.input_offsets import InputOffsets
+from pipeline.service import service_partition, stage_messages
 
 log = logging.getLogger("tailwatch.worker")
 
@@ -104,6 +105,8 @@ class MetricsWorker:
         self.telemetry = TailwatchMetrics()  # /metrics and /health (agents/health.py)
         self.app.agent(self.logs, name="panes")(self._agent)
         self.panes = PanesStage(self)
+        self.service = ServiceStage(self)
+        self.app.agent(self.metrics, name="service")(self._service_agent)
         self.app.timer(DONE_CHECK_EVERY_S)(self._check_done)
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         keep_fetch_wait_short(self.app)
@@ -119,9 +122,16 @@ class MetricsWorker:
             await self.panes.handle(event)
             self.telemetry.on_batch(time.perf_counter() - started)
 
+    async def _service_agent(self, stream: faust.StreamT[bytes]) -> None:
+        await self.silence_feed.wait_ready()  # the service rules read the silences too
+        manual_ack: Any = stream.noack()  # type: ignore[attr-defined]  # acked after their checkpoint
+        async for event in manual_ack.events():
+            await self.service.handle(event)
+
     async def _on_revoked(self, app: faust.App, revoked: set[TP], **_: Any) -> None:
         mine = self.panes.revoke(revoked)
-        log.info("partitions revoked", extra={"fields": {"partitions": mine}})
+        service = self.service.revoke(revoked)
+        log.info("partitions revoked", extra={"fields": {"partitions": mine, "service_partitions": service}})
 
     @property
     def partitions(self) -> dict[int, PartitionState[PartitionOperator]]:
@@ -135,21 +145,25 @@ class MetricsWorker:
         recovery: Any = self.app.tables.recovery  # type: ignore[attr-defined]
         if self.done_logged or self.app.rebalancing or not recovery.completed.is_set() or recovery.in_recovery:
             return
-        for partition in self.panes.assigned():
-            self.panes.state(partition)
+        for stage in (self.panes, self.service):
+            for partition in stage.assigned():
+                stage.state(partition)
         await self.maybe_done()
 
     async def maybe_done(self) -> None:
-        """Log "input fully processed" once every assigned partition's producers have all finished."""
+        """Log "input fully processed" once every assigned logs partition's producers have all finished and every
+        assigned metrics partition has heard that every logs partition ended (its service panes all closed)."""
         mine = self.panes.assigned()
         if self.done_logged or not mine:
             return
-        if all(p in self.partitions and self.partitions[p].operator.ended for p in mine):
+        logs_done = all(p in self.partitions and self.partitions[p].operator.ended for p in mine)
+        if logs_done and all(self.service.ended(p) for p in self.service.assigned()):
             await self.app.producer.flush()
             self.done_logged = True
             log.info("input fully processed", extra={"fields": {
                 "records": self.records_in, "late": self.late, "snapshots": self.snapshots_sent,
-                "alerts": self.alerts_sent, "partitions": sorted(mine)}})
+                "alerts": self.alerts_sent, "partitions": sorted(mine),
+                "service_panes": self.service.panes_closed, "service_alerts": self.service.alerts_sent}})
 
     async def checkpoint_on_stop(self) -> None:
         """On an orderly stop, before Faust stops the consumer and the table: no more messages for the agent, and a
@@ -157,7 +171,8 @@ class MetricsWorker:
         their offsets as it stops), so a restart resumes exactly here and sends nothing again."""
         self.app.consumer.stop_flow()
         saved = self.panes.checkpoint_all()
-        log.info("checkpointed on stop", extra={"fields": {"partitions": saved}})
+        service = self.service.checkpoint_all()
+        log.info("checkpointed on stop", extra={"fields": {"partitions": saved, "service_partitions": service}})
 
 
 class PanesStage(PartitionDriver[PartitionOperator]):
@@ -199,7 +214,7 @@ class PanesStage(PartitionDriver[PartitionOperator]):
             return
         worker.records_in += step.records
         worker.late += step.late
-        if step.closed:
+        if step.closed or step.progress is not None:
             self._emit(partition, step)
         if worker.done_logged and not operator.ended:
             worker.done_logged = False  # a producer started again: "input fully processed" is told anew at its end
@@ -226,13 +241,12 @@ class PanesStage(PartitionDriver[PartitionOperator]):
         self.checkpoint(partition, state)  # rare: checkpointed at once, so a restart does not reject it again
 
     def _emit(self, partition: int, step: Step) -> None:
-        """Send the snapshots and alert transitions; store the closed panes, one table key per (partition, pane
-        start), and drop the keys of the panes the operator no longer holds."""
+        """Send the step's metrics-topic values and alert transitions; store the closed panes, one table key per
+        (partition, pane start), and drop the keys of the panes the operator no longer holds."""
         worker = self.worker
+        self._publish(partition, step)
         by_start: dict[int, list[list[Any]]] = {}
         for pane in step.closed:
-            key = group_key(pane.service, pane.endpoint).encode()
-            worker.metrics.send_soon(key=key, value=orjson.dumps(snapshot(pane)))
             by_start.setdefault(pane.start_ms, []).append([pane.service, pane.endpoint, closed_to_dict(pane.pane)])
         for start, panes in by_start.items():
             self.table[self.closed_key(partition, start)] = orjson.dumps(panes)
@@ -244,3 +258,21 @@ class PanesStage(PartitionDriver[PartitionOperator]):
         worker.telemetry.on_alerts(step.alerts)
         for start in step.evicted_starts:
             self.table.pop(self.closed_key(partition, start), None)
+
+    def _publish(self, partition: int, step: Step) -> None:
+        """The step's `stage_messages` in their order: the endpoint snapshots (key `service|endpoint`) and held
+        alerts (key service) each to its service's metrics partition, then the progress (key `progress/<logs
+        partition>`) to every metrics partition. One producer keeps the order of its sends to one partition, so
+        when the service stage reads this progress it has read every pane it covers."""
+        metrics = self.worker.metrics
+        count = self.kafka.partitions
+        progress_key = f"progress/{partition}".encode()
+        for service, value in stage_messages(step, partition, count):
+            data = orjson.dumps(value)
+            if service is None:
+                for target in range(count):
+                    metrics.send_soon(key=progress_key, value=data, partition=target)
+                continue
+            kind = value.get("kind")
+            key = service if kind is not None else group_key(service, value["endpoint"])
+            metrics.send_soon(key=key.encode(), value=data, partition=service_partition(service, count))

@@ -4,7 +4,8 @@
 process). The hot path only touches it once per batch: `on_batch` (processing time histogram), `on_alerts`
 (transitions by rule and state) and `on_panes_closed` (the records of the folded endpoints `<unmatched>` and
 `<overflow>`, per closed pane). Everything the worker already counts — records in, late records, snapshots,
-consumer lag, panes held — is read at scrape time by `WorkerCollector`, so it costs nothing per record.
+consumer lag, panes held, and the service stage's panes closed, late and duplicate endpoint panes and partitions
+heard — is read at scrape time by `WorkerCollector`, so it costs nothing per record.
 
 For other components (the notifier): `metrics.notification(channel, ok)` counts a delivery attempt and, when
 it failed, a failure; `metrics.registry` takes any further `prometheus_client` metric or collector.
@@ -133,6 +134,37 @@ class WorkerCollector(Collector):
         yield CounterMetricFamily("tailwatch_invalid_silence_records",
                                   "Silences-topic records skipped as invalid (e.g. a regex RE2 does not accept)",
                                   value=worker.silence_feed.invalid_records)
+        yield from service_stage_metrics(worker)
+
+
+def service_stage_metrics(worker: MetricsWorker) -> Iterator[Metric]:
+    """The service stage's counters (agents/service_worker.py), read at scrape time."""
+    stage = worker.service
+    yield CounterMetricFamily("tailwatch_service_values_in", "Metrics-topic values the service stage applied "
+                              "(endpoint panes, held alerts, progress)", value=stage.values_in)
+    yield CounterMetricFamily("tailwatch_service_panes_closed", "Service panes closed and sent to the service "
+                              "metrics topic", value=stage.panes_closed)
+    yield CounterMetricFamily("tailwatch_service_late_endpoint_panes", "Endpoint panes that reached the service "
+                              "stage after their service pane had closed (counted, not merged)",
+                              value=stage.late_endpoint_panes)
+    yield CounterMetricFamily("tailwatch_service_duplicate_endpoint_panes", "Endpoint panes the service stage had "
+                              "merged already (sent again after a logs-stage restart), skipped",
+                              value=stage.duplicates)
+    yield CounterMetricFamily("tailwatch_service_invalid_values", "Metrics-topic values the service stage "
+                              "dead-lettered as invalid", value=stage.invalid)
+    yield CounterMetricFamily("tailwatch_service_alerts", "Service alert transitions and released held alerts "
+                              "published by the service stage", value=stage.alerts_sent)
+    heard = GaugeMetricFamily("tailwatch_service_partitions_heard", "Logs partitions a metrics partition's service "
+                              "stage has heard progress from (service panes close only once it is all of them)",
+                              labels=["partition"])
+    states = list(stage.partitions.items())
+    for partition, state in sorted(states):
+        heard.add_metric([str(partition)], state.operator.partitions_heard)
+    yield heard
+    yield GaugeMetricFamily("tailwatch_service_panes_held", "Service panes held in memory (open, and closed for "
+                            "windows)", value=sum(state.operator.store.panes_held() for _p, state in states))
+    yield GaugeMetricFamily("tailwatch_service_checkpoint_bytes", "Size of the service stage's last checkpoints",
+                            value=sum(state.checkpoint_bytes for _p, state in states))
 
 
 def assigned_partitions(worker: MetricsWorker) -> list[int]:
