@@ -221,6 +221,7 @@ class RuleEngine:
                  silences: SilenceSet | None = None, input_of: InputOf | None = None, *,
                  stage: Stage = "endpoint") -> None:
         self.stage = stage
+        self.compiled = rules
         self.rules = [rule for rule in rules if rule.service_wide == (stage == "service")]
         self.rule_file = rule_file
         self.rules_hash = rules_hash
@@ -236,6 +237,11 @@ class RuleEngine:
         self._across = [(i.source, set(i.targets) - wide, None if i.severities is None else set(i.severities))
                         for i in rule_file.inhibit if i.source in wide]
         self.held_rules = frozenset(name for _source, targets, _sev in self._across for name in targets)
+
+    def for_stage(self, stage: Stage) -> RuleEngine:
+        """An engine of `stage` with the same rules, rule file and silences (no input offsets: a service alert
+        has none)."""
+        return RuleEngine(self.compiled, self.rule_file, self.rules_hash, self.silences, stage=stage)
 
     def export_states(self) -> list[list[Any]]:
         """The alert states, JSON-ready (what a stream worker keeps in its checkpoint)."""

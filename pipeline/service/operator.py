@@ -13,7 +13,7 @@ stage-1 step's `stage_messages` — the same object doing the same steps, so rep
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +104,18 @@ class ServiceOperator:
             step.duplicates += added == "duplicate"
             step.late_endpoint_panes += added == "late"
         return step
+
+    def feed_many(self, values: Iterable[dict[str, Any]]) -> ServiceStep:
+        """Several values in order (one stage-1 step's, in a replay), as one step."""
+        total = ServiceStep()
+        for value in values:
+            step = self.feed(value)
+            total.closed += step.closed
+            total.alerts += step.alerts
+            total.evicted_starts = sorted({*total.evicted_starts, *step.evicted_starts})
+            total.late_endpoint_panes += step.late_endpoint_panes
+            total.duplicates += step.duplicates
+        return total
 
     def end(self) -> ServiceStep:
         """The read ends (a replay, a backtest): every service pane that exists closes, every held alert goes out."""

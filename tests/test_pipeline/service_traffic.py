@@ -62,8 +62,8 @@ def partition_messages(records: list[dict[str, Any]], partitions: int, chunk: in
         mine = [dict(r) for r in records if partitioner.partition(r["service"], r["endpoint"]) == p]
         replay = Replay(lateness_ms=10_000, engine=engines("endpoint") if stage1_engines else None)
         sent: list[tuple[str | None, dict[str, Any]]] = []
-        steps = [replay.step("ingest", mine[i:i + chunk]) for i in range(0, len(mine), chunk)]
-        steps.append(replay.step_end("ingest"))
+        steps = [replay.step("ingest", mine[i:i + chunk]).endpoint for i in range(0, len(mine), chunk)]
+        steps.append(replay.step_end("ingest").endpoint)
         for step in steps:
             sent += stage_messages(step, p, partitions)
             if stage1_alerts is not None:
