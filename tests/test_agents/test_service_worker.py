@@ -1,5 +1,5 @@
 """The worker's service stage on the embedded broker: the service snapshots it publishes on `<prefix>.metrics.service`
-are the endpoint panes replay gives merged per (service, minute); a value on the metrics topic that is not one is
+are replay's (the endpoint panes of each (service, minute) merged); a value on the metrics topic that is not one is
 dead-lettered and costs only itself; `/metrics` counts what the stage did."""
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from agents.commands.replay import replay_events
 from agents.commands.worker import stream_topic_specs
 from agents.settings import KafkaSettings
 from agents.topics import ensure_topics
-from pipeline.metrics import snapshot
 from pipeline.parsing import ParseStats
-from pipeline.service import ServiceOperator, service_snapshot
+from pipeline.service import ServicePaneEvent, service_snapshot
 from schemas.deadletter import DeadLetter
 from schemas.metrics import ServicePaneSnapshot
 from tests.captures import canonical
@@ -31,16 +30,12 @@ pytestmark = pytest.mark.integration
 JUNK = [b"not json", b'{"kind": "progress", "partition": -1}', b'{"kind": "gossip"}']
 
 
-def merged_replay(capture: Path) -> list[dict[str, Any]]:
-    """Replay's endpoint panes of `capture` merged per (service, minute) by a service operator that has heard that
-    the one partition ended: what the service stage must publish."""
+def replayed_service_panes(capture: Path) -> list[dict[str, Any]]:
+    """The service snapshots `replay` gives for `capture` (both stages, one process)."""
     args = argparse.Namespace(inputs=[str(capture)], lateness_ms=10_000, route=[])
-    operator = ServiceOperator()
-    for event in replay_events(args, ParseStats())[0]:
-        operator.feed(snapshot(event))
-    step = operator.feed({"v": 1, "kind": "progress", "partition": 0, "partitions": 1, "closed_until_ms": None,
-                          "ended": True})
-    return [service_snapshot(event) for event in step.closed]
+    events: list[ServicePaneEvent] = []
+    replay_events(args, ParseStats(), service_events=events)
+    return [service_snapshot(event) for event in events]
 
 
 async def publish_junk(settings: KafkaSettings) -> None:
@@ -57,10 +52,9 @@ async def publish_junk(settings: KafkaSettings) -> None:
         await producer.stop()
 
 
-def test_live_service_snapshots_are_replays_endpoint_panes_merged(kafka_settings: KafkaSettings,
-                                                                  tmp_path: Path) -> None:
+def test_live_service_snapshots_equal_replay(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
     capture = incident_capture(tmp_path / "capture.jsonl", minutes=12)  # two services, records out of order
-    expected = merged_replay(capture)
+    expected = replayed_service_panes(capture)
     assert len(expected) >= 20 and len({s["service"] for s in expected}) == 2
     assert any(s["endpoints"] > 1 for s in expected) and sum(s["late_dropped"] for s in expected) > 0
     partitions = kafka_settings.partitions
