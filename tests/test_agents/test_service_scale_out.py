@@ -21,7 +21,7 @@ from agents.rules_files import DEFAULT_RULES, load_rules
 from agents.settings import KafkaSettings
 from pipeline.parsing import ParseStats
 from pipeline.rules.engine import RuleEngine
-from pipeline.service import ServicePaneEvent, service_snapshot
+from pipeline.service import ServicePaneEvent, service_partition, service_snapshot
 from tests.captures import canonical
 from tests.kafka_tier import ApacheKafka
 from tests.support import read_topic
@@ -94,13 +94,25 @@ def assert_same(live: dict[ServiceKey, set[bytes]], alerts: list[bytes], snapsho
     assert alerts == expected_alerts
 
 
+def two_service_capture(path: Path) -> Path:
+    """The incident capture with its second service renamed so that the two services' panes are in two metrics
+    partitions (the names it has both hash to partition 0 of 4)."""
+    incident_capture(path)
+    path.write_bytes(path.read_bytes().replace(b"foundation-planning-machine-production", RENAMED))
+    return path
+
+
+RENAMED = b"foundation-planner-production"
+
+
 def expectations(tmp_path: Path) -> tuple[Path, Path, dict[ServiceKey, bytes], list[bytes]]:
-    capture = incident_capture(tmp_path / "capture.jsonl")
+    capture = two_service_capture(tmp_path / "capture.jsonl")
     rules = service_rules(tmp_path / "rules.yaml")
     snapshots, expected_alerts = replayed(capture, rules)
     services = {service for service, _start in snapshots}
     rules_fired = {orjson.loads(alert)["rule"] for alert in expected_alerts}
-    assert len(services) == 2 and len(snapshots) > 60
+    assert len(snapshots) > 60
+    assert sorted(service_partition(service, PARTITIONS) for service in services) == [0, 2]
     assert {"svc-errors", "svc-slow", "factory-error-rate"} <= rules_fired, rules_fired
     assert any(b'"inhibited_by":["svc-errors' in alert for alert in expected_alerts), "no held alert released"
     return capture, rules, snapshots, expected_alerts
@@ -146,6 +158,8 @@ def test_two_workers_publish_the_service_panes_and_alerts_of_one(apache_kafka: A
     metrics_a, metrics_b = out["metrics"]
     closed = [value(m, "tailwatch_service_panes_closed_total") for m in (metrics_a, metrics_b)]
     assert sum(closed) == len(snapshots), "each service pane closed by one worker, once"
+    for count, parts in zip(closed, (parts_a, parts_b), strict=True):  # by the owner of its service's partition
+        assert (count > 0) == bool(parts & {"0", "2"}), (closed, parts_a, parts_b)
     for metrics in (metrics_a, metrics_b):  # each worker's metrics partitions heard from every logs partition
         heard = by_label(metrics, "tailwatch_service_partitions_heard")
         assert len(heard) == 2 and set(heard.values()) == {PARTITIONS}
@@ -160,8 +174,8 @@ def test_a_killed_worker_s_service_partitions_are_taken_over(apache_kafka: Apach
     extra = ("--rules", str(rules))
 
     async def scenario() -> tuple[dict[ServiceKey, set[bytes]], list[bytes], str]:
-        a = WebWorker(settings, tmp_path / "a", extra=extra)
-        b = WebWorker(settings, tmp_path / "b", extra=extra)
+        workers = [WebWorker(settings, tmp_path / "a", extra=extra), WebWorker(settings, tmp_path / "b", extra=extra)]
+        a, b = workers
         try:
             await a.wait_ready()
             await b.wait_ready()
@@ -172,13 +186,16 @@ def test_a_killed_worker_s_service_partitions_are_taken_over(apache_kafka: Apach
             await wait_for(split, 90, "two partitions each")
             ingest = asyncio.create_task(trickle(settings, capture, pieces=40, pause_s=0.3))
 
-            async def b_closing_service_panes() -> bool:
-                return value(await b.metrics(), "tailwatch_service_panes_closed_total") > 0
+            async def closing_service_panes() -> bool:
+                return any([value(await w.metrics(), "tailwatch_service_panes_closed_total") > 0 for w in (a, b)])
 
-            await wait_for(b_closing_service_panes, 60, "the second worker to close service panes")
+            await wait_for(closing_service_panes, 60, "a worker to close service panes")
             await asyncio.sleep(2.0)  # past a checkpoint and an offset commit or two
             assert not ingest.done(), "the kill must land mid-stream"
-            b.kill()  # SIGKILL: no commit, no flush, no leaving the group
+            # the worker whose service stage is at work dies: SIGKILL, no commit, no flush, no leaving the group
+            if value(await b.metrics(), "tailwatch_service_panes_closed_total") == 0:
+                a, b = b, a
+            b.kill()
 
             async def took_over() -> bool:
                 return await assigned(a) == PARTITIONS
@@ -188,8 +205,8 @@ def test_a_killed_worker_s_service_partitions_are_taken_over(apache_kafka: Apach
             await wait_done(a)
             return (*await published(settings), a.log_text())
         finally:
-            a.kill()
-            b.kill()
+            for worker in workers:
+                worker.kill()
 
     started = time.monotonic()
     live, alerts, log_text = asyncio.run(scenario())
