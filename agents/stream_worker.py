@@ -218,8 +218,9 @@ class PanesStage(PartitionDriver[PartitionOperator]):
             self._emit(partition, step)
         if worker.done_logged and not operator.ended:
             worker.done_logged = False  # a producer started again: "input fully processed" is told anew at its end
-        # After alert transitions the checkpoint goes out with them, so a restart does not send them again.
-        if step.alerts or self.checkpoint_due(state) or operator.ended:
+        # After alert transitions (held ones too) the checkpoint goes out with them, so a restart does not send them
+        # again.
+        if step.alerts or step.held or self.checkpoint_due(state) or operator.ended:
             self.checkpoint(partition, state)
         if operator.ended:
             await worker.maybe_done()
