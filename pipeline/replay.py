@@ -19,7 +19,7 @@ from pipeline.batching import DEFAULT_LATENESS_MS
 from pipeline.pane_store import DEFAULT_RETENTION_MS, ClosedPaneEvent, PaneStore
 from pipeline.partition_operator import PartitionOperator, Step
 from pipeline.rules.engine import RuleEngine
-from pipeline.service import ServiceOperator, ServicePaneEvent, ServiceStep, stage_messages
+from pipeline.service import ServiceOperator, ServicePaneEvent, ServiceStep
 from pipeline.watermarks import SourceWatermark
 from pipeline.windows import PANE_MS
 
@@ -71,7 +71,7 @@ class Replay:
         return watermark
 
     def _both(self, step: Step) -> ReplayStep:
-        service = self.service.feed_many(value for _service, value in stage_messages(step, 0, 1))
+        service = self.service.feed_step(step, 0, 1)
         self.late_endpoint_panes += service.late_endpoint_panes
         return ReplayStep(step, service)
 

@@ -18,7 +18,7 @@ from pipeline.partition_operator import PartitionOperator, Step
 from pipeline.rules.engine import CompiledRule, RuleEngine
 from pipeline.rules.input_offsets import InputOffsets
 from pipeline.rules.silences import SilenceSet
-from pipeline.service import ServiceOperator, ServiceStep, stage_messages
+from pipeline.service import ServiceOperator, ServiceStep
 from pipeline.watermarks import DEFAULT_IDLE_PRODUCER_MS
 from schemas.rules import RuleFile
 
@@ -79,7 +79,7 @@ class LogTopicBacktest:
         self.late += step.late
         self.panes_closed += len(step.closed)
         count = self.logs_partitions if self.logs_partitions is not None else max(self.partitions) + 1
-        service = self.service.feed_many(value for _service, value in stage_messages(step, partition, count))
+        service = self.service.feed_step(step, partition, count)
         return step.alerts + self._count_service(service)
 
     def _count_service(self, step: ServiceStep) -> list[dict[str, Any]]:

@@ -19,9 +19,10 @@ from typing import Any
 
 from pipeline.pane_store import DEFAULT_RETENTION_MS
 from pipeline.panes import ClosedPane
+from pipeline.partition_operator import Step
 from pipeline.rules.engine import RuleEngine
-from pipeline.service.messages import InvalidMetricsValue, decode_metrics_value
-from pipeline.service.store import ServicePaneEvent, ServiceStore, pane_of_snapshot
+from pipeline.service.messages import InvalidMetricsValue, decode_metrics_value, stage_messages
+from pipeline.service.store import ServicePaneEvent, ServiceStore, pane_as_published, pane_of_snapshot
 from pipeline.timestamps import iso_to_ms
 from pipeline.windows import PANE_MS
 
@@ -99,17 +100,31 @@ class ServiceOperator:
             if horizon is not None:
                 step.alerts += self._release(_until(horizon))  # its endpoint pane came late
         else:
-            added = self.store.add(value["service"], value["endpoint"], value["window_start_ms"],
-                                   pane_of_snapshot(value))
-            step.duplicates += added == "duplicate"
-            step.late_endpoint_panes += added == "late"
+            self._add(step, value["service"], value["endpoint"], value["window_start_ms"], pane_of_snapshot(value))
         return step
 
-    def feed_many(self, values: Iterable[dict[str, Any]]) -> ServiceStep:
-        """Several values in order (one stage-1 step's, in a replay), as one step."""
+    def _add(self, step: ServiceStep, service: str, endpoint: str, start_ms: int, pane: ClosedPane) -> None:
+        added = self.store.add(service, endpoint, start_ms, pane)
+        step.duplicates += added == "duplicate"
+        step.late_endpoint_panes += added == "late"
+
+    def feed_step(self, step: Step, partition: int, partitions: int) -> ServiceStep:
+        """In one process (replay, backtest): what `stage_messages(step, partition, partitions)` sends, in its
+        order, without the round trip through snapshot dicts — each closed pane is taken as its snapshot decodes
+        (`pane_as_published`), so the result is the one `feed` gives on the published values (tested)."""
         total = ServiceStep()
-        for value in values:
-            step = self.feed(value)
+        for event in step.closed:
+            self._add(total, event.service, event.endpoint, event.start_ms, pane_as_published(event.pane))
+        rest = stage_messages(Step(held=step.held, progress=step.progress), partition, partitions)
+        return self._merge(total, (self.feed(value) for _service, value in rest))
+
+    def feed_many(self, values: Iterable[dict[str, Any]]) -> ServiceStep:
+        """Several values in order, as one step."""
+        return self._merge(ServiceStep(), (self.feed(value) for value in values))
+
+    @staticmethod
+    def _merge(total: ServiceStep, steps: Iterable[ServiceStep]) -> ServiceStep:
+        for step in steps:
             total.closed += step.closed
             total.alerts += step.alerts
             total.evicted_starts = sorted({*total.evicted_starts, *step.evicted_starts})

@@ -54,6 +54,15 @@ def pane_of_snapshot(value: dict[str, Any]) -> ClosedPane:
     return pane
 
 
+def pane_as_published(pane: ClosedPane) -> ClosedPane:
+    """A copy of a closed endpoint pane as `pane_of_snapshot` reads it back from its snapshot: the snapshot rounds
+    the duration sum to 3 decimals; everything else (digests included) survives the JSON round trip exactly."""
+    copy = ClosedPane(duration_digest=pane.duration_digest, cpu_digest=pane.cpu_digest, d1_digest=pane.d1_digest)
+    copy.add_counts(pane)
+    copy.duration_sum_ms = round(pane.duration_sum_ms, 3)
+    return copy
+
+
 def service_snapshot(event: ServicePaneEvent) -> dict[str, Any]:
     """A dict shaped like `schemas.metrics.ServicePaneSnapshot`."""
     pane = event.pane

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from pipeline.partition_operator import Step
 from pipeline.partitioning import Partitioner
 from pipeline.replay import Replay
 from pipeline.rules.engine import RuleEngine, compile_rules
@@ -51,19 +52,28 @@ def traffic(minutes: int = 20, seed: int = 5) -> list[dict[str, Any]]:
     return [r for _arrival, _i, r in sorted(out, key=lambda item: item[:2])]
 
 
-def partition_messages(records: list[dict[str, Any]], partitions: int, chunk: int = 40,
-                       stage1_engines: bool = True, stage1_alerts: list[dict[str, Any]] | None = None,
-                       ) -> list[list[tuple[str | None, dict[str, Any]]]]:
-    """Per logs partition, every value its stage 1 sends to the metrics topic, in order (ingest's batches of
-    `chunk` records, then its final batch); stage 1's own alerts go to `stage1_alerts`."""
+def partition_steps(records: list[dict[str, Any]], partitions: int, chunk: int = 40,
+                    stage1_engines: bool = True) -> list[list[Step]]:
+    """Per logs partition, stage 1's steps, in order (ingest's batches of `chunk` records, then its final batch)."""
     partitioner = Partitioner(partitions)
     out = []
     for p in range(partitions):
         mine = [dict(r) for r in records if partitioner.partition(r["service"], r["endpoint"]) == p]
         replay = Replay(lateness_ms=10_000, engine=engines("endpoint") if stage1_engines else None)
-        sent: list[tuple[str | None, dict[str, Any]]] = []
         steps = [replay.step("ingest", mine[i:i + chunk]).endpoint for i in range(0, len(mine), chunk)]
         steps.append(replay.step_end("ingest").endpoint)
+        out.append(steps)
+    return out
+
+
+def partition_messages(records: list[dict[str, Any]], partitions: int, chunk: int = 40,
+                       stage1_engines: bool = True, stage1_alerts: list[dict[str, Any]] | None = None,
+                       ) -> list[list[tuple[str | None, dict[str, Any]]]]:
+    """Per logs partition, every value its stage 1 sends to the metrics topic, in order; stage 1's own alerts go
+    to `stage1_alerts`."""
+    out = []
+    for p, steps in enumerate(partition_steps(records, partitions, chunk, stage1_engines)):
+        sent: list[tuple[str | None, dict[str, Any]]] = []
         for step in steps:
             sent += stage_messages(step, p, partitions)
             if stage1_alerts is not None:

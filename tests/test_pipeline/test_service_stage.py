@@ -13,6 +13,8 @@ from pipeline.metrics import snapshot
 from pipeline.pane_store import ClosedPaneEvent
 from pipeline.panes import OpenPane
 from pipeline.partition_operator import Progress, Step
+from pipeline.replay import Replay
+from pipeline.rules.engine import RuleEngine, compile_rules, fingerprint
 from pipeline.service import (
     ServiceOperator,
     service_pane_from_dict,
@@ -26,8 +28,17 @@ from pipeline.timestamps import ms_to_iso
 from pipeline.windows import PANE_MS
 from schemas.alerts import AlertEvent
 from schemas.metrics import HeldAlert, PaneSnapshot, PartitionProgress, ServicePaneSnapshot
+from schemas.rules import RuleFile
 from tests.test_pipeline.records import BASE_MS, record
-from tests.test_pipeline.service_traffic import drive, engines, interleave, outputs, partition_messages, traffic
+from tests.test_pipeline.service_traffic import (
+    drive,
+    engines,
+    interleave,
+    outputs,
+    partition_messages,
+    partition_steps,
+    traffic,
+)
 
 
 def pane(endpoint: str, minute: int, statuses: list[int], service: str = "svc", base: float = 10.0) -> dict[str, Any]:
@@ -206,6 +217,22 @@ def test_a_service_rule_fires_on_the_merged_panes_and_inhibits_held_endpoint_ale
     assert operator.held == []
 
 
+def test_in_one_process_the_steps_give_what_the_published_values_give() -> None:
+    """Replay and the backtest hand stage 1's steps to stage 2 without the snapshot dicts (`feed_step`); the live
+    stage reads the published JSON (`feed_message`). Same service panes and alerts, in the same order."""
+    per_partition = partition_steps(traffic(), 3)
+    order = interleave([[(p, step) for step in steps] for p, steps in enumerate(per_partition)], 5)
+    direct, published = ServiceOperator(engines("service")), ServiceOperator(engines("service"))
+    direct_steps = [direct.feed_step(step, p, 3) for p, step in order]
+    values = [value for p, step in order for _service, value in stage_messages(step, p, 3)]
+    published_steps = [published.feed_message(orjson.dumps(value), i) for i, value in enumerate(values)]
+    expected = outputs(published_steps)
+    got = outputs(direct_steps)
+    assert len(expected[0]) == 40 and expected[1]
+    assert [orjson.dumps(s) for s in got[0]] == [orjson.dumps(s) for s in expected[0]]
+    assert [orjson.dumps(a) for a in got[1]] == [orjson.dumps(a) for a in expected[1]]
+
+
 def run_with_restart(values: list[Any], checkpoint_at: int, crash_at: int) -> tuple[list[Any], list[Any]]:
     """Run to `crash_at`, keeping the closed service panes as a table would and a checkpoint taken after value
     `checkpoint_at`; rebuild from them (JSON round trip) and apply everything after the checkpoint again."""
@@ -285,3 +312,42 @@ def test_closed_service_panes_and_held_alerts_stay_bounded() -> None:
     assert held_most == 1 and operator.held == []
     assert evicted == [BASE_MS + m * PANE_MS for m in range(360 - 60)]
     assert len(orjson.dumps(operator.snapshot())) < 2_000
+
+
+def test_a_service_rule_inhibits_another_service_rule_inside_the_stage() -> None:
+    """`equal: [service]` between two service-wide rules: the source, listed first, mutes the target on the pane
+    where both fire; labels carry no endpoint and the fingerprint is the service's."""
+    rules = RuleFile.model_validate({
+        "rules": [{"name": "svc-down", "group_by": ["service"], "condition": "success_rate < 0.5",
+                   "severity": "CRITICAL"},
+                  {"name": "svc-errors", "group_by": ["service"], "condition": "error_rate > 0.3",
+                   "severity": "HIGH"}],
+        "inhibit": [{"source": "svc-down", "targets": ["svc-errors"], "equal": ["service"]}]})
+    engine = RuleEngine(compile_rules(rules), rules, "hash", stage="service")
+    assert RuleEngine(compile_rules(rules), rules, "hash").rules == []  # stage 1 holds none of them
+    operator = ServiceOperator(engine)
+    alerts = [a for v in [progress(0, None, 1), pane("/a", 0, [500] * 4), pane("/b", 0, [200, 500]),
+                          progress(0, 1, 1)] for a in operator.feed(v).alerts]
+    assert [(a["rule"], a["inhibited_by"], a["labels"]) for a in alerts] == [
+        ("svc-down", [], {"service": "svc", "rule": "svc-down"}),
+        ("svc-errors", ["svc-down"], {"service": "svc", "rule": "svc-errors"})]
+    assert alerts[0]["fingerprint"] == fingerprint("svc-down", {"service": "svc"})
+    assert alerts[0]["value"] == round(1 / 6, 6) and alerts[0]["provenance"]["sample_count"] == 6
+
+
+def test_a_replay_in_one_partition_gives_what_three_partitions_and_their_service_stage_give() -> None:
+    """`Replay` (one logs partition, its own service stage) against three partitions whose steps meet in one
+    service stage: the same endpoint alerts, service alerts, released held alerts and service panes."""
+    records = traffic()
+    replay = Replay(lateness_ms=10_000, engine=engines("endpoint"))
+    steps = [replay.step("ingest", [dict(r) for r in records[i:i + 40]]) for i in range(0, len(records), 40)]
+    steps.append(replay.step_end("ingest"))
+    one = (sorted(orjson.dumps(service_snapshot(e)) for s in steps for e in s.service_closed),
+           sorted(orjson.dumps(a) for s in steps for a in s.alerts))
+    stage1_alerts: list[dict[str, Any]] = []
+    streams = partition_messages(records, 3, stage1_alerts=stage1_alerts)
+    operator = ServiceOperator(engines("service"))
+    snapshots, alerts = outputs([*drive(operator, interleave(streams, 3)), operator.end()])
+    three = (sorted(orjson.dumps(s) for s in snapshots), sorted(orjson.dumps(a) for a in stage1_alerts + alerts))
+    assert len(one[0]) == 40 and {orjson.loads(a)["rule"] for a in one[1]} == {"svc-busy", "ep-errors", "ep-slow"}
+    assert one == three
