@@ -1,6 +1,7 @@
 """The worker's service stage on the embedded broker: the service snapshots it publishes on `<prefix>.metrics.service`
 are replay's (the endpoint panes of each (service, minute) merged); a value on the metrics topic that is not one is
-dead-lettered and costs only itself; `/metrics` counts what the stage did."""
+dead-lettered and costs only itself; `/metrics` counts what the stage did; its table holds exactly the closed service
+panes its operators hold, so it stays as bounded as they are."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from agents.commands.replay import replay_events
 from agents.commands.worker import stream_topic_specs
+from agents.service_worker import TABLE_NAME
 from agents.settings import KafkaSettings
+from agents.topic_reader import topic_messages
 from agents.topics import ensure_topics
 from pipeline.parsing import ParseStats
 from pipeline.service import ServicePaneEvent, service_snapshot
@@ -23,6 +27,7 @@ from schemas.metrics import ServicePaneSnapshot
 from tests.captures import canonical
 from tests.support import read_topic
 from tests.test_agents.test_stream_worker import ingest
+from tests.test_agents.test_worker_restart import trickle
 from tests.test_agents.worker_web import WebWorker, by_label, incident_capture, value, wait_for
 
 pytestmark = pytest.mark.integration
@@ -98,3 +103,47 @@ def test_live_service_snapshots_equal_replay(kafka_settings: KafkaSettings, tmp_
     assert value(metrics, "tailwatch_service_late_endpoint_panes_total") == 0
     heard = by_label(metrics, "tailwatch_service_partitions_heard")
     assert heard == {(("partition", str(p)),): partitions for p in range(partitions)}
+
+
+def test_the_service_stage_table_holds_what_it_holds_in_memory(kafka_settings: KafkaSettings,
+                                                               tmp_path: Path) -> None:
+    """90 minutes of two services, past the hour closed service panes are kept for, ingested while the worker runs:
+    the stage's table (read back from its changelog) holds a checkpoint per metrics partition and exactly the closed
+    service panes its operators hold (the pipeline's bound: the hour the rules read), the older ones deleted."""
+    capture = incident_capture(tmp_path / "long.jsonl", minutes=90)
+
+    async def scenario() -> tuple[dict[bytes, bytes | None], Any]:
+        worker = WebWorker(kafka_settings, tmp_path / "worker")
+        try:
+            await worker.wait_ready()
+            await trickle(kafka_settings, capture, pieces=30, pause_s=0.2)
+
+            async def done() -> bool:
+                return '"input fully processed"' in worker.log_text()
+
+            await wait_for(done, 120, "the input to be fully processed")
+            metrics = await worker.metrics()
+        finally:
+            worker.kill()
+        table: dict[bytes, bytes | None] = {}
+        changelog = f"{kafka_settings.topic_prefix}-metrics-{TABLE_NAME}-changelog"
+        async for message in topic_messages(kafka_settings.bootstrap or "", changelog, idle_s=1.5):
+            assert message.key is not None
+            table[message.key] = message.value
+        return table, metrics
+
+    table, metrics = asyncio.run(scenario())
+    closed: dict[str, list[Any]] = {}
+    checkpoints = 0
+    for key, raw in table.items():
+        if raw is None:
+            continue
+        name = key.decode().strip('"')
+        checkpoints += name.endswith("/checkpoint")
+        if "/closed/" in name:
+            closed[name] = orjson.loads(raw)
+    deleted = [key for key, raw in table.items() if raw is None]
+    held = value(metrics, "tailwatch_service_panes_held")  # open ones: none, the input has ended
+    assert 0 < held == sum(len(panes) for panes in closed.values()), "the table holds what memory holds"
+    assert deleted and held < value(metrics, "tailwatch_service_panes_closed_total"), "the oldest were deleted"
+    assert checkpoints <= kafka_settings.partitions
