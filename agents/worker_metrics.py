@@ -14,7 +14,7 @@ it failed, a failure; `metrics.registry` takes any further `prometheus_client` m
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -161,6 +161,11 @@ def service_stage_metrics(worker: MetricsWorker) -> Iterator[Metric]:
     for partition, state in sorted(states):
         heard.add_metric([str(partition)], state.operator.partitions_heard)
     yield heard
+    lag = GaugeMetricFamily("tailwatch_service_consumer_lag", "Messages of the metrics topic the service stage has "
+                            "not processed yet", labels=["partition"])
+    for partition, behind in sorted(stage_lag(worker.app, stage.topic, stage.partitions).items()):
+        lag.add_metric([str(partition)], behind)
+    yield lag
     yield GaugeMetricFamily("tailwatch_service_panes_held", "Service panes held in memory (open, and closed for "
                             "windows)", value=sum(state.operator.store.panes_held() for _p, state in states))
     yield GaugeMetricFamily("tailwatch_service_checkpoint_bytes", "Size of the service stage's last checkpoints",
@@ -168,9 +173,12 @@ def service_stage_metrics(worker: MetricsWorker) -> Iterator[Metric]:
 
 
 def assigned_partitions(worker: MetricsWorker) -> list[int]:
-    topic = worker.settings.kafka.logs_topic
+    return _assigned(worker.app, worker.settings.kafka.logs_topic)
+
+
+def _assigned(app: Any, topic: str) -> list[int]:
     try:
-        assignment = worker.app.consumer.assignment()
+        assignment = app.consumer.assignment()
     except Exception:  # no consumer yet (starting) or gone (stopping): nothing assigned
         return []
     return sorted(tp.partition for tp in assignment if tp.topic == topic)
@@ -180,16 +188,20 @@ def consumer_lag(worker: MetricsWorker) -> dict[int, int]:
     """Per assigned logs partition: the broker's high watermark (from the last fetch) minus the next offset
     the worker has to apply. Partitions it has not read a message from since it got them are left out (their
     next offset is the committed one, which the worker does not track)."""
+    return stage_lag(worker.app, worker.settings.kafka.logs_topic, worker.partitions)
+
+
+def stage_lag(app: Any, topic: str, states: Mapping[int, Any]) -> dict[int, int]:
+    """`consumer_lag` for one stage: its input `topic` and its partitions' states (each with an `operator`)."""
     from faust.types import TP  # noqa: PLC0415 - Faust is slow to import; the worker has it loaded
 
-    topic = worker.settings.kafka.logs_topic
     lag: dict[int, int] = {}
-    for partition in assigned_partitions(worker):
-        state = worker.partitions.get(partition)
+    for partition in _assigned(app, topic):
+        state = states.get(partition)
         if state is None:
             continue
         try:
-            highwater = worker.app.consumer.highwater(TP(topic, partition))
+            highwater = app.consumer.highwater(TP(topic, partition))
         except Exception:  # noqa: S112 - not fetched yet after an assignment
             continue
         if highwater is None or highwater < 0:

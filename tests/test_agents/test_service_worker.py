@@ -103,6 +103,8 @@ def test_live_service_snapshots_equal_replay(kafka_settings: KafkaSettings, tmp_
     assert value(metrics, "tailwatch_service_late_endpoint_panes_total") == 0
     heard = by_label(metrics, "tailwatch_service_partitions_heard")
     assert heard == {(("partition", str(p)),): partitions for p in range(partitions)}
+    lag = by_label(metrics, "tailwatch_service_consumer_lag")
+    assert set(lag) == set(heard) and set(lag.values()) == {0}
 
 
 def test_the_service_stage_table_holds_what_it_holds_in_memory(kafka_settings: KafkaSettings,
