@@ -159,6 +159,8 @@ class MetricsWorker:
         logs_done = all(p in self.partitions and self.partitions[p].operator.ended for p in mine)
         if logs_done and all(self.service.ended(p) for p in self.service.assigned()):
             await self.app.producer.flush()
+            if self.done_logged:  # the other stage's agent told it while this one flushed
+                return
             self.done_logged = True
             log.info("input fully processed", extra={"fields": {
                 "records": self.records_in, "late": self.late, "snapshots": self.snapshots_sent,
