@@ -1,9 +1,13 @@
-"""The metrics stream worker: a Faust app whose one agent consumes log batches and keeps per-partition panes.
+"""The metrics stream worker: a Faust app with two stages. The logs stage (`PanesStage`, agent `panes`) consumes log
+batches and keeps per-partition panes; the service stage (`agents/service_worker.py`, agent `service`) merges them
+per service from the metrics topic.
 
-Faust is the shell (consumer group, changelog-backed table, lifecycle); the work happens in `pipeline` on whole
-batches, in one `PartitionOperator` per owned partition (the object `replay` drives too). Per message: skip it if
-the partition's checkpoint already holds it, feed it to the operator, send the snapshots of the panes it closed
-and its alert transitions, store each closed pane once in the table, checkpoint the operator's `snapshot()`.
+Faust is the shell (consumer group, changelog-backed tables, lifecycle); the work happens in `pipeline` on whole
+batches, in one `PartitionOperator` per owned partition (the object `replay` drives too), driven by
+`agents/partition_driver.py`. Per message: skip it if the partition's checkpoint already holds it, feed it to the
+operator, send what the step gives the metrics topic (`stage_messages`: the snapshots of the panes it closed and
+held alerts to their service's partition, then its progress to every partition) and its alert transitions, store
+each closed pane once in the table, checkpoint the operator's `snapshot()`.
 
 Exactly-once state with at-least-once Kafka: events are acknowledged (so their offsets committed) only after a
 checkpoint of the partition's open panes and clocks is written to the table, and every message at or below the
