@@ -1,9 +1,13 @@
-"""The metrics stream worker: a Faust app whose one agent consumes log batches and keeps per-partition panes.
+"""The metrics stream worker: a Faust app with two stages. The logs stage (`PanesStage`, agent `panes`) consumes log
+batches and keeps per-partition panes; the service stage (`agents/service_worker.py`, agent `service`) merges them
+per service from the metrics topic.
 
-Faust is the shell (consumer group, changelog-backed table, lifecycle); the work happens in `pipeline` on whole
-batches, in one `PartitionOperator` per owned partition (the object `replay` drives too). Per message: skip it if
-the partition's checkpoint already holds it, feed it to the operator, send the snapshots of the panes it closed
-and its alert transitions, store each closed pane once in the table, checkpoint the operator's `snapshot()`.
+Faust is the shell (consumer group, changelog-backed tables, lifecycle); the work happens in `pipeline` on whole
+batches, in one `PartitionOperator` per owned partition (the object `replay` drives too), driven by
+`agents/partition_driver.py`. Per message: skip it if the partition's checkpoint already holds it, feed it to the
+operator, send what the step gives the metrics topic (`stage_messages`: the snapshots of the panes it closed and
+held alerts to their service's partition, then its progress to every partition) and its alert transitions, store
+each closed pane once in the table, checkpoint the operator's `snapshot()`.
 
 Exactly-once state with at-least-once Kafka: events are acknowledged (so their offsets committed) only after a
 checkpoint of the partition's open panes and clocks is written to the table, and every message at or below the
@@ -17,43 +21,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from typing import Any
 
 import faust
 import orjson
-from faust.streams import _current_event
-from faust.types import TP, EventT
+from faust.types import TP
 
 from agents import kafka_clients
 from agents.alert_silences import SilenceFeed
 from agents.dashboard import attach_dashboard
 from agents.faust_web import BUILT_IN_VIEWS_OFF
 from agents.fetch_wait import keep_fetch_wait_short
+from agents.partition_driver import PartitionDriver, PartitionState
+from agents.service_worker import ServiceStage
 from agents.worker_metrics import TailwatchMetrics
-from agents.worker_state import PartitionContext, PartitionState, PromptTableManager, WorkerSettings, published_ms
+from agents.worker_state import PromptTableManager, WorkerSettings
 from pipeline.log_batches import invalid_batch_letter
-from pipeline.metrics import snapshot
 from pipeline.pane_codec import closed_from_dict, closed_to_dict
 from pipeline.partition_operator import PartitionOperator, Step
 from pipeline.partitioning import group_key
 from pipeline.rules.engine import RuleEngine
 from pipeline.rules.input_offsets import InputOffsets
+from pipeline.service import service_partition, stage_messages
 
 log = logging.getLogger("tailwatch.worker")
 
-GAP_FILL_TIMEOUT_S = 30.0
 DONE_CHECK_EVERY_S = 1.0
-CATCH_UP_CHECK_EVERY_S = 1.0
-CATCH_UP_AFTER_S = 3.0
-
-
-def _checkpoint_key(partition: int) -> bytes:
-    return f"{partition}/checkpoint".encode()
-
-
-def _closed_key(partition: int, start: int) -> bytes:
-    return f"{partition}/closed/{start}".encode()
 
 
 class MetricsWorker:
@@ -105,7 +98,6 @@ class MetricsWorker:
         self.invalid_batches = 0
         self.done_logged = False
         self.table = self.app.Table("panes", partitions=kafka.partitions, key_type=bytes, value_type=bytes)
-        self.partitions: dict[int, PartitionState] = {}
         # shared by every partition's rules
         self.silence_feed = SilenceFeed(kafka.bootstrap, kafka.topic("silences"), security=kafka.security)
         self.silence_feed_task: asyncio.Future[None] | None = None
@@ -116,8 +108,10 @@ class MetricsWorker:
         self.late = 0
         self.telemetry = TailwatchMetrics()  # /metrics and /health (agents/health.py)
         self.app.agent(self.logs, name="panes")(self._agent)
+        self.panes = PanesStage(self)
+        self.service = ServiceStage(self)
+        self.app.agent(self.metrics, name="service")(self._service_agent)
         self.app.timer(DONE_CHECK_EVERY_S)(self._check_done)
-        self.app.timer(CATCH_UP_CHECK_EVERY_S)(self._catch_up)
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         keep_fetch_wait_short(self.app)
         self.dashboard = attach_dashboard(self.app, kafka)  # /dashboard when the web server is on
@@ -129,180 +123,24 @@ class MetricsWorker:
         manual_ack: Any = stream.noack()  # type: ignore[attr-defined]  # acked after their checkpoint
         async for event in manual_ack.events():
             started = time.perf_counter()
-            await self.handle(event)
+            await self.panes.handle(event)
             self.telemetry.on_batch(time.perf_counter() - started)
 
+    async def _service_agent(self, stream: faust.StreamT[bytes]) -> None:
+        await self.silence_feed.wait_ready()  # the service rules read the silences too
+        manual_ack: Any = stream.noack()  # type: ignore[attr-defined]  # acked after their checkpoint
+        async for event in manual_ack.events():
+            await self.service.handle(event)
+
     async def _on_revoked(self, app: faust.App, revoked: set[TP], **_: Any) -> None:
-        mine = sorted(tp.partition for tp in revoked if tp.topic == self.settings.kafka.logs_topic)
-        log.info("partitions revoked", extra={"fields": {"partitions": mine}})
-        for tp in revoked:
-            if tp.topic == self.settings.kafka.logs_topic:
-                state = self.partitions.pop(tp.partition, None)
-                if state is not None:
-                    state.unacked.clear()
+        mine = self.panes.revoke(revoked)
+        service = self.service.revoke(revoked)
+        log.info("partitions revoked", extra={"fields": {"partitions": mine, "service_partitions": service}})
 
-    def _state(self, partition: int) -> PartitionState:
-        state = self.partitions.get(partition)
-        if state is None:
-            settings = self.settings
-            rules = settings.rules
-            offsets = InputOffsets(settings.kafka.logs_topic, partition, settings.retention_ms)
-            engine = RuleEngine(rules.compiled, rules.rule_file, rules.sha256, self.silence_feed.silences,
-                                offsets.window)
-            state = PartitionState(PartitionOperator(engine, retention_ms=settings.retention_ms,
-                                                     idle_producer_ms=settings.idle_producer_ms, offsets=offsets))
-            self._restore(partition, state)
-            self.partitions[partition] = state
-        return state
-
-    def _restore(self, partition: int, state: PartitionState) -> None:
-        raw = self.table.get(_checkpoint_key(partition))
-        if raw is None:
-            return
-        prefix = f"{partition}/closed/".encode()
-        closed = [(service, endpoint, int(key[len(prefix):]), closed_from_dict(pane))
-                  for key, value in self.table.items() if key.startswith(prefix)
-                  for service, endpoint, pane in orjson.loads(value)]
-        operator = state.operator
-        operator.restore(orjson.loads(raw), closed)
-        state.checkpoint_offset = operator.applied_offset
-        log.info("partition state restored", extra={"fields": {"partition": partition,
-                                                               "offset": operator.applied_offset,
-                                                               "open_panes": len(operator.store.open),
-                                                               "closed_panes": len(closed)}})
-
-    async def handle(self, event: EventT[bytes]) -> None:
-        message = event.message
-        state = self._state(message.partition)
-        applied = state.operator.applied_offset
-        if message.offset <= applied:  # delivered again after a restart: already in the state
-            if message.offset > state.checkpoint_offset:
-                state.unacked.append(event)  # not in a checkpoint yet: acked with the one that holds it
-            else:
-                event.ack()
-            return
-        if message.offset != applied + 1 and applied >= 0:
-            await self._fill_gap(message.partition, state, message.offset)
-            if message.offset != state.operator.applied_offset + 1:
-                log.warning("offset gap", extra={"fields": {"partition": message.partition,
-                                                            "offset": message.offset,
-                                                            "applied": state.operator.applied_offset}})
-        await self._apply(message.partition, state, message.offset, event.value, event,
-                          published_ms(message.timestamp))
-
-    async def _apply(self, partition: int, state: PartitionState, offset: int, value: bytes | None,
-                     event: EventT[bytes] | None, published: int | None = None) -> None:
-        step = state.operator.feed_message(value, offset, published)
-        state.last_applied = time.monotonic()
-        if event is not None:
-            state.unacked.append(event)
-        if step.invalid is not None:
-            self._reject(partition, state, offset, value, step.invalid)
-            return
-        self.records_in += step.records
-        self.late += step.late
-        if step.closed:
-            self._emit(partition, step)
-        if self.done_logged and not state.operator.ended:
-            self.done_logged = False  # a producer started again: "input fully processed" is told anew at its end
-        # After alert transitions the checkpoint goes out with them, so a restart does not send them again.
-        due = time.monotonic() - state.last_checkpoint >= self.settings.checkpoint_every_s
-        if step.alerts or due or state.operator.ended:
-            self._checkpoint(partition, state)
-        if state.operator.ended:
-            await self._maybe_done()
-
-    def _reject(self, partition: int, state: PartitionState, offset: int, value: bytes | None, reason: str) -> None:
-        """A message that is not a log batch costs only itself: dead-lettered with its reason, counted, skipped."""
-        topic = self.settings.kafka.logs_topic
-        self.invalid_batches += 1
-        log.warning("invalid log batch", extra={"fields": {"partition": partition, "offset": offset,
-                                                           "reason": reason}})
-        self.deadletters.send_soon(key=f"kafka:{topic}/{partition}".encode(),
-                                   value=orjson.dumps(invalid_batch_letter(topic, partition, offset, value, reason)))
-        self._checkpoint(partition, state)  # rare: checkpointed at once, so a restart does not reject it again
-
-    async def _fill_gap(self, partition: int, state: PartitionState, offset: int) -> None:
-        """Messages between the state's last one and `offset` that Faust did not deliver: after a rebalance it can
-        deliver a fetch made before it, past the offsets the restored checkpoint needs, and then drop those as
-        already read (the group's committed offset can be past the checkpoint then, too). Read them with a
-        consumer of our own and apply them in order; what retention deleted stays a gap (the caller logs it)."""
-        from aiokafka import TopicPartition  # noqa: PLC0415 - rarely needed
-
-        log.info("filling an offset gap", extra={"fields": {
-            "partition": partition, "offset": offset, "next": state.operator.applied_offset + 1}})
-        tp = TopicPartition(self.settings.kafka.logs_topic, partition)
-        kafka = self.settings.kafka
-        assert kafka.bootstrap
-        consumer = kafka_clients.consumer(bootstrap=kafka.bootstrap, security=kafka.security, enable_auto_commit=False,
-                                          auto_offset_reset="earliest", fetch_max_bytes=8 << 20,
-                                          max_partition_fetch_bytes=8 << 20)
-        await consumer.start()
-        try:
-            consumer.assign([tp])
-            consumer.seek(tp, state.operator.applied_offset + 1)
-            deadline = time.monotonic() + GAP_FILL_TIMEOUT_S
-            while state.operator.applied_offset + 1 < offset and time.monotonic() < deadline:
-                fetched = await consumer.getmany(tp, timeout_ms=500)
-                for record in fetched.get(tp, []):
-                    if record.offset >= offset:
-                        return
-                    if record.offset > state.operator.applied_offset:
-                        await self._apply(partition, state, record.offset, record.value, None, record.timestamp)
-                if not fetched and await consumer.position(tp) >= offset:
-                    return
-        finally:
-            await consumer.stop()
-
-    def _emit(self, partition: int, step: Step) -> None:
-        """Send the snapshots and alert transitions; store the closed panes, one table key per (partition, pane
-        start), and drop the keys of the panes the operator no longer holds."""
-        by_start: dict[int, list[list[Any]]] = {}
-        for pane in step.closed:
-            key = group_key(pane.service, pane.endpoint).encode()
-            self.metrics.send_soon(key=key, value=orjson.dumps(snapshot(pane)))
-            by_start.setdefault(pane.start_ms, []).append([pane.service, pane.endpoint, closed_to_dict(pane.pane)])
-        for start, panes in by_start.items():
-            self.table[_closed_key(partition, start)] = orjson.dumps(panes)
-        self.snapshots_sent += len(step.closed)
-        self.telemetry.on_panes_closed(step.closed)
-        for alert in step.alerts:
-            self.alerts.send_soon(key=alert["fingerprint"].encode(), value=orjson.dumps(alert))
-        self.alerts_sent += len(step.alerts)
-        self.telemetry.on_alerts(step.alerts)
-        for start in step.evicted_starts:
-            self.table.pop(_closed_key(partition, start), None)
-
-    async def _catch_up(self) -> None:
-        """Messages past a partition's last applied one that Faust does not deliver: after a rebalance or a restart
-        it can drop them as already read (its read or committed offset is past the checkpoint), and `handle` only
-        notices the gap at the next message, which never comes at the end of the input. A partition behind its
-        high watermark (from the consumer's last fetch) with nothing applied for `CATCH_UP_AFTER_S` reads the
-        missing messages with a consumer of its own (`_fill_gap`)."""
-        if self.app.rebalancing:
-            return
-        topic = self.settings.kafka.logs_topic
-        now = time.monotonic()
-        for partition, state in list(self.partitions.items()):
-            if state.catching_up or now - state.last_applied < CATCH_UP_AFTER_S:
-                continue
-            try:
-                highwater = self.app.consumer.highwater(TP(topic, partition))
-            except Exception:  # noqa: S112 - not fetched yet, or no longer assigned
-                continue
-            if highwater is None or highwater <= state.operator.applied_offset + 1:
-                continue
-            state.catching_up = True
-            context = PartitionContext(topic, partition)
-            token = _current_event.set(weakref.ref(context))  # type: ignore[arg-type]
-            try:
-                await self._fill_gap(partition, state, highwater)
-            finally:
-                _current_event.reset(token)
-                state.catching_up = False
-                state.last_applied = time.monotonic()
-            if self.partitions.get(partition) is state and state.operator.ended:
-                await self._maybe_done()
+    @property
+    def partitions(self) -> dict[int, PartitionState[PartitionOperator]]:
+        """The logs partitions' states (health, /metrics, the stall watchdog read them)."""
+        return self.panes.partitions
 
     async def _check_done(self) -> None:
         """After a rebalance the partitions a worker keeps may all have finished already, and one it takes over
@@ -311,51 +149,137 @@ class MetricsWorker:
         recovery: Any = self.app.tables.recovery  # type: ignore[attr-defined]
         if self.done_logged or self.app.rebalancing or not recovery.completed.is_set() or recovery.in_recovery:
             return
-        topic = self.settings.kafka.logs_topic
-        for tp in self.app.consumer.assignment():
-            if tp.topic == topic:
-                self._state(tp.partition)
-        await self._maybe_done()
+        for stage in (self.panes, self.service):
+            for partition in stage.assigned():
+                stage.state(partition)
+        await self.maybe_done()
 
-    async def _maybe_done(self) -> None:
-        """Log "input fully processed" once every assigned partition's producers have all finished."""
-        topic = self.settings.kafka.logs_topic
-        mine = [tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic]
+    async def maybe_done(self) -> None:
+        """Log "input fully processed" once every assigned logs partition's producers have all finished and every
+        assigned metrics partition has heard that every logs partition ended (its service panes all closed)."""
+        mine = self.panes.assigned()
         if self.done_logged or not mine:
             return
-        if all(p in self.partitions and self.partitions[p].operator.ended for p in mine):
+        logs_done = all(p in self.partitions and self.partitions[p].operator.ended for p in mine)
+        if logs_done and all(self.service.ended(p) for p in self.service.assigned()):
             await self.app.producer.flush()
+            if self.done_logged:  # the other stage's agent told it while this one flushed
+                return
             self.done_logged = True
             log.info("input fully processed", extra={"fields": {
                 "records": self.records_in, "late": self.late, "snapshots": self.snapshots_sent,
-                "alerts": self.alerts_sent, "partitions": sorted(mine)}})
+                "alerts": self.alerts_sent, "partitions": sorted(mine),
+                "service_panes": self.service.panes_closed, "service_alerts": self.service.alerts_sent}})
 
     async def checkpoint_on_stop(self) -> None:
         """On an orderly stop, before Faust stops the consumer and the table: no more messages for the agent, and a
         checkpoint of every partition holding messages not in one yet, which acknowledges them (Faust commits
-        their offsets as it stops), so a restart resumes exactly here and sends nothing again. The state is whole
-        between awaits (a message is applied and its outputs queued without one), so any moment will do."""
+        their offsets as it stops), so a restart resumes exactly here and sends nothing again."""
         self.app.consumer.stop_flow()
-        topic = self.settings.kafka.logs_topic
-        saved = {}
-        for partition, state in list(self.partitions.items()):
-            if state.operator.applied_offset > state.checkpoint_offset or state.unacked:
-                context = PartitionContext(topic, partition)  # held: the table keeps only a weak reference
-                token = _current_event.set(weakref.ref(context))  # type: ignore[arg-type]
-                try:
-                    self._checkpoint(partition, state)
-                finally:
-                    _current_event.reset(token)
-                saved[str(partition)] = state.checkpoint_offset
-        log.info("checkpointed on stop", extra={"fields": {"partitions": saved}})
+        saved = self.panes.checkpoint_all()
+        service = self.service.checkpoint_all()
+        log.info("checkpointed on stop", extra={"fields": {"partitions": saved, "service_partitions": service}})
 
-    def _checkpoint(self, partition: int, state: PartitionState) -> None:
+
+class PanesStage(PartitionDriver[PartitionOperator]):
+    """The logs stage: one `PartitionOperator` per logs partition; its closed panes are kept in the table too, one
+    key per (partition, pane start), for the windows the rules read after a restart."""
+
+    def __init__(self, worker: MetricsWorker) -> None:
+        settings = worker.settings
+        super().__init__(worker.app, settings.kafka, settings.kafka.logs_topic, worker.table,
+                         settings.checkpoint_every_s)
+        self.worker = worker
+
+    def new_operator(self, partition: int) -> PartitionOperator:
+        settings = self.worker.settings
+        rules = settings.rules
+        offsets = InputOffsets(settings.kafka.logs_topic, partition, settings.retention_ms)
+        engine = RuleEngine(rules.compiled, rules.rule_file, rules.sha256, self.worker.silence_feed.silences,
+                            offsets.window)
+        return PartitionOperator(engine, retention_ms=settings.retention_ms,
+                                 idle_producer_ms=settings.idle_producer_ms, offsets=offsets)
+
+    def restore(self, partition: int, operator: PartitionOperator, checkpoint: dict[str, Any]) -> None:
+        closed = [(service, endpoint, start, closed_from_dict(pane))
+                  for start, value in self.closed_entries(partition)
+                  for service, endpoint, pane in orjson.loads(value)]
+        operator.restore(checkpoint, closed)
+        log.info("partition state restored", extra={"fields": {"partition": partition,
+                                                               "offset": operator.applied_offset,
+                                                               "open_panes": len(operator.store.open),
+                                                               "closed_panes": len(closed)}})
+
+    async def apply(self, partition: int, state: PartitionState[PartitionOperator], offset: int,
+                    value: bytes | None, published: int | None) -> None:
+        worker = self.worker
         operator = state.operator
-        data = orjson.dumps(operator.snapshot())
-        self.table[_checkpoint_key(partition)] = data
-        state.checkpoint_bytes = len(data)
-        state.checkpoint_offset = operator.applied_offset
-        state.last_checkpoint = time.monotonic()
-        for event in state.unacked:
-            event.ack()
-        state.unacked.clear()
+        step = operator.feed_message(value, offset, published)
+        if step.invalid is not None:
+            self._reject(partition, state, offset, value, step.invalid)
+            return
+        worker.records_in += step.records
+        worker.late += step.late
+        if step.closed or step.progress is not None:
+            self._emit(partition, step)
+        if worker.done_logged and not operator.ended:
+            worker.done_logged = False  # a producer started again: "input fully processed" is told anew at its end
+        # After alert transitions (held ones too) the checkpoint goes out with them, so a restart does not send them
+        # again.
+        if step.alerts or step.held or self.checkpoint_due(state) or operator.ended:
+            self.checkpoint(partition, state)
+        if operator.ended:
+            await worker.maybe_done()
+
+    async def after_catch_up(self, partition: int, state: PartitionState[PartitionOperator]) -> None:
+        if state.operator.ended:
+            await self.worker.maybe_done()
+
+    def _reject(self, partition: int, state: PartitionState[PartitionOperator], offset: int, value: bytes | None,
+                reason: str) -> None:
+        """A message that is not a log batch costs only itself: dead-lettered with its reason, counted, skipped."""
+        worker = self.worker
+        topic = self.topic
+        worker.invalid_batches += 1
+        log.warning("invalid log batch", extra={"fields": {"partition": partition, "offset": offset,
+                                                           "reason": reason}})
+        worker.deadletters.send_soon(key=f"kafka:{topic}/{partition}".encode(),
+                                     value=orjson.dumps(invalid_batch_letter(topic, partition, offset, value, reason)))
+        self.checkpoint(partition, state)  # rare: checkpointed at once, so a restart does not reject it again
+
+    def _emit(self, partition: int, step: Step) -> None:
+        """Send the step's metrics-topic values and alert transitions; store the closed panes, one table key per
+        (partition, pane start), and drop the keys of the panes the operator no longer holds."""
+        worker = self.worker
+        self._publish(partition, step)
+        by_start: dict[int, list[list[Any]]] = {}
+        for pane in step.closed:
+            by_start.setdefault(pane.start_ms, []).append([pane.service, pane.endpoint, closed_to_dict(pane.pane)])
+        for start, panes in by_start.items():
+            self.table[self.closed_key(partition, start)] = orjson.dumps(panes)
+        worker.snapshots_sent += len(step.closed)
+        worker.telemetry.on_panes_closed(step.closed)
+        for alert in step.alerts:
+            worker.alerts.send_soon(key=alert["fingerprint"].encode(), value=orjson.dumps(alert))
+        worker.alerts_sent += len(step.alerts)
+        worker.telemetry.on_alerts(step.alerts)
+        for start in step.evicted_starts:
+            self.table.pop(self.closed_key(partition, start), None)
+
+    def _publish(self, partition: int, step: Step) -> None:
+        """The step's `stage_messages` in their order: the endpoint snapshots (key `service|endpoint`) and held
+        alerts (key service) each to its service's metrics partition, then the progress (key `progress/<logs
+        partition>`) to every metrics partition. One producer keeps the order of its sends to one partition, so
+        when the service stage reads this progress it has read every pane it covers."""
+        metrics = self.worker.metrics
+        count = self.kafka.partitions
+        progress_key = f"progress/{partition}".encode()
+        for service, value in stage_messages(step, partition, count):
+            data = orjson.dumps(value)
+            if service is None:
+                for target in range(count):
+                    metrics.send_soon(key=progress_key, value=data, partition=target)
+                continue
+            kind = value.get("kind")
+            key = service if kind is not None else group_key(service, value["endpoint"])
+            metrics.send_soon(key=key.encode(), value=data, partition=service_partition(service, count))

@@ -4,7 +4,8 @@
 process). The hot path only touches it once per batch: `on_batch` (processing time histogram), `on_alerts`
 (transitions by rule and state) and `on_panes_closed` (the records of the folded endpoints `<unmatched>` and
 `<overflow>`, per closed pane). Everything the worker already counts — records in, late records, snapshots,
-consumer lag, panes held — is read at scrape time by `WorkerCollector`, so it costs nothing per record.
+consumer lag, panes held, and the service stage's panes closed, late and duplicate endpoint panes and partitions
+heard — is read at scrape time by `WorkerCollector`, so it costs nothing per record.
 
 For other components (the notifier): `metrics.notification(channel, ok)` counts a delivery attempt and, when
 it failed, a failure; `metrics.registry` takes any further `prometheus_client` metric or collector.
@@ -13,7 +14,7 @@ it failed, a failure; `metrics.registry` takes any further `prometheus_client` m
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -133,12 +134,51 @@ class WorkerCollector(Collector):
         yield CounterMetricFamily("tailwatch_invalid_silence_records",
                                   "Silences-topic records skipped as invalid (e.g. a regex RE2 does not accept)",
                                   value=worker.silence_feed.invalid_records)
+        yield from service_stage_metrics(worker)
+
+
+def service_stage_metrics(worker: MetricsWorker) -> Iterator[Metric]:
+    """The service stage's counters (agents/service_worker.py), read at scrape time."""
+    stage = worker.service
+    yield CounterMetricFamily("tailwatch_service_values_in", "Metrics-topic values the service stage applied "
+                              "(endpoint panes, held alerts, progress)", value=stage.values_in)
+    yield CounterMetricFamily("tailwatch_service_panes_closed", "Service panes closed and sent to the service "
+                              "metrics topic", value=stage.panes_closed)
+    yield CounterMetricFamily("tailwatch_service_late_endpoint_panes", "Endpoint panes that reached the service "
+                              "stage after their service pane had closed (counted, not merged)",
+                              value=stage.late_endpoint_panes)
+    yield CounterMetricFamily("tailwatch_service_duplicate_endpoint_panes", "Endpoint panes the service stage had "
+                              "merged already (sent again after a logs-stage restart), skipped",
+                              value=stage.duplicates)
+    yield CounterMetricFamily("tailwatch_service_invalid_values", "Metrics-topic values the service stage "
+                              "dead-lettered as invalid", value=stage.invalid)
+    yield CounterMetricFamily("tailwatch_service_alerts", "Service alert transitions and released held alerts "
+                              "published by the service stage", value=stage.alerts_sent)
+    heard = GaugeMetricFamily("tailwatch_service_partitions_heard", "Logs partitions a metrics partition's service "
+                              "stage has heard progress from (service panes close only once it is all of them)",
+                              labels=["partition"])
+    states = list(stage.partitions.items())
+    for partition, state in sorted(states):
+        heard.add_metric([str(partition)], state.operator.partitions_heard)
+    yield heard
+    lag = GaugeMetricFamily("tailwatch_service_consumer_lag", "Messages of the metrics topic the service stage has "
+                            "not processed yet", labels=["partition"])
+    for partition, behind in sorted(stage_lag(worker.app, stage.topic, stage.partitions).items()):
+        lag.add_metric([str(partition)], behind)
+    yield lag
+    yield GaugeMetricFamily("tailwatch_service_panes_held", "Service panes held in memory (open, and closed for "
+                            "windows)", value=sum(state.operator.store.panes_held() for _p, state in states))
+    yield GaugeMetricFamily("tailwatch_service_checkpoint_bytes", "Size of the service stage's last checkpoints",
+                            value=sum(state.checkpoint_bytes for _p, state in states))
 
 
 def assigned_partitions(worker: MetricsWorker) -> list[int]:
-    topic = worker.settings.kafka.logs_topic
+    return _assigned(worker.app, worker.settings.kafka.logs_topic)
+
+
+def _assigned(app: Any, topic: str) -> list[int]:
     try:
-        assignment = worker.app.consumer.assignment()
+        assignment = app.consumer.assignment()
     except Exception:  # no consumer yet (starting) or gone (stopping): nothing assigned
         return []
     return sorted(tp.partition for tp in assignment if tp.topic == topic)
@@ -148,16 +188,20 @@ def consumer_lag(worker: MetricsWorker) -> dict[int, int]:
     """Per assigned logs partition: the broker's high watermark (from the last fetch) minus the next offset
     the worker has to apply. Partitions it has not read a message from since it got them are left out (their
     next offset is the committed one, which the worker does not track)."""
+    return stage_lag(worker.app, worker.settings.kafka.logs_topic, worker.partitions)
+
+
+def stage_lag(app: Any, topic: str, states: Mapping[int, Any]) -> dict[int, int]:
+    """`consumer_lag` for one stage: its input `topic` and its partitions' states (each with an `operator`)."""
     from faust.types import TP  # noqa: PLC0415 - Faust is slow to import; the worker has it loaded
 
-    topic = worker.settings.kafka.logs_topic
     lag: dict[int, int] = {}
-    for partition in assigned_partitions(worker):
-        state = worker.partitions.get(partition)
+    for partition in _assigned(app, topic):
+        state = states.get(partition)
         if state is None:
             continue
         try:
-            highwater = worker.app.consumer.highwater(TP(topic, partition))
+            highwater = app.consumer.highwater(TP(topic, partition))
         except Exception:  # noqa: S112 - not fetched yet after an assignment
             continue
         if highwater is None or highwater < 0:

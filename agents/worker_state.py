@@ -1,18 +1,15 @@
-"""The stream worker's settings and its state per logs partition (see agents/stream_worker.py)."""
+"""The stream worker's settings and the Faust pieces its stages share (see agents/stream_worker.py)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from faust.tables.manager import TableManager
-from faust.types import EventT
 
 from agents.rules_files import LoadedRules, load_rules
 from agents.settings import KafkaSettings
 from pipeline.pane_store import DEFAULT_RETENTION_MS
-from pipeline.partition_operator import PartitionOperator
 from pipeline.watermarks import DEFAULT_IDLE_PRODUCER_MS
 
 CHECKPOINT_EVERY_S = 1.0
@@ -40,19 +37,6 @@ class WorkerSettings:
     retention_ms: int = DEFAULT_RETENTION_MS
     checkpoint_every_s: float = CHECKPOINT_EVERY_S
     idle_producer_ms: int = DEFAULT_IDLE_PRODUCER_MS  # see pipeline.watermarks: 0 waits for every producer
-
-
-@dataclass
-class PartitionState:
-    """A partition's operator (the stream core) and what the worker needs around it: acks and clocks."""
-
-    operator: PartitionOperator
-    checkpoint_offset: int = -1  # the last message in the stored checkpoint
-    checkpoint_bytes: int = 0  # the size of the stored checkpoint
-    unacked: list[EventT[bytes]] = field(default_factory=list)
-    last_checkpoint: float = field(default_factory=time.monotonic)
-    last_applied: float = field(default_factory=time.monotonic)  # when a message was last applied
-    catching_up: bool = False
 
 
 class PartitionContext:

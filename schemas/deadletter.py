@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 EXCERPT_MAX_CHARS = 512
 
 RejectKind = Literal["malformed_json", "truncated_object", "oversized_object", "not_an_event", "no_event_time",
-                     "invalid_factory_log", "invalid_field", "invalid_log_batch", "damaged_input"]
+                     "invalid_factory_log", "invalid_field", "invalid_log_batch", "damaged_input",
+                     "invalid_metrics_value"]
 
 
 class DeadLetter(BaseModel):
@@ -17,10 +18,13 @@ class DeadLetter(BaseModel):
 
     v: Literal[1] = 1
     source: str = Field(description="where the input came from: a file path, `stdin`, `wrangler:<worker>`, or "
-                                    "`kafka:<logs topic>/<partition>` for a logs-topic message the worker rejected")
+                                    "`kafka:<logs topic>/<partition>` for a logs-topic message the worker rejected "
+                                    "(`kafka:<metrics topic>/<partition>` for a metrics-topic value its "
+                                    "service stage rejected)")
     line: int | None = Field(description="1-based line of the input where the piece starts")
     offset: int | None = Field(description="byte offset of the input where the piece starts; for a logs-topic "
-                                           "message (`kind` invalid_log_batch), its offset in the partition; for "
+                                           "message (`kind` invalid_log_batch) or metrics-topic value "
+                                           "(`invalid_metrics_value`), its offset in the partition; for "
                                            "`damaged_input` (a truncated or corrupt `.gz`), where the damage is in "
                                            "the file as stored")
     kind: RejectKind

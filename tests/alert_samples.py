@@ -57,6 +57,29 @@ def rules_alerts() -> list[dict[str, Any]]:
     return alerts
 
 
+def service_alerts() -> list[dict[str, Any]]:
+    """Real alert events of a service-wide rule (`group_by: [service]`, labels without `endpoint`), from both
+    stages in one process: three endpoints of 20 requests a minute are 60 for the service, over its 50 for two
+    minutes, then under it."""
+    from pipeline.replay import Replay
+    from pipeline.rules.engine import RuleEngine, compile_rules
+    from schemas.rules import RuleFile
+    from tests.test_pipeline.records import BASE_MS, record
+
+    rule_file = RuleFile.model_validate({"rules": [{
+        "name": "service-busy", "group_by": ["service"], "condition": "total > 50", "severity": "MEDIUM",
+        "channels": ["slack-monitoring"], "annotations": {"summary": "{service}: {value:.0f} requests a minute"}}]})
+    replay = Replay(lateness_ms=0, engine=RuleEngine(compile_rules(rule_file), rule_file, "sha"))
+    alerts: list[dict[str, Any]] = []
+    for m in range(4):
+        per_endpoint = 20 if m < 2 else 10
+        records = [record(BASE_MS + m * 60_000 + i * 1000, endpoint, service="gateway")
+                   for endpoint in ("/a", "/b", "/c") for i in range(per_endpoint)]
+        alerts += replay.step("s", records).alerts
+    alerts += replay.step_end("s").alerts
+    return alerts
+
+
 def probe_alerts(url: str = "http://127.0.0.1:8080/health") -> list[dict[str, Any]]:
     """Real alert events of the uptime probe's rule: two failed checks fire, a successful one resolves."""
     from pipeline.probe_rule import ProbeRule

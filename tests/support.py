@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
@@ -21,11 +23,16 @@ class Message:
     value: dict  # {} for a tombstone (a compacted topic's deletion)
 
 
+def pane_snapshot(value: dict[str, Any]) -> bool:
+    """A metrics-topic value that is an endpoint pane snapshot: not a progress record or held alert (`kind`)."""
+    return "kind" not in value
+
+
 async def read_topic(bootstrap: str, topic: str, until: int | None = None, idle_s: float = 1.5,
-                     timeout_s: float = 30.0) -> list[Message]:
-    """Every message of `topic` from the beginning: stops once `until` messages arrived, or once it has read up
-    to the end offsets it saw at the start (a lower bound on the embedded broker, exact on Kafka) and nothing more
-    came for `idle_s`."""
+                     timeout_s: float = 30.0, keep: Callable[[dict[str, Any]], bool] | None = None) -> list[Message]:
+    """Every message of `topic` from the beginning (those whose value `keep` accepts): stops once `until` of them
+    arrived, or once it has read up to the end offsets it saw at the start (a lower bound on the embedded broker,
+    exact on Kafka) and nothing more came for `idle_s`."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
@@ -41,8 +48,9 @@ async def read_topic(bootstrap: str, topic: str, until: int | None = None, idle_
             for tp, messages in batch.items():
                 for m in messages:
                     value = orjson.loads(m.value) if m.value is not None else {}
-                    out.append(Message(tp.partition, m.offset, m.key, value))
                     got += 1
+                    if keep is None or keep(value):
+                        out.append(Message(tp.partition, m.offset, m.key, value))
             now = time.monotonic()
             if got:
                 last = now

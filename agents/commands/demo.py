@@ -79,8 +79,9 @@ def show(alerts: list[dict[str, Any]], everything: bool) -> None:
         value, threshold = alert["value"], alert["threshold"]
         figures = "" if value is None else f"{value:g} vs {threshold:g}"
         muted = "  (inhibited by " + ", ".join(alert["inhibited_by"]) + ")" if alert["inhibited_by"] else ""
-        print(f"{at:5}  {alert['change']:11} {alert['severity']:8} {alert['rule']:24} "
-              f"{alert['labels']['endpoint']:42} {figures}{muted}")
+        labels = alert["labels"]
+        where = labels.get("endpoint") or f"{labels['service']} (all endpoints)"  # a service-wide rule has none
+        print(f"{at:5}  {alert['change']:11} {alert['severity']:8} {alert['rule']:24} {where:42} {figures}{muted}")
     if not everything:
         others = Counter(a["rule"] for a in alerts if a["rule"] not in SPEC_RULES)
         if others:

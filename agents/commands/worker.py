@@ -71,6 +71,7 @@ def web_args(args: argparse.Namespace) -> list[str]:
 def stream_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
     return [*log_topic_specs(settings),
             TopicSpec(settings.topic("metrics"), settings.partitions, settings.replication_factor),
+            TopicSpec(settings.topic("metrics.service"), settings.partitions, settings.replication_factor),
             TopicSpec(settings.topic("alerts"), settings.partitions, settings.replication_factor),
             silences_topic_spec(settings)]
 
@@ -85,9 +86,16 @@ def panes_changelog_spec(settings: KafkaSettings, app_id: str | None = None) -> 
                      settings.replication_factor, compacted=True)
 
 
+def service_changelog_spec(settings: KafkaSettings, app_id: str | None = None) -> TopicSpec:
+    """The changelog of the service stage's table (`<app id>-service-panes-changelog`), compacted."""
+    return TopicSpec(f"{worker_app_id(settings, app_id)}-service-panes-changelog", settings.partitions,
+                     settings.replication_factor, compacted=True)
+
+
 def worker_topic_specs(settings: KafkaSettings, app_id: str | None = None) -> list[TopicSpec]:
-    """Every topic a worker reads or writes, its table's changelog included."""
-    return [*stream_topic_specs(settings), panes_changelog_spec(settings, app_id)]
+    """Every topic a worker reads or writes, its tables' changelogs included."""
+    return [*stream_topic_specs(settings), panes_changelog_spec(settings, app_id),
+            service_changelog_spec(settings, app_id)]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -65,3 +65,15 @@ def test_demo_shows_the_spec_rules_firing_and_resolving(tmp_path: Path) -> None:
                             text=True, timeout=120, env=env)
     assert replay.returncode == 0, replay.stderr[-2000:]
     assert len(replay.stdout.splitlines()) == int(published.group(1))
+
+
+def test_demo_shows_a_service_wide_alert_for_all_endpoints(capsys: pytest.CaptureFixture[str]) -> None:
+    """A service-wide rule's alert has no endpoint label: the demo's table says it covers every endpoint."""
+    from agents.commands.demo import show
+    from tests.alert_samples import service_alerts
+
+    show(service_alerts(), everything=True)
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert [row.split()[1:5] for row in rows] == [["firing", "MEDIUM", "service-busy", "gateway"],
+                                                 ["resolved", "MEDIUM", "service-busy", "gateway"]]
+    assert all("gateway (all endpoints)" in row for row in rows)

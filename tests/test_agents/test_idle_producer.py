@@ -20,7 +20,7 @@ from agents.ingest import IngestConfig, Ingestor
 from agents.publisher import Publisher
 from agents.settings import KafkaSettings
 from agents.topics import ensure_topics
-from tests.support import read_topic
+from tests.support import pane_snapshot, read_topic
 from tests.test_agents.test_stream_worker import stop, wait_ready
 
 pytestmark = pytest.mark.integration
@@ -64,7 +64,8 @@ async def test_a_silent_producer_stops_holding_the_watermark(kafka_settings: Kaf
             await publisher.stop()
         starts: set[int] = set()
         for _ in range(20):  # the crashed producer's three minutes and the live one's first close
-            messages = await read_topic(bootstrap, kafka_settings.topic("metrics"), idle_s=1.0, timeout_s=5)
+            messages = await read_topic(bootstrap, kafka_settings.topic("metrics"), idle_s=1.0, timeout_s=5,
+                                         keep=pane_snapshot)
             starts = {m.value["window_start_ms"] for m in messages}
             if len(starts) >= 4:
                 break

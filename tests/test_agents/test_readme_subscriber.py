@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 
 from agents.settings import KafkaSettings
 from agents.topics import TopicSpec, ensure_topics
-from tests.alert_samples import probe_alerts, rules_alerts
+from tests.alert_samples import probe_alerts, rules_alerts, service_alerts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,13 +38,15 @@ def load_example(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 def test_the_example_handles_rule_and_probe_alerts(monkeypatch: pytest.MonkeyPatch) -> None:
     handle = load_example(monkeypatch)["handle"]
-    rules, probes = rules_alerts(), probe_alerts()
+    rules, probes = rules_alerts() + service_alerts(), probe_alerts()
     lines = [handle(alert) for alert in rules + probes]
     muted = [a["rule"] for a, line in zip(rules + probes, lines, strict=True) if line is None]
     # the error-rate alerts that fire while factory-service-down fires are muted; resolves never are
     assert muted == ["factory-success-rate", "factory-error-rate", "factory-high-error-rate"]
     assert all(a["inhibited_by"] == ["factory-service-down"] for a in rules if a["rule"] in muted
                and a["state"] == "firing")
+    assert lines[-4:-2] == ["firing MEDIUM service-busy gateway: gateway: 60 requests a minute",
+                            "resolved MEDIUM service-busy gateway: gateway: 30 requests a minute"]
     assert lines[-2] == ("firing CRITICAL factory-uptime-probe 127.0.0.1:8080/health: http://127.0.0.1:8080/health "
                          "is down: 2 consecutive failed checks (no response within 10 s)")
     assert lines[-1].startswith("resolved CRITICAL factory-uptime-probe 127.0.0.1:8080/health: ")
@@ -61,7 +63,7 @@ async def test_the_example_consumes_the_alerts_topic(kafka_settings: KafkaSettin
     assert bootstrap
     topic = kafka_settings.topic("alerts")
     await ensure_topics(bootstrap, [TopicSpec(topic, 1)])
-    alerts = rules_alerts() + probe_alerts()
+    alerts = rules_alerts() + service_alerts() + probe_alerts()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:

@@ -27,7 +27,7 @@ from pipeline.parsing import ParseStats
 from pipeline.rules.engine import RuleEngine
 from tests.captures import canonical
 from tests.kafka_tier import ApacheKafka
-from tests.support import Message, read_topic
+from tests.support import Message, pane_snapshot, read_topic
 from tests.test_agents.test_worker_restart import trickle
 from tests.test_agents.worker_web import WebWorker, by_label, incident_capture, value, wait_for
 
@@ -69,7 +69,7 @@ def snapshot_versions(messages: list[Message]) -> dict[Key, set[bytes]]:
 
 async def published(settings: KafkaSettings) -> tuple[dict[Key, set[bytes]], list[bytes]]:
     bootstrap = settings.bootstrap or ""
-    metrics = await read_topic(bootstrap, settings.topic("metrics"), idle_s=3, timeout_s=120)
+    metrics = await read_topic(bootstrap, settings.topic("metrics"), idle_s=3, timeout_s=120, keep=pane_snapshot)
     alerts = await read_topic(bootstrap, settings.topic("alerts"), idle_s=2, timeout_s=60)
     return snapshot_versions(metrics), sorted(alert_canonical(m.value) for m in alerts)
 

@@ -13,7 +13,7 @@ import pytest
 
 from agents.settings import KafkaSettings
 from pipeline.timestamps import iso_to_ms
-from tests.support import read_topic
+from tests.support import pane_snapshot, read_topic
 from tests.test_agents.test_silences_and_topic_replay import alerts_of, incident_capture, tailwatch
 from tests.test_agents.test_stream_worker import ingest, start_worker, stop, wait_ready
 from tests.test_pipeline.records import BASE_MS
@@ -83,7 +83,7 @@ def sequential_ingests(kafka_settings: KafkaSettings, tmp_path: Path, restart: b
         bootstrap = kafka_settings.bootstrap or ""
         asyncio.run(read_topic(bootstrap, kafka_settings.topic("alerts"), until=len(expected), timeout_s=60))
         live = asyncio.run(read_topic(bootstrap, kafka_settings.topic("alerts"), idle_s=2))  # and no more
-        late = asyncio.run(read_topic(bootstrap, kafka_settings.topic("metrics"), idle_s=1))
+        late = asyncio.run(read_topic(bootstrap, kafka_settings.topic("metrics"), idle_s=1, keep=pane_snapshot))
     finally:
         stop(worker)
     def summary(alerts: list[dict]) -> list[tuple[str, str, str, str]]:

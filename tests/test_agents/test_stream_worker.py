@@ -25,7 +25,7 @@ from pipeline.metrics import snapshot
 from pipeline.parsing import ParseStats
 from schemas.deadletter import DeadLetter
 from tests.captures import canonical, disordered_capture
-from tests.support import read_topic
+from tests.support import pane_snapshot, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +111,7 @@ def test_live_snapshots_equal_replay(kafka_settings: KafkaSettings, sample_captu
     try:
         wait_ready(worker)
         messages = asyncio.run(read_topic(kafka_settings.bootstrap or "", kafka_settings.topic("metrics"),
-                                          until=len(expected), timeout_s=60))
+                                          until=len(expected), timeout_s=60, keep=pane_snapshot))
     finally:
         stop(worker)
     live = sorted(canonical(m.value) for m in messages)
@@ -154,7 +154,7 @@ def test_invalid_log_messages_cost_only_themselves(kafka_settings: KafkaSettings
     try:
         wait_ready(worker)
         messages = asyncio.run(read_topic(kafka_settings.bootstrap or "", kafka_settings.topic("metrics"),
-                                          until=len(expected), timeout_s=60))
+                                          until=len(expected), timeout_s=60, keep=pane_snapshot))
         letters = asyncio.run(read_topic(kafka_settings.bootstrap or "", kafka_settings.deadletter_topic,
                                          until=len(INVALID_BATCHES) * kafka_settings.partitions, timeout_s=30))
     finally:

@@ -22,14 +22,16 @@ def tailwatch(*args: str) -> subprocess.CompletedProcess[str]:
 def test_create_makes_every_topic_once(kafka_settings: KafkaSettings) -> None:
     assert kafka_settings.bootstrap
     prefix = kafka_settings.topic_prefix
-    wanted = sorted(f"{prefix}.{name}" for name in ("logs", "deadletter", "metrics", "alerts", "silences", "probes",
-                                                    "deliveries", "notify.deadletter"))
-    wanted = sorted([*wanted, f"{prefix}-metrics-panes-changelog"])  # the worker's table: Faust's name for it
+    wanted = sorted(f"{prefix}.{name}" for name in ("logs", "deadletter", "metrics", "metrics.service", "alerts",
+                                                    "silences", "probes", "deliveries", "notify.deadletter"))
+    # the worker's tables: Faust's names for their changelogs
+    changelogs = [f"{prefix}-metrics-panes-changelog", f"{prefix}-metrics-service-panes-changelog"]
+    wanted = sorted([*wanted, *changelogs])
     listed = tailwatch("topics", "list", "--topic-prefix", prefix)
     rows = [orjson.loads(line) for line in listed.stdout.splitlines()]
     assert sorted(row["name"] for row in rows) == wanted
     assert {row["name"] for row in rows if row["compacted"]} == {
-        f"{prefix}.silences", f"{prefix}.deliveries", f"{prefix}-metrics-panes-changelog"}
+        f"{prefix}.silences", f"{prefix}.deliveries", *changelogs}
     assert "the topics `create` would make" in listed.stderr
     before = tailwatch("topics", "list", "--bootstrap", kafka_settings.bootstrap, "--topic-prefix", prefix)
     assert [orjson.loads(line)["exists"] for line in before.stdout.splitlines()] == [False] * len(wanted)

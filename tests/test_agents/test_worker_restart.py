@@ -24,7 +24,7 @@ from pipeline.metrics import snapshot
 from pipeline.parsing import ParseStats
 from pipeline.rules.engine import RuleEngine
 from tests.captures import canonical, disordered_capture
-from tests.support import read_topic
+from tests.support import pane_snapshot, read_topic
 from tests.test_agents.test_stream_worker import start_worker, stop, wait_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
@@ -75,7 +75,8 @@ def test_killed_worker_resumes_with_identical_snapshots(apache_kafka, sample_cap
             worker = start_worker(settings, data_dir)
             wait_ready(worker, timeout_s=60)
             await ingest
-            messages = await read_topic(settings.bootstrap or "", settings.topic("metrics"), idle_s=4, timeout_s=90)
+            messages = await read_topic(settings.bootstrap or "", settings.topic("metrics"), idle_s=4, timeout_s=90,
+                                             keep=pane_snapshot)
             alerts = await read_topic(settings.bootstrap or "", settings.topic("alerts"), idle_s=2, timeout_s=30)
         finally:
             stop(worker)
