@@ -3,7 +3,12 @@
 Both read the same logs topic (LogBatch messages of up to 500 records, as ingest sends them):
 - floor: aiokafka `getmany` + orjson + dict counting per (endpoint, minute) — the Python floor;
 - tailwatch: `tailwatch worker` (Faust), from ready to the last pane snapshot on the metrics topic.
-Prints records/s of each and a last line `ratio=<tailwatch/floor>` (target ≥ 0.5).
+Prints the worker's start-up (process start to its "worker ready" log line; target ≤ 5 s on the embedded broker),
+records/s of each, the load average, and a last line `ratio=<tailwatch records/s / floor records/s>` (target
+≥ 1.0); exits 1 when either target is missed. `python -m bench peers` adds bytewax beside both.
+
+`--profile FILE` samples the worker with py-spy (`pip install 'tailwatch[bench]'`; found next to this Python or
+on PATH); with it the start-up includes py-spy's own.
 """
 
 from __future__ import annotations
@@ -12,12 +17,16 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -30,6 +39,7 @@ from agents.ingest import IngestConfig, Ingestor
 from agents.publisher import Publisher
 from agents.settings import KafkaSettings
 from agents.topics import ensure_topics
+from bench._targets import load_text, met, target_text, verdict
 from pipeline.parsing import ParseOutput
 
 BASE_MS = 1_767_700_800_000
@@ -37,6 +47,20 @@ ENDPOINTS = ["/api/public/factory/templates", "/api/public/factory/templates/:sl
              "/api/public/factory/capabilities", "/api/public/factory/capabilities/free",
              "/api/public/factory/build-specs", "/api/public/factory/build-specs/:runId", "/api/health",
              "/api/factory/templates"]
+RATIO_TARGET = 1.0  # the worker's records/s over the raw floor's
+STARTUP_TARGET_S = 5.0  # process start to ready, on the embedded broker
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRun:
+    startup_s: float  # process start to "worker ready"
+    seconds: float  # ready to the last pane snapshot
+
+
+def py_spy() -> str | None:
+    """The py-spy executable of this Python's environment (a venv's bin need not be on PATH), else PATH's."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else shutil.which("py-spy")
 
 
 def make_records(count: int, minutes: int, seed: int) -> list[dict[str, Any]]:
@@ -134,31 +158,46 @@ async def count_snapshots(settings: KafkaSettings, expected: int, timeout_s: flo
         await consumer.stop()
 
 
-def run_worker(settings: KafkaSettings, expected_snapshots: int, profile: str | None = None) -> float:
-    """Seconds from the worker's ready to its last snapshot; with `profile`, py-spy samples the worker into that
-    file (collapsed stacks)."""
+def run_worker(settings: KafkaSettings, expected_snapshots: int, profile: str | None = None,
+               spy: str | None = None) -> WorkerRun:
+    """Start `tailwatch worker`; its start-up and the seconds from its ready to its last snapshot. With `profile`,
+    py-spy (the executable `spy`) samples the worker into that file (collapsed stacks)."""
     env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""}
     spy_args = os.environ.get("BENCH_SPY_ARGS", "").split()  # e.g. "--gil --threads"
-    spy = ["py-spy", "record", "--format", "raw", "--rate", "250", *spy_args, "--output", profile, "--"]
-    spy = spy if profile else []
+    prefix = [spy, "record", "--format", "raw", "--rate", "250", *spy_args, "--output", profile, "--"] \
+        if profile and spy else []
     with tempfile.TemporaryDirectory() as data_dir:
+        started = time.perf_counter()
         worker = subprocess.Popen(
-            [*spy, sys.executable, "-m", "agents.cli", "worker", "--topic-prefix", settings.topic_prefix,
+            [*prefix, sys.executable, "-m", "agents.cli", "worker", "--topic-prefix", settings.topic_prefix,
              "--data-dir", data_dir], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        assert worker.stderr is not None
+        rest: list[str] = []
+        drain = threading.Thread(target=lambda: rest.extend(worker.stderr or ()), daemon=True)
         try:
-            assert worker.stderr is not None
             for line in worker.stderr:
                 if '"worker ready"' in line:
                     break
+            else:
+                raise RuntimeError(f"the worker exited before it was ready (exit code {worker.wait()})")
             ready = time.perf_counter()
+            drain.start()  # the worker's later logs must not fill the pipe and stall it
             last = asyncio.run(count_snapshots(settings, expected_snapshots, timeout_s=600))
-            return last - ready
+            return WorkerRun(ready - started, last - ready)
         finally:
-            worker.send_signal(signal.SIGINT) if profile else worker.kill()
-            _, rest = worker.communicate(timeout=60)
-            warnings = [line for line in rest.splitlines() if '"level":"warning"' in line or '"level":"error"' in line]
+            worker.send_signal(signal.SIGINT) if prefix else worker.kill()
+            worker.wait(timeout=60)
+            if drain.is_alive():
+                drain.join(timeout=10)
+            warnings = [line.rstrip() for line in rest if '"level":"warning"' in line or '"level":"error"' in line]
             if warnings:
                 print(f"worker warnings ({len(warnings)}):", *warnings[:5], sep="\n  ")
+
+
+def startup_text(run: WorkerRun) -> str:
+    ok = met(run.startup_s, STARTUP_TARGET_S, at_most=True)
+    return (f"worker start-up (process start to ready): {run.startup_s:.2f} s "
+            f"{target_text(STARTUP_TARGET_S, at_most=True)} s {'met' if ok else 'missed'}")
 
 
 def main(argv: list[str]) -> int:
@@ -169,6 +208,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--batch-records", type=int, default=500, help="records per Kafka message (ingest default)")
     parser.add_argument("--profile", metavar="FILE", help="sample the worker with py-spy into FILE")
     args = parser.parse_args(argv)
+    spy = py_spy() if args.profile else None
+    if args.profile and spy is None:
+        print("--profile needs py-spy, which is not installed next to this Python or on PATH: "
+              "pip install 'tailwatch[bench]' (or pip install py-spy)", file=sys.stderr)
+        return 2
     records = make_records(args.records, args.minutes, args.seed)
     panes = len({(r["endpoint"], r["event_time_ms"] // 60_000) for r in records})
     with EmbeddedBroker() as broker:
@@ -179,7 +223,12 @@ def main(argv: list[str]) -> int:
               f"({len(records) / (time.perf_counter() - started):,.0f} records/s)")
         floor_s = asyncio.run(floor(settings, len(records)))
         print(f"floor (aiokafka getmany + orjson + dicts): {floor_s:.2f} s, {len(records) / floor_s:,.0f} records/s")
-        worker_s = run_worker(settings, panes, args.profile)
-        print(f"tailwatch worker: {worker_s:.2f} s, {len(records) / worker_s:,.0f} records/s, {panes} pane snapshots")
-    print(f"ratio={floor_s / worker_s:.3f}")
-    return 0
+        worker = run_worker(settings, panes, args.profile, spy)
+        print(f"tailwatch worker: {worker.seconds:.2f} s, {len(records) / worker.seconds:,.0f} records/s, "
+              f"{panes} pane snapshots")
+    if args.profile:
+        print(f"profile: {args.profile}")
+    print(startup_text(worker))
+    print(load_text())
+    return verdict(floor_s / worker.seconds, RATIO_TARGET,
+                   also_met=met(worker.startup_s, STARTUP_TARGET_S, at_most=True))
