@@ -20,6 +20,7 @@ from agents import kafka_clients
 from agents.kafka_clients import PLAINTEXT
 from agents.kafka_security import KafkaSecurity
 from agents.topics import KafkaUnavailable
+from pipeline.columnar_batches import encode_columnar
 
 log = logging.getLogger("tailwatch.publisher")
 
@@ -88,7 +89,7 @@ class Publisher:
     async def send_batches(self, batches: list[dict[str, Any]]) -> None:
         producer = self._require()
         for batch in batches:
-            value = orjson.dumps(batch)
+            value = encode_columnar(batch)
             future = await producer.send(self.logs_topic, value=value, partition=batch["partition"],
                                          timestamp_ms=None if self.clock_ms is None else self.clock_ms())
             self._inflight.append(future)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from pipeline.columnar_batches import records_of_batch
 from schemas.alerts import AlertEvent
 from schemas.metrics import PaneSnapshot
 
@@ -36,8 +38,8 @@ _RECORD_KEYS = frozenset(("endpoint", "path", "status", "error_message"))
 
 
 def decode_log_batch(raw: bytes | None) -> tuple[tuple[str, int, int], list[dict[str, Any]]] | None:
-    """A logs-topic batch as ((producer, partition, seq), records), with the record fields the report reads
-    checked (a full LogRecord validation per record would cost more than the report); else None."""
+    """A logs-topic batch of either version as ((producer, partition, seq), records), with the record fields the
+    report reads checked (a full LogRecord validation per record would cost more than the report); else None."""
     if raw is None:
         return None
     try:
@@ -46,7 +48,11 @@ def decode_log_batch(raw: bytes | None) -> tuple[tuple[str, int, int], list[dict
         return None
     if not isinstance(data, dict):
         return None
-    records, producer, partition, seq = (data.get(key) for key in ("records", "producer", "partition", "seq"))
+    producer, partition, seq = (data.get(key) for key in ("producer", "partition", "seq"))
+    try:
+        records = records_of_batch(data)
+    except (KeyError, TypeError, ValueError, msgspec.ValidationError):  # InvalidColumns is a ValueError
+        return None
     if not (isinstance(records, list) and isinstance(producer, str) and isinstance(partition, int)
             and isinstance(seq, int)):
         return None

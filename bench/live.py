@@ -1,7 +1,8 @@
 """`python -m bench live`: one metrics worker through the embedded broker vs the raw-consumer floor.
 
 Both read the same logs topic (LogBatch messages of up to 500 records, as ingest sends them):
-- floor: aiokafka `getmany` + orjson + dict counting per (endpoint, minute) — the Python floor;
+- floor: aiokafka `getmany` + orjson (+ base64 and numpy for the columns of a version 2 batch) + dict counting per
+  (endpoint, minute) — the Python floor;
 - tailwatch: `tailwatch worker` (Faust), from ready to the last pane snapshot on the metrics topic.
 Prints the worker's start-up (process start to its "worker ready" log line; target ≤ 5 s on the embedded broker),
 records/s of each, the load average, and a last line `ratio=<tailwatch records/s / floor records/s>` (target
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import random
 import shutil
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 from aiokafka import TopicPartition
 
@@ -97,6 +100,20 @@ async def publish(settings: KafkaSettings, records: list[dict[str, Any]], batch_
     return publisher.batches_sent
 
 
+def floor_rows(value: dict[str, Any]) -> Any:
+    """(endpoint, event time, status) of each record of a logs-topic value: the rows of a version 1 batch, the
+    base64 columns of a version 2 one (what ingest writes), turned into lists with numpy."""
+    if value.get("v", 1) == 1:
+        return ((r["endpoint"], r["event_time_ms"], r["status"]) for r in value["records"])
+    columns = value["columns"]
+    endpoints = [endpoint for _service, endpoint in columns["endpoints"]]
+    statuses = columns["statuses"]
+    return zip((endpoints[i] for i in np.frombuffer(base64.b64decode(columns["endpoint"]), "<i4").tolist()),
+               np.frombuffer(base64.b64decode(columns["event_time_ms"]), "<i8").tolist(),
+               (statuses[i] for i in np.frombuffer(base64.b64decode(columns["status"]), "<i4").tolist()),
+               strict=True)
+
+
 async def floor(settings: KafkaSettings, expected_records: int) -> float:
     """Seconds from the first to the last record for the raw consumer."""
     assert settings.bootstrap
@@ -117,9 +134,8 @@ async def floor(settings: KafkaSettings, expected_records: int) -> float:
                 for message in messages:
                     if first is None:
                         first = time.perf_counter()
-                    for record in orjson.loads(message.value)["records"]:
-                        status = record["status"]
-                        counts[(record["endpoint"], record["event_time_ms"] // 60_000, status // 100)] += 1
+                    for endpoint, event_time_ms, status in floor_rows(orjson.loads(message.value)):
+                        counts[(endpoint, event_time_ms // 60_000, status // 100)] += 1
                         seen += 1
         assert first is not None
         return time.perf_counter() - first

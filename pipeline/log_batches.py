@@ -1,10 +1,11 @@
 """Decoding a logs-topic message (a `LogBatch`) for the panes: typed, in one pass, keeping only what they read.
 
-The stream worker and `replay --topic` decode every message with `decode_pane_batch`. msgspec checks the types in C
-and skips the record fields the panes never read (method, path, colo, error texts, …) without building them, which
-costs about half of decoding the whole batch into dicts with orjson. Records become `PaneRecord` structs
-(`pipeline.pane_records`), which the pane code reads as it reads replay's parsed dicts. Numbers keep their JSON
-type (`1` an int, `1.0` a float), as with orjson, so live and replay give the same snapshots.
+The stream worker and `replay --topic` decode every message with `decode_pane_batch`, into the columns panes count
+(`pipeline.log_columns`). A columnar batch (version 2, what ingest writes: `pipeline.columnar_batches`) becomes
+arrays straight from its base64 columns; msgspec skips the fields panes never read (`other`, `d1_other`) without
+building them. A row batch (version 1, topics written by older versions) is decoded by msgspec into `PaneRecord`
+structs (`pipeline.pane_records`: the record fields panes read, the rest skipped), which become columns as replay's
+parsed dicts do.
 
 A message that is not a valid batch raises `InvalidLogBatch` with the reason: the caller dead-letters it and goes
 on, so a foreign or corrupted message costs only itself.
@@ -16,19 +17,32 @@ from typing import Any, Literal
 
 import msgspec
 
+from pipeline.columnar_batches import COLUMNAR_VERSION, InvalidColumns, WireColumns
+from pipeline.log_columns import LogColumns, from_records
 from pipeline.pane_records import PaneRecord
 from pipeline.parsing import dead_letter
 from pipeline.pieces import excerpt_of
 
 
 class PaneBatch(msgspec.Struct, frozen=True, gc=False):
-    """A `LogBatch` as the panes read it (`source`, `seq` and `partition` are not needed there)."""
+    """A `LogBatch` of either version as the panes read it (`source`, `seq`, `partition` are not needed there)."""
 
     producer: str
     watermark_ms: int | None
-    records: list[PaneRecord]
+    records: list[PaneRecord] | None = None  # version 1
+    columns: WireColumns | None = None  # version 2
     final: bool = False
-    v: Literal[1] = 1
+    v: Literal[1, 2] = 1
+
+    def pane_columns(self) -> LogColumns:
+        """The records as columns; raises `InvalidLogBatch` when the columns do not fit together."""
+        if self.columns is not None:
+            try:
+                return self.columns.to_columns()
+            except InvalidColumns as error:
+                raise InvalidLogBatch(f"not a LogBatch: {error}") from None
+        assert self.records is not None  # decode_pane_batch checked
+        return from_records(self.records)
 
 
 class InvalidLogBatch(ValueError):
@@ -42,11 +56,16 @@ def decode_pane_batch(value: bytes | None) -> PaneBatch:
     if value is None:
         raise InvalidLogBatch("empty message (a tombstone)")
     try:
-        return _DECODER.decode(value)
+        batch = _DECODER.decode(value)
     except msgspec.ValidationError as error:
         raise InvalidLogBatch(f"not a LogBatch: {error}") from None
     except msgspec.DecodeError as error:
         raise InvalidLogBatch(f"not JSON: {error}") from None
+    if batch.v == COLUMNAR_VERSION and batch.columns is None:
+        raise InvalidLogBatch("not a LogBatch: version 2 without `columns`")
+    if batch.v != COLUMNAR_VERSION and batch.records is None:
+        raise InvalidLogBatch("not a LogBatch: Object missing required field `records`")
+    return batch
 
 
 def invalid_batch_letter(topic: str, partition: int, offset: int, value: bytes | None, reason: str) -> dict[str, Any]:

@@ -12,19 +12,17 @@ so memory stays bounded by endpoints × retention.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
-from itertools import compress, repeat
-from operator import is_not, mod, sub
-from typing import Any
 
-from pipeline.pane_records import RecordFields, Records, fields_of
+import numpy as np
+
+from pipeline.log_columns import NO_MARK, LogColumns, as_columns
+from pipeline.pane_aggregation import count_into
+from pipeline.pane_records import Records
 from pipeline.panes import ClosedPane, OpenPane
 from pipeline.windows import PANE_MS, day_start, pane_start
 
 GroupKey = tuple[str, str]  # (service, endpoint)
-_IS_NOT_NONE: Callable[[object], bool] = partial(is_not, None)
 DEFAULT_RETENTION_MS = 60 * 60_000
 
 
@@ -52,72 +50,35 @@ class PaneStore:
         self.closed_until_ms: int | None = None  # every pane ending at or before this is closed
         self.evicted: list[tuple[str, str, int]] = []  # closed panes dropped by the last close_until
 
-    def add(self, records: Records) -> int:
+    def add(self, records: Records | LogColumns) -> int:
         """Count records into their panes; returns how many were late.
 
         A record is late when its pane ended at or before its watermark (the store's `closed_until_ms` at least),
-        that is when its event time is before the start of the watermark's pane. Lateness is checked per record only
-        when the batch's oldest record could be late; records are grouped per pane and counted with one `add_many`
-        each. Records are parsed dicts or decoded `PaneRecord`s (`pipeline.pane_records`), all of one shape."""
-        if not records:
+        that is when its event time is before the start of the watermark's pane. Both are decided for the whole
+        batch at once, on its columns (`pipeline.log_columns`; parsed dicts and decoded `PaneRecord`s are turned
+        into columns first), and the records that are not late are counted by `pane_aggregation.count_into`."""
+        batch = as_columns(records)
+        if not len(batch):
             return 0
-        fields = fields_of(records)
         pane_ms = self.pane_ms
-        floor = self.closed_until_ms
-        stamps = list(map(fields.event_time_ms, records))
-        marks: list[Any] = list(map(fields.watermark_ms, records))
-        present: list[int] = list(filter(_IS_NOT_NONE, marks))
-        newest = max(present) if present else None
-        if floor is not None and (newest is None or newest < floor):
-            newest = floor
-        if newest is None or min(stamps) >= newest - newest % pane_ms:
-            self._count(records, stamps, fields)  # no record's pane can have closed
+        stamps = batch.event_time_ms
+        starts = stamps - stamps % pane_ms
+        marks = batch.watermark_ms
+        if self.closed_until_ms is not None:
+            marks = np.maximum(marks, self.closed_until_ms)  # NO_MARK is below every floor
+        stamped = marks != NO_MARK
+        late = stamped & (stamps < marks - marks % pane_ms)
+        if not late.any():
+            count_into(batch, starts, self._pane_of)  # no record's pane can have closed
             return 0
-        late_at = self._late_marks(stamps, marks, floor)
-        if not late_at:
-            self._count(records, stamps, fields)
-            return 0
-        for i, mark in late_at.items():
-            record = records[i]
-            self._pane(fields.service(record), fields.endpoint(record), mark - mark % pane_ms).late_dropped += 1
-        keep = [i not in late_at for i in range(len(records))]
-        kept: list[Any] = list(compress(records, keep))
-        self._count(kept, list(compress(stamps, keep)), fields)
-        return len(late_at)
+        endpoints = batch.endpoints
+        for index, mark in zip(np.flatnonzero(late).tolist(), marks[late].tolist(), strict=True):
+            self._pane_of((*endpoints[batch.endpoint[index]], mark - mark % pane_ms)).late_dropped += 1
+        kept = ~late
+        count_into(batch.take(kept), starts[kept], self._pane_of)
+        return int(late.sum())
 
-    def _late_marks(self, stamps: list[int], marks: list[int | None], floor: int | None) -> dict[int, int]:
-        """The late records' indexes and their effective watermarks."""
-        pane_ms = self.pane_ms
-        late: dict[int, int] = {}
-        for i, (stamp, own) in enumerate(zip(stamps, marks, strict=True)):
-            mark = floor if floor is not None and (own is None or own < floor) else own
-            if mark is not None and stamp < mark - mark % pane_ms:
-                late[i] = mark
-        return late
-
-    def _count(self, records: Records, stamps: list[int], fields: RecordFields) -> None:
-        """Records into their open panes, grouped by (service, endpoint, pane start): one `add_many` per pane."""
-        if not records:
-            return
-        pane_ms = self.pane_ms
-        groups: dict[tuple[str, str, int], list[Any]] = {}
-        keys = zip(map(fields.service, records), map(fields.endpoint, records),
-                   map(sub, stamps, map(mod, stamps, repeat(pane_ms))), strict=True)
-        for key, record in zip(keys, records, strict=True):
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [record]
-            else:
-                group.append(record)
-        open_panes = self.open
-        for key, members in groups.items():
-            pane = open_panes.get(key)
-            if pane is None:
-                pane = open_panes[key] = OpenPane()
-            pane.add_many(members, fields)
-
-    def _pane(self, service: str, endpoint: str, start: int) -> OpenPane:
-        key = (service, endpoint, start)
+    def _pane_of(self, key: tuple[str, str, int]) -> OpenPane:
         pane = self.open.get(key)
         if pane is None:
             pane = self.open[key] = OpenPane()

@@ -11,12 +11,10 @@ Worker is an error even when no status was recorded. Rates are over responses (`
 
 from __future__ import annotations
 
-from collections import _count_elements  # type: ignore[attr-defined]  # the C counter behind Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.pane_records import PaneD1Query, PaneRecord, RecordFields, Records, fields_of
 from pipeline.sketches import Sketch, digest_of, merge_digests
 
 CLEAN_OUTCOMES = frozenset(("ok", "canceled", "responseStreamDisconnected", "log"))
@@ -89,52 +87,11 @@ class PaneCounts:
 
 @dataclass(slots=True)
 class OpenPane(PaneCounts):
+    """A pane still receiving records: its counts and raw values (`pipeline.pane_aggregation` adds a batch's)."""
+
     durations: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
     d1_durations: list[float] = field(default_factory=list)
-
-    def add(self, record: dict[str, Any] | PaneRecord) -> None:
-        self.add_many([record])  # type: ignore[arg-type]  # a list of one record is of one shape
-
-    def add_many(self, records: Records, fields: RecordFields | None = None) -> None:
-        """Count a batch of records of this pane: the per-record work happens in C (map, getters, counting)."""
-        fields = fields or fields_of(records)
-        self.total += len(records)
-        pairs: dict[tuple[int | None, str], int] = {}
-        _count_elements(pairs, zip(map(fields.status, records), map(fields.outcome, records), strict=True))
-        classes, status_counts, outcomes = self.classes, self.status, self.outcome
-        for (status, outcome), count in pairs.items():
-            klass = status_class(status, outcome)
-            classes[klass] = classes.get(klass, 0) + count
-            if status is not None:
-                status_counts[status] = status_counts.get(status, 0) + count
-            outcomes[outcome] = outcomes.get(outcome, 0) + count
-        durations = list(map(fields.duration_ms, records))
-        if None in durations:
-            durations = [d for d in durations if d is not None]
-        if durations:
-            self.durations.extend(durations)
-            self.duration_sum_ms += sum(durations)
-            self.duration_count += len(durations)
-        cpu = list(map(fields.cpu_ms, records))
-        if None in cpu:
-            cpu = [c for c in cpu if c is not None]
-        self.cpu.extend(map(float, cpu))
-        for queries in filter(None, map(fields.d1, records)):
-            self._add_d1(queries)
-
-    def _add_d1(self, queries: Iterable[PaneD1Query]) -> None:
-        for query in queries:
-            self.d1_queries += 1
-            if query["query_type"] == "read":
-                self.d1_reads += 1
-            else:
-                self.d1_writes += 1
-            if query.get("error_code") == CONNECTION_FAILED:
-                self.d1_connection_failures += 1
-            self.d1_rows_read += query["rows_read"]
-            self.d1_rows_written += query["rows_written"]
-            self.d1_durations.append(query["duration_ms"])
 
     def close(self) -> ClosedPane:
         closed = ClosedPane(duration_digest=digest_of(self.durations), cpu_digest=digest_of(self.cpu),

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.log_batches import InvalidLogBatch, decode_pane_batch
+from pipeline.log_columns import LogColumns, as_columns
 from pipeline.pane_codec import SEP, open_from_dict, open_to_dict
 from pipeline.pane_records import Records
 from pipeline.pane_store import DEFAULT_RETENTION_MS, ClosedPaneEvent, PaneStore
@@ -65,21 +66,23 @@ class PartitionOperator:
         changes nothing but the applied offset; `Step.invalid` says why (the caller dead-letters it)."""
         try:
             batch = decode_pane_batch(value)
+            columns = batch.pane_columns()
         except InvalidLogBatch as error:
             self.applied_offset = offset
             return Step(invalid=str(error))
-        return self.feed(batch.producer, batch.watermark_ms, batch.records, batch.final, offset=offset,
+        return self.feed(batch.producer, batch.watermark_ms, columns, batch.final, offset=offset,
                          published_ms=published_ms)
 
-    def feed(self, producer: str, watermark_ms: int | None, records: Records, final: bool = False, *,
+    def feed(self, producer: str, watermark_ms: int | None, records: Records | LogColumns, final: bool = False, *,
              offset: int | None = None, published_ms: int | None = None) -> Step:
         """One batch of `producer`: its records (each stamped with the producer's watermark as it was read), the
         producer's watermark when it sent the batch, and whether it was its last."""
-        step = Step(records=len(records))
-        step.late = self.store.add(records)
+        batch = as_columns(records)
+        step = Step(records=len(batch))
+        step.late = self.store.add(batch)
         if offset is not None:
             if self.offsets is not None:
-                self.offsets.observe(offset, records)
+                self.offsets.observe(offset, batch)
             self.applied_offset = offset
         self.watermark.observe(producer, watermark_ms, final, published_ms)
         if self.watermark.ended:

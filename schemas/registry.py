@@ -11,7 +11,7 @@ from schemas.channels import ChannelFile
 from schemas.config import TailwatchConfig
 from schemas.deadletter import DeadLetter
 from schemas.deliveries import AlertsRead, AlertState, Delivery, NotificationDeadLetter
-from schemas.envelopes import LogBatch
+from schemas.envelopes import ColumnarLogBatch, LogBatch
 from schemas.factory_log import FactoryLog
 from schemas.metrics import HeldAlert, PaneSnapshot, PartitionProgress, ServicePaneSnapshot
 from schemas.probes import ProbeConfig, ProbeResult
@@ -25,7 +25,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "tail-event": TailEvent,  # input: what wrangler prints
     "factory-log": FactoryLog,  # input: the app's structured log
     "log-record": LogRecord,  # one normalized request
-    "log-batch": LogBatch,  # value on <prefix>.logs
+    "log-batch": LogBatch,  # value on <prefix>.logs, version 1 (rows; older topics)
+    "columnar-log-batch": ColumnarLogBatch,  # value on <prefix>.logs, version 2 (what ingest writes)
     "dead-letter": DeadLetter,  # value on <prefix>.deadletter
     "pane-snapshot": PaneSnapshot,  # value on <prefix>.metrics
     "partition-progress": PartitionProgress,  # value on <prefix>.metrics (kind: progress)

@@ -56,22 +56,27 @@ async def read_topic(bootstrap: str, topic: str, until: int | None = None, idle_
 
 
 def records_of_batches(messages: list[Message], partitions: int, max_records: int) -> list[dict]:
-    """The records of LogBatch messages, after checking each batch against the schema, its size limit, and that
-    every record sits in the partition Kafka's default partitioner gives its `service|endpoint`."""
+    """The records of the columnar LogBatch messages ingest writes, after checking each batch against the schema, its
+    size limit, each record against `LogRecord`, and that every record sits in the partition Kafka's default
+    partitioner gives its `service|endpoint`."""
     from aiokafka.partitioner import DefaultPartitioner
 
-    from schemas.envelopes import LogBatch
+    from pipeline.columnar_batches import records_of_batch
+    from schemas.envelopes import ColumnarLogBatch
+    from schemas.record import LogRecord
 
     partitioner = DefaultPartitioner()
     every = list(range(partitions))
     records: list[dict] = []
     for message in messages:
-        batch = LogBatch.model_validate(message.value)
+        batch = ColumnarLogBatch.model_validate(message.value)
         assert batch.partition == message.partition
-        assert len(batch.records) <= max_records
-        for record in batch.records:
+        rows = records_of_batch(message.value)
+        assert len(rows) <= max_records
+        for row in rows:
+            record = LogRecord.model_validate(row)
             assert partitioner(f"{record.service}|{record.endpoint}".encode(), every, every) == message.partition
-        records.extend(record.model_dump() for record in batch.records)
+        records.extend(rows)
     return records
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.pane_records import Records, fields_of
+from pipeline.log_columns import LogColumns, as_columns
+from pipeline.pane_records import Records
 from pipeline.windows import PANE_MS
 
 
@@ -23,12 +24,13 @@ class InputOffsets:
         self.panes: dict[int, tuple[int, int]] = {}  # pane start -> (first offset, last offset)
         self.newest: int | None = None
 
-    def observe(self, offset: int, records: Records) -> None:
-        if not records:
+    def observe(self, offset: int, records: Records | LogColumns) -> None:
+        batch = as_columns(records)
+        if not len(batch):
             return
         pane_ms = self.pane_ms
-        stamps = list(map(fields_of(records).event_time_ms, records))
-        oldest, newest = min(stamps), max(stamps)
+        stamps = batch.event_time_ms
+        oldest, newest = int(stamps.min()), int(stamps.max())
         first, last = oldest - oldest % pane_ms, newest - newest % pane_ms
         if self.newest is None or last > self.newest:
             self.newest = last

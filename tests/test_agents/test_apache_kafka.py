@@ -20,6 +20,7 @@ from agents.publisher import Publisher
 from agents.sources import file_chunks
 from agents.topics import TopicSpec, ensure_topics, is_embedded_broker
 from pipeline.batching import DEFAULT_LATENESS_MS
+from pipeline.columnar_batches import records_of_batch
 from pipeline.parsing import LogParser
 from tests.kafka_tier import ApacheKafka
 from tests.support import Message, read_topic, records_of_batches
@@ -160,4 +161,4 @@ async def test_topic_data_survives_a_broker_restart(apache_kafka: ApacheKafka, s
     await again.publisher.stop()
     both = await read_topic(bootstrap, logs, until=len(before) + again.publisher.batches_sent)
     assert await end_offsets(bootstrap, logs) == per_partition(both)
-    assert sum(len(m.value["records"]) for m in both) == 22
+    assert sum(len(records_of_batch(m.value)) for m in both) == 22

@@ -19,6 +19,7 @@ from agents.settings import KafkaSettings
 from agents.sources import file_chunks
 from agents.topics import ensure_topics
 from pipeline.batching import DEFAULT_BATCH_RECORDS
+from pipeline.columnar_batches import records_of_batch
 from pipeline.parsing import LogParser
 from schemas.deadletter import DeadLetter
 from tests.support import read_topic, records_of_batches
@@ -71,7 +72,7 @@ async def test_ingest_publishes_exactly_the_parsed_records(kafka_settings: Kafka
     assert Counter(map(canon, received)) == Counter(map(canon, expected_records))
     by_partition: dict[int, list[bytes]] = {}
     for message in sorted(messages, key=lambda m: (m.partition, m.offset)):
-        by_partition.setdefault(message.partition, []).extend(canon(r) for r in message.value["records"])
+        by_partition.setdefault(message.partition, []).extend(canon(r) for r in records_of_batch(message.value))
     for partition, got in by_partition.items():
         want = [canon(r) for r in expected_records
                 if partitioner(f"{r['service']}|{r['endpoint']}".encode(), all_partitions, all_partitions)

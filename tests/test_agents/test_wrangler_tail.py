@@ -18,6 +18,7 @@ from agents.publisher import Publisher
 from agents.settings import KafkaSettings
 from agents.topics import ensure_topics
 from agents.wrangler_tail import WranglerTail
+from pipeline.columnar_batches import records_of_batch
 from tests.support import read_topic
 
 pytestmark = pytest.mark.integration
@@ -89,7 +90,7 @@ async def test_crash_restart_and_stop_lose_nothing(kafka_settings: KafkaSettings
     records: list[dict] = []
     while asyncio.get_running_loop().time() < deadline:
         messages = await read_topic(bootstrap, kafka_settings.logs_topic, idle_s=0.3, timeout_s=5)
-        records = [r for m in messages for r in m.value["records"]]
+        records = [r for m in messages for r in records_of_batch(m.value)]
         if len(records) >= 10:
             break
         await asyncio.sleep(0.2)
@@ -131,4 +132,4 @@ async def test_stop_reads_everything_already_printed(kafka_settings: KafkaSettin
     await publisher.stop()
     assert tail.runs == 1
     messages = await read_topic(bootstrap, kafka_settings.logs_topic, idle_s=0.5)
-    assert sum(len(m.value["records"]) for m in messages) == 11
+    assert sum(len(records_of_batch(m.value)) for m in messages) == 11

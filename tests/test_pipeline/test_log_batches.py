@@ -87,7 +87,9 @@ def test_the_panes_equal_those_of_the_whole_batches(batches: list[bytes]) -> Non
         (b"{not json", "not JSON"),
         (b"[]", "not a LogBatch: Expected `object`, got `array`"),
         (b'{"producer": "p", "records": []}', "not a LogBatch: Object missing required field `watermark_ms`"),
-        (b'{"v": 2, "producer": "p", "watermark_ms": 1, "records": []}', "`$.v`"),
+        (b'{"v": 3, "producer": "p", "watermark_ms": 1, "records": []}', "`$.v`"),
+        (b'{"v": 2, "producer": "p", "watermark_ms": 1, "records": []}', "version 2 without `columns`"),
+        (b'{"v": 1, "producer": "p", "watermark_ms": 1}', "missing required field `records`"),
         (b'{"producer": "p", "watermark_ms": "1", "records": []}', "`$.watermark_ms`"),
         (b'{"producer": "p", "watermark_ms": 1, "records": [{"service": "s"}]}', "`$.records[0]`"),
         (b'{"producer": "p", "watermark_ms": 1, "records": [{"service": "s", "endpoint": "/", "event_time_ms": 1,'

@@ -1,0 +1,178 @@
+"""The columnar logs-topic batch (version 2): what ingest writes, and its records back as rows for other readers.
+
+A version 2 `LogBatch` (`schemas.envelopes.ColumnarLogBatch`) has the row batch's header and, instead of
+`records`:
+- `columns`: what panes read (`pipeline.log_columns`), each numeric column the base64 of its little-endian bytes
+  (`endpoint`, `status`, `outcome` int32 indexes into the JSON lists `endpoints`, `statuses`, `outcomes`;
+  `event_time_ms`, `watermark_ms` int64, `NO_MARK` for no stamp; `duration_ms`, `cpu_ms` float64, NaN for none,
+  and `cpu_ms_int` uint8, 1 where the CPU time was a JSON integer, so the rows come back as they were;
+  the D1 queries flattened: `d1_record` int32, `d1_write`, `d1_connection_failed` uint8, `d1_duration_ms` float64,
+  `d1_rows_read`, `d1_rows_written` int64). The worker turns them into arrays without a step per record.
+- `other`: every other `LogRecord` field as a JSON list with one value per record, and `d1_other` the D1 fields
+  panes do not read (`database`, `table`, `error_code`), one value per query. The worker skips both unread.
+
+`records_of_batch` gives the records of a batch of either version as `LogRecord` dicts (the report's record
+sections, tests), equal to the records ingest batched, value and type (numbers exact below 2**53).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from pipeline.log_columns import NO_MARK, D1Columns, LogColumns, from_records
+from schemas.record import D1Fact, LogRecord
+
+COLUMNAR_VERSION = 2
+PANE_FIELDS = ("service", "endpoint", "event_time_ms", "status", "outcome", "duration_ms", "cpu_ms", "d1",
+               "watermark_ms")
+OTHER_FIELDS = tuple(name for name in LogRecord.model_fields if name not in PANE_FIELDS)
+D1_OTHER_FIELDS = ("database", "table", "error_code")
+D1_FIELDS = tuple(D1Fact.model_fields)
+
+# column name -> little-endian dtype, per record then per D1 query
+RECORD_COLUMNS = {"endpoint": "<i4", "event_time_ms": "<i8", "watermark_ms": "<i8", "status": "<i4",
+                  "outcome": "<i4", "duration_ms": "<f8", "cpu_ms": "<f8", "cpu_ms_int": "u1"}
+D1_COLUMNS = {"d1_record": "<i4", "d1_write": "u1", "d1_connection_failed": "u1", "d1_duration_ms": "<f8",
+              "d1_rows_read": "<i8", "d1_rows_written": "<i8"}
+
+
+class InvalidColumns(ValueError):
+    """Columns that do not fit together; the message says why."""
+
+
+def encode_columnar(batch: dict[str, Any]) -> bytes:
+    """A row batch (`pipeline.batching`'s dict) as the version 2 message value."""
+    records = batch["records"]
+    columns = from_records(records)
+    d1 = columns.d1
+    arrays = {"endpoint": columns.endpoint, "event_time_ms": columns.event_time_ms,
+              "watermark_ms": columns.watermark_ms, "status": columns.status, "outcome": columns.outcome,
+              "duration_ms": columns.duration_ms, "cpu_ms": columns.cpu_ms,
+              "cpu_ms_int": np.array([type(record["cpu_ms"]) is int for record in records], dtype=np.bool_),
+              "d1_record": d1.record,
+              "d1_write": d1.write, "d1_connection_failed": d1.connection_failed, "d1_duration_ms": d1.duration_ms,
+              "d1_rows_read": d1.rows_read, "d1_rows_written": d1.rows_written}
+    dtypes = RECORD_COLUMNS | D1_COLUMNS
+    queries = [query for record in records for query in record["d1"]]
+    value = {key: batch[key] for key in ("producer", "source", "seq", "partition", "watermark_ms", "final")}
+    value |= {
+        "v": COLUMNAR_VERSION,
+        "columns": {"endpoints": columns.endpoints, "statuses": columns.statuses, "outcomes": columns.outcomes,
+                    **{name: array.astype(dtypes[name]).tobytes() for name, array in arrays.items()}},
+        "other": {name: [record.get(name) for record in records] for name in OTHER_FIELDS},
+        "d1_other": {name: [query.get(name) for query in queries] for name in D1_OTHER_FIELDS},
+    }
+    return msgspec.json.encode(value)
+
+
+class WireColumns(msgspec.Struct, frozen=True, gc=False):
+    """The `columns` of a version 2 batch as decoded (the numeric columns still bytes)."""
+
+    endpoints: list[tuple[str, str]]
+    statuses: list[int | None]
+    outcomes: list[str]
+    endpoint: bytes
+    event_time_ms: bytes
+    watermark_ms: bytes
+    status: bytes
+    outcome: bytes
+    duration_ms: bytes
+    cpu_ms: bytes
+    cpu_ms_int: bytes
+    d1_record: bytes
+    d1_write: bytes
+    d1_connection_failed: bytes
+    d1_duration_ms: bytes
+    d1_rows_read: bytes
+    d1_rows_written: bytes
+
+    def to_columns(self) -> LogColumns:
+        """The arrays, checked to fit together (lengths, indexes within their dictionaries, finite values)."""
+        record = {name: _array(name, getattr(self, name), dtype) for name, dtype in RECORD_COLUMNS.items()}
+        query = {name: _array(name, getattr(self, name), dtype) for name, dtype in D1_COLUMNS.items()}
+        _same_length(record)
+        _same_length(query)
+        size = len(record["event_time_ms"])
+        for name, dictionary in (("endpoint", self.endpoints), ("status", self.statuses),
+                                 ("outcome", self.outcomes)):
+            _within(name, record[name], len(dictionary))
+        _within("d1_record", query["d1_record"], size)
+        if len(query["d1_record"]) and (np.diff(query["d1_record"]) < 0).any():
+            raise InvalidColumns("d1_record is not in record order")
+        for name in ("duration_ms", "cpu_ms", "d1_duration_ms"):
+            values = record.get(name, query.get(name))
+            assert values is not None
+            if np.isinf(values).any():
+                raise InvalidColumns(f"{name} holds an infinite value")
+        if (query["d1_duration_ms"] < 0).any() or np.isnan(query["d1_duration_ms"]).any():
+            raise InvalidColumns("d1_duration_ms holds a negative or missing value")
+        if (query["d1_rows_read"] < 0).any() or (query["d1_rows_written"] < 0).any():
+            raise InvalidColumns("d1 rows are negative")
+        d1 = D1Columns(query["d1_record"].astype(np.int64), query["d1_write"].astype(np.bool_),
+                       query["d1_connection_failed"].astype(np.bool_), query["d1_duration_ms"],
+                       query["d1_rows_read"], query["d1_rows_written"])
+        return LogColumns(self.endpoints, self.statuses, self.outcomes, record["endpoint"], record["event_time_ms"],
+                          record["watermark_ms"], record["status"], record["outcome"], record["duration_ms"],
+                          record["cpu_ms"], d1)
+
+
+def _array(name: str, data: bytes, dtype: str) -> np.ndarray:
+    width = np.dtype(dtype).itemsize
+    if len(data) % width:
+        raise InvalidColumns(f"{name} is {len(data)} bytes, not a multiple of {width}")
+    return np.frombuffer(data, dtype=dtype)
+
+
+def _same_length(columns: dict[str, np.ndarray]) -> None:
+    lengths = {name: len(array) for name, array in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise InvalidColumns(f"columns of different lengths: {lengths}")
+
+
+def _within(name: str, codes: np.ndarray, size: int) -> None:
+    if len(codes) and (int(codes.min()) < 0 or int(codes.max()) >= size):
+        raise InvalidColumns(f"{name} indexes outside 0..{size - 1}")
+
+
+def records_of_batch(value: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records of a decoded logs-topic value of either version, as `LogRecord` dicts in batch order."""
+    if value.get("v", 1) != COLUMNAR_VERSION:
+        records: list[dict[str, Any]] = value["records"]
+        return records
+    wire = msgspec.convert(value["columns"], WireColumns)  # base64 strings become bytes
+    columns = wire.to_columns()
+    other: dict[str, list[Any]] = value["other"]
+    d1_other: dict[str, list[Any]] = value["d1_other"]
+    d1 = columns.d1
+    for names, lists, size in ((OTHER_FIELDS, other, len(columns)), (D1_OTHER_FIELDS, d1_other, len(d1))):
+        for name in names:
+            if not isinstance(lists.get(name), list) or len(lists[name]) != size:
+                raise InvalidColumns(f"`{name}` is not a list of {size} values")
+    queries: list[list[dict[str, Any]]] = [[] for _ in range(len(columns))]
+    for index, (record, write, duration, rows_read, rows_written) in enumerate(zip(
+            d1.record.tolist(), d1.write.tolist(), d1.duration_ms.tolist(), d1.rows_read.tolist(),
+            d1.rows_written.tolist(), strict=True)):
+        queries[record].append({"database": d1_other["database"][index], "table": d1_other["table"][index],
+                                "query_type": "write" if write else "read", "duration_ms": duration,
+                                "rows_read": rows_read, "rows_written": rows_written,
+                                "error_code": d1_other["error_code"][index]})
+    rows = []
+    cpu_int = np.frombuffer(wire.cpu_ms_int, dtype="u1").tolist()
+    for index, (endpoint, stamp, mark, status, outcome, duration, cpu) in enumerate(zip(
+            columns.endpoint.tolist(), columns.event_time_ms.tolist(), columns.watermark_ms.tolist(),
+            columns.status.tolist(), columns.outcome.tolist(), columns.duration_ms.tolist(),
+            columns.cpu_ms.tolist(), strict=True)):
+        if cpu_int[index]:
+            cpu = int(cpu)
+        service, route = columns.endpoints[endpoint]
+        pane = {"service": service, "endpoint": route, "event_time_ms": stamp, "status": columns.statuses[status],
+                "outcome": columns.outcomes[outcome], "duration_ms": None if duration != duration else duration,
+                "cpu_ms": None if cpu != cpu else cpu, "d1": queries[index],
+                "watermark_ms": None if mark == NO_MARK else mark}
+        rest = {name: other[name][index] for name in OTHER_FIELDS}
+        rows.append({name: pane[name] if name in pane else rest[name] for name in LogRecord.model_fields})
+    return rows
+
