@@ -17,6 +17,7 @@ sections, tests), equal to the records ingest batched, value and type (numbers e
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgspec
@@ -48,7 +49,7 @@ def encode_columnar(batch: dict[str, Any]) -> bytes:
     records = batch["records"]
     columns = from_records(records)
     d1 = columns.d1
-    arrays = {"endpoint": columns.endpoint, "event_time_ms": columns.event_time_ms,
+    arrays: dict[str, np.ndarray] = {"endpoint": columns.endpoint, "event_time_ms": columns.event_time_ms,
               "watermark_ms": columns.watermark_ms, "status": columns.status, "outcome": columns.outcome,
               "duration_ms": columns.duration_ms, "cpu_ms": columns.cpu_ms,
               "cpu_ms_int": np.array([type(record["cpu_ms"]) is int for record in records], dtype=np.bool_),
@@ -165,12 +166,10 @@ def records_of_batch(value: dict[str, Any]) -> list[dict[str, Any]]:
             columns.endpoint.tolist(), columns.event_time_ms.tolist(), columns.watermark_ms.tolist(),
             columns.status.tolist(), columns.outcome.tolist(), columns.duration_ms.tolist(),
             columns.cpu_ms.tolist(), strict=True)):
-        if cpu_int[index]:
-            cpu = int(cpu)
         service, route = columns.endpoints[endpoint]
         pane = {"service": service, "endpoint": route, "event_time_ms": stamp, "status": columns.statuses[status],
-                "outcome": columns.outcomes[outcome], "duration_ms": None if duration != duration else duration,
-                "cpu_ms": None if cpu != cpu else cpu, "d1": queries[index],
+                "outcome": columns.outcomes[outcome], "duration_ms": None if math.isnan(duration) else duration,
+                "cpu_ms": None if math.isnan(cpu) else int(cpu) if cpu_int[index] else cpu, "d1": queries[index],
                 "watermark_ms": None if mark == NO_MARK else mark}
         rest = {name: other[name][index] for name in OTHER_FIELDS}
         rows.append({name: pane[name] if name in pane else rest[name] for name in LogRecord.model_fields})

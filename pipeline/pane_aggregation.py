@@ -32,8 +32,9 @@ def count_into(batch: LogColumns, starts: np.ndarray, pane_of: Callable[[PaneKey
     groups = len(group_ids)
     records = np.bincount(group, minlength=groups).tolist()
     endpoints = batch.endpoints
-    panes = [pane_of((*endpoints[gid // len(unique_starts)], int(unique_starts[gid % len(unique_starts)])))
-             for gid in group_ids.tolist()]
+    starts_of = unique_starts.tolist()
+    panes = [pane_of((*endpoints[endpoint], starts_of[start]))
+             for endpoint, start in zip(*np.divmod(group_ids, len(starts_of)), strict=True)]
     for pane, count in zip(panes, records, strict=True):
         pane.total += count
     _count_pairs(batch, group, panes)
@@ -52,12 +53,14 @@ def _count_pairs(batch: LogColumns, group: np.ndarray, panes: list[OpenPane]) ->
     cells = np.bincount(group * pairs + batch.status.astype(np.int64) * outcomes + batch.outcome,
                         minlength=len(panes) * pairs)
     present = np.flatnonzero(cells)
-    for cell, count in zip(present.tolist(), cells[present].tolist(), strict=True):
-        pane = panes[cell // pairs]
-        status_code, outcome_code = divmod(cell % pairs, outcomes)
-        status, outcome = batch.statuses[status_code], batch.outcomes[outcome_code]
-        klass = status_class(status, outcome)
-        pane.classes[klass] = pane.classes.get(klass, 0) + count
+    meaning = [(status_class(status, outcome), status, outcome) for status in batch.statuses
+               for outcome in batch.outcomes]  # pair code -> (class, status, outcome), once per batch
+    for pane_index, pair, count in zip((present // pairs).tolist(), (present % pairs).tolist(),
+                                       cells[present].tolist(), strict=True):
+        pane = panes[pane_index]
+        klass, status, outcome = meaning[pair]
+        classes = pane.classes
+        classes[klass] = classes.get(klass, 0) + count
         if status is not None:
             pane.status[status] = pane.status.get(status, 0) + count
         pane.outcome[outcome] = pane.outcome.get(outcome, 0) + count
@@ -110,8 +113,11 @@ def _count_d1(batch: LogColumns, group: np.ndarray, panes: list[OpenPane]) -> No
 
 
 def _int_sums(group: np.ndarray, values: np.ndarray, size: int) -> list[int]:
-    """Exact integer sums per group (bincount's weights are floats, which are exact only up to 2**53)."""
+    """Exact integer sums per group: bincount's float weights while every sum stays below 2**53, else `add.at`."""
+    if not len(values) or int(values.max()) * len(values) < 2**53:
+        exact: list[int] = np.bincount(group, weights=values, minlength=size).astype(np.int64).tolist()
+        return exact
     sums = np.zeros(size, dtype=np.int64)
     np.add.at(sums, group, values)
-    return sums.tolist()
-
+    big: list[int] = sums.tolist()
+    return big

@@ -30,11 +30,8 @@ class LogBatch(BaseModel):
     records: list[LogRecord]
 
 
-_B64 = {"contentEncoding": "base64"}
-
-
 def _column(description: str) -> Any:
-    return Field(description=description, json_schema_extra=_B64)
+    return Field(description=description, json_schema_extra={"contentEncoding": "base64"})
 
 
 class LogColumns(BaseModel):

@@ -160,6 +160,7 @@ def render(template: str, values: dict[str, Any]) -> str:
 
 
 InputOf = Callable[[int, int], dict[str, Any] | None]  # (window start, end) -> the input offsets that fed it
+GROUP_RULES_KEPT = 10_000  # groups whose rules and parameters `RuleEngine._rules_for` keeps worked out
 
 
 class RuleEngine:
@@ -177,6 +178,7 @@ class RuleEngine:
         # (source, targets, the target severities it mutes or None for all); `equal` is always service + endpoint
         self._inhibits = [(i.source, set(i.targets), None if i.severities is None else set(i.severities))
                           for i in rule_file.inhibit]
+        self._group_rules: dict[tuple[str, str], list[tuple[CompiledRule, dict[str, Any]]]] = {}
 
     def export_states(self) -> list[list[Any]]:
         """The alert states, JSON-ready (what a stream worker keeps in its checkpoint)."""
@@ -198,19 +200,12 @@ class RuleEngine:
         alerts = []
         windows: dict[int, tuple[ClosedPane, dict[str, Any]]] = {}  # rules sharing a window length share its metrics
         labels = {"service": event.service, "endpoint": event.endpoint}
-        for rule in self.rules:
-            if rule.filtered and not rule.applies_to(labels):
-                continue
+        for rule, params in self._rules_for(event.service, event.endpoint, labels):
             if rule.window_ms not in windows:
                 merged = store.window(event.service, event.endpoint, event.end_ms, rule.window_ms)
                 windows[rule.window_ms] = (merged, derived(merged, event.d1_rows_read_today))
             window, metrics = windows[rule.window_ms]
-            values: dict[str, Any] = dict(metrics)
-            values.update(self.rule_file.params)
-            values.update(rule.spec.params)
-            for override in rule.spec.overrides:
-                if all(labels.get(key) == want for key, want in override.match.items()):
-                    values.update(override.params)
+            values = metrics | params
             verdict, tier = self._verdict(rule, values, window.total)
             cleared: bool | None = True
             if rule.clear is not None:
@@ -246,6 +241,28 @@ class RuleEngine:
             transition = Transition("repeat", state.severity, since, starts, None, at_ms)
             state = replace(state, last_notified_ms=at_ms)
         return replace(state, silenced=bool(silenced_by)), transition, silenced_by
+
+    def _rules_for(self, service: str, endpoint: str, labels: dict[str, str]) -> list[tuple[CompiledRule,
+                                                                                              dict[str, Any]]]:
+        """The rules evaluated for a group, each with the parameters it adds to the metrics (the file's, the rule's,
+        its overrides matching the group, in that order): they depend on the group only, so they are worked out
+        once per group, not per pane. At most `GROUP_RULES_KEPT` groups are kept (then the cache starts over)."""
+        key = (service, endpoint)
+        found = self._group_rules.get(key)
+        if found is None:
+            found = []
+            for rule in self.rules:
+                if rule.filtered and not rule.applies_to(labels):
+                    continue
+                params = {**self.rule_file.params, **rule.spec.params}
+                for override in rule.spec.overrides:
+                    if all(labels.get(name) == want for name, want in override.match.items()):
+                        params.update(override.params)
+                found.append((rule, params))
+            if len(self._group_rules) >= GROUP_RULES_KEPT:
+                self._group_rules.clear()
+            self._group_rules[key] = found
+        return found
 
     @staticmethod
     def _verdict(rule: CompiledRule, values: dict[str, Any], total: int) -> tuple[bool | None, CompiledTier | None]:
