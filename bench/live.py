@@ -43,6 +43,7 @@ from agents.publisher import Publisher
 from agents.settings import KafkaSettings
 from agents.topics import ensure_topics
 from bench._targets import load_text, met, target_text, verdict
+from bench.push import process_cpu_s
 from pipeline.parsing import ParseOutput
 
 BASE_MS = 1_767_700_800_000
@@ -55,9 +56,14 @@ STARTUP_TARGET_S = 5.0  # process start to ready, on the embedded broker
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerRun:
+class Timed:
+    seconds: float  # wall time, first record to the last result
+    cpu_s: float  # the measured process's CPU time (all its threads) over the same span: steadier on a busy machine
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRun(Timed):
     startup_s: float  # process start to "worker ready"
-    seconds: float  # ready to the last pane snapshot
 
 
 def py_spy() -> str | None:
@@ -114,8 +120,8 @@ def floor_rows(value: dict[str, Any]) -> Any:
                strict=True)
 
 
-async def floor(settings: KafkaSettings, expected_records: int) -> float:
-    """Seconds from the first to the last record for the raw consumer."""
+async def floor(settings: KafkaSettings, expected_records: int) -> Timed:
+    """From the first to the last record, for the raw consumer (in this process)."""
     assert settings.bootstrap
     consumer = kafka_clients.consumer(bootstrap=settings.bootstrap, security=settings.security,
                                       enable_auto_commit=False, auto_offset_reset="earliest",
@@ -133,12 +139,12 @@ async def floor(settings: KafkaSettings, expected_records: int) -> float:
             for messages in batch.values():
                 for message in messages:
                     if first is None:
-                        first = time.perf_counter()
+                        first, first_cpu = time.perf_counter(), time.process_time()
                     for endpoint, event_time_ms, status in floor_rows(orjson.loads(message.value)):
                         counts[(endpoint, event_time_ms // 60_000, status // 100)] += 1
                         seen += 1
         assert first is not None
-        return time.perf_counter() - first
+        return Timed(time.perf_counter() - first, time.process_time() - first_cpu)
     finally:
         await consumer.stop()
 
@@ -196,10 +202,11 @@ def run_worker(settings: KafkaSettings, expected_snapshots: int, profile: str | 
                     break
             else:
                 raise RuntimeError(f"the worker exited before it was ready (exit code {worker.wait()})")
-            ready = time.perf_counter()
+            ready, ready_cpu = time.perf_counter(), process_cpu_s(worker.pid)
             drain.start()  # the worker's later logs must not fill the pipe and stall it
             last = asyncio.run(count_snapshots(settings, expected_snapshots, timeout_s=600))
-            return WorkerRun(ready - started, last - ready)
+            cpu = process_cpu_s(worker.pid) - ready_cpu  # to the moment the last snapshot was counted (±50 ms)
+            return WorkerRun(last - ready, cpu, ready - started)
         finally:
             worker.send_signal(signal.SIGINT) if prefix else worker.kill()
             worker.wait(timeout=60)
@@ -208,6 +215,11 @@ def run_worker(settings: KafkaSettings, expected_snapshots: int, profile: str | 
             warnings = [line.rstrip() for line in rest if '"level":"warning"' in line or '"level":"error"' in line]
             if warnings:
                 print(f"worker warnings ({len(warnings)}):", *warnings[:5], sep="\n  ")
+
+
+def rates_text(run: Timed, records: int) -> str:
+    return (f"{run.seconds:.2f} s, {records / run.seconds:,.0f} records/s; "
+            f"CPU {run.cpu_s:.2f} s, {records / run.cpu_s:,.0f} records per CPU second")
 
 
 def startup_text(run: WorkerRun) -> str:
@@ -237,14 +249,14 @@ def main(argv: list[str]) -> int:
         batches = asyncio.run(publish(settings, records, args.batch_records))
         print(f"published {len(records)} records in {batches} batches "
               f"({len(records) / (time.perf_counter() - started):,.0f} records/s)")
-        floor_s = asyncio.run(floor(settings, len(records)))
-        print(f"floor (aiokafka getmany + orjson + dicts): {floor_s:.2f} s, {len(records) / floor_s:,.0f} records/s")
+        floor_run = asyncio.run(floor(settings, len(records)))
+        print(f"floor (aiokafka getmany + orjson + dicts): {rates_text(floor_run, len(records))}")
         worker = run_worker(settings, panes, args.profile, spy)
-        print(f"tailwatch worker: {worker.seconds:.2f} s, {len(records) / worker.seconds:,.0f} records/s, "
-              f"{panes} pane snapshots")
+        print(f"tailwatch worker: {rates_text(worker, len(records))}, {panes} pane snapshots")
     if args.profile:
         print(f"profile: {args.profile}")
     print(startup_text(worker))
     print(load_text())
-    return verdict(floor_s / worker.seconds, RATIO_TARGET,
+    print(f"per CPU second: tailwatch/floor {floor_run.cpu_s / worker.cpu_s:.3f}")
+    return verdict(floor_run.seconds / worker.seconds, RATIO_TARGET,
                    also_met=met(worker.startup_s, STARTUP_TARGET_S, at_most=True))

@@ -33,7 +33,7 @@ from agents.embedded_broker import EmbeddedBroker
 from agents.settings import KafkaSettings
 from agents.topics import TopicSpec, ensure_topics
 from bench._targets import load_text, verdict
-from bench.live import floor, make_records, publish, run_worker, startup_text
+from bench.live import Timed, floor, make_records, publish, rates_text, run_worker, startup_text
 
 TARGET = 2.0  # the worker's records/s over bytewax's
 ALLOWED_DISORDER_S = 10  # bytewax's EventClock wait: the records are up to ±3 s out of order
@@ -78,11 +78,11 @@ def bytewax_run(bootstrap: str, topic: str) -> dict[str, float]:
     from bytewax.testing import TestingSink, run_main
     from fastdigest import TDigest
 
-    first: list[float] = []
+    first: list[float] = []  # wall and CPU time at the first record
 
     def parse(message: Any) -> dict[str, Any]:
         if not first:
-            first.append(time.perf_counter())
+            first.extend((time.perf_counter(), time.process_time()))
         record: dict[str, Any] = orjson.loads(message.value)
         return record
 
@@ -122,10 +122,11 @@ def bytewax_run(bootstrap: str, topic: str) -> dict[str, float]:
     op.output("panes", op.map("close", panes.down, close), TestingSink(closed))
     op.output("late", panes.late, TestingSink(late))
     run_main(flow)
-    ended = time.perf_counter()
+    ended, ended_cpu = time.perf_counter(), time.process_time()
     if not first:
         raise RuntimeError("bytewax read no record")
-    return {"startup_s": first[0] - started, "seconds": ended - first[0], "panes": len(closed),
+    return {"startup_s": first[0] - started, "seconds": ended - first[0], "cpu_s": ended_cpu - first[1],
+            "panes": len(closed),
             "records": sum(pane[2] for pane in closed), "late": len(late)}
 
 
@@ -164,20 +165,20 @@ def main(argv: list[str]) -> int:
         print(f"published {count:,} records twice: in {batches} LogBatch messages, and one per message "
               f"({time.perf_counter() - started:.1f} s); {panes} endpoint-minutes")
         del records
-        floor_s = asyncio.run(floor(settings, count))
+        floor_run = asyncio.run(floor(settings, count))
         worker = run_worker(settings, panes)
         bytewax = run_bytewax(broker.bootstrap, per_record_topic)
-    floor_rate, worker_rate = count / floor_s, count / worker.seconds
-    bytewax_rate = count / bytewax["seconds"]
-    print(f"floor (aiokafka getmany + orjson + dicts): {floor_s:.2f} s, {floor_rate:,.0f} records/s")
-    print(f"tailwatch worker: {worker.seconds:.2f} s, {worker_rate:,.0f} records/s; start-up {worker.startup_s:.2f} s")
-    print(f"bytewax (1 worker, 1 record per message): {bytewax['seconds']:.2f} s, {bytewax_rate:,.0f} records/s, "
-          f"{bytewax['panes']:.0f} panes, {bytewax['late']:.0f} late; start-up {bytewax['startup_s']:.2f} s")
-    print(f"ratios: tailwatch/floor {worker_rate / floor_rate:.3f}, bytewax/floor {bytewax_rate / floor_rate:.3f}, "
-          f"tailwatch/bytewax {worker_rate / bytewax_rate:.3f}")
+    bytewax_timed = Timed(bytewax["seconds"], bytewax["cpu_s"])
+    print(f"floor (aiokafka getmany + orjson + dicts): {rates_text(floor_run, count)}")
+    print(f"tailwatch worker: {rates_text(worker, count)}; start-up {worker.startup_s:.2f} s")
+    print(f"bytewax (1 worker, 1 record per message): {rates_text(bytewax_timed, count)}; {bytewax['panes']:.0f} "
+          f"panes, {bytewax['late']:.0f} late; start-up {bytewax['startup_s']:.2f} s")
+    for basis, of in (("ratios (records/s)", lambda run: run.seconds), ("per CPU second", lambda run: run.cpu_s)):
+        print(f"{basis}: tailwatch/floor {of(floor_run) / of(worker):.3f}, bytewax/floor "
+              f"{of(floor_run) / of(bytewax_timed):.3f}, tailwatch/bytewax {of(bytewax_timed) / of(worker):.3f}")
     print(startup_text(worker))
     complete = bytewax["records"] == count and bytewax["panes"] == panes
     print(f"check: {'ok' if complete else 'bytewax counted'} {bytewax['records']:.0f} of {count} records in "
           f"{bytewax['panes']:.0f} of {panes} panes")
     print(load_text())
-    return verdict(worker_rate / bytewax_rate, TARGET, also_met=complete)
+    return verdict(bytewax_timed.seconds / worker.seconds, TARGET, also_met=complete)
