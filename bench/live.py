@@ -3,7 +3,10 @@
 Both read the same logs topic (LogBatch messages of up to 500 records, as ingest sends them):
 - floor: aiokafka `getmany` + orjson (+ base64 and numpy for the columns of a version 2 batch) + dict counting per
   (endpoint, minute) — the Python floor;
-- tailwatch: `tailwatch worker` (Faust), from ready to the last pane snapshot on the metrics topic.
+- tailwatch: `tailwatch worker` (Faust), from ready to the last pane snapshot on the metrics topic;
+- row floor (`--no-row-floor` skips it): the same floor on the same records as version 1 row batches, another
+  topic — the floor as it was before the logs topic carried columns, for comparison; it sets no target.
+Each with its CPU seconds (the worker's from /proc) beside the wall time: steadier on a shared machine.
 Prints the worker's start-up (process start to its "worker ready" log line; target ≤ 5 s on the embedded broker),
 records/s of each, the load average, and a last line `ratio=<tailwatch records/s / floor records/s>` (target
 ≥ 1.0); exits 1 when either target is missed. `python -m bench peers` adds bytewax beside both.
@@ -39,7 +42,7 @@ from agents import kafka_clients
 from agents.commands.ingest import log_topic_specs
 from agents.embedded_broker import EmbeddedBroker
 from agents.ingest import IngestConfig, Ingestor
-from agents.publisher import Publisher
+from agents.publisher import LOG_TOPIC_MAX_MESSAGE_BYTES, Publisher
 from agents.settings import KafkaSettings
 from agents.topics import ensure_topics
 from bench._targets import load_text, met, target_text, verdict
@@ -118,6 +121,24 @@ def floor_rows(value: dict[str, Any]) -> Any:
                np.frombuffer(base64.b64decode(columns["event_time_ms"]), "<i8").tolist(),
                (statuses[i] for i in np.frombuffer(base64.b64decode(columns["status"]), "<i4").tolist()),
                strict=True)
+
+
+async def publish_rows(settings: KafkaSettings, records: list[dict[str, Any]], batch_records: int) -> None:
+    """The records as version 1 (row) batch values on `settings.logs_topic`, for the row floor: what the logs topic
+    held before columnar batches (only what the floor reads: {"v": 1, "records": [...]}), round robin."""
+    assert settings.bootstrap
+    await ensure_topics(settings.bootstrap, log_topic_specs(settings))
+    producer = kafka_clients.producer(settings.bootstrap, security=settings.security, max_batch_size=1 << 20,
+                                      max_request_size=LOG_TOPIC_MAX_MESSAGE_BYTES)
+    await producer.start()
+    try:
+        sent = []
+        for n, i in enumerate(range(0, len(records), batch_records)):
+            value = orjson.dumps({"v": 1, "records": records[i:i + batch_records]})
+            sent.append(await producer.send(settings.logs_topic, value, partition=n % settings.partitions))
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
 
 
 async def floor(settings: KafkaSettings, expected_records: int) -> Timed:
@@ -235,6 +256,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--batch-records", type=int, default=500, help="records per Kafka message (ingest default)")
     parser.add_argument("--profile", metavar="FILE", help="sample the worker with py-spy into FILE")
+    parser.add_argument("--row-floor", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the floor on row (version 1) batches of the same records (default on)")
     args = parser.parse_args(argv)
     spy = py_spy() if args.profile else None
     if args.profile and spy is None:
@@ -250,7 +273,14 @@ def main(argv: list[str]) -> int:
         print(f"published {len(records)} records in {batches} batches "
               f"({len(records) / (time.perf_counter() - started):,.0f} records/s)")
         floor_run = asyncio.run(floor(settings, len(records)))
-        print(f"floor (aiokafka getmany + orjson + dicts): {rates_text(floor_run, len(records))}")
+        print(f"floor (aiokafka getmany + orjson + dicts, the logs topic as ingest wrote it): "
+              f"{rates_text(floor_run, len(records))}")
+        row_floor = None
+        if args.row_floor:
+            rows = KafkaSettings(broker.bootstrap, f"{settings.topic_prefix}rows", settings.partitions, 1)
+            asyncio.run(publish_rows(rows, records, args.batch_records))
+            row_floor = asyncio.run(floor(rows, len(records)))
+            print(f"row floor (the same, on version 1 row batches): {rates_text(row_floor, len(records))}")
         worker = run_worker(settings, panes, args.profile, spy)
         print(f"tailwatch worker: {rates_text(worker, len(records))}, {panes} pane snapshots")
     if args.profile:
@@ -258,5 +288,8 @@ def main(argv: list[str]) -> int:
     print(startup_text(worker))
     print(load_text())
     print(f"per CPU second: tailwatch/floor {floor_run.cpu_s / worker.cpu_s:.3f}")
+    if row_floor is not None:
+        print(f"tailwatch/row floor: {row_floor.seconds / worker.seconds:.3f} (records/s), "
+              f"{row_floor.cpu_s / worker.cpu_s:.3f} (per CPU second)")
     return verdict(floor_run.seconds / worker.seconds, RATIO_TARGET,
                    also_met=met(worker.startup_s, STARTUP_TARGET_S, at_most=True))
