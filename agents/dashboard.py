@@ -1,9 +1,11 @@
 """`/dashboard` on the worker's Faust web server (`tailwatch worker --web-port P`): the report page, live.
 
-A `Dashboard` reads the whole metrics and alerts topics (every partition, with its own consumer outside the group,
-so each worker's page shows all endpoints) from the beginning, and keeps a bounded aggregate: closed-pane snapshots
-of the last `horizon_ms` of event time (24 h, the spec's widget range), de-duplicated by pane, and the last
-`max_alerts` alert events. Routes:
+A `Dashboard` reads the whole metrics, service metrics and alerts topics (every partition, with its own consumer
+outside the group, so each worker's page shows all endpoints and services) from the beginning, and keeps a bounded
+aggregate: closed endpoint and service panes of the last `horizon_ms` of event time (24 h, the spec's widget range),
+de-duplicated by pane, and the last `max_alerts` alert events. The metrics topic's records for the service stage
+(progress, held alerts) are skipped, not counted as invalid. The service metrics topic is read once it exists
+(looked for again every few seconds: it is created by the worker that runs the service stage). Routes:
 
 - `/dashboard`: the page (`pipeline.report.html`), whose script swaps in a fresh `<main>` every few seconds;
 - `/dashboard/main`: that `<main>` content;
@@ -22,13 +24,14 @@ from typing import Any, TypeVar, cast
 
 import faust
 import orjson
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from agents import kafka_clients
 from agents.settings import KafkaSettings
-from agents.topic_values import decode_alert, decode_snapshot
+from agents.topic_values import decode_alert, decode_endpoint_snapshot, decode_service_snapshot
 from pipeline.report.build import build_report
 from pipeline.report.html import render_html, render_main
+from pipeline.report.services import ServiceTotals
 from pipeline.report.snapshots import PaneTotals
 from pipeline.windows import DAY_MS
 
@@ -37,20 +40,24 @@ T = TypeVar("T")
 
 MAIN_PATH = "/dashboard/main"
 REFRESH_MS = 3000
+LOOK_FOR_TOPIC_S = 5.0  # how often a topic that does not exist yet is looked for again
 
 
 class Dashboard:
     def __init__(self, kafka: KafkaSettings, horizon_ms: int = DAY_MS, max_alerts: int = 10_000) -> None:
         self.kafka = kafka
         self.panes = PaneTotals(horizon_ms)
+        self.services = ServiceTotals(horizon_ms)
         self.alerts: deque[dict[str, Any]] = deque(maxlen=max_alerts)
         self.alerts_version = 0
         self.invalid = 0  # messages skipped: not JSON, or not the topic's schema
         self._invalid_seen = 0
-        self._rendered: dict[str, tuple[tuple[int, int], Any]] = {}
+        self._rendered: dict[str, tuple[tuple[int, int, int], Any]] = {}
 
-    def add(self, snapshots: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> None:
-        if not self.panes.add(snapshots) and self.invalid != self._invalid_seen:
+    def add(self, snapshots: list[dict[str, Any]], alerts: list[dict[str, Any]],
+            services: list[dict[str, Any]] | None = None) -> None:
+        changed = self.panes.add(snapshots) + self.services.add(services or [])
+        if not changed and self.invalid != self._invalid_seen:
             self.panes.version += 1  # new skipped messages change the page too
         self._invalid_seen = self.invalid
         if alerts:
@@ -58,17 +65,17 @@ class Dashboard:
             self.alerts_version += 1
 
     def _cached(self, name: str, make: Callable[[], T]) -> T:
-        version = (self.panes.version, self.alerts_version)
+        version = (self.panes.version, self.services.version, self.alerts_version)
         hit = self._rendered.get(name)
         if hit is None or hit[0] != version:
             hit = self._rendered[name] = (version, make())
         return cast(T, hit[1])
 
     def report(self) -> dict[str, Any]:
+        topics = [self.kafka.topic(name) for name in ("metrics", "metrics.service", "alerts")]
         return self._cached("report", lambda: build_report(
-            self.panes, None, list(self.alerts), "live", generated_from=[self.kafka.topic("metrics"),
-                                                                         self.kafka.topic("alerts")],
-            skipped=self.invalid))
+            self.panes, None, list(self.alerts), "live", generated_from=topics, skipped=self.invalid,
+            services=self.services))
 
     def page(self) -> str:
         return self._cached("page", lambda: render_html(self.report(), "tailwatch dashboard", MAIN_PATH, REFRESH_MS))
@@ -79,9 +86,25 @@ class Dashboard:
     def data(self) -> bytes:
         return self._cached("data", lambda: orjson.dumps(self.report()))
 
+    def decode(self, topic: str, messages: list[ConsumerRecord[bytes, bytes]], into: dict[str, list[Any]]) -> None:
+        """Messages of one topic's partition into `into[topic]`; an invalid one is counted and logged."""
+        decode = {self.kafka.topic("metrics"): decode_endpoint_snapshot, self.kafka.topic("alerts"): decode_alert,
+                  self.kafka.topic("metrics.service"): decode_service_snapshot}[topic]
+        for message in messages:
+            value = decode(message.value)
+            if value is None:
+                self.invalid += 1
+                log.warning("dashboard skipped a message that does not match its topic's schema",
+                            extra={"fields": {"topic": topic, "partition": message.partition,
+                                              "offset": message.offset}})
+            elif isinstance(value, dict):  # not a service-stage record (a `kind`) of the metrics topic
+                into[topic].append(value)
+
     async def consume(self, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """Read both topics from the beginning, then follow them, until `should_stop()`."""
+        """Read the topics from the beginning, then follow them, until `should_stop()`. The metrics and alerts
+        topics are waited for; the service metrics topic is added once it exists."""
         metrics, alerts = self.kafka.topic("metrics"), self.kafka.topic("alerts")
+        service = self.kafka.topic("metrics.service")
         assert self.kafka.bootstrap
         consumer = kafka_clients.consumer(bootstrap=self.kafka.bootstrap, security=self.kafka.security,
                                           enable_auto_commit=False, auto_offset_reset="earliest")
@@ -98,24 +121,35 @@ class Dashboard:
                 partitions += [TopicPartition(topic, p) for p in sorted(found or ())]
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
+            looked_for = -LOOK_FOR_TOPIC_S
             while not should_stop():
+                now = asyncio.get_running_loop().time()
+                if partitions[-1].topic != service and now - looked_for >= LOOK_FOR_TOPIC_S:
+                    looked_for = now
+                    partitions = await self._add_topic(consumer, service, partitions)
                 batch = await consumer.getmany(timeout_ms=500, max_records=5000)
-                snapshots: list[dict[str, Any]] = []
-                events: list[dict[str, Any]] = []
+                into: dict[str, list[Any]] = {metrics: [], alerts: [], service: []}
                 for tp, messages in batch.items():
-                    into, decode = (snapshots, decode_snapshot) if tp.topic == metrics else (events, decode_alert)
-                    for message in messages:
-                        value = decode(message.value)
-                        if value is None:
-                            self.invalid += 1
-                            log.warning("dashboard skipped a message that does not match its topic's schema",
-                                        extra={"fields": {"topic": tp.topic, "partition": tp.partition,
-                                                          "offset": message.offset}})
-                        else:
-                            into.append(value)
-                self.add(snapshots, events)
+                    self.decode(tp.topic, messages, into)
+                self.add(into[metrics], into[alerts], into[service])
         finally:
             await consumer.stop()
+
+    @staticmethod
+    async def _add_topic(consumer: AIOKafkaConsumer, topic: str,
+                         partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """`partitions` and, when `topic` exists now, its partitions (assigned, read from the beginning)."""
+        cluster = await consumer._client.fetch_all_metadata()  # the consumer's own tracks its assigned topics only
+        found = cluster.partitions_for_topic(topic)
+        if not found:
+            return partitions
+        added = [TopicPartition(topic, p) for p in sorted(found)]
+        positions = {tp: await consumer.position(tp) for tp in partitions}
+        consumer.assign(partitions + added)  # a new assignment: positions start over …
+        for tp, position in positions.items():
+            consumer.seek(tp, position)  # … so each goes on where it was
+        await consumer.seek_to_beginning(*added)
+        return partitions + added
 
 
 def attach_dashboard(app: faust.App, kafka: KafkaSettings) -> Dashboard | None:

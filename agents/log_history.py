@@ -6,7 +6,7 @@ embedded broker reports them wrong). Times are the messages' Kafka timestamps: w
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiokafka import ConsumerRecord, TopicPartition
 
@@ -17,11 +17,15 @@ from agents.topic_reader import assign_whole_topic, start_consumer
 
 async def history(bootstrap: str, topic: str, since_ms: int | None = None, until_ms: int | None = None,
                   idle_s: float = 2.0, timeout_s: float = 30.0, *,
-                  security: KafkaSecurity = PLAINTEXT) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
-    """The messages of `topic` in `[since_ms, until_ms)`, each partition in offset order."""
+                  security: KafkaSecurity = PLAINTEXT,
+                  on_assigned: Callable[[int], None] | None = None) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """The messages of `topic` in `[since_ms, until_ms)`, each partition in offset order. `on_assigned`: told how
+    many partitions the topic has, before the first message."""
     consumer = await start_consumer(bootstrap, security=security)
     try:
         tps = await assign_whole_topic(consumer, topic, timeout_s)
+        if on_assigned is not None:
+            on_assigned(len(tps))
         done: set[TopicPartition] = set()
         if since_ms is not None:
             starts = await consumer.offsets_for_times({tp: since_ms for tp in tps})

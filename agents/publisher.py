@@ -25,6 +25,14 @@ from pipeline.columnar_batches import encode_columnar
 log = logging.getLogger("tailwatch.publisher")
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+_SENDER_LOG = logging.getLogger("aiokafka.producer.sender")
+
+
+def _refused_producer_id(record: logging.LogRecord) -> bool:
+    """aiokafka logs a broker without InitProducerId as an error before `start` raises; tailwatch falls back and
+    says so in its own words (one warning), so that line is dropped while an idempotent start is tried."""
+    return not record.getMessage().startswith("Unexpected error during InitProducerIdRequest")
+
 LOG_TOPIC_MAX_MESSAGE_BYTES = MAX_MESSAGE_BYTES + 64 * 1024  # a full record batch and its headers
 
 
@@ -61,6 +69,7 @@ class Publisher:
         for attempt in range(1, self.connect_attempts + 1):
             want_idempotence = self.idempotent is not False
             producer = self._make(want_idempotence)
+            _SENDER_LOG.addFilter(_refused_producer_id)
             try:
                 await producer.start()
             except UnknownError:
@@ -82,6 +91,8 @@ class Publisher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 8.0)
                 continue
+            finally:
+                _SENDER_LOG.removeFilter(_refused_producer_id)
             self.idempotent = want_idempotence if self.idempotent is None else self.idempotent
             self._producer = producer
             return

@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.report.timeline import alert_scope
 from pipeline.timestamps import ms_to_iso
 
 
@@ -53,6 +54,22 @@ def render_tables(report: dict[str, Any], console: Console) -> None:
                       f' / {row["target"]["rps"]:g}', verdict)
     console.print(table)
 
+    if report["services"] is not None:
+        table = _table("Services (all endpoints, merged per minute)", "service", "endpts", "requests", "peak/min",
+                       "success", "errors", "404s", "p50 / p95 / p99 ms", "CPU p95", "D1 queries", "D1 rows")
+        for column in (table.columns[0], table.columns[7]):
+            column.no_wrap = True  # service names are long and few: the counts give way
+        for row in report["services"]:
+            table.add_row(row["service"], _num(row["endpoints"]), _num(row["requests"]),
+                          _num(row["peak_minute_requests"]), _pct(row["success_rate"]), _pct(row["error_rate"]),
+                          _pct(row["ratio_404"]), " / ".join(_num(row[k]) for k in ("p50_ms", "p95_ms", "p99_ms")),
+                          _num(row["cpu_p95_ms"]), _num(row["d1_queries"]), _num(row["d1_rows_read"]))
+        console.print(table)
+        late = sum(row["late_endpoint_panes"] for row in report["services"])
+        if late:
+            console.print(f"{late:,} endpoint panes reached the service stage after their minute had closed: "
+                          "counted, not merged (their requests are in the endpoint rows only)")
+
     table = _table("Request volume, errors and response time by endpoint", "endpoint", "requests", "errors",
                    "error rate", "avg ms", "p50", "p95", "p99")
     for row in report["endpoints"]:
@@ -93,10 +110,10 @@ def render_tables(report: dict[str, Any], console: Console) -> None:
             table.add_row(row["run_id"], _num(row["views"]), _num(row["requests"]))
         console.print(table)
     if report["alerts"] is not None:
-        table = _table(f'Alert timeline ({report["alerts"]["events"]} events)', "rule", "endpoint", "severity",
-                       "firing", "until", left=5)
+        table = _table(f'Alert timeline ({report["alerts"]["events"]} events)', "rule", "endpoint or service",
+                       "severity", "firing", "until", left=5)
         for span in report["alerts"]["spans"]:
-            table.add_row(span["rule"], span["endpoint"], span["severity"], _clock(span["start_ms"]),
+            table.add_row(span["rule"], alert_scope(span), span["severity"], _clock(span["start_ms"]),
                           _clock(span["end_ms"]) + (" (open)" if span["open"] else ""))
         console.print(table)
 

@@ -18,6 +18,7 @@ sections, tests), equal to the records ingest batched, value and type (numbers e
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -63,10 +64,22 @@ def encode_columnar(batch: dict[str, Any]) -> bytes:
         "v": COLUMNAR_VERSION,
         "columns": {"endpoints": columns.endpoints, "statuses": columns.statuses, "outcomes": columns.outcomes,
                     **{name: array.astype(dtypes[name]).tobytes() for name, array in arrays.items()}},
-        "other": {name: [record.get(name) for record in records] for name in OTHER_FIELDS},
-        "d1_other": {name: [query.get(name) for query in queries] for name in D1_OTHER_FIELDS},
+        "other": _per_field(records, OTHER_FIELDS),
+        "d1_other": _per_field(queries, D1_OTHER_FIELDS),
     }
     return msgspec.json.encode(value)
+
+
+def _per_field(items: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, list[Any]]:
+    """One list per field, a value per item (None where an item lacks the field); transposed in C when every item
+    has every field, as parsed records do."""
+    if not items:
+        return {name: [] for name in names}
+    try:
+        columns = list(zip(*map(itemgetter(*names), items), strict=True))
+    except KeyError:
+        return {name: [item.get(name) for item in items] for name in names}
+    return {name: list(column) for name, column in zip(names, columns, strict=True)}
 
 
 class WireColumns(msgspec.Struct, frozen=True, gc=False):

@@ -90,9 +90,9 @@ EMPTY = LogColumns([], [], [], np.zeros(0, np.int32), np.zeros(0, np.int64), np.
 
 def encode_values(values: Sequence[K]) -> tuple[list[K], Codes]:
     """A dictionary of the distinct values in first-seen order, and each value's index into it."""
-    index: dict[K, int] = {}
-    codes = [index.setdefault(value, len(index)) for value in values]
-    return list(index), np.array(codes, dtype=np.int32)
+    distinct = list(dict.fromkeys(values))
+    index = {value: code for code, value in enumerate(distinct)}
+    return distinct, np.array(list(map(index.__getitem__, values)), dtype=np.int32)
 
 
 def _floats(values: list[Any]) -> Floats:
@@ -112,7 +112,9 @@ def from_records(records: Records) -> LogColumns:
                                                  strict=True)))
     statuses, status = encode_values(list(map(fields.status, records)))
     outcomes, outcome = encode_values(list(map(fields.outcome, records)))
-    marks = [NO_MARK if mark is None else mark for mark in map(fields.watermark_ms, records)]
+    marks = list(map(fields.watermark_ms, records))
+    if None in marks:
+        marks = [NO_MARK if mark is None else mark for mark in marks]
     return LogColumns(endpoints, statuses, outcomes, endpoint, np.array(list(map(fields.event_time_ms, records)),
                                                                          dtype=np.int64),
                       np.array(marks, dtype=np.int64), status, outcome, _floats(list(map(fields.duration_ms, records))),

@@ -1,12 +1,12 @@
 """What panes read of a record, from either of the two shapes records come in.
 
 - Parsed records (`replay`, `report`, rule tests) are plain dicts shaped like `schemas.record.LogRecord`.
-- Records decoded from the logs topic (the stream worker, `replay --topic`) are `PaneRecord` structs: only the
-  fields panes read, built by msgspec in C, not tracked by the garbage collector. They are about a third cheaper
-  to decode and to group than dicts.
+- Records of a row batch (version 1, on topics written by older versions) decoded from the logs topic are
+  `PaneRecord` structs: only the fields panes read, built by msgspec in C, not tracked by the garbage collector.
 
-`fields_of(records)` gives the getters for a batch's shape; every getter is a C-level item or attribute getter,
-so the per-record work stays in `map`/`zip`.
+Both become columns (`pipeline.log_columns.from_records`) before they are counted. `fields_of(records)` gives the
+getters for a batch's shape; every getter is a C-level item or attribute getter, so the per-record work stays in
+`map`/`zip`.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ live by construction: the same object does the same steps in the same order; the
 A step, in order: count the records into their panes (lateness decided per record from its own stamp), note the
 input offsets (live provenance), advance the partition watermark with the batch's producer stamp, close the panes
 it passed — or, when every producer has ended, the panes that exist — and run the rules on the panes that closed.
+For the service stage a step also says how far the partition is complete (`Step.progress`, when that changed) and
+which transitions a service-wide rule may inhibit (`Step.held`); `pipeline.service.stage_messages` turns a step into
+what goes to the metrics topic.
 """
 
 from __future__ import annotations
@@ -32,6 +35,15 @@ CHECKPOINT_VERSION = 2
 LEGACY_END_OF_INPUT_MS = 2**62  # what checkpoints before version 2 wrote as `closed_until_ms` once input ended
 
 
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Every pane of the partition ending at or before `closed_until_ms` (a pane boundary) has closed; `ended`: every
+    producer has ended (or the read has), so the partition holds nothing back."""
+
+    closed_until_ms: int | None
+    ended: bool
+
+
 @dataclass(slots=True)
 class Step:
     """What one batch (or the end of the read) did."""
@@ -42,6 +54,8 @@ class Step:
     late: int = 0
     records: int = 0
     invalid: str | None = None  # the message was not a log batch: why (it changed nothing else)
+    held: list[dict[str, Any]] = field(default_factory=list)  # transitions of endpoint rules a service rule inhibits
+    progress: Progress | None = None  # the partition's progress, when this step changed it
 
 
 class PartitionOperator:
@@ -55,6 +69,7 @@ class PartitionOperator:
         self.engine = engine
         self.offsets = offsets
         self.applied_offset = -1  # the last message applied (offset-driven callers)
+        self.progress = Progress(None, False)  # as of the last step
 
     @property
     def ended(self) -> bool:
@@ -91,13 +106,24 @@ class PartitionOperator:
             mark = self.watermark.value
             if mark is not None:
                 self._close(step, self.store.close_until(mark))
+        self._note_progress(step, self.watermark.ended)
         return step
 
     def end(self) -> Step:
         """The read ends (a backtest's history, a file replay): every pane that exists closes."""
         step = Step()
         self._close(step, self.store.close_all())
+        self._note_progress(step, True)
         return step
+
+    def _current_progress(self, ended: bool) -> Progress:
+        horizon = self.store.closed_until_ms
+        return Progress(None if horizon is None else horizon - horizon % self.store.pane_ms, ended)
+
+    def _note_progress(self, step: Step, ended: bool) -> None:
+        progress = self._current_progress(ended)
+        if progress != self.progress:
+            self.progress = step.progress = progress
 
     def _close(self, step: Step, closed: list[ClosedPaneEvent]) -> None:
         step.evicted_starts = sorted({start for _service, _endpoint, start in self.store.evicted})
@@ -105,7 +131,10 @@ class PartitionOperator:
             return
         step.closed = closed
         if self.engine is not None:
-            step.alerts = self.engine.on_panes_closed(closed, self.store)
+            alerts = self.engine.on_panes_closed(closed, self.store)
+            held = self.engine.held_rules
+            step.alerts = [alert for alert in alerts if alert["rule"] not in held] if held else alerts
+            step.held = [alert for alert in alerts if alert["rule"] in held] if held else []
 
     def snapshot(self) -> dict[str, Any]:
         """The partition's state after the last message applied, JSON-ready — except the closed panes, which the
@@ -147,3 +176,4 @@ class PartitionOperator:
         if self.offsets is not None:
             self.offsets.load(data.get("input_offsets"))
         self.applied_offset = data["offset"]
+        self.progress = self._current_progress(self.watermark.ended)  # what the steps up to the checkpoint sent

@@ -58,7 +58,9 @@ class Rule(_Strict):
         "while firing, re-notify (`repeat`) at the first breaching evaluation this long after the last "
         "notification; 0s: never. Default 4h, as Alertmanager's"))
     min_requests: int = Field(default=0, ge=0, description="fewer requests in the window: unknown, state holds")
-    group_by: list[GroupLabel] = Field(default_factory=_service_and_endpoint)
+    group_by: list[GroupLabel] = Field(default_factory=_service_and_endpoint, description=(
+        "[service, endpoint] (default): evaluated per endpoint on its panes; [service]: service-wide, on the "
+        "service stage's panes (every endpoint's pane of the minute merged), labels without `endpoint`"))
     severity: Severity | None = None
     channels: list[str] = Field(default_factory=list)
     actions: list[str] = Field(default_factory=list)
@@ -104,8 +106,9 @@ class Inhibition(_Strict):
     source: str
     targets: list[str]
     equal: list[GroupLabel] = Field(default_factory=_service_and_endpoint, description=(
-        "labels whose values the source and the target must share; only [service, endpoint] is supported (the "
-        "source must fire on the same endpoint), anything else is refused"))
+        "labels whose values the source and the target must share: [service, endpoint] (source and targets per "
+        "endpoint: the source must fire on the same endpoint) or [service] (a group_by: [service] source mutes "
+        "targets of its service, service-wide or per endpoint); anything else is refused"))
     severities: list[Severity] | None = Field(default=None, description=(
         "the target severities this inhibition mutes (like Alertmanager's target_matchers on severity); "
         "default: every severity"))

@@ -1,10 +1,11 @@
 """`tailwatch replay FILE… [--rules PATH] [--metrics]`: the stream core on saved captures, no broker.
 `tailwatch replay --topic [--since TIME] [--until TIME]`: the same backtest over the logs topic's history.
 
-Default: the alert events the rules give, as JSON Lines on stdout (the alerts-topic schema), nothing else on
-stdout. `--metrics`: the closed-pane snapshots instead (sorted by window, service, endpoint). One summary line on
-stderr either way. `--silences FILE` (or `--silences-topic`) marks the transitions those silences mute, as the
-live worker does."""
+Default: the alert events the rules give — per endpoint and service-wide — as JSON Lines on stdout (the
+alerts-topic schema), nothing else on stdout. `--metrics`: the closed endpoint-pane snapshots instead (sorted by
+window, service, endpoint); `--service-metrics`: the service-pane snapshots (the metrics.service topic's, sorted by
+window, service). One summary line on stderr either way. `--silences FILE` (or `--silences-topic`) marks the
+transitions those silences mute, as the live worker does."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ from pipeline.extract import Extractor
 from pipeline.metrics import snapshot
 from pipeline.pane_store import ClosedPaneEvent
 from pipeline.parsing import ParseStats
-from pipeline.partition_operator import Step
-from pipeline.replay import Replay
+from pipeline.replay import Replay, ReplayStep
+from pipeline.service import ServicePaneEvent, service_snapshot
 
 if TYPE_CHECKING:
     from agents.rules_files import LoadedRules
@@ -61,6 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="silences (JSON Lines from `silences list --json`, or a YAML list) to mark transitions")
     parser.add_argument("--silences-topic", action="store_true", help="read the silences from the silences topic")
     parser.add_argument("--metrics", action="store_true", help="print closed-pane metric snapshots, not alerts")
+    parser.add_argument("--service-metrics", action="store_true",
+                        help="print the service panes' snapshots (every endpoint of a minute merged), not alerts")
     parser.add_argument("--rules", default=str(DEFAULT_RULES), help="rule file (default: the spec's rules)")
     parser.add_argument("--lateness-ms", type=int, default=DEFAULT_LATENESS_MS, help="allowed lateness")
     parser.add_argument("--no-digests", action="store_true", help="leave the t-digest dicts out of snapshots")
@@ -69,15 +72,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def replay_events(args: argparse.Namespace, totals: ParseStats, engine: RuleEngine | None = None,
-                  extractor: Extractor | None = None) -> tuple[list[ClosedPaneEvent], list[dict[str, Any]]]:
-    """Every closed pane of the inputs, in (start, service, endpoint) order, and the alerts `engine` gives."""
+                  extractor: Extractor | None = None, service_events: list[ServicePaneEvent] | None = None,
+                  ) -> tuple[list[ClosedPaneEvent], list[dict[str, Any]]]:
+    """Every closed pane of the inputs, in (start, service, endpoint) order, and the alerts `engine` gives (both
+    stages'); the closed service panes go to `service_events`, in (start, service) order."""
     extractor = extractor or extractor_from(args)
     replay = Replay(args.lateness_ms, engine=engine)
     events: list[ClosedPaneEvent] = []
     alerts: list[dict[str, Any]] = []
+    services: list[ServicePaneEvent] = [] if service_events is None else service_events
 
-    def closed(step: Step) -> None:
+    def closed(step: ReplayStep) -> None:
         events.extend(step.closed)
+        services.extend(step.service_closed)
         alerts.extend(step.alerts)
 
     with RecordProgress(args.inputs, "replay") as progress:  # stderr, only on a terminal
@@ -88,13 +95,15 @@ def replay_events(args: argparse.Namespace, totals: ParseStats, engine: RuleEngi
                 progress.advance(0, len(records))
     closed(replay.step_end(STREAM))
     events.sort(key=lambda e: (e.start_ms, e.service, e.endpoint))
+    services.sort(key=lambda e: (e.start_ms, e.service))
     return events, alerts
 
 
 def alert_order(alert: dict[str, Any]) -> tuple[str, str, str, str, str]:
-    """The order `replay` and `run` print alerts in: by deciding pane, endpoint, rule, change."""
+    """The order `replay` and `run` print alerts in: by deciding pane, service, endpoint (a service-wide alert,
+    which has none, first), rule, change."""
     labels = alert["labels"]
-    return (alert["provenance"]["window_end"], labels["service"], labels["endpoint"], alert["rule"],
+    return (alert["provenance"]["window_end"], labels["service"], labels.get("endpoint", ""), alert["rule"],
             alert["change"])
 
 
@@ -112,7 +121,7 @@ async def topic_alerts(args: argparse.Namespace, rules: LoadedRules,
     until = iso_to_ms(args.until) if args.until else None
     alerts: list[dict[str, Any]] = []
     async for message in history(settings.bootstrap, settings.logs_topic, since, until,
-                                       security=settings.security):
+                                 security=settings.security, on_assigned=backtest.set_partitions):
         alerts += backtest.feed(message.partition, message.value, message.timestamp, message.offset)
     alerts += backtest.end()
     return alerts, backtest
@@ -134,8 +143,9 @@ def load_silences(args: argparse.Namespace) -> SilenceSet:
 def _run_topic(args: argparse.Namespace) -> int:
     from agents.rules_files import load_rules  # noqa: PLC0415
 
-    if args.inputs or args.metrics:
-        print("tailwatch replay: --topic replays the logs topic: give no FILE (and no --metrics)", file=sys.stderr)
+    if args.inputs or args.metrics or args.service_metrics:
+        print("tailwatch replay: --topic replays the logs topic: give no FILE (and no --metrics or "
+              "--service-metrics)", file=sys.stderr)
         return 2
     if not kafka_settings_from(args).bootstrap:
         print("tailwatch replay: --topic needs --bootstrap or TAILWATCH_KAFKA_BOOTSTRAP", file=sys.stderr)
@@ -150,6 +160,7 @@ def _run_topic(args: argparse.Namespace) -> int:
         out.write(orjson.dumps(alert) + b"\n")
     out.flush()
     print(f"records={backtest.records} panes={backtest.panes_closed} late_dropped={backtest.late} "
+          f"service_panes={backtest.service_panes_closed} late_endpoint_panes={backtest.late_endpoint_panes} "
           f"alerts={len(alerts)} invalid_batches={backtest.invalid}", file=sys.stderr)
     return 0
 
@@ -172,14 +183,18 @@ def run(args: argparse.Namespace) -> int:
     check_input_files(args.inputs)  # errors of the rules, silences and captures: agents/cli.py (exit 2)
     totals = ParseStats()
     extractor = extractor_from(args)
-    engine = None if args.metrics else _engine(args)
-    events, alerts = replay_events(args, totals, engine, extractor)
+    if args.metrics and args.service_metrics:
+        print("tailwatch replay: give --metrics or --service-metrics, not both", file=sys.stderr)
+        return 2
+    engine = None if args.metrics or args.service_metrics else _engine(args)
+    services: list[ServicePaneEvent] = []
+    events, alerts = replay_events(args, totals, engine, extractor, services)
     out = sys.stdout.buffer
     late = sum(event.pane.late_dropped for event in events)
-    if args.metrics:
+    if args.metrics or args.service_metrics:
         drop = ("duration_digest", "cpu_digest", "d1_digest") if args.no_digests else ()
-        for event in events:
-            snap = snapshot(event)
+        snapshots = map(snapshot, events) if args.metrics else map(service_snapshot, services)
+        for snap in snapshots:
             for key in drop:
                 del snap[key]
             out.write(orjson.dumps(snap) + b"\n")
@@ -189,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
     out.flush()
     for notice in extractor.catalog.take_notices():
         print(f"tailwatch replay: {notice}", file=sys.stderr)
-    print(f"{totals.summary_line()} panes={len(events)} late_dropped={late} alerts={len(alerts)} "
+    print(f"{totals.summary_line()} panes={len(events)} late_dropped={late} service_panes={len(services)} "
+          f"alerts={len(alerts)} "
           f"{extractor.catalog.stats.summary()}", file=sys.stderr)
     return report_input_problems("replay", totals)

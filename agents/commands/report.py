@@ -2,7 +2,8 @@
 
 From captures: the records are counted (top templates, error messages, build-spec accesses), run through the
 stream core (the same closed-pane snapshots the live workers send) and through the rules (the alert timeline).
-`--live` reads the metrics and alerts topics instead, and the logs topic for the record-level sections. Output:
+`--live` reads the metrics, service metrics and alerts topics instead, and the logs topic for the record-level
+sections. Output:
 terminal tables (rich) on stdout, or `--json` (one object; keys in README), and with `--html FILE` the
 self-contained page the worker serves at /dashboard.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +34,22 @@ from agents.report_tables import render_tables
 from agents.rules_files import DEFAULT_RULES, load_rules
 from agents.sources import chunks_of, damage_of, report_input_problems, source_name
 from agents.topic_reader import topic_messages
-from agents.topic_values import decode_alert, decode_log_batch, decode_snapshot
+from agents.topic_values import decode_alert, decode_endpoint_snapshot, decode_log_batch, decode_service_snapshot
 from pipeline.batching import DEFAULT_LATENESS_MS
 from pipeline.parsing import LogParser, ParseStats
 from pipeline.report.build import build_report
 from pipeline.report.capture import CaptureReport
 from pipeline.report.html import render_html
 from pipeline.report.records import RecordTotals
-from pipeline.report.snapshots import PaneTotals
+from pipeline.report.services import ServiceTotals
+from pipeline.report.snapshots import PaneTotals, SnapshotStore
 from pipeline.rules.engine import RuleEngine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="*", metavar="FILE", help="captures (plain or .gz), in time order; - stdin")
-    parser.add_argument("--live", action="store_true", help="read the metrics and alerts topics instead of files")
+    parser.add_argument("--live", action="store_true",
+                        help="read the metrics, service metrics and alerts topics instead of files")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object, not tables")
     parser.add_argument("--html", metavar="FILE", help="also write the self-contained HTML report here")
     parser.add_argument("--rules", default=str(DEFAULT_RULES), help="rules for the alert timeline (files only)")
@@ -81,23 +85,45 @@ def report_from_files(args: argparse.Namespace, totals: ParseStats) -> dict[str,
     return capture.report(args.top, [source_name(path) for path in args.inputs])
 
 
+SERVICE_TOPIC_WAIT_S = 5.0  # the metrics topic was just read: a missing service topic is missing, not slow
+
+
+async def _read_snapshots(bootstrap: str, topic: str, idle_s: float, security: KafkaSecurity,
+                          decode: Callable[[bytes | None], dict[str, Any] | str | None],
+                          into: SnapshotStore[Any], timeout_s: float = 60.0) -> int:
+    """Every snapshot of `topic` into `into`, in batches; returns how many values were invalid (a `str` from
+    `decode`, a service-stage record on the metrics topic, is skipped and not counted)."""
+    invalid = 0
+    batch: list[dict[str, Any]] = []
+    async for message in topic_messages(bootstrap, topic, idle_s=idle_s, timeout_s=timeout_s, security=security):
+        value = decode(message.value)
+        if value is None:
+            invalid += 1
+        elif isinstance(value, dict):
+            batch.append(value)
+            if len(batch) >= 500:
+                into.add(batch)
+                batch = []
+    into.add(batch)
+    return invalid
+
+
 async def read_live(bootstrap: str, topics: dict[str, str], idle_s: float, top: int,
                     with_records: bool, security: KafkaSecurity) -> dict[str, Any]:
-    """The report from the metrics and alerts topics, and with `with_records` the record-level sections from the
-    logs topic (batches delivered twice are counted once, by producer, partition and batch number)."""
+    """The report from the metrics, service metrics and alerts topics, and with `with_records` the record-level
+    sections from the logs topic (batches delivered twice are counted once, by producer, partition and batch
+    number). Without a service metrics topic (no service stage ran) the service sections are null."""
     panes = PaneTotals()
-    skipped = 0
-    batch: list[dict[str, Any]] = []
-    async for message in topic_messages(bootstrap, topics["metrics"], idle_s=idle_s, security=security):
-        value = decode_snapshot(message.value)
-        if value is None:
-            skipped += 1
-            continue
-        batch.append(value)
-        if len(batch) >= 500:
-            panes.add(batch)
-            batch = []
-    panes.add(batch)
+    skipped = await _read_snapshots(bootstrap, topics["metrics"], idle_s, security, decode_endpoint_snapshot, panes)
+    service_panes = ServiceTotals()
+    services: ServiceTotals | None = service_panes
+    try:
+        skipped += await _read_snapshots(bootstrap, topics["metrics.service"], idle_s, security,
+                                         decode_service_snapshot, service_panes, SERVICE_TOPIC_WAIT_S)
+    except TimeoutError:
+        services = None
+        print(f"tailwatch report: no topic {topics['metrics.service']}: no service rows (is the service stage "
+              "running?)", file=sys.stderr)
     alerts = []
     async for message in topic_messages(bootstrap, topics["alerts"], idle_s=idle_s, security=security):
         value = decode_alert(message.value)
@@ -119,7 +145,7 @@ async def read_live(bootstrap: str, topics: dict[str, str], idle_s: float, top: 
     if skipped:
         print(f"tailwatch report: skipped {skipped} messages that do not match their topic's schema",
               file=sys.stderr)
-    return build_report(panes, records, alerts, "live", top, list(topics.values()), skipped)
+    return build_report(panes, records, alerts, "live", top, list(topics.values()), skipped, services)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         settings = kafka_settings_from(args)
         if not settings.bootstrap:
             raise UsageError("--live needs --bootstrap or TAILWATCH_KAFKA_BOOTSTRAP")
-        topics = {name: settings.topic(name) for name in ("metrics", "alerts", "logs")}
+        topics = {name: settings.topic(name) for name in ("metrics", "metrics.service", "alerts", "logs")}
         report = asyncio.run(read_live(settings.bootstrap, topics, args.idle_s, args.top, not args.no_records,
                                      settings.security))
     else:

@@ -41,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
         for rule in loaded.compiled:
             tiers = " | ".join(f"{tier.severity}: {tier.condition.text}" for tier in rule.tiers)
             timing = rule.timing
+            scope = ", per service" if rule.service_wide else ""
             print(f"  {rule.spec.name:26} window {rule.window_ms // 60_000}m, for {timing.for_ms // 60_000}m, "
-                  f"keep {timing.keep_firing_for_ms // 60_000}m  {tiers}")
+                  f"keep {timing.keep_firing_for_ms // 60_000}m{scope}  {tiers}")
     return EXIT_USAGE if unreadable else EXIT_CHECK_FAILED if failed else EXIT_OK
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from pipeline.report.baselines import evaluate
 from pipeline.report.records import RecordTotals
+from pipeline.report.services import ServicePoint, ServiceTotals, service_row
 from pipeline.report.snapshots import EndpointSum, PanePoint, PaneTotals
 from pipeline.report.timeline import alert_spans
 from pipeline.timestamps import ms_to_iso
@@ -64,12 +65,43 @@ def _series(points: list[PanePoint], minutes: list[int]) -> list[dict[str, Any]]
     return [rows[key] for key in sorted(rows)]
 
 
+def _service_series(points: list[ServicePoint], minutes: list[int]) -> list[dict[str, Any]]:
+    """Per service, one value per minute of `minutes` (0 / null where the service had no pane)."""
+    index = {start: i for i, start in enumerate(minutes)}
+    rows: dict[str, dict[str, Any]] = {}
+    for point in points:
+        row = rows.get(point.service)
+        if row is None:
+            empty: list[float | None] = [None] * len(minutes)
+            row = rows[point.service] = {
+                "service": point.service, "requests": [0] * len(minutes), "errors": [0] * len(minutes),
+                "p50_ms": list(empty), "p95_ms": list(empty), "p99_ms": list(empty)}
+        i = index[point.start_ms]
+        row["requests"][i] = point.total
+        row["errors"][i] = point.errors
+        row["p50_ms"][i], row["p95_ms"][i], row["p99_ms"][i] = point.p50_ms, point.p95_ms, point.p99_ms
+    return [rows[key] for key in sorted(rows)]
+
+
+def _service_rows(services: ServiceTotals, endpoints: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per service, busiest first; `endpoints` counts the service's endpoint rows."""
+    counts: dict[str, int] = {}
+    for row in endpoints:
+        counts[row["service"]] = counts.get(row["service"], 0) + 1
+    rows = [service_row(total, counts.get(total.service, 0)) for total in services.service_sums()]
+    return sorted(rows, key=lambda r: (-r["requests"], r["service"]))
+
+
 def build_report(panes: PaneTotals, records: RecordTotals | None = None,
                  alerts: list[dict[str, Any]] | None = None, source: str = "files", top: int = 10,
-                 generated_from: list[str] | None = None, skipped: int = 0) -> dict[str, Any]:
+                 generated_from: list[str] | None = None, skipped: int = 0,
+                 services: ServiceTotals | None = None) -> dict[str, Any]:
+    """`services`: the service stage's panes (None: the source has none, and the service sections are null)."""
     points = panes.ordered()
-    start_ms = min((p.start_ms for p in points), default=None)
-    end_ms = max((p.end_ms for p in points), default=None)
+    service_points = [] if services is None else services.ordered()
+    starts = [p.start_ms for p in points] + [p.start_ms for p in service_points]
+    start_ms = min(starts, default=None)
+    end_ms = max([p.end_ms for p in points] + [p.end_ms for p in service_points], default=None)
     minutes = [] if start_ms is None or end_ms is None else list(range(start_ms, end_ms, PANE_MS))
     sums = panes.endpoint_sums()
     endpoints = sorted((_endpoint_row(total) for total in sums),
@@ -98,7 +130,9 @@ def build_report(panes: PaneTotals, records: RecordTotals | None = None,
         "totals": {"requests": requests, "responses": responses, "errors": errors,
                    "error_rate": _rate(errors, responses), "endpoints": len(sums), "panes": len(points),
                    "late_dropped": sum(total.late_dropped for total in sums),
-                   "records_read": None if records is None else records.records},
+                   "records_read": None if records is None else records.records,
+                   "services": None if services is None else len(services.by_service())},
+        "services": None if services is None else _service_rows(services, endpoints),
         "endpoints": endpoints,
         "error_rates": error_rates,
         "slowest": slowest,
@@ -108,6 +142,7 @@ def build_report(panes: PaneTotals, records: RecordTotals | None = None,
         "top_errors": None if records is None else records.top_errors(top),
         "build_specs": None if records is None else records.build_specs(top),
         "baselines": evaluate(points, len(minutes)),
-        "series": {"minutes": minutes, "endpoints": _series(points, minutes)},
+        "series": {"minutes": minutes, "endpoints": _series(points, minutes),
+                   "services": None if services is None else _service_series(service_points, minutes)},
         "alerts": None if alerts is None else {"events": len(alerts), "spans": alert_spans(alerts, end_ms)},
     }

@@ -10,6 +10,7 @@ from typing import Any
 
 from pipeline.report.svg import PALETTE, latency_lines, pie, status_color, time_stacked_bars, timeline
 from pipeline.report.svg import stacked_bars as bars
+from pipeline.report.timeline import alert_scope
 
 MAX_VOLUME_SERIES = 7
 MAX_LATENCY_CHARTS = 8
@@ -116,7 +117,7 @@ def _timeline(report: dict[str, Any]) -> str:
         return '<p class="note">no alert events read (replay rules with --rules, or read the alerts topic)</p>'
     rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for span in alerts["spans"]:
-        rows.setdefault((span["rule"], span["endpoint"]), []).extend(span["segments"])
+        rows.setdefault((span["rule"], alert_scope(span)), []).extend(span["segments"])
     window = report["window"]
     return timeline("alerts", [(rule, endpoint, segments) for (rule, endpoint), segments in sorted(rows.items())],
                     window["start_ms"], window["end_ms"])
@@ -126,7 +127,8 @@ def _kpis(report: dict[str, Any]) -> str:
     totals = report["totals"]
     alerts = report["alerts"]
     cards = [("requests", _fmt(totals["requests"])), ("error rate", _pct(totals["error_rate"])),
-             ("endpoints", _fmt(totals["endpoints"])), ("minutes", _fmt(report["window"]["minutes"])),
+             ("services", _fmt(totals["services"])), ("endpoints", _fmt(totals["endpoints"])),
+             ("minutes", _fmt(report["window"]["minutes"])),
              ("alert spans", "–" if alerts is None else _fmt(len(alerts["spans"]))),
              ("late dropped", _fmt(totals["late_dropped"]))]
     return '<div class="kpis">' + "".join(f"<div class=\"kpi\"><b>{value}</b><span>{escape(name)}</span></div>"
@@ -149,6 +151,35 @@ def _baselines(report: dict[str, Any]) -> str:
                    "verdict"], rows, name="baselines")
 
 
+SERVICE_HEADERS = ("service", "endpoints", "requests", "peak / min", "success", "error rate", "404 rate", "avg ms",
+                   "p50", "p95", "p99", "CPU p95 ms", "D1 queries", "D1 rows read", "D1 p95 ms", "D1 failures")
+
+
+def _services(report: dict[str, Any]) -> str:
+    """The service rows (every endpoint of a service merged per minute by the service stage) and their volume."""
+    rows = report["services"]
+    if rows is None:
+        return ('<p class="note">no service panes read (the service stage writes them: a replay, or the '
+                '&lt;prefix&gt;.metrics.service topic)</p>')
+    table = _table(SERVICE_HEADERS, [
+        [escape(r["service"]), _fmt(r["endpoints"]), _fmt(r["requests"]), _fmt(r["peak_minute_requests"]),
+         _pct(r["success_rate"]), _pct(r["error_rate"]), _pct(r["ratio_404"]), _fmt(r["avg_ms"]), _fmt(r["p50_ms"]),
+         _fmt(r["p95_ms"]), _fmt(r["p99_ms"]), _fmt(r["cpu_p95_ms"]), _fmt(r["d1_queries"]), _fmt(r["d1_rows_read"]),
+         _fmt(r["d1_p95_ms"]), _fmt(r["d1_connection_failures"])] for r in rows], name="services")
+    late = sum(r["late_endpoint_panes"] for r in rows)
+    if late:
+        table += (f'<p class="note" data-late-endpoint-panes="{late}">{late:,} endpoint panes reached the service '
+                  "stage after their minute had closed: counted, not merged (their requests are in the endpoint "
+                  "rows only)</p>")
+    series = report["series"]["services"] or []
+    if not any(sum(s["requests"]) for s in series):
+        return table
+    stacks: list[tuple[str, str, Sequence[float]]] = [(s["service"], PALETTE[i % len(PALETTE)], s["requests"])
+                                                      for i, s in enumerate(series)]
+    return table + time_stacked_bars("service-volume", report["series"]["minutes"], stacks, "requests / min",
+                                     height=220)
+
+
 def _tables(report: dict[str, Any], labels: dict[tuple[str, str], str]) -> str:
     def label(row: dict[str, Any]) -> str:
         return escape(labels.get((row["service"], row["endpoint"]), row["endpoint"]))
@@ -162,7 +193,10 @@ def _tables(report: dict[str, Any], labels: dict[tuple[str, str], str]) -> str:
                           for r in report["error_rates"]], name="error_rates")
     slowest = _table(["endpoint", "avg ms", "p95 ms"], [[label(r), _fmt(r["avg_ms"]), _fmt(r["p95_ms"])]
                                                        for r in report["slowest"]], name="slowest")
-    parts = [_widget("Request volume, errors and response time by endpoint", endpoints, "t-endpoints",
+    parts = [_widget("Services (all endpoints, merged per minute)", _services(report), "t-services",
+                     "peak / min = the busiest minute's requests (what service-wide rules compare); rates over "
+                     "responses; percentiles from the service panes' merged t-digests"),
+             _widget("Request volume, errors and response time by endpoint", endpoints, "t-endpoints",
                      "errors = 4xx + 5xx (a Worker failure without a status counts as 5xx); rates over responses"),
              '<div class="cols">',
              _widget("Error rate by endpoint (> 1 %)", error_rates, "t-error-rates"),
@@ -205,7 +239,7 @@ def render_main(report: dict[str, Any]) -> str:
         _widget("3. Response time p50 / p95 / p99", _latency(report, labels), "latency",
                 "per minute, log scale; busiest endpoints first"),
         _widget("4. Status code distribution", _status_pie(report), "status"),
-        _widget("Alert timeline (firing spans per rule and endpoint)", _timeline(report), "alerts"),
+        _widget("Alert timeline (firing spans per rule and endpoint or service)", _timeline(report), "alerts"),
         _tables(report, labels),
     ])
 
@@ -216,7 +250,8 @@ def render_html(report: dict[str, Any], title: str = "tailwatch report", refresh
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{escape(title)}</title><meta name=\"viewport\" content=\"width=device-width\">"
             f"<link rel=\"icon\" href=\"data:,\"><style>{CSS}</style></head><body>"
-            f"<header><h1>{escape(title)}</h1><p>per-endpoint metrics from wrangler tail · tailwatch</p></header>"
+            f"<header><h1>{escape(title)}</h1><p>per-service and per-endpoint metrics from wrangler tail · "
+            "tailwatch</p></header>"
             f'<main id="report">{render_main(report)}</main>{script}</body></html>\n')
 
 

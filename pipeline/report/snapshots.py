@@ -1,5 +1,6 @@
 """`PaneTotals`: closed-pane snapshots (the metrics topic's `PaneSnapshot` dicts) summed per endpoint and minute.
 
+`SnapshotStore` holds the points of either stage (`ServiceTotals` in `services.py` is the service stage's).
 A snapshot is keyed by (service, endpoint, window_start_ms): one delivered again (at-least-once) replaces the
 identical copy, so duplicates never double-count. With `horizon_ms`, panes older than the newest pane's end minus
 the horizon are dropped, which bounds memory for a live dashboard. Latency percentiles of longer windows merge the
@@ -8,13 +9,23 @@ panes' t-digests oldest first, exactly as the stream worker's windows do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from pipeline.sketches import Sketch, from_dict, merge_digests, quantiles
 
 GroupKey = tuple[str, str]  # (service, endpoint)
+
+
+class Point(Protocol):
+    @property
+    def key(self) -> tuple[str, str, int]: ...  # what makes it unique; [2] is its start
+    @property
+    def end_ms(self) -> int: ...
+
+
+P = TypeVar("P", bound=Point)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +65,10 @@ class PanePoint:
             p50_ms=snapshot["p50_ms"], p95_ms=snapshot["p95_ms"], p99_ms=snapshot["p99_ms"],
             digest=from_dict(digest),
         )
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return self.service, self.endpoint, self.start_ms
 
     @property
     def errors(self) -> int:
@@ -120,12 +135,14 @@ def sum_points(service: str, endpoint: str, points: Iterable[PanePoint]) -> Endp
     return total
 
 
-class PaneTotals:
-    """Snapshots in, per-endpoint sums and per-minute points out. `version` grows with every change."""
+class SnapshotStore(Generic[P]):
+    """Points by key: one delivered again replaces its identical copy; with `horizon_ms`, points starting before
+    the newest point's end minus the horizon are dropped. `version` grows with every change."""
 
-    def __init__(self, horizon_ms: int | None = None) -> None:
+    def __init__(self, point_of: Callable[[dict[str, Any]], P], horizon_ms: int | None = None) -> None:
+        self.point_of = point_of
         self.horizon_ms = horizon_ms
-        self.points: dict[tuple[str, str, int], PanePoint] = {}
+        self.points: dict[tuple[str, str, int], P] = {}
         self.newest_end_ms: int | None = None
         self.version = 0
 
@@ -133,8 +150,8 @@ class PaneTotals:
         """Add a batch of snapshot dicts; returns how many were new (not duplicates, not past the horizon)."""
         added = 0
         for snapshot in snapshots:
-            point = PanePoint.of(snapshot)
-            key = (point.service, point.endpoint, point.start_ms)
+            point = self.point_of(snapshot)
+            key = point.key
             if key not in self.points:
                 added += 1
             self.points[key] = point
@@ -153,9 +170,16 @@ class PaneTotals:
         for key in old:
             del self.points[key]
 
-    def ordered(self) -> list[PanePoint]:
-        """Every pane, by (start, service, endpoint)."""
+    def ordered(self) -> list[P]:
+        """Every point, by (start, key)."""
         return [self.points[key] for key in sorted(self.points, key=lambda k: (k[2], k[0], k[1]))]
+
+
+class PaneTotals(SnapshotStore[PanePoint]):
+    """Endpoint snapshots in, per-endpoint sums and per-minute points out."""
+
+    def __init__(self, horizon_ms: int | None = None) -> None:
+        super().__init__(PanePoint.of, horizon_ms)
 
     def by_endpoint(self) -> dict[GroupKey, list[PanePoint]]:
         groups: dict[GroupKey, list[PanePoint]] = {}

@@ -1,4 +1,5 @@
-"""The alert timeline: firing spans per (rule, service, endpoint) from alert events (the alerts topic's dicts).
+"""The alert timeline: firing spans per (rule, service, endpoint) from alert events (the alerts topic's dicts); a
+service-wide rule's alerts (`group_by: [service]`) have no `endpoint` label: their spans' endpoint is "".
 
 A span starts at a `firing` event's `starts_at` and ends at the `resolved` event's `ends_at`; one with no resolve
 yet is open and drawn to the end of the report's window. Escalations and de-escalations split a span into
@@ -61,6 +62,11 @@ def alert_spans(events: Iterable[dict[str, Any]], end_ms: int | None) -> list[di
         span["segments"][-1]["end_ms"] = span["end_ms"]
     spans.sort(key=lambda s: (s["service"], s["endpoint"], s["rule"], s["start_ms"]))
     return spans
+
+
+def alert_scope(span: dict[str, Any]) -> str:
+    """What a span is about: its endpoint, or for a service-wide rule (no `endpoint` label) its service."""
+    return span["endpoint"] or f'{span["service"]} (whole service)'
 
 
 SEVERITY_RANK = {"CRITICAL": 3, "HIGH": 2, "MEDIUM": 1, "WARNING": 1, "LOW": 0, "INFO": 0}

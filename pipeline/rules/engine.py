@@ -1,5 +1,11 @@
-"""The rule engine: on every closed pane, evaluate each rule for that pane's endpoint and turn lifecycle
+"""The rule engine: on every closed pane, evaluate each rule for that pane's group and turn lifecycle
 transitions into alert events (dicts shaped like `schemas.alerts.AlertEvent`).
+
+Two stages hold one engine each: stage 1 (`stage="endpoint"`, one per logs partition) evaluates the rules grouped
+by [service, endpoint] on endpoint panes; stage 2 (`stage="service"`, `pipeline.service`) evaluates the rules
+grouped by [service] on service panes. Inhibitions: `equal: [service, endpoint]` lives inside stage 1;
+`equal: [service]` has a service-wide source — its service targets are muted inside stage 2, its endpoint targets
+are held by stage 1 (`held_rules`, published as `HeldAlert`s) and released by stage 2 with `service_inhibitors`.
 
 Deterministic: closed panes come in (start, service, endpoint) order, rules in file order, and everything reads
 event time only — so replay gives the alerts live gave.
@@ -11,7 +17,7 @@ import hashlib
 import string
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from pipeline.metrics import METRIC_NAMES, derived
 from pipeline.pane_store import ClosedPaneEvent, PaneStore
@@ -33,7 +39,9 @@ class RuleError(ValueError):
         self.loc = loc
 
 
-_GROUP = ("service", "endpoint")  # the only grouping: a rule's state lives with its endpoint's partition
+_ENDPOINT_GROUP = ("endpoint", "service")  # sorted: per endpoint, in its logs partition's worker (stage 1)
+_SERVICE_GROUP = ("service",)  # per service, in the service stage (stage 2)
+Stage = Literal["endpoint", "service"]
 Matcher = tuple[tuple[str, str], ...]  # (label, value) pairs that must all equal
 
 
@@ -53,6 +61,11 @@ class CompiledRule:
     timing: Timing
     only: tuple[Matcher, ...] = ()  # the groups the rule is evaluated for (empty: all)
     exclude: tuple[Matcher, ...] = ()  # the groups it skips
+
+    @property
+    def service_wide(self) -> bool:
+        """`group_by: [service]`: evaluated by the service stage on service panes."""
+        return tuple(self.spec.group_by) == _SERVICE_GROUP
 
     @property
     def filtered(self) -> bool:
@@ -81,10 +94,7 @@ def compile_rules(rule_file: RuleFile) -> list[CompiledRule]:
         if rule.name in seen:
             raise RuleError(rule.name, "name", "defined twice")
         seen.add(rule.name)
-        if tuple(rule.group_by) != _GROUP:
-            raise RuleError(rule.name, "group_by", "only [service, endpoint] is supported: the worker evaluates "
-                            "each endpoint in its own partition, other groups need a cross-partition stage",
-                            ("rules", index, "group_by"))
+        _check_group(rule, index)
         names = METRIC_NAMES | frozenset(rule_file.params) | frozenset(rule.params)
         for override in rule.overrides:
             names |= frozenset(override.params)
@@ -113,15 +123,51 @@ def compile_rules(rule_file: RuleFile) -> list[CompiledRule]:
                                      Timing(duration_ms(rule.for_), duration_ms(rule.keep_firing_for), repeat,
                                             window),
                                      _matchers(rule.only), _matchers(rule.exclude)))
+    service_wide = {rule.spec.name: rule.service_wide for rule in compiled}
     for index, inhibition in enumerate(rule_file.inhibit):
         for name in (inhibition.source, *inhibition.targets):
             if name not in seen:
                 raise RuleError(name, f"inhibit[{index}]", "no such rule", ("inhibit", index))
-        if sorted(inhibition.equal) != sorted(_GROUP):
-            raise RuleError(inhibition.source, f"inhibit[{index}].equal", "only [service, endpoint] is supported: "
-                            "a source on another endpoint lives in another partition's worker",
-                            ("inhibit", index, "equal"))
+        _check_inhibition(inhibition.source, tuple(sorted(inhibition.equal)), service_wide, index)
     return compiled
+
+
+def _check_group(rule: Rule, index: int) -> None:
+    """`group_by` is [service, endpoint] (stage 1) or [service] (stage 2); a service-wide rule cannot name an
+    endpoint in `only`, `exclude` or an override's `match` (its labels have none)."""
+    group = tuple(sorted(rule.group_by))
+    if group not in (_ENDPOINT_GROUP, _SERVICE_GROUP):
+        raise RuleError(rule.name, "group_by", "only [service, endpoint] (per endpoint) or [service] (service-wide, "
+                        "on the service stage's merged panes) is supported", ("rules", index, "group_by"))
+    if group != _SERVICE_GROUP:
+        return
+    for field in ("only", "exclude"):
+        for item, matcher in enumerate(getattr(rule, field)):
+            if "endpoint" in matcher:
+                raise RuleError(rule.name, field, "a group_by: [service] rule has no endpoint label to match",
+                                ("rules", index, field, item))
+    for item, override in enumerate(rule.overrides):
+        if "endpoint" in override.match:
+            raise RuleError(rule.name, "overrides", "a group_by: [service] rule has no endpoint label to match",
+                            ("rules", index, "overrides", item, "match"))
+
+
+def _check_inhibition(source: str, equal: tuple[str, ...], service_wide: dict[str, bool], index: int) -> None:
+    """`equal: [service, endpoint]`: source and targets per endpoint (inside stage 1). `equal: [service]`: a
+    service-wide source (its state is in stage 2), targets of either kind. Anything else is refused."""
+    where = ("inhibit", index, "equal")
+    if equal == _ENDPOINT_GROUP:
+        if service_wide[source]:
+            raise RuleError(source, f"inhibit[{index}].equal", "the source is a group_by: [service] rule, which has "
+                            "no endpoint: use equal: [service]", where)
+        return
+    if equal == _SERVICE_GROUP:
+        if not service_wide[source]:
+            raise RuleError(source, f"inhibit[{index}].equal", "equal: [service] needs a group_by: [service] source: "
+                            "an endpoint rule's state lives in its own partition's worker", where)
+        return
+    raise RuleError(source, f"inhibit[{index}].equal", "only [service, endpoint] (same endpoint) or [service] (a "
+                    "service-wide source) is supported", where)
 
 
 def fingerprint(rule: str, labels: dict[str, str]) -> str:
@@ -163,22 +209,41 @@ InputOf = Callable[[int, int], dict[str, Any] | None]  # (window start, end) -> 
 GROUP_RULES_KEPT = 10_000  # groups whose rules and parameters `RuleEngine._rules_for` keeps worked out
 
 
+WindowOf = Callable[[int], ClosedPane]  # window length (ms) -> the group's closed panes over it, merged
+
+
 class RuleEngine:
     """`silences`: what mutes transitions (shared and updated by the caller; see `pipeline.rules.silences`).
-    `input_of`: live only, the logs-topic offsets that fed a window, for the provenance (replay leaves it null)."""
+    `input_of`: live only, the logs-topic offsets that fed a window, for the provenance (replay leaves it null).
+    `stage`: which rules it holds — "endpoint" (stage 1: group_by [service, endpoint]) or "service" (stage 2:
+    group_by [service]); both are given every compiled rule and keep theirs."""
 
     def __init__(self, rules: list[CompiledRule], rule_file: RuleFile, rules_hash: str,
-                 silences: SilenceSet | None = None, input_of: InputOf | None = None) -> None:
-        self.rules = rules
+                 silences: SilenceSet | None = None, input_of: InputOf | None = None, *,
+                 stage: Stage = "endpoint") -> None:
+        self.stage = stage
+        self.compiled = rules
+        self.rules = [rule for rule in rules if rule.service_wide == (stage == "service")]
         self.rule_file = rule_file
         self.rules_hash = rules_hash
         self.silences = silences if silences is not None else SilenceSet()
         self.input_of = input_of
-        self.states: dict[tuple[str, str, str], AlertState] = {}  # (rule, service, endpoint)
-        # (source, targets, the target severities it mutes or None for all); `equal` is always service + endpoint
-        self._inhibits = [(i.source, set(i.targets), None if i.severities is None else set(i.severities))
-                          for i in rule_file.inhibit]
+        self.states: dict[tuple[str, str, str], AlertState] = {}  # (rule, service, endpoint or "" service-wide)
+        wide = {rule.spec.name for rule in rules if rule.service_wide}
+        # (source, targets, the target severities it mutes or None for all), for the inhibitions inside this stage
+        self._inhibits = [(i.source, set(i.targets) & ({r.spec.name for r in self.rules}),
+                           None if i.severities is None else set(i.severities))
+                          for i in rule_file.inhibit if (i.source in wide) == (stage == "service")]
+        # across stages: service-wide sources muting endpoint targets (stage 1 holds those, stage 2 releases them)
+        self._across = [(i.source, set(i.targets) - wide, None if i.severities is None else set(i.severities))
+                        for i in rule_file.inhibit if i.source in wide]
+        self.held_rules = frozenset(name for _source, targets, _sev in self._across for name in targets)
         self._group_rules: dict[tuple[str, str], list[tuple[CompiledRule, dict[str, Any]]]] = {}
+
+    def for_stage(self, stage: Stage) -> RuleEngine:
+        """An engine of `stage` with the same rules, rule file and silences (no input offsets: a service alert
+        has none)."""
+        return RuleEngine(self.compiled, self.rule_file, self.rules_hash, self.silences, stage=stage)
 
     def export_states(self) -> list[list[Any]]:
         """The alert states, JSON-ready (what a stream worker keeps in its checkpoint)."""
@@ -197,13 +262,33 @@ class RuleEngine:
         return alerts
 
     def on_pane_closed(self, event: ClosedPaneEvent, store: PaneStore) -> list[dict[str, Any]]:
+        """Stage 1: an endpoint pane closed."""
+        def window_of(window_ms: int) -> ClosedPane:
+            return store.window(event.service, event.endpoint, event.end_ms, window_ms)
+        return self._evaluate({"service": event.service, "endpoint": event.endpoint}, event.start_ms, event.end_ms,
+                              event.d1_rows_read_today, window_of)
+
+    def on_service_pane_closed(self, service: str, start_ms: int, end_ms: int, d1_rows_read_today: int,
+                               window_of: WindowOf) -> list[dict[str, Any]]:
+        """Stage 2: the service pane `[start_ms, end_ms)` of `service` closed; `window_of` merges its windows."""
+        return self._evaluate({"service": service}, start_ms, end_ms, d1_rows_read_today, window_of)
+
+    def service_inhibitors(self, alert: dict[str, Any]) -> list[str]:
+        """Stage 2: the service-wide sources firing now that mute this endpoint alert (a held one)."""
+        service = alert["labels"].get("service", "")
+        return [source for source, targets, severities in self._across
+                if alert["rule"] in targets and (severities is None or alert["severity"] in severities)
+                and self.states.get((source, service, ""), AlertState()).state == "firing"]
+
+    def _evaluate(self, labels: dict[str, str], start_ms: int, end_ms: int, rows_today: int,
+                  window_of: WindowOf) -> list[dict[str, Any]]:
         alerts = []
         windows: dict[int, tuple[ClosedPane, dict[str, Any]]] = {}  # rules sharing a window length share its metrics
-        labels = {"service": event.service, "endpoint": event.endpoint}
-        for rule, params in self._rules_for(event.service, event.endpoint, labels):
+        service, endpoint = labels["service"], labels.get("endpoint", "")
+        for rule, params in self._rules_for(service, endpoint, labels):
             if rule.window_ms not in windows:
-                merged = store.window(event.service, event.endpoint, event.end_ms, rule.window_ms)
-                windows[rule.window_ms] = (merged, derived(merged, event.d1_rows_read_today))
+                merged = window_of(rule.window_ms)
+                windows[rule.window_ms] = (merged, derived(merged, rows_today))
             window, metrics = windows[rule.window_ms]
             values = metrics | params
             verdict, tier = self._verdict(rule, values, window.total)
@@ -211,17 +296,17 @@ class RuleEngine:
             if rule.clear is not None:
                 outcome = rule.clear.evaluate(values)
                 cleared = None if outcome is None else bool(outcome)
-            key = (rule.spec.name, event.service, event.endpoint)
+            key = (rule.spec.name, service, endpoint)
             state = self.states.get(key, AlertState())
-            new_state, transition = evaluate(state, event.start_ms, event.end_ms, verdict,
+            new_state, transition = evaluate(state, start_ms, end_ms, verdict,
                                              tier.severity if tier else None, rule.timing, cleared)
-            new_state, transition, silenced_by = self._silence(rule, labels, new_state, transition, event.end_ms)
+            new_state, transition, silenced_by = self._silence(rule, labels, new_state, transition, end_ms)
             if new_state == AlertState():
                 self.states.pop(key, None)
             else:
                 self.states[key] = new_state
             if transition is not None:
-                alerts.append(self._alert(rule, tier, transition, labels, values, event, window, silenced_by))
+                alerts.append(self._alert(rule, tier, transition, labels, values, end_ms, window, silenced_by))
         return alerts
 
     def _silence(self, rule: CompiledRule, labels: dict[str, str], state: AlertState,
@@ -278,7 +363,7 @@ class RuleEngine:
         return (None if unknown else False), None
 
     def _alert(self, rule: CompiledRule, tier: CompiledTier | None, transition: Transition, labels: dict[str, str],
-               values: dict[str, Any], event: ClosedPaneEvent, window: ClosedPane,
+               values: dict[str, Any], end_ms: int, window: ClosedPane,
                silenced_by: list[str]) -> dict[str, Any]:
         spec = rule.spec
         shown = tier or next((t for t in rule.tiers if t.severity == transition.severity), rule.tiers[-1])
@@ -289,7 +374,7 @@ class RuleEngine:
                    "threshold": threshold, "severity": severity}
         inhibited = [source for source, targets, severities in self._inhibits
                      if spec.name in targets and (severities is None or severity in severities)
-                     and self.states.get((source, labels["service"], labels["endpoint"]),
+                     and self.states.get((source, labels["service"], labels.get("endpoint", "")),
                                          AlertState()).state == "firing"]
         return {
             "v": 1,
@@ -312,12 +397,11 @@ class RuleEngine:
             "inhibited_by": inhibited,
             "silenced_by": silenced_by,
             "provenance": {
-                "window_start": ms_to_iso(event.end_ms - rule.window_ms),
-                "window_end": ms_to_iso(event.end_ms),
+                "window_start": ms_to_iso(end_ms - rule.window_ms),
+                "window_end": ms_to_iso(end_ms),
                 "sample_count": window.total,
                 "rules_hash": self.rules_hash,
-                "input": None if self.input_of is None else self.input_of(event.end_ms - rule.window_ms,
-                                                                          event.end_ms),
+                "input": None if self.input_of is None else self.input_of(end_ms - rule.window_ms, end_ms),
             },
         }
 

@@ -1,6 +1,6 @@
 """Rule unit tests (`schemas.rule_tests`): expand the log fixtures, run them through the replay core (the
-endpoint catalog, then the partition operator `tailwatch replay` and the live worker use) and compare the
-transitions with the expected ones. Pure: the caller loads files."""
+endpoint catalog, then both stages — the partition operator and the service operator — that `tailwatch replay` and
+the live workers use) and compare the transitions with the expected ones. Pure: the caller loads files."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def expand(case: RuleTestCase, start_ms: int) -> list[dict[str, Any]]:
 
 def run_case(case: RuleTestCase, test_file: RuleTestFile, rules: list[CompiledRule], rule_file: RuleFile,
              rules_hash: str) -> list[dict[str, Any]]:
-    """The alert events of the checked rules, in the order `replay` prints them."""
+    """The alert events of the checked rules (per endpoint and service-wide), in the order `replay` prints them."""
     start = iso_to_ms(test_file.start)
     silences = SilenceSet({"id": s.id, "matchers": [m.model_dump() for m in s.matchers],
                            "starts_at": ms_to_iso(to_ms(s.starts_at, start)),
@@ -75,7 +75,7 @@ def run_case(case: RuleTestCase, test_file: RuleTestFile, rules: list[CompiledRu
 
 def _order(alert: dict[str, Any]) -> tuple[str, str, str, str, str]:
     labels = alert["labels"]
-    return (alert["provenance"]["window_end"], labels["service"], labels["endpoint"], alert["rule"],
+    return (alert["provenance"]["window_end"], labels["service"], labels.get("endpoint", ""), alert["rule"],
             alert["change"])
 
 

@@ -1,5 +1,7 @@
 """`/dashboard` on the worker's web server: it serves the page and its data, the numbers grow as more input
-arrives, and once the input is done they equal `tailwatch report` on the same capture (report and live agree)."""
+arrives, and once the input is done they equal `tailwatch report` on the same capture (report and live agree).
+Service rows come from the service metrics topic (read once it exists); the metrics topic's records for the service
+stage are skipped, not counted as invalid."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -24,9 +27,13 @@ from agents.ingest import Ingestor
 from agents.publisher import Publisher
 from agents.settings import KafkaSettings
 from agents.sources import file_chunks
-from agents.topics import ensure_topics
-from pipeline.parsing import ParseStats
+from agents.topics import TopicSpec, ensure_topics
+from pipeline.extract import Extractor
+from pipeline.parsing import LogParser, ParseStats
+from pipeline.replay import Replay
+from pipeline.service import service_snapshot
 from pipeline.synthetic import DEMO_START_MS, generate_events, render_capture
+from schemas.metrics import PartitionProgress
 from tests.browser import chromium, open_page
 from tests.kafka_tier import free_port
 from tests.test_agents.test_stream_worker import stop, wait_ready
@@ -67,6 +74,27 @@ def capture_parts(tmp_path: Path) -> tuple[Path, bytes, bytes]:
     return whole, part1, part2
 
 
+def service_panes_of(path: Path) -> list[dict[str, Any]]:
+    """The service panes of a capture: what the service stage publishes for it (a replay runs the same stage)."""
+    parser = LogParser(str(path), Extractor())
+    records = parser.feed(path.read_bytes()).records + parser.finish().records
+    replay = Replay(10_000)
+    closed = replay.step("files", records).service_closed + replay.step_end("files").service_closed
+    return [service_snapshot(event) for event in closed]
+
+
+async def publish(kafka_settings: KafkaSettings, topic: str, values: list[bytes]) -> None:
+    bootstrap = kafka_settings.bootstrap or ""
+    await ensure_topics(bootstrap, [TopicSpec(kafka_settings.topic(topic), kafka_settings.partitions)])
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(kafka_settings.topic(topic), value)
+    finally:
+        await producer.stop()
+
+
 @pytest.fixture
 def web_worker(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[int]:
     port = free_port()
@@ -94,13 +122,18 @@ async def test_dashboard_serves_and_updates(kafka_settings: KafkaSettings, web_w
     page = body.decode()
     assert 'id="report"' in page and "/dashboard/main" in page and "<svg" in page
 
-    # Garbage on the topics costs only itself: counted, skipped.
+    # Garbage on the topics costs only itself: counted, skipped. Records for the service stage are not garbage.
     bootstrap = kafka_settings.bootstrap or ""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
         await producer.send_and_wait(kafka_settings.topic("metrics"), b"not json")
         await producer.send_and_wait(kafka_settings.topic("alerts"), b'{"v": 1, "rule": "half an alert"}')
+        # (a progress record that promises nothing, so that a worker's service stage, if it runs, is not misled;
+        # held alerts are skipped the same way: tests/test_agents/test_topic_values.py)
+        progress = PartitionProgress(partition=0, partitions=kafka_settings.partitions, closed_until_ms=None,
+                                     ended=False)
+        await producer.send_and_wait(kafka_settings.topic("metrics"), progress.model_dump_json().encode())
     finally:
         await producer.stop()
 
@@ -135,10 +168,23 @@ async def test_dashboard_serves_and_updates(kafka_settings: KafkaSettings, web_w
     # Live equals the report from the capture: the same panes, the same merged digests.
     assert done["endpoints"] == expected["endpoints"]
     assert done["baselines"] == expected["baselines"]
-    assert done["series"] == expected["series"]
+    for key in ("minutes", "endpoints"):
+        assert done["series"][key] == expected["series"][key], key
     assert done["status_codes"] == expected["status_codes"]
     main = (await asyncio.to_thread(get, base + "/main"))[2].decode()
     assert f"{want:,}" in main and main.count('class="chart"') >= 4
+
+    # The service stage's panes, on a service metrics topic that did not exist when the dashboard started.
+    panes = service_panes_of(whole)
+    await publish(kafka_settings, "metrics.service", [orjson.dumps(pane) for pane in panes] + [b"{}"])
+    services = expected["services"]
+    assert sum(row["requests"] for row in services) == want and len(services) == 2
+    with_services = await asyncio.to_thread(  # (a worker that runs the service stage publishes them too)
+        poll, base + "/data.json", lambda d: d["services"] == services and d["skipped_messages"] == 3)
+    assert with_services["totals"]["services"] == 2
+    assert with_services["series"] == expected["series"]  # endpoints and services, minute by minute
+    main = (await asyncio.to_thread(get, base + "/main"))[2].decode()
+    assert 'data-chart="service-volume"' in main and 'data-table="services"' in main
 
     # `tailwatch report --live` reads the same topics and gives the same numbers.
     live = subprocess.run([sys.executable, "-m", "agents.cli", "report", "--live", "--json", "--idle-s", "1.5",
@@ -147,9 +193,10 @@ async def test_dashboard_serves_and_updates(kafka_settings: KafkaSettings, web_w
     assert live.returncode == 0, live.stderr
     from_topics = json.loads(live.stdout)
     assert from_topics["source"] == "live"
-    assert from_topics["skipped_messages"] == 2 and "skipped 2 messages" in live.stderr
+    assert from_topics["skipped_messages"] == 3 and "skipped 3 messages" in live.stderr
     for key in ("endpoints", "baselines", "top_templates", "top_errors", "build_specs"):
         assert from_topics[key] == expected[key], key  # record sections from the logs topic
+    assert from_topics["services"] == services
     no_records = subprocess.run([sys.executable, "-m", "agents.cli", "report", "--live", "--json", "--no-records",
                                  "--idle-s", "1", "--topic-prefix", kafka_settings.topic_prefix,
                                  "--bootstrap", bootstrap], capture_output=True, text=True, timeout=60)
@@ -163,19 +210,24 @@ def browser() -> str:
 
 async def test_dashboard_page_refreshes_in_a_browser(browser: str, kafka_settings: KafkaSettings, web_worker: int,
                                                       capture_parts: tuple[Path, bytes, bytes]) -> None:
-    """The page, opened before any input, swaps in the new numbers as they arrive, without console errors."""
+    """The page, opened before any input, swaps in the new numbers and the service rows as they arrive, without
+    console errors."""
     whole, _part1, _part2 = capture_parts
     want = report_from_files(argparse.Namespace(
         inputs=[str(whole)], no_rules=True, rules=None, lateness_ms=10_000, route=[], top=10), ParseStats())
     requests = want["totals"]["requests"]
     loaded = asyncio.Event()
     kpi = "document.querySelector('.kpi b').textContent"
+    services = ("[...document.querySelectorAll('table[data-table=services] tbody tr td:first-child')]"
+                ".map(td => td.textContent)")
     page = asyncio.create_task(open_page(
         f"http://127.0.0.1:{web_worker}/dashboard", {
             "charts": "document.querySelectorAll('#report svg.chart').length",
             "volume_marks": "document.querySelectorAll('svg[data-chart=volume] .mark').length",
-            "refresh_error": "document.body.dataset.refreshError || null",
-        }, wait_for=f"{kpi} === '{requests:,}'", on_load={"first_kpi": kpi}, loaded=loaded, timeout_s=90))
+            "service_marks": "document.querySelectorAll('svg[data-chart=service-volume] .mark').length",
+            "services": services, "refresh_error": "document.body.dataset.refreshError || null",
+        }, wait_for=f"{kpi} === '{requests:,}' && {services}.length === 2 && {services}[0] !== 'none'",
+        on_load={"first_kpi": kpi, "first_services": services}, loaded=loaded, timeout_s=90))
     await asyncio.wait_for(loaded.wait(), 60)
 
     bootstrap = kafka_settings.bootstrap or ""
@@ -186,9 +238,28 @@ async def test_dashboard_page_refreshes_in_a_browser(browser: str, kafka_setting
         await Ingestor(publisher, kafka_settings.partitions).ingest_chunks(str(whole), file_chunks(whole))
     finally:
         await publisher.stop()
+    panes = service_panes_of(whole)
+    await publish(kafka_settings, "metrics.service", [orjson.dumps(pane) for pane in panes])
     result = await page
     assert result.values["first_kpi"] == "0"  # opened before any data: the numbers came by refresh
+    assert result.values["first_services"] == ["none"]
+    assert sorted(result.values["services"]) == sorted({pane["service"] for pane in panes})
+    assert result.values["service_marks"] >= MINUTES
     assert result.errors == []
     assert result.values["refresh_error"] is None
     assert result.values["charts"] >= 5 and result.values["volume_marks"] > 0
     assert result.ink["inked"] > 0.05
+
+
+def test_report_live_without_a_service_topic_says_so(kafka_settings: KafkaSettings) -> None:
+    """No service stage has run (no service metrics topic): the service sections are null, and stderr says why."""
+    bootstrap = kafka_settings.bootstrap or ""
+    asyncio.run(ensure_topics(bootstrap, [TopicSpec(kafka_settings.topic(name), 1)
+                                          for name in ("metrics", "alerts", "logs")]))
+    live = subprocess.run([sys.executable, "-m", "agents.cli", "report", "--live", "--json", "--idle-s", "0.5",
+                           "--topic-prefix", kafka_settings.topic_prefix, "--bootstrap", bootstrap],
+                          capture_output=True, text=True, timeout=60)
+    assert live.returncode == 0, live.stderr
+    report = json.loads(live.stdout)
+    assert report["services"] is None and report["series"]["services"] is None
+    assert f"no topic {kafka_settings.topic('metrics.service')}" in live.stderr

@@ -217,3 +217,18 @@ def test_cli_parse_and_replay_fold_as_ingest_does(tmp_path: Path) -> None:
     totals = {orjson.loads(line)["endpoint"]: orjson.loads(line)["total"] for line in replayed.stdout.splitlines()}
     assert totals == endpoints
     assert "folded_unmatched=30 folded_overflow=7" in replayed.stderr.strip().splitlines()[-1]
+
+
+async def test_a_broker_without_idempotence_is_one_warning_not_an_error(kafka_settings: KafkaSettings,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """The embedded broker refuses InitProducerId: tailwatch falls back and says so once; aiokafka's own error line
+    about it is not shown (it read like a failure on every ingest)."""
+    bootstrap = kafka_settings.bootstrap
+    assert bootstrap
+    publisher = Publisher(bootstrap, kafka_settings.logs_topic, kafka_settings.deadletter_topic)
+    with caplog.at_level("INFO"):
+        await publisher.start()
+        await publisher.stop()
+    assert publisher.idempotent is False
+    assert [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "ERROR")] == [
+        "broker has no idempotent producer; using acks=all with retries"]

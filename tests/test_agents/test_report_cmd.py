@@ -20,6 +20,7 @@ from pipeline.parsing import LogParser
 from pipeline.report.capture import CaptureReport
 from pipeline.rules.engine import RuleEngine
 from pipeline.synthetic import DEMO_START_MS, Incident, generate_events, render_capture
+from tests.service_capture import SPIKE_ENDPOINTS, SPIKE_MINUTES, SPIKE_PER_ENDPOINT, service_spike_capture
 
 MINUTE = 60_000
 
@@ -59,7 +60,7 @@ def test_json_is_the_core_report_and_the_timeline_holds_replays_alerts(capture: 
     firings = [a for a in alerts if a["change"] == "firing"]
     assert len(report["alerts"]["spans"]) == len(firings)
     assert {(s["rule"], s["endpoint"]) for s in report["alerts"]["spans"]} == \
-        {(a["rule"], a["labels"]["endpoint"]) for a in firings}
+        {(a["rule"], a["labels"].get("endpoint", "")) for a in firings}  # a service-wide rule has no endpoint
     assert f"panes={report['totals']['panes']} alerts={len(alerts)}" in done.stderr
 
 
@@ -67,7 +68,7 @@ def test_tables_name_every_section(capture: Path, tmp_path: Path) -> None:
     page = tmp_path / "r.html"
     done = cli("report", str(capture), "--html", str(page), "--top", "3")
     assert done.returncode == 0, done.stderr
-    for title in ("Performance Baselines", "GET /api/public/factory/build-specs/:runId",
+    for title in ("Performance Baselines", "GET /api/public/factory/build-specs/:runId", "Services (all endpoints",
                   "Request volume, errors and response time by endpoint", "Error rate by endpoint (> 1 %)",
                   "Slowest endpoints", "Status code distribution", "Top templates", "Top error messages",
                   "Build-spec accesses", "Alert timeline"):
@@ -119,3 +120,22 @@ def test_progress_bar_on_a_terminal(capture: Path, command: str) -> None:
     text = shown.decode(errors="replace")
     assert "records/s" in text and "records" in text
     assert done.stdout.strip()  # the report or snapshots still went to stdout
+
+
+def test_a_worker_wide_spike_in_the_report(tmp_path: Path) -> None:
+    """The parity capture (every endpoint under 1,000 a minute, the service over 10,000 for 7 minutes): the report's
+    service row has the spike's minute, its timeline one span of the service-wide rule, on the service's row."""
+    capture = service_spike_capture(tmp_path / "spike.log", DEMO_START_MS)
+    page = tmp_path / "spike.html"
+    done = cli("report", str(capture), "--json", "--html", str(page))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    [row] = report["services"]
+    per_minute = len(SPIKE_ENDPOINTS) * SPIKE_PER_ENDPOINT
+    assert (row["service"], row["peak_minute_requests"], row["endpoints"]) == ("factory-api", per_minute, 12)
+    assert row["requests"] == sum(r["requests"] for r in report["endpoints"])
+    assert max(r["requests"] for r in report["endpoints"]) < 1000 * len(SPIKE_MINUTES)
+    assert [(s["rule"], s["endpoint"]) for s in report["alerts"]["spans"]] == [("factory-service-traffic-spike", "")]
+    assert "factory-api (whole service)" in page.read_text()
+    tables = cli("report", str(capture))
+    assert "Services (all endpoints" in tables.stdout and "factory-api (whole service)" in tables.stdout

@@ -29,6 +29,8 @@ COUNTS = {
                      ".filter(l => l.points.numberOfItems > 1).length",
     "widgets": "[...document.querySelectorAll('section.widget')].map(w => w.dataset.widget)",
     "baseline_rows": "document.querySelectorAll('table[data-table=baselines] tbody tr').length",
+    "services": "[...document.querySelectorAll('table[data-table=services] tbody tr td:first-child')]"
+                ".map(td => td.textContent)",
     "external": "[...document.querySelectorAll('[src],link[href]')].filter(e => "
                 "!(e.getAttribute('src') || e.getAttribute('href')).startsWith('data:')).length",
     "resources": "performance.getEntriesByType('resource').length",
@@ -56,7 +58,8 @@ async def test_report_page_renders_every_widget_without_errors(html_report: tupl
     values = result.values
     assert result.errors == []
     latency_charts = min(8, len(report["series"]["endpoints"]))
-    assert values["charts"] == 4 + latency_charts  # volume, errors, latency × n, status pie, alert timeline
+    # volume, errors, latency × n, status pie, alert timeline, service volume
+    assert values["charts"] == 5 + latency_charts
     marks = values["marks"]
     minutes = report["window"]["minutes"]
     assert minutes >= 30
@@ -66,6 +69,9 @@ async def test_report_page_renders_every_widget_without_errors(html_report: tupl
     assert marks["alerts"] == sum(len(span["segments"]) for span in report["alerts"]["spans"]) > 0
     assert values["latency_lines"] == 3 * latency_charts
     assert values["widgets"][:6] == ["t-baselines", "volume", "errors", "latency", "status", "alerts"]
+    assert values["widgets"][6:8] == ["t-services", "t-endpoints"]  # the service rows next to the endpoint rows
+    assert values["services"] == [row["service"] for row in report["services"]] and len(report["services"]) == 2
+    assert marks["service-volume"] >= minutes  # a bar segment per service and minute with traffic
     assert values["baseline_rows"] == 6
     assert values["external"] == 0 and values["resources"] == 0  # nothing fetched: no network needed
     ink = result.ink

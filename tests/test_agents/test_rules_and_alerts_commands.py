@@ -41,12 +41,16 @@ TWO_RULES = ("version: 1\nrules:\n  - name: x\n    condition: p95_ms > 1\n    se
 @pytest.mark.parametrize(
     ("x_extra", "inhibit", "line", "message"),
     [
-        ("    window: 1m\n    group_by: [service]\n", "", 7,
-         "rule 'x', group_by: only [service, endpoint] is supported: the worker evaluates each endpoint in its own "
-         "partition, other groups need a cross-partition stage"),
+        ("    window: 1m\n    group_by: [endpoint]\n", "", 7,
+         "rule 'x', group_by: only [service, endpoint] (per endpoint) or [service] (service-wide, on the service "
+         "stage's merged panes) is supported"),
         ("", "inhibit:\n  - source: x\n    targets: [y]\n    equal: [service]\n", 12,
-         "rule 'x', inhibit[0].equal: only [service, endpoint] is supported: a source on another endpoint lives "
-         "in another partition's worker"),
+         "rule 'x', inhibit[0].equal: equal: [service] needs a group_by: [service] source: an endpoint rule's "
+         "state lives in its own partition's worker"),
+        ("    group_by: [service]\n", "inhibit:\n  - source: x\n    targets: [y]\n    equal: [service, endpoint]\n",
+         13,
+         "rule 'x', inhibit[0].equal: the source is a group_by: [service] rule, which has no endpoint: use "
+         "equal: [service]"),
         ("", "inhibit:\n  - {source: x, targets: [y]}\n  - {source: x, targets: [z]}\n", 11,
          "rule 'z', inhibit[1]: no such rule"),
     ],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.report.timeline import alert_spans
+from pipeline.report.timeline import alert_scope, alert_spans
 from pipeline.timestamps import ms_to_iso
 from tests.test_pipeline.records import BASE_MS
 
@@ -47,3 +47,14 @@ def test_a_rule_that_fires_twice_has_two_spans_and_a_lone_resolve_none() -> None
     spans = alert_spans(list(reversed(events)), None)  # order of arrival does not matter
     assert [((s["start_ms"] - BASE_MS) // MINUTE, (s["end_ms"] - BASE_MS) // MINUTE) for s in spans] == [(5, 6),
                                                                                                        (9, 11)]
+
+
+def test_a_service_wide_alert_is_a_span_of_its_service() -> None:
+    """A `group_by: [service]` rule's events have no endpoint label: their span is the service's."""
+    wide = event("firing", 4, "MEDIUM", rule="factory-service-traffic-spike")
+    del wide["labels"]["endpoint"]
+    wide["fingerprint"] = "spike-svc"
+    spans = alert_spans([wide, event("firing", 5)], BASE_MS + 10 * MINUTE)
+    assert [(s["rule"], s["service"], s["endpoint"]) for s in spans] == [
+        ("factory-service-traffic-spike", "svc", ""), ("r", "svc", "/a")]
+    assert [alert_scope(s) for s in spans] == ["svc (whole service)", "/a"]

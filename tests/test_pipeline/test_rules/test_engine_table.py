@@ -175,19 +175,42 @@ def test_inhibition_severities(inhibition: dict, expected: list[tuple]) -> None:
     assert tiered_run("BBDDBB..", inhibition) == expected
 
 
-@pytest.mark.parametrize("equal", [[], ["service"], ["endpoint"]])
-def test_inhibition_equal_other_than_service_and_endpoint_is_refused(equal: list[str]) -> None:
-    """A source on another endpoint lives in another partition's engine: refused, never silently ignored."""
+@pytest.mark.parametrize(
+    ("equal", "source_group", "message"),
+    [
+        ([], None, r"only \[service, endpoint\] \(same endpoint\) or \[service\] \(a service-wide source\)"),
+        (["endpoint"], None, r"only \[service, endpoint\] \(same endpoint\) or \[service\]"),
+        (["service"], None, r"equal: \[service\] needs a group_by: \[service\] source"),
+        (["service", "endpoint"], ["service"], r"the source is a group_by: \[service\] rule, which has no endpoint"),
+    ],
+)
+def test_inhibition_across_what_no_engine_holds_is_refused(equal: list[str], source_group: list[str] | None,
+                                                           message: str) -> None:
+    """A source on another endpoint lives in another partition's engine, a service-wide source has no endpoint:
+    refused with where it is, never silently ignored."""
     rules = rule_file().model_dump(by_alias=True)
+    if source_group is not None:
+        rules["rules"][0]["group_by"] = source_group
     rules["inhibit"] = [{"source": "down", "targets": ["errors"], "equal": equal}]
-    with pytest.raises(RuleError, match=r"inhibit\[0\]\.equal: only \[service, endpoint\] is supported") as error:
+    with pytest.raises(RuleError, match=r"inhibit\[0\]\.equal: " + message) as error:
         compile_rules(RuleFile.model_validate(rules))
     assert error.value.loc == ("inhibit", 0, "equal")
 
 
-def test_group_by_other_than_service_and_endpoint_is_refused() -> None:
+@pytest.mark.parametrize("group_by", [["endpoint"], ["service", "service"], ["endpoint", "service", "service"]])
+def test_group_by_other_than_an_endpoint_or_a_service_is_refused(group_by: list[str]) -> None:
     rules = rule_file().model_dump(by_alias=True)
-    rules["rules"][1]["group_by"] = ["service"]
-    with pytest.raises(RuleError, match=r"rule 'errors', group_by: only \[service, endpoint\]") as error:
+    rules["rules"][1]["group_by"] = group_by
+    with pytest.raises(RuleError, match=r"rule 'errors', group_by: only \[service, endpoint\] \(per endpoint\) or "
+                                        r"\[service\]") as error:
         compile_rules(RuleFile.model_validate(rules))
     assert error.value.loc == ("rules", 1, "group_by")
+
+
+@pytest.mark.parametrize("field", ["only", "exclude"])
+def test_a_service_wide_rule_cannot_match_an_endpoint(field: str) -> None:
+    rules = rule_file().model_dump(by_alias=True)
+    rules["rules"][1]["group_by"] = ["service"]
+    rules["rules"][1][field] = [{"service": "svc"}, {"endpoint": "/a"}]
+    with pytest.raises(RuleError, match=rf"rule 'errors', {field}: a group_by: \[service\] rule has no endpoint"):
+        compile_rules(RuleFile.model_validate(rules))
