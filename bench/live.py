@@ -3,8 +3,16 @@
 Both read the same logs topic (LogBatch messages of up to 500 records, as ingest sends them):
 - floor: aiokafka `getmany` + orjson (+ base64 and numpy for the columns of a version 2 batch) + dict counting per
   (endpoint, minute) — the Python floor;
-- tailwatch: `tailwatch worker` (Faust), from ready to the last pane snapshot on the metrics topic.
-Prints records/s of each and a last line `ratio=<tailwatch/floor>` (target ≥ 0.5).
+- tailwatch: `tailwatch worker` (Faust), from ready to the last pane snapshot on the metrics topic;
+- row floor (`--no-row-floor` skips it): the same floor on the same records as version 1 row batches, another
+  topic — the floor as it was before the logs topic carried columns, for comparison; it sets no target.
+Each with its CPU seconds (the worker's from /proc) beside the wall time: steadier on a shared machine.
+Prints the worker's start-up (process start to its "worker ready" log line; target ≤ 5 s on the embedded broker),
+records/s of each, the load average, and a last line `ratio=<tailwatch records/s / floor records/s>` (target
+≥ 1.0); exits 1 when either target is missed. `python -m bench peers` adds bytewax beside both.
+
+`--profile FILE` samples the worker with py-spy (`pip install 'tailwatch[bench]'`; found next to this Python or
+on PATH); with it the start-up includes py-spy's own.
 """
 
 from __future__ import annotations
@@ -14,12 +22,16 @@ import asyncio
 import base64
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,9 +42,11 @@ from agents import kafka_clients
 from agents.commands.ingest import log_topic_specs
 from agents.embedded_broker import EmbeddedBroker
 from agents.ingest import IngestConfig, Ingestor
-from agents.publisher import Publisher
+from agents.publisher import LOG_TOPIC_MAX_MESSAGE_BYTES, Publisher
 from agents.settings import KafkaSettings
 from agents.topics import ensure_topics
+from bench._targets import load_text, met, target_text, verdict
+from bench.push import process_cpu_s
 from pipeline.parsing import ParseOutput
 
 BASE_MS = 1_767_700_800_000
@@ -40,6 +54,25 @@ ENDPOINTS = ["/api/public/factory/templates", "/api/public/factory/templates/:sl
              "/api/public/factory/capabilities", "/api/public/factory/capabilities/free",
              "/api/public/factory/build-specs", "/api/public/factory/build-specs/:runId", "/api/health",
              "/api/factory/templates"]
+RATIO_TARGET = 1.0  # the worker's records/s over the raw floor's
+STARTUP_TARGET_S = 5.0  # process start to ready, on the embedded broker
+
+
+@dataclass(frozen=True, slots=True)
+class Timed:
+    seconds: float  # wall time, first record to the last result
+    cpu_s: float  # the measured process's CPU time (all its threads) over the same span: steadier on a busy machine
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRun(Timed):
+    startup_s: float  # process start to "worker ready"
+
+
+def py_spy() -> str | None:
+    """The py-spy executable of this Python's environment (a venv's bin need not be on PATH), else PATH's."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else shutil.which("py-spy")
 
 
 def make_records(count: int, minutes: int, seed: int) -> list[dict[str, Any]]:
@@ -90,8 +123,26 @@ def floor_rows(value: dict[str, Any]) -> Any:
                strict=True)
 
 
-async def floor(settings: KafkaSettings, expected_records: int) -> float:
-    """Seconds from the first to the last record for the raw consumer."""
+async def publish_rows(settings: KafkaSettings, records: list[dict[str, Any]], batch_records: int) -> None:
+    """The records as version 1 (row) batch values on `settings.logs_topic`, for the row floor: what the logs topic
+    held before columnar batches (only what the floor reads: {"v": 1, "records": [...]}), round robin."""
+    assert settings.bootstrap
+    await ensure_topics(settings.bootstrap, log_topic_specs(settings))
+    producer = kafka_clients.producer(settings.bootstrap, security=settings.security, max_batch_size=1 << 20,
+                                      max_request_size=LOG_TOPIC_MAX_MESSAGE_BYTES)
+    await producer.start()
+    try:
+        sent = []
+        for n, i in enumerate(range(0, len(records), batch_records)):
+            value = orjson.dumps({"v": 1, "records": records[i:i + batch_records]})
+            sent.append(await producer.send(settings.logs_topic, value, partition=n % settings.partitions))
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+async def floor(settings: KafkaSettings, expected_records: int) -> Timed:
+    """From the first to the last record, for the raw consumer (in this process)."""
     assert settings.bootstrap
     consumer = kafka_clients.consumer(bootstrap=settings.bootstrap, security=settings.security,
                                       enable_auto_commit=False, auto_offset_reset="earliest",
@@ -109,12 +160,12 @@ async def floor(settings: KafkaSettings, expected_records: int) -> float:
             for messages in batch.values():
                 for message in messages:
                     if first is None:
-                        first = time.perf_counter()
+                        first, first_cpu = time.perf_counter(), time.process_time()
                     for endpoint, event_time_ms, status in floor_rows(orjson.loads(message.value)):
                         counts[(endpoint, event_time_ms // 60_000, status // 100)] += 1
                         seen += 1
         assert first is not None
-        return time.perf_counter() - first
+        return Timed(time.perf_counter() - first, time.process_time() - first_cpu)
     finally:
         await consumer.stop()
 
@@ -150,31 +201,52 @@ async def count_snapshots(settings: KafkaSettings, expected: int, timeout_s: flo
         await consumer.stop()
 
 
-def run_worker(settings: KafkaSettings, expected_snapshots: int, profile: str | None = None) -> float:
-    """Seconds from the worker's ready to its last snapshot; with `profile`, py-spy samples the worker into that
-    file (collapsed stacks)."""
+def run_worker(settings: KafkaSettings, expected_snapshots: int, profile: str | None = None,
+               spy: str | None = None) -> WorkerRun:
+    """Start `tailwatch worker`; its start-up and the seconds from its ready to its last snapshot. With `profile`,
+    py-spy (the executable `spy`) samples the worker into that file (collapsed stacks)."""
     env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""}
     spy_args = os.environ.get("BENCH_SPY_ARGS", "").split()  # e.g. "--gil --threads"
-    spy = ["py-spy", "record", "--format", "raw", "--rate", "250", *spy_args, "--output", profile, "--"]
-    spy = spy if profile else []
+    prefix = [spy, "record", "--format", "raw", "--rate", "250", *spy_args, "--output", profile, "--"] \
+        if profile and spy else []
     with tempfile.TemporaryDirectory() as data_dir:
+        started = time.perf_counter()
         worker = subprocess.Popen(
-            [*spy, sys.executable, "-m", "agents.cli", "worker", "--topic-prefix", settings.topic_prefix,
+            [*prefix, sys.executable, "-m", "agents.cli", "worker", "--topic-prefix", settings.topic_prefix,
              "--data-dir", data_dir], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        assert worker.stderr is not None
+        rest: list[str] = []
+        drain = threading.Thread(target=lambda: rest.extend(worker.stderr or ()), daemon=True)
         try:
-            assert worker.stderr is not None
             for line in worker.stderr:
                 if '"worker ready"' in line:
                     break
-            ready = time.perf_counter()
+            else:
+                raise RuntimeError(f"the worker exited before it was ready (exit code {worker.wait()})")
+            ready, ready_cpu = time.perf_counter(), process_cpu_s(worker.pid)
+            drain.start()  # the worker's later logs must not fill the pipe and stall it
             last = asyncio.run(count_snapshots(settings, expected_snapshots, timeout_s=600))
-            return last - ready
+            cpu = process_cpu_s(worker.pid) - ready_cpu  # to the moment the last snapshot was counted (±50 ms)
+            return WorkerRun(last - ready, cpu, ready - started)
         finally:
-            worker.send_signal(signal.SIGINT) if profile else worker.kill()
-            _, rest = worker.communicate(timeout=60)
-            warnings = [line for line in rest.splitlines() if '"level":"warning"' in line or '"level":"error"' in line]
+            worker.send_signal(signal.SIGINT) if prefix else worker.kill()
+            worker.wait(timeout=60)
+            if drain.is_alive():
+                drain.join(timeout=10)
+            warnings = [line.rstrip() for line in rest if '"level":"warning"' in line or '"level":"error"' in line]
             if warnings:
                 print(f"worker warnings ({len(warnings)}):", *warnings[:5], sep="\n  ")
+
+
+def rates_text(run: Timed, records: int) -> str:
+    return (f"{run.seconds:.2f} s, {records / run.seconds:,.0f} records/s; "
+            f"CPU {run.cpu_s:.2f} s, {records / run.cpu_s:,.0f} records per CPU second")
+
+
+def startup_text(run: WorkerRun) -> str:
+    ok = met(run.startup_s, STARTUP_TARGET_S, at_most=True)
+    return (f"worker start-up (process start to ready): {run.startup_s:.2f} s "
+            f"{target_text(STARTUP_TARGET_S, at_most=True)} s {'met' if ok else 'missed'}")
 
 
 def main(argv: list[str]) -> int:
@@ -184,7 +256,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--batch-records", type=int, default=500, help="records per Kafka message (ingest default)")
     parser.add_argument("--profile", metavar="FILE", help="sample the worker with py-spy into FILE")
+    parser.add_argument("--row-floor", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the floor on row (version 1) batches of the same records (default on)")
     args = parser.parse_args(argv)
+    spy = py_spy() if args.profile else None
+    if args.profile and spy is None:
+        print("--profile needs py-spy, which is not installed next to this Python or on PATH: "
+              "pip install 'tailwatch[bench]' (or pip install py-spy)", file=sys.stderr)
+        return 2
     records = make_records(args.records, args.minutes, args.seed)
     panes = len({(r["endpoint"], r["event_time_ms"] // 60_000) for r in records})
     with EmbeddedBroker() as broker:
@@ -193,9 +272,24 @@ def main(argv: list[str]) -> int:
         batches = asyncio.run(publish(settings, records, args.batch_records))
         print(f"published {len(records)} records in {batches} batches "
               f"({len(records) / (time.perf_counter() - started):,.0f} records/s)")
-        floor_s = asyncio.run(floor(settings, len(records)))
-        print(f"floor (aiokafka getmany + orjson + dicts): {floor_s:.2f} s, {len(records) / floor_s:,.0f} records/s")
-        worker_s = run_worker(settings, panes, args.profile)
-        print(f"tailwatch worker: {worker_s:.2f} s, {len(records) / worker_s:,.0f} records/s, {panes} pane snapshots")
-    print(f"ratio={floor_s / worker_s:.3f}")
-    return 0
+        floor_run = asyncio.run(floor(settings, len(records)))
+        print(f"floor (aiokafka getmany + orjson + dicts, the logs topic as ingest wrote it): "
+              f"{rates_text(floor_run, len(records))}")
+        row_floor = None
+        if args.row_floor:
+            rows = KafkaSettings(broker.bootstrap, f"{settings.topic_prefix}rows", settings.partitions, 1)
+            asyncio.run(publish_rows(rows, records, args.batch_records))
+            row_floor = asyncio.run(floor(rows, len(records)))
+            print(f"row floor (the same, on version 1 row batches): {rates_text(row_floor, len(records))}")
+        worker = run_worker(settings, panes, args.profile, spy)
+        print(f"tailwatch worker: {rates_text(worker, len(records))}, {panes} pane snapshots")
+    if args.profile:
+        print(f"profile: {args.profile}")
+    print(startup_text(worker))
+    print(load_text())
+    print(f"per CPU second: tailwatch/floor {floor_run.cpu_s / worker.cpu_s:.3f}")
+    if row_floor is not None:
+        print(f"tailwatch/row floor: {row_floor.seconds / worker.seconds:.3f} (records/s), "
+              f"{row_floor.cpu_s / worker.cpu_s:.3f} (per CPU second)")
+    return verdict(floor_run.seconds / worker.seconds, RATIO_TARGET,
+                   also_met=met(worker.startup_s, STARTUP_TARGET_S, at_most=True))

@@ -6,7 +6,8 @@
    jq -s 'group_by(.endpoint) | map({endpoint: .[0].endpoint, avg_ms: (map(.duration_ms) | add / length)})'`
 - tailwatch: `tailwatch replay --metrics --no-digests capture` (a fresh process: start-up included), which
   computes every pane's counts, rates and percentiles, not one average.
-Best of `--repeat`. Prints both times and a last line `ratio=<tailwatch s / jq s>` (target ≤ 0.4).
+Best of `--repeat`. Prints both times, the load average and a last line `ratio=<tailwatch s / jq s>` (target
+≤ 0.25); exits 1 when missed.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench._targets import load_text, verdict
 from bench.parse import write_capture
 
 JQ_EXTRACT = '.logs[]?.message[]? | select(type=="string" and startswith("{")) | fromjson'
+TARGET = 0.25  # tailwatch's time over jq's
 JQ_AVERAGE = "group_by(.endpoint) | map({endpoint: .[0].endpoint, avg_ms: (map(.duration_ms) | add / length)})"
 
 
@@ -67,7 +70,7 @@ def main(argv: list[str]) -> int:
         print(f"jq (extract FactoryLogs, then average by endpoint): {jq_s:.2f} s")
         print(f"tailwatch replay --metrics: {replay_s:.2f} s, {runs[0][1]} pane snapshots "
               f"({capture.events / replay_s:,.0f} events/s)")
-        print(f"ratio={replay_s / jq_s:.3f}")
+        print(load_text())
+        return verdict(replay_s / jq_s, TARGET, at_most=True)
     finally:
         path.unlink(missing_ok=True)
-    return 0
