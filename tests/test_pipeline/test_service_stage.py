@@ -13,7 +13,8 @@ from pipeline.metrics import snapshot
 from pipeline.pane_store import PaneStore
 from pipeline.partition_operator import Progress, Step
 from pipeline.replay import Replay
-from pipeline.rules.engine import RuleEngine, compile_rules, fingerprint
+from pipeline.rules.compiled import compile_rules
+from pipeline.rules.engine import RuleEngine, fingerprint
 from pipeline.service import (
     ServiceOperator,
     service_pane_from_dict,
