@@ -3,10 +3,11 @@
 A store holds endpoints × retention closed panes (10,000 endpoints × 60 minutes: 600,000), so their size is the
 worker's memory. A `ClosedPane` with its three count dicts, digests and history tuple took ~1.2 KB; a `HeldPane`
 keeps the same content in one slotted object:
-- `counts`: one tuple — the keys of the status-class, status and outcome dicts (a tuple of three key tuples, in the
-  dicts' order), then the exact counts (`COUNT_FIELDS`, then each dict's counts); identical tuples are shared;
-- `duration_sum_ms`, and the three digests in their held form (`pipeline.sketches.held_form`: a small pane's
-  values instead of its digest, checked to rebuild the digest's bytes exactly).
+- `counts`: one tuple of the exact counts — `COUNT_FIELDS`, then the status-class, status and outcome dicts as
+  tuples of their (key, count) items, in the dicts' order; equal tuples are shared;
+- `duration_sum_ms`, and the three digests; once a pane is no longer among the newest its store reads most
+  (`compact_digests`), in their held form (`pipeline.sketches.held_form`: a small pane's values instead of its
+  digest, checked to rebuild the digest's bytes exactly), which costs ~0.5 µs a digest to rebuild in a window.
 `merge_held` adds them up in the order given, as `ClosedPane.merge` does, so a window is the same object — same
 counts, same dict order, digests byte for byte — as the one merged from the closed panes.
 
@@ -27,7 +28,6 @@ SHARED_MAX = 16_384  # entries of a `Sharing` table
 
 COUNT_FIELDS = ("total", "duration_count", "d1_queries", "d1_reads", "d1_writes", "d1_connection_failures",
                 "d1_rows_read", "d1_rows_written", "late_dropped")
-_FIRST_BREAKDOWN = 1 + len(COUNT_FIELDS)  # counts[0] is the keys, then COUNT_FIELDS, then the dicts' counts
 
 T = TypeVar("T", bound=Hashable)
 
@@ -70,13 +70,20 @@ class HeldPane:
 
 def hold(start_ms: int, pane: ClosedPane, sharing: Sharing) -> HeldPane:
     """`pane` (which started at `start_ms`) as held: compact, sharing equal parts through `sharing`."""
-    classes, status, outcome = pane.classes, pane.status, pane.outcome
-    keys = sharing.shared((tuple(classes), tuple(status), tuple(outcome)))
-    counts = sharing.shared((keys, pane.total, pane.duration_count, pane.d1_queries, pane.d1_reads, pane.d1_writes,
-                             pane.d1_connection_failures, pane.d1_rows_read, pane.d1_rows_written, pane.late_dropped,
-                             *classes.values(), *status.values(), *outcome.values()))
-    return HeldPane(sharing.shared(start_ms), counts, pane.duration_sum_ms, _held(pane.duration_digest, sharing),
-                    _held(pane.cpu_digest, sharing), _held(pane.d1_digest, sharing))
+    shared = sharing.shared
+    counts = shared((pane.total, pane.duration_count, pane.d1_queries, pane.d1_reads, pane.d1_writes,
+                     pane.d1_connection_failures, pane.d1_rows_read, pane.d1_rows_written, pane.late_dropped,
+                     shared(tuple(pane.classes.items())), shared(tuple(pane.status.items())),
+                     shared(tuple(pane.outcome.items()))))
+    return HeldPane(shared(start_ms), counts, pane.duration_sum_ms, pane.duration_digest, pane.cpu_digest,
+                    pane.d1_digest)
+
+
+def compact_digests(pane: HeldPane, sharing: Sharing) -> None:
+    """The pane's digests in their held form (`pipeline.sketches.held_form`), equal ones shared."""
+    pane.duration_digest = _held(pane.duration_digest, sharing)
+    pane.cpu_digest = _held(pane.cpu_digest, sharing)
+    pane.d1_digest = _held(pane.d1_digest, sharing)
 
 
 def _held(sketch: bytes | None, sharing: Sharing) -> HeldSketch | None:
@@ -87,9 +94,9 @@ def _held(sketch: bytes | None, sharing: Sharing) -> HeldSketch | None:
 def merge_held(panes: Iterable[HeldPane]) -> ClosedPane:
     """The panes merged in the order given (oldest first): `ClosedPane.merge` of the panes they hold."""
     listed = list(panes)
-    merged = ClosedPane(duration_digest=merge_held_digests(p.duration_digest for p in listed),
-                        cpu_digest=merge_held_digests(p.cpu_digest for p in listed),
-                        d1_digest=merge_held_digests(p.d1_digest for p in listed))
+    merged = ClosedPane(duration_digest=merge_held_digests([p.duration_digest for p in listed]),
+                        cpu_digest=merge_held_digests([p.cpu_digest for p in listed]),
+                        d1_digest=merge_held_digests([p.d1_digest for p in listed]))
     for pane in listed:
         add_held(merged, pane)
     return merged
@@ -97,21 +104,17 @@ def merge_held(panes: Iterable[HeldPane]) -> ClosedPane:
 
 def add_held(merged: ClosedPane, pane: HeldPane) -> None:
     """`merged.add_counts(<the closed pane held>)`: the same additions, in the same order."""
-    counts = pane.counts
-    (class_keys, status_keys, outcome_keys), total, duration_count, d1_queries, d1_reads, d1_writes, \
-        d1_failures, d1_rows_read, d1_rows_written, late_dropped = counts[:_FIRST_BREAKDOWN]
+    (total, duration_count, d1_queries, d1_reads, d1_writes, d1_failures, d1_rows_read, d1_rows_written,
+     late_dropped, class_items, status_items, outcome_items) = pane.counts
     merged.total += total
-    at = _FIRST_BREAKDOWN
     classes = merged.classes
-    for key, count in zip(class_keys, counts[at:at + len(class_keys)], strict=True):
+    for key, count in class_items:
         classes[key] = classes.get(key, 0) + count
-    at += len(class_keys)
-    outcome_at = at + len(status_keys)
     outcome = merged.outcome
-    for key, count in zip(outcome_keys, counts[outcome_at:], strict=True):
+    for key, count in outcome_items:
         outcome[key] = outcome.get(key, 0) + count
     status = merged.status
-    for code, count in zip(status_keys, counts[at:outcome_at], strict=True):
+    for code, count in status_items:
         status[code] = status.get(code, 0) + count
     merged.duration_sum_ms += pane.duration_sum_ms
     merged.duration_count += duration_count

@@ -7,7 +7,8 @@ however it was chunked, batched, partitioned or replayed.
 
 Closed panes are kept per endpoint for `retention_ms` (the longest window a rule reads) and then evicted,
 so memory stays bounded by endpoints × retention. They are held compact (`pipeline.held_panes`: ~0.3 KB a quiet
-pane where a `ClosedPane` took ~1.2 KB) and merged back exactly for windows.
+pane where a `ClosedPane` took ~1.2 KB; the digests of an endpoint's `RECENT_PANES` newest, which the default
+rules' 1- and 5-minute windows read at every close, stay as they are) and merged back exactly for windows.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.held_panes import HeldPane, Sharing, hold, merge_held
+from pipeline.held_panes import HeldPane, Sharing, compact_digests, hold, merge_held
 from pipeline.log_columns import NO_MARK, LogColumns, as_columns
 from pipeline.pane_aggregation import count_into
 from pipeline.pane_records import Records
@@ -26,6 +27,7 @@ from pipeline.windows import PANE_MS, day_start, pane_start
 
 GroupKey = tuple[str, str]  # (service, endpoint)
 DEFAULT_RETENTION_MS = 60 * 60_000
+RECENT_PANES = 5  # an endpoint's newest panes keep their digests' bytes: the default rules' windows read them
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +124,12 @@ class PaneStore:
         return events
 
     def keep(self, service: str, endpoint: str, start_ms: int, pane: ClosedPane) -> None:
-        """Hold a closed pane for windows (after the panes held for its endpoint, which must be older)."""
-        self.history.setdefault((service, endpoint), deque()).append(hold(start_ms, pane, self.sharing))
+        """Hold a closed pane for windows (after the panes held for its endpoint, which must be older); the pane
+        that this makes older than the `RECENT_PANES` newest has its digests compacted."""
+        panes = self.history.setdefault((service, endpoint), deque())
+        panes.append(hold(start_ms, pane, self.sharing))
+        if len(panes) > RECENT_PANES:
+            compact_digests(panes[-RECENT_PANES - 1], self.sharing)
 
     def _rows_today(self, group: GroupKey, start: int, rows: int) -> int:
         day = day_start(start)

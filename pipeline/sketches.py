@@ -35,6 +35,7 @@ _HEAD_END = len(_MAGIC) + _HEAD.size
 _COUNTS = struct.Struct("<Q")
 _VALUES = [struct.Struct(f"<{count}d") for count in range(HELD_VALUES_MAX + 1)]
 _PAIRS = [struct.Struct(f"<{2 * count}d") for count in range(HELD_VALUES_MAX + 1)]
+_ONES = [_VALUES[count].pack(*[1.0] * count) for count in range(HELD_VALUES_MAX + 1)]
 _TAG = VALUES_TAG[0]
 
 
@@ -51,18 +52,22 @@ def held_form(sketch: Sketch | None) -> HeldSketch | None:
         return sketch
     (values,) = _COUNTS.unpack_from(sketch, len(_MAGIC))
     (centroids,) = _COUNTS.unpack_from(sketch, _HEAD_END - 20)
-    if values != centroids or not 0 < values <= HELD_VALUES_MAX:
+    if values != centroids or not 0 < values <= HELD_VALUES_MAX or len(sketch) != _HEAD_END + 16 * values:
         return sketch
-    pairs = _PAIRS[values].unpack_from(sketch, _HEAD_END)
-    if any(weight != 1.0 for weight in pairs[1::2]):
+    pairs = memoryview(sketch)[_HEAD_END:].cast("d")
+    if pairs[1::2].tobytes() != _ONES[values]:
         return sketch
-    held = VALUES_TAG + _VALUES[values].pack(*pairs[0::2])
-    return held if expanded(held) == sketch else sketch
+    held = VALUES_TAG + pairs[0::2].tobytes()
+    return held if _expanded(held) == sketch else sketch
 
 
 def expanded(held: HeldSketch | None) -> Sketch | None:
     """A held digest's bytes (`held_form` undone)."""
-    if held is None or held[0] != _TAG:
+    return None if held is None else _expanded(held)
+
+
+def _expanded(held: HeldSketch) -> Sketch:
+    if held[0] != _TAG:
         return held
     count = len(held) >> 3
     values = _VALUES[count].unpack_from(held, 1)
@@ -75,9 +80,16 @@ def expanded(held: HeldSketch | None) -> Sketch | None:
             + _PAIRS[count].pack(*pairs))
 
 
-def merge_held_digests(held: Iterable[HeldSketch | None]) -> Sketch | None:
+def merge_held_digests(held: list[HeldSketch | None]) -> Sketch | None:
     """`merge_digests` of held digests (in the order given)."""
-    return merge_digests([expanded(sketch) for sketch in held])
+    present = [sketch for sketch in held if sketch is not None]
+    if len(present) <= 1:
+        return _expanded(present[0]) if present else None
+    merged = TDigest.from_bytes(_expanded(present[0]))
+    for sketch in present[1:]:
+        merged.merge_inplace(TDigest.from_bytes(_expanded(sketch)))
+    encoded: bytes = merged.to_bytes()
+    return encoded
 
 
 def merge_digests(sketches: Iterable[Sketch | None]) -> Sketch | None:
