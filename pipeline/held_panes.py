@@ -1,10 +1,11 @@
-"""Closed panes as `PaneStore` holds them for windows: compact and immutable, merged back into exact `ClosedPane`s.
+"""Closed panes as `PaneStore` holds them for windows: compact, and merged back into exact `ClosedPane`s.
 
 A store holds endpoints × retention closed panes (10,000 endpoints × 60 minutes: 600,000), so their size is the
 worker's memory. A `ClosedPane` with its three count dicts, digests and history tuple took ~1.2 KB; a `HeldPane`
 keeps the same content in one slotted object:
-- `counts`: one tuple of the exact counts — `COUNT_FIELDS`, then the status-class, status and outcome dicts as
-  tuples of their (key, count) items, in the dicts' order; equal tuples are shared;
+- `counts`: one tuple of the exact counts — total, duration count, the six D1 counts, late_dropped (`add_held`
+  reads them in that order), then the status-class, status and outcome dicts as tuples of their (key, count)
+  items, in the dicts' order; equal tuples are shared;
 - `duration_sum_ms`, and the three digests; once a pane is no longer among the newest its store reads most
   (`compact_digests`), in their held form (`pipeline.sketches.held_form`: a small pane's values instead of its
   digest, checked to rebuild the digest's bytes exactly), which costs ~0.5 µs a digest to rebuild in a window.
@@ -25,9 +26,6 @@ from pipeline.panes import ClosedPane
 from pipeline.sketches import HeldSketch, held_form, merge_held_digests
 
 SHARED_MAX = 16_384  # entries of a `Sharing` table
-
-COUNT_FIELDS = ("total", "duration_count", "d1_queries", "d1_reads", "d1_writes", "d1_connection_failures",
-                "d1_rows_read", "d1_rows_written", "late_dropped")
 
 T = TypeVar("T", bound=Hashable)
 

@@ -126,7 +126,8 @@ def test_the_store_windows_equal_the_closed_panes_merged_and_only_the_newest_kee
 
 def test_a_held_pane_costs_a_fraction_of_a_closed_one() -> None:
     """The bound behind `python -m bench memory` (10,000 endpoints × 60 panes < 500 MB): quiet endpoints' panes
-    (2 records a minute, as in the bench) take < 350 bytes each held (~250 measured), where a `ClosedPane` took ~1,150."""
+    (2 records a minute, as in the bench) take < 350 bytes each held (~250 measured), where a `ClosedPane` took
+    ~1,150."""
     rng = random.Random(2)
     store = PaneStore()
     tracemalloc.start()
