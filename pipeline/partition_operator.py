@@ -16,7 +16,6 @@ what goes to the metrics topic.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,7 +169,7 @@ class PartitionOperator:
         # Panes that closed after the checkpoint are open in it: they close again as their messages are re-applied.
         for service, endpoint, start, closed_pane in sorted(closed, key=lambda item: item[2]):
             if horizon is not None and start + store.pane_ms <= horizon:
-                store.history.setdefault((service, endpoint), deque()).append((start, closed_pane))
+                store.keep(service, endpoint, start, closed_pane)
         if self.engine is not None:
             self.engine.import_states(data.get("alerts", []))
         if self.offsets is not None:

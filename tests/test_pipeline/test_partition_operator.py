@@ -9,6 +9,7 @@ import orjson
 
 from agents.rules_files import load_rules
 from pipeline.batching import BatchBuilder
+from pipeline.held_panes import merge_held
 from pipeline.log_batches import decode_pane_batch
 from pipeline.metrics import snapshot
 from pipeline.pane_codec import closed_from_dict, closed_to_dict
@@ -145,8 +146,8 @@ def test_an_old_end_of_input_checkpoint_is_cured_on_restore() -> None:
     earlier = PartitionOperator()
     earlier.feed("host-1/files", None, [dict(r, watermark_ms=BASE_MS) for r in
                                         (record(BASE_MS), record(BASE_MS + 61_000))], final=True)
-    closed = [(service, endpoint, start, pane) for (service, endpoint), panes in earlier.store.history.items()
-              for start, pane in panes]
+    closed = [(service, endpoint, pane.start_ms, merge_held([pane]))
+              for (service, endpoint), panes in earlier.store.history.items() for pane in panes]
     assert len(closed) == 2
     operator = PartitionOperator()
     operator.restore(old, closed)
