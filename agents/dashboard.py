@@ -37,6 +37,7 @@ T = TypeVar("T")
 
 MAIN_PATH = "/dashboard/main"
 REFRESH_MS = 3000
+READ_BATCH = 500  # snapshots decoded at a time (about 15 kB of JSON each): bounds the memory of a re-read at start
 
 
 class Dashboard:
@@ -99,7 +100,7 @@ class Dashboard:
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             while not should_stop():
-                batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+                batch = await consumer.getmany(timeout_ms=500, max_records=READ_BATCH)
                 snapshots: list[dict[str, Any]] = []
                 events: list[dict[str, Any]] = []
                 for tp, messages in batch.items():

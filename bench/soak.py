@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from agents.ingest import IngestConfig, Ingestor
 from agents.publisher import Publisher
 from agents.settings import KafkaSettings
 from agents.topics import ensure_topics
+from bench._heap_worker import growth_lines, probe_line, request_probe
 from pipeline.parsing import ParseOutput
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -116,9 +118,15 @@ async def ingest_day(settings: KafkaSettings, day: int, rng: random.Random, cloc
     return sent
 
 
-def start_worker(settings: KafkaSettings, data_dir: str, port: int) -> subprocess.Popen[bytes]:
+def start_worker(settings: KafkaSettings, data_dir: str, port: int,
+                 heap_dir: Path | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""}
-    worker = subprocess.Popen([sys.executable, "-m", "agents.cli", "worker", "--topic-prefix", settings.topic_prefix,
+    module = "agents.cli"
+    if heap_dir is not None:  # the worker with its heap probe (bench/_heap_worker.py)
+        heap_dir.mkdir(parents=True, exist_ok=True)
+        env["TAILWATCH_SOAK_HEAP_DIR"] = str(heap_dir)
+        module = "bench._heap_worker"
+    worker = subprocess.Popen([sys.executable, "-m", module, "worker", "--topic-prefix", settings.topic_prefix,
                                "--app-id", f"{settings.topic_prefix}-metrics", "--data-dir", data_dir,
                                "--web-port", str(port)], env=env, stdout=subprocess.DEVNULL,
                               stderr=open(Path(data_dir) / "worker.log", "ab"))  # noqa: SIM115 - the child's
@@ -171,13 +179,15 @@ def scrape(port: int) -> dict[str, float]:
 
 def wait_caught_up(port: int, records: int, timeout_s: float) -> dict[str, float]:
     deadline = time.monotonic() + timeout_s
+    figures: dict[str, float] = {}
     while time.monotonic() < deadline:
         figures = scrape(port)
         if figures.get("tailwatch_records_in_total", figures.get("tailwatch_records_in", -1)) >= records \
                 and figures.get("tailwatch_consumer_lag", 1) == 0:
             return figures
         time.sleep(0.5)
-    raise TimeoutError(f"the worker did not read {records} records in {timeout_s} s")
+    seen = {name: value for name, value in figures.items() if "records_in" in name or "lag" in name}
+    raise TimeoutError(f"the worker did not read {records} records in {timeout_s} s (last /metrics: {seen})")
 
 
 def wait_ledger_settled(port: int, timeout_s: float = 120.0) -> float:
@@ -191,6 +201,19 @@ def wait_ledger_settled(port: int, timeout_s: float = 120.0) -> float:
         last = held
         time.sleep(1.0)
     return last if last is not None else -1.0
+
+
+def settled_rss_mb(pid: int, timeout_s: float = 60.0) -> float:
+    """The worker's RSS once it has settled: having read the logs it may still be sending snapshots and
+    checkpoints, and its dashboard reading them back. Settled: 3 s of samples within 1 MB of each other."""
+    samples: list[float] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        samples = [*samples[-5:], rss_mb(pid)]
+        if len(samples) == 6 and max(samples) - min(samples) <= 1.0:
+            break
+        time.sleep(0.5)
+    return samples[-1]
 
 
 def rss_mb(pid: int) -> float:
@@ -208,6 +231,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--bootstrap", default=None, help="a Kafka to use instead of the embedded broker")
     parser.add_argument("--no-worker-restart", action="store_true", help="keep one worker the whole week")
+    parser.add_argument("--heap-dir", type=Path, default=None,
+                        help="run the worker with a heap probe (tracemalloc, malloc statistics) writing here, and "
+                             "print what grew each day (slower; best with --no-worker-restart)")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     clock = SimulatedClock(START_MS)
@@ -216,12 +242,19 @@ def main(argv: list[str]) -> int:
             args.bootstrap) as broker:
         settings = KafkaSettings(broker.bootstrap, f"soak{int(time.time())}", 4, 1)
         assert settings.bootstrap
-        asyncio.run(ensure_topics(settings.bootstrap, log_topic_specs(settings)))
+        specs = log_topic_specs(settings)
+        if args.bootstrap is not None:  # publish times are the simulated clock, in the past: a Kafka's retention
+            # (7 days by default) would delete the records before the worker reads them; keep them
+            specs = [replace(spec, configs={**spec.configs, "retention.ms": "-1"}) for spec in specs]
+        asyncio.run(ensure_topics(settings.bootstrap, specs))
         port, notify_port = free_port(), free_port()
         receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
         threading.Thread(target=receiver.serve_forever, daemon=True).start()
         notifier = start_notifier(settings, data_dir, notify_port, receiver.server_address[1])
-        worker = start_worker(settings, data_dir, port)
+        restarts = 0
+        heap_dir = None if args.heap_dir is None else args.heap_dir / f"worker-{restarts}"
+        worker = start_worker(settings, data_dir, port, heap_dir)
+        probes = 0
         total = 0  # records sent since the worker (re)started: what it must have read before figures are taken
         print(f"{'day':>3} {'records':>9} {'rss_mb':>7} {'panes':>6} {'checkpoint_bytes':>16} {'alert_states':>12} "
               f"{'producers':>9} {'ledger':>6} {'notifier_rss_mb':>15} {'delivered':>9} {'wall_s':>6}", flush=True)
@@ -231,7 +264,7 @@ def main(argv: list[str]) -> int:
                 sent = asyncio.run(ingest_day(settings, day, rng, clock, args.per_minute, args.scanners))
                 total += sent
                 figures = wait_caught_up(port, total, timeout_s=600)
-                row = {"rss_mb": rss_mb(worker.pid), "panes": figures.get("tailwatch_panes_held", 0),
+                row = {"rss_mb": settled_rss_mb(worker.pid), "panes": figures.get("tailwatch_panes_held", 0),
                        "checkpoint_bytes": figures.get("tailwatch_checkpoint_bytes", 0),
                        "alert_states": figures.get("tailwatch_alert_states", 0),
                        "producers": figures.get("tailwatch_producers_held", 0),
@@ -241,11 +274,19 @@ def main(argv: list[str]) -> int:
                       f"{row['checkpoint_bytes']:>16.0f} {row['alert_states']:>12.0f} {row['producers']:>9.0f} "
                       f"{row['ledger']:>6.0f} {row['notifier_rss_mb']:>15.1f} {_Receiver.received:>9} "
                       f"{time.monotonic() - started:>6.1f}", flush=True)
+                if heap_dir is not None:
+                    probes += 1
+                    print(probe_line(request_probe(heap_dir, probes)), flush=True)
+                    if probes > 1:
+                        print("\n".join(growth_lines(heap_dir, probes - 1, probes)), flush=True)
                 # a worker restart a day (unless --no-worker-restart): SIGKILL, then a new one on the same data
                 if day + 1 < args.days and not args.no_worker_restart:
                     worker.kill()
                     worker.wait(timeout=30)
-                    worker = start_worker(settings, data_dir, port)
+                    restarts += 1
+                    heap_dir = None if args.heap_dir is None else args.heap_dir / f"worker-{restarts}"
+                    worker = start_worker(settings, data_dir, port, heap_dir)
+                    probes = 0
                     wait_caught_up(port, 0, timeout_s=120)
                     total = 0
         finally:
