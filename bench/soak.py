@@ -118,7 +118,7 @@ async def ingest_day(settings: KafkaSettings, day: int, rng: random.Random, cloc
     return sent
 
 
-def start_worker(settings: KafkaSettings, data_dir: str, port: int,
+def start_worker(settings: KafkaSettings, data_dir: str, port: int, store: str = "memory://",
                  heap_dir: Path | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""}
     module = "agents.cli"
@@ -128,8 +128,8 @@ def start_worker(settings: KafkaSettings, data_dir: str, port: int,
         module = "bench._heap_worker"
     worker = subprocess.Popen([sys.executable, "-m", module, "worker", "--topic-prefix", settings.topic_prefix,
                                "--app-id", f"{settings.topic_prefix}-metrics", "--data-dir", data_dir,
-                               "--web-port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=open(Path(data_dir) / "worker.log", "ab"))  # noqa: SIM115 - the child's
+                               "--web-port", str(port), "--store", store], env=env,
+                              stdout=subprocess.DEVNULL, stderr=open(Path(data_dir) / "worker.log", "ab"))  # noqa: SIM115 - the child's
     return worker
 
 
@@ -231,6 +231,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--bootstrap", default=None, help="a Kafka to use instead of the embedded broker")
     parser.add_argument("--no-worker-restart", action="store_true", help="keep one worker the whole week")
+    parser.add_argument("--store", default="memory://",
+                        help="the worker's table store: memory:// or rocksdb:// (as the Kubernetes manifests run it)")
     parser.add_argument("--heap-dir", type=Path, default=None,
                         help="run the worker with a heap probe (tracemalloc, malloc statistics) writing here, and "
                              "print what grew each day (slower; best with --no-worker-restart)")
@@ -253,7 +255,7 @@ def main(argv: list[str]) -> int:
         notifier = start_notifier(settings, data_dir, notify_port, receiver.server_address[1])
         restarts = 0
         heap_dir = None if args.heap_dir is None else args.heap_dir / f"worker-{restarts}"
-        worker = start_worker(settings, data_dir, port, heap_dir)
+        worker = start_worker(settings, data_dir, port, args.store, heap_dir)
         probes = 0
         total = 0  # records sent since the worker (re)started: what it must have read before figures are taken
         print(f"{'day':>3} {'records':>9} {'rss_mb':>7} {'panes':>6} {'checkpoint_bytes':>16} {'alert_states':>12} "
@@ -285,10 +287,14 @@ def main(argv: list[str]) -> int:
                     worker.wait(timeout=30)
                     restarts += 1
                     heap_dir = None if args.heap_dir is None else args.heap_dir / f"worker-{restarts}"
-                    worker = start_worker(settings, data_dir, port, heap_dir)
+                    worker = start_worker(settings, data_dir, port, args.store, heap_dir)
                     probes = 0
                     wait_caught_up(port, 0, timeout_s=120)
                     total = 0
+        except TimeoutError:
+            tail = (Path(data_dir) / "worker.log").read_text(errors="replace").splitlines()[-60:]
+            print("the worker's log ends with:", *tail, sep="\n", file=sys.stderr)
+            raise
         finally:
             for child in (worker, notifier):
                 child.kill()
