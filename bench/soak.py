@@ -12,8 +12,16 @@ for PagerDuty and Slack (e-mail is inactive: no SMTP server).
 
 After each simulated day, once the worker has read everything sent, it prints the worker's RSS, the panes held,
 the checkpoint bytes, the alert states and the logs-topic producers in the checkpoints (from `/metrics`), and the
-notifier's ledger records held and RSS. The last
-line is `flat=<yes|no> max_growth=<x>` comparing days 2… with day 1 (target: within 10 %); exit 1 when not flat.
+notifier's ledger records held and RSS. The worker's RSS is read once it has settled (3 s of samples within 1 MB):
+having read the logs, it may still be sending snapshots and its dashboard reading them back, and a reading taken
+then is a passing peak, not what it holds. The last line is `flat=<yes|no> max_growth=<x>` comparing days 2… with
+day 1 (target: within 10 %); exit 1 when not flat.
+
+`--bootstrap` runs on a Kafka of yours; the soak's logs topic is created there with `retention.ms=-1`, because the
+publish times are the simulated clock (January 2026) and a default 7-day retention would delete the records.
+`--store rocksdb://` runs the worker as the Kubernetes manifests do. `--heap-dir D` runs the worker under a heap
+probe (`bench/_heap_worker.py`: tracemalloc diff per day, the Python heap's peak, glibc malloc's in-use and free
+bytes, RSS after `malloc_trim`), to tell growth of Python objects from memory the allocator keeps.
 """
 
 from __future__ import annotations
