@@ -30,6 +30,7 @@ from agents.alert_silences import SilenceFeed
 from agents.dashboard import attach_dashboard
 from agents.faust_web import BUILT_IN_VIEWS_OFF
 from agents.fetch_wait import keep_fetch_wait_short
+from agents.malloc_trim import TRIM_EVERY_S, release_free_memory
 from agents.worker_metrics import TailwatchMetrics
 from agents.worker_state import PartitionContext, PartitionState, PromptTableManager, WorkerSettings, published_ms
 from pipeline.log_batches import invalid_batch_letter
@@ -124,6 +125,7 @@ class MetricsWorker:
         self.app.agent(self.logs, name="panes")(self._agent)
         self.app.timer(DONE_CHECK_EVERY_S)(self._check_done)
         self.app.timer(CATCH_UP_CHECK_EVERY_S)(self._catch_up)
+        self.app.timer(TRIM_EVERY_S)(self._release_free_memory)
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         keep_fetch_wait_short(self.app)
         self.dashboard = attach_dashboard(self.app, kafka)  # /dashboard when the web server is on
@@ -328,6 +330,9 @@ class MetricsWorker:
                 state.last_applied = time.monotonic()
             if self.partitions.get(partition) is state and state.operator.ended:
                 await self._maybe_done()
+
+    async def _release_free_memory(self) -> None:
+        release_free_memory()  # agents/malloc_trim.py: what glibc holds free after a peak goes back to the system
 
     async def _check_done(self) -> None:
         """After a rebalance the partitions a worker keeps may all have finished already, and one it takes over

@@ -38,7 +38,8 @@ def probe(out: Path, n: int) -> None:
     libc = ctypes.CDLL("libc.so.6")
     libc.mallinfo2.restype = MallInfo2
     gc.collect()
-    snapshot = tracemalloc.take_snapshot()
+    tracing = tracemalloc.is_tracing()
+    snapshot = tracemalloc.take_snapshot() if tracing else None
     traced, peak = tracemalloc.get_traced_memory()
     tracemalloc.reset_peak()
     info = libc.mallinfo2()
@@ -49,7 +50,8 @@ def probe(out: Path, n: int) -> None:
     figures["holders"] = holders_of("FutureMessage")
     libc.malloc_trim(0)
     figures["rss_after_trim"] = rss_bytes()
-    snapshot.dump(str(out / f"heap-{n}.snap"))
+    if snapshot is not None:
+        snapshot.dump(str(out / f"heap-{n}.snap"))
     (out / f"heap-{n}.json.tmp").write_text(json.dumps(figures))
     (out / f"heap-{n}.json.tmp").rename(out / f"heap-{n}.json")
 
@@ -102,7 +104,9 @@ def serve(out: Path) -> None:
 
 def main() -> int:
     out = Path(os.environ["TAILWATCH_SOAK_HEAP_DIR"])
-    tracemalloc.start(int(os.environ.get("TAILWATCH_SOAK_HEAP_FRAMES", "1")))
+    frames = int(os.environ.get("TAILWATCH_SOAK_HEAP_FRAMES", "1"))  # 0: malloc statistics only, at full speed
+    if frames:
+        tracemalloc.start(frames)
     threading.Thread(target=serve, args=(out,), daemon=True).start()
     from agents.cli import main as tailwatch
 
@@ -137,6 +141,8 @@ def probe_line(figures: dict[str, int]) -> str:
 
 def growth_lines(heap_dir: Path, first: int, last: int, top: int = 12) -> list[str]:
     """The lines of code whose allocations held grew most from probe `first` to probe `last`."""
+    if not (heap_dir / f"heap-{last}.snap").exists():
+        return []
     old = tracemalloc.Snapshot.load(str(heap_dir / f"heap-{first}.snap"))
     new = tracemalloc.Snapshot.load(str(heap_dir / f"heap-{last}.snap"))
     diff = new.compare_to(old, "lineno")
