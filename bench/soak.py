@@ -12,9 +12,10 @@ for PagerDuty and Slack (e-mail is inactive: no SMTP server).
 
 After each simulated day, once the worker has read everything sent, it prints the worker's RSS, the panes held,
 the checkpoint bytes, the alert states and the logs-topic producers in the checkpoints (from `/metrics`), and the
-notifier's ledger records held and RSS. The worker's RSS is read once it has settled (3 s of samples within 1 MB):
-having read the logs, it may still be sending snapshots and its dashboard reading them back, and a reading taken
-then is a passing peak, not what it holds. The last line is `flat=<yes|no> max_growth=<x>` comparing days 2… with
+notifier's ledger records held and RSS. The worker's RSS is read once it has settled: one period of its
+`malloc_trim` (agents/malloc_trim.py, 10 s) after it read the logs, then 3 s of samples within 1 MB. Right after
+reading the logs it may still be sending snapshots and its dashboard reading them back, and a reading then is a
+passing peak, not what it holds through a day. The last line is `flat=<yes|no> max_growth=<x>` comparing days 2… with
 day 1 (target: within 10 %); exit 1 when not flat.
 
 `--bootstrap` runs on a Kafka of yours; the soak's logs topic is created there with `retention.ms=-1`, because the
@@ -45,6 +46,7 @@ from typing import Any
 from agents.commands.ingest import log_topic_specs
 from agents.embedded_broker import EmbeddedBroker, free_port
 from agents.ingest import IngestConfig, Ingestor
+from agents.malloc_trim import TRIM_EVERY_S
 from agents.publisher import Publisher
 from agents.settings import KafkaSettings
 from agents.topics import ensure_topics
@@ -213,7 +215,9 @@ def wait_ledger_settled(port: int, timeout_s: float = 120.0) -> float:
 
 def settled_rss_mb(pid: int, timeout_s: float = 60.0) -> float:
     """The worker's RSS once it has settled: having read the logs it may still be sending snapshots and
-    checkpoints, and its dashboard reading them back. Settled: 3 s of samples within 1 MB of each other."""
+    checkpoints, and its dashboard reading them back. Settled: one period of its `malloc_trim` has passed (what it
+    holds between peaks, as it does nearly all of a real day), then 3 s of samples within 1 MB of each other."""
+    time.sleep(TRIM_EVERY_S + 1.0)
     samples: list[float] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -309,9 +313,11 @@ def main(argv: list[str]) -> int:
                 child.wait(timeout=30)
             receiver.shutdown()
     first = rows[0]
-    growth = max((row[name] / first[name] for row in rows[1:] for name in FIGURES if first[name]), default=1.0)
+    growth, name, day = max(((row[name] / first[name], name, day) for day, row in enumerate(rows[1:], start=2)
+                             for name in FIGURES if first[name]), default=(1.0, "-", 1))
+    rss = max((row["rss_mb"] / first["rss_mb"] for row in rows[1:]), default=1.0)
     flat = growth <= 1.10
-    print(f"flat={'yes' if flat else 'no'} max_growth={growth:.3f}")
+    print(f"flat={'yes' if flat else 'no'} max_growth={growth:.3f} ({name}, day {day}) rss_growth={rss:.3f}")
     return 0 if flat else 1
 
 
