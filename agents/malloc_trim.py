@@ -10,7 +10,6 @@ Elsewhere (musl, macOS) there is nothing to call and `release_free_memory` does 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import time
 from collections.abc import Callable
@@ -22,8 +21,7 @@ TRIM_EVERY_S = 10.0  # a trim walks the heaps: 5-20 ms for 300 MB with half of i
 
 def _malloc_trim() -> Callable[[int], int] | None:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: Callable[[int], int] = libc.malloc_trim
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim  # the process's own C library
     except (OSError, AttributeError):
         return None
     return trim
