@@ -53,7 +53,8 @@ class ServiceStage(PartitionDriver[ServiceOperator]):
     def __init__(self, worker: MetricsWorker) -> None:
         settings = worker.settings
         kafka = settings.kafka
-        table = worker.app.Table(TABLE_NAME, partitions=kafka.partitions, key_type=bytes, value_type=bytes)
+        table = worker.app.Table(TABLE_NAME, partitions=kafka.partitions, key_type=bytes, value_type=bytes,
+                                 options=worker.table_options())
         super().__init__(worker.app, kafka, kafka.topic("metrics"), table, settings.checkpoint_every_s)
         self.worker = worker
         self.snapshots = worker.app.topic(kafka.topic("metrics.service"), value_type=bytes, key_type=bytes,

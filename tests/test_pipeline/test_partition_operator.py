@@ -163,3 +163,16 @@ def test_a_message_that_is_not_a_log_batch_costs_only_itself() -> None:
     step = operator.feed_message(b"{not json", 5)
     assert step.invalid is not None and "not JSON" in step.invalid and operator.applied_offset == 5
     assert decode_pane_batch(messages("p", [record(BASE_MS)])[0]).records
+
+
+def test_messages_deleted_before_they_were_applied_are_skipped_and_the_next_ones_apply() -> None:
+    first, second = halves()
+    operator = PartitionOperator()
+    applied = messages("a", first)
+    run(operator, applied)
+    assert operator.skip_deleted(len(applied)) == 0  # nothing missed: nothing skipped
+    assert operator.skip_deleted(len(applied) + 7) == 7  # 7 messages deleted unread: the next to apply is past them
+    assert operator.applied_offset == len(applied) + 6
+    assert operator.skip_deleted(3) == 0  # a log start behind what was applied changes nothing
+    snapshots, _alerts = run(operator, messages("b", second), first_offset=len(applied) + 7)
+    assert snapshots and operator.applied_offset > len(applied) + 7
