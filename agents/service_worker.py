@@ -54,7 +54,7 @@ def invalid_metrics_letter(topic: str, partition: int, offset: int, value: bytes
 class SentValues:
     """The metrics-topic values this worker's logs stage sent to the metrics partitions its service stage holds,
     kept until the service stage reads them back, so that it takes them as they were made (`feed_sent`) instead of
-    decoding its own bytes (JSON, the schema check and the digests from their dicts were two thirds of the stage's
+    decoding its own bytes (JSON, the schema check and the digests from their dicts were about 60 % of the stage's
     cost). A value read is looked up by its partition and its exact bytes; one not found (another worker's, one
     sent before a restart, one forgotten) is decoded as before. Bound: `max_bytes` of values (their decoded panes
     about as much again); past it the oldest are forgotten."""
