@@ -41,6 +41,7 @@ T = TypeVar("T")
 MAIN_PATH = "/dashboard/main"
 REFRESH_MS = 3000
 LOOK_FOR_TOPIC_S = 5.0  # how often a topic that does not exist yet is looked for again
+READ_BATCH = 500  # snapshots decoded at a time (about 15 kB of JSON each): bounds the memory of a re-read at start
 
 
 class Dashboard:
@@ -127,7 +128,7 @@ class Dashboard:
                 if partitions[-1].topic != service and now - looked_for >= LOOK_FOR_TOPIC_S:
                     looked_for = now
                     partitions = await self._add_topic(consumer, service, partitions)
-                batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+                batch = await consumer.getmany(timeout_ms=500, max_records=READ_BATCH)
                 into: dict[str, list[Any]] = {metrics: [], alerts: [], service: []}
                 for tp, messages in batch.items():
                     self.decode(tp.topic, messages, into)

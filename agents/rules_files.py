@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agents.yaml_source import line_of, read_yaml, where
-from pipeline.rules.engine import CompiledRule, RuleError, compile_rules
+from pipeline.rules.compiled import CompiledRule, RuleError, compile_rules
 from schemas.rules import RuleFile
 
 DEFAULT_RULES = Path(__file__).parent / "defaults" / "rules.yaml"

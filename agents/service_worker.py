@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tailwatch.worker")
 
 TABLE_NAME = "service-panes"
-SENT_VALUES_MAX_BYTES = 32 << 20  # `SentValues`: values kept until read back (their panes about as much again)
+SENT_VALUES_MAX_BYTES = 8 << 20  # `SentValues`: values kept until read back (their panes about as much again)
 
 
 def invalid_metrics_letter(topic: str, partition: int, offset: int, value: bytes | None,
@@ -95,7 +95,8 @@ class ServiceStage(PartitionDriver[ServiceOperator]):
     def __init__(self, worker: MetricsWorker) -> None:
         settings = worker.settings
         kafka = settings.kafka
-        table = worker.app.Table(TABLE_NAME, partitions=kafka.partitions, key_type=bytes, value_type=bytes)
+        table = worker.app.Table(TABLE_NAME, partitions=kafka.partitions, key_type=bytes, value_type=bytes,
+                                 options=worker.table_options())
         super().__init__(worker.app, kafka, kafka.topic("metrics"), table, settings.checkpoint_every_s)
         self.worker = worker
         self.snapshots = worker.app.topic(kafka.topic("metrics.service"), value_type=bytes, key_type=bytes,
@@ -108,13 +109,19 @@ class ServiceStage(PartitionDriver[ServiceOperator]):
         self.alerts_sent = 0
         self.sent = SentValues()
         self.values_read_back = 0  # values taken from `sent` instead of decoded
+        self.held_partitions: set[int] = set()  # the metrics partitions assigned to this worker now
+        worker.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+
+    async def _on_assigned(self, sender: Any, assigned: set[TP], **_: Any) -> None:
+        self.held_partitions = set(self.assigned())
 
     def holds(self, partition: int) -> bool:
-        """This worker's service stage holds `partition` (it has read from it since it was assigned)."""
-        return partition in self.partitions
+        """`partition` of the metrics topic is assigned to this worker (its service stage will read it)."""
+        return partition in self.held_partitions
 
     def revoke(self, revoked: set[TP]) -> list[int]:
         mine = super().revoke(revoked)
+        self.held_partitions.difference_update(mine)
         self.sent.forget(mine)
         return mine
 

@@ -32,7 +32,8 @@ from agents.alert_silences import SilenceFeed
 from agents.dashboard import attach_dashboard
 from agents.faust_web import BUILT_IN_VIEWS_OFF
 from agents.fetch_wait import keep_fetch_wait_short
-from agents.partition_driver import PartitionDriver, PartitionState
+from agents.malloc_trim import TRIM_EVERY_S, release_free_memory
+from agents.partition_driver import OUTPUT_BACKLOG_MESSAGES, PartitionDriver, PartitionState, send_backlog_bounded
 from agents.service_worker import ServiceStage
 from agents.worker_metrics import TailwatchMetrics
 from agents.worker_state import PromptTableManager, WorkerSettings
@@ -52,6 +53,10 @@ DONE_CHECK_EVERY_S = 1.0
 # when it was not sent for that long (live: one change a minute, sent as it happens); while a backlog is read,
 # the latest change waits for the next send, a checkpoint or the timer.
 PROGRESS_EVERY_S = 0.2
+# RocksDB (--store rocksdb://, one database per partition): Faust's defaults allow 3 write buffers of 64 MB and a 2 GiB
+# block cache per database. The table holds a checkpoint and an hour of closed panes per partition (a few MB), read
+# whole only at a restore: 2 write buffers of 8 MB and a 16 MB cache per partition bound it.
+ROCKSDB_OPTIONS = {"write_buffer_size": 8 << 20, "max_write_buffer_number": 2, "block_cache_size": 16 << 20}
 
 
 class MetricsWorker:
@@ -102,12 +107,14 @@ class MetricsWorker:
         self.alerts_sent = 0
         self.invalid_batches = 0
         self.done_logged = False
-        self.table = self.app.Table("panes", partitions=kafka.partitions, key_type=bytes, value_type=bytes)
+        self.table = self.app.Table("panes", partitions=kafka.partitions, key_type=bytes, value_type=bytes,
+                                    options=self.table_options())
         # shared by every partition's rules
         self.silence_feed = SilenceFeed(kafka.bootstrap, kafka.topic("silences"), security=kafka.security)
         self.silence_feed_task: asyncio.Future[None] | None = None
-        # Snapshots and alerts of a whole batch of closed panes go out together: let Faust buffer them.
-        self.app.producer.buffer.max_messages = 10_000
+        # Snapshots and alerts of a whole batch of closed panes go out together: let Faust buffer them (its own
+        # limit, which logs a warning each time it waits, is never reached: `send_backlog_bounded` waits first).
+        self.app.producer.buffer.max_messages = 10 * OUTPUT_BACKLOG_MESSAGES
         self.snapshots_sent = 0
         self.records_in = 0
         self.late = 0
@@ -117,6 +124,7 @@ class MetricsWorker:
         self.service = ServiceStage(self)
         self.app.agent(self.metrics, name="service")(self._service_agent)
         self.app.timer(DONE_CHECK_EVERY_S)(self._check_done)
+        self.app.timer(TRIM_EVERY_S)(self._release_free_memory)
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         keep_fetch_wait_short(self.app)
         self.dashboard = attach_dashboard(self.app, kafka)  # /dashboard when the web server is on
@@ -130,17 +138,31 @@ class MetricsWorker:
             started = time.perf_counter()
             await self.panes.handle(event)
             self.telemetry.on_batch(time.perf_counter() - started)
+            await send_backlog_bounded(self.app)
 
     async def _service_agent(self, stream: faust.StreamT[bytes]) -> None:
         await self.silence_feed.wait_ready()  # the service rules read the silences too
         manual_ack: Any = stream.noack()  # type: ignore[attr-defined]  # acked after their checkpoint
         async for event in manual_ack.events():
             await self.service.handle(event)
+            await send_backlog_bounded(self.app)
 
     async def _on_revoked(self, app: faust.App, revoked: set[TP], **_: Any) -> None:
         mine = self.panes.revoke(revoked)
         service = self.service.revoke(revoked)
         log.info("partitions revoked", extra={"fields": {"partitions": mine, "service_partitions": service}})
+
+    def table_options(self) -> dict[str, int] | None:
+        """Options of a stage's table: bounded RocksDB memory with `--store rocksdb://`."""
+        return dict(ROCKSDB_OPTIONS) if self.settings.store.startswith("rocksdb") else None
+
+    @property
+    def deleted_unread(self) -> int:
+        """Messages of either stage's input that retention deleted before they were applied (skipped)."""
+        return self.panes.deleted_unread + self.service.deleted_unread
+
+    async def _release_free_memory(self) -> None:
+        release_free_memory()  # agents/malloc_trim.py: what glibc holds free after a peak goes back to the system
 
     @property
     def partitions(self) -> dict[int, PartitionState[PartitionOperator]]:

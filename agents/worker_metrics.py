@@ -101,6 +101,8 @@ class WorkerCollector(Collector):
                                   value=worker.records_in)
         yield CounterMetricFamily("tailwatch_late_records", "Records dropped as late (their pane had closed)",
                                   value=worker.late)
+        yield CounterMetricFamily("tailwatch_deleted_unread_messages", "Logs-topic messages the topic's retention "
+                                  "deleted before they were processed (skipped)", value=worker.deleted_unread)
         yield CounterMetricFamily("tailwatch_snapshots", "Pane snapshots sent to the metrics topic",
                                   value=worker.snapshots_sent)
         lag = GaugeMetricFamily("tailwatch_consumer_lag", "Messages of the logs topic not processed yet",

@@ -12,8 +12,17 @@ for PagerDuty and Slack (e-mail is inactive: no SMTP server).
 
 After each simulated day, once the worker has read everything sent, it prints the worker's RSS, the panes held,
 the checkpoint bytes, the alert states and the logs-topic producers in the checkpoints (from `/metrics`), and the
-notifier's ledger records held and RSS. The last
-line is `flat=<yes|no> max_growth=<x>` comparing days 2… with day 1 (target: within 10 %); exit 1 when not flat.
+notifier's ledger records held and RSS. The worker's RSS is read once it has settled: one period of its
+`malloc_trim` (agents/malloc_trim.py, 10 s) after it read the logs, then 3 s of samples within 1 MB. Right after
+reading the logs it may still be sending snapshots and its dashboard reading them back, and a reading then is a
+passing peak, not what it holds through a day. The last line is `flat=<yes|no> max_growth=<x>` comparing days 2… with
+day 1 (target: within 10 %); exit 1 when not flat.
+
+`--bootstrap` runs on a Kafka of yours; the soak's logs topic is created there with `retention.ms=-1`, because the
+publish times are the simulated clock (January 2026) and a default 7-day retention would delete the records.
+`--store rocksdb://` runs the worker as the Kubernetes manifests do. `--heap-dir D` runs the worker under a heap
+probe (`bench/_heap_worker.py`: tracemalloc diff per day, the Python heap's peak, glibc malloc's in-use and free
+bytes, RSS after `malloc_trim`), to tell growth of Python objects from memory the allocator keeps.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -36,9 +46,11 @@ from typing import Any
 from agents.commands.ingest import log_topic_specs
 from agents.embedded_broker import EmbeddedBroker, free_port
 from agents.ingest import IngestConfig, Ingestor
+from agents.malloc_trim import TRIM_EVERY_S
 from agents.publisher import Publisher
 from agents.settings import KafkaSettings
 from agents.topics import ensure_topics
+from bench._heap_worker import growth_lines, probe_line, request_probe
 from pipeline.parsing import ParseOutput
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -89,14 +101,16 @@ class SimulatedClock:
         return self.now_ms
 
 
-async def ingest_day(settings: KafkaSettings, day: int, rng: random.Random, clock: SimulatedClock,
+async def ingest_day(settings: KafkaSettings, day: int, seed: int, clock: SimulatedClock,
                      per_minute: int, scanners: int) -> int:
-    """24 simulated hours, each by its own ingest run (producer); returns the records sent."""
+    """24 simulated hours, each by its own ingest run (producer); returns the records sent. Every day has the same
+    traffic (each hour of the day seeded alike, scanners' invented paths included), so a figure that moves from day to
+    day moves with uptime, not with the traffic (with a new draw every day, panes held varied by 12 %)."""
     assert settings.bootstrap
     sent = 0
     for hour in range(24):
         start = START_MS + day * DAY_MS + hour * HOUR_MS
-        records = hour_of_traffic(rng, start, per_minute, scanners)
+        records = hour_of_traffic(random.Random(seed * 24 + hour), start, per_minute, scanners)
         publisher = Publisher(settings.bootstrap, settings.logs_topic, settings.deadletter_topic, idempotent=False,
                               clock_ms=clock)
         await publisher.start()
@@ -116,12 +130,18 @@ async def ingest_day(settings: KafkaSettings, day: int, rng: random.Random, cloc
     return sent
 
 
-def start_worker(settings: KafkaSettings, data_dir: str, port: int) -> subprocess.Popen[bytes]:
+def start_worker(settings: KafkaSettings, data_dir: str, port: int, store: str = "memory://",
+                 heap_dir: Path | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TAILWATCH_KAFKA_BOOTSTRAP": settings.bootstrap or ""}
-    worker = subprocess.Popen([sys.executable, "-m", "agents.cli", "worker", "--topic-prefix", settings.topic_prefix,
+    module = "agents.cli"
+    if heap_dir is not None:  # the worker with its heap probe (bench/_heap_worker.py)
+        heap_dir.mkdir(parents=True, exist_ok=True)
+        env["TAILWATCH_SOAK_HEAP_DIR"] = str(heap_dir)
+        module = "bench._heap_worker"
+    worker = subprocess.Popen([sys.executable, "-m", module, "worker", "--topic-prefix", settings.topic_prefix,
                                "--app-id", f"{settings.topic_prefix}-metrics", "--data-dir", data_dir,
-                               "--web-port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=open(Path(data_dir) / "worker.log", "ab"))  # noqa: SIM115 - the child's
+                               "--web-port", str(port), "--store", store], env=env,
+                              stdout=subprocess.DEVNULL, stderr=open(Path(data_dir) / "worker.log", "ab"))  # noqa: SIM115 - the child's
     return worker
 
 
@@ -171,13 +191,15 @@ def scrape(port: int) -> dict[str, float]:
 
 def wait_caught_up(port: int, records: int, timeout_s: float) -> dict[str, float]:
     deadline = time.monotonic() + timeout_s
+    figures: dict[str, float] = {}
     while time.monotonic() < deadline:
         figures = scrape(port)
         if figures.get("tailwatch_records_in_total", figures.get("tailwatch_records_in", -1)) >= records \
                 and figures.get("tailwatch_consumer_lag", 1) == 0:
             return figures
         time.sleep(0.5)
-    raise TimeoutError(f"the worker did not read {records} records in {timeout_s} s")
+    seen = {name: value for name, value in figures.items() if "records_in" in name or "lag" in name}
+    raise TimeoutError(f"the worker did not read {records} records in {timeout_s} s (last /metrics: {seen})")
 
 
 def wait_ledger_settled(port: int, timeout_s: float = 120.0) -> float:
@@ -191,6 +213,21 @@ def wait_ledger_settled(port: int, timeout_s: float = 120.0) -> float:
         last = held
         time.sleep(1.0)
     return last if last is not None else -1.0
+
+
+def settled_rss_mb(pid: int, timeout_s: float = 60.0) -> float:
+    """The worker's RSS once it has settled: having read the logs it may still be sending snapshots and
+    checkpoints, and its dashboard reading them back. Settled: one period of its `malloc_trim` has passed (what it
+    holds between peaks, as it does nearly all of a real day), then 3 s of samples within 1 MB of each other."""
+    time.sleep(TRIM_EVERY_S + 1.0)
+    samples: list[float] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        samples = [*samples[-5:], rss_mb(pid)]
+        if len(samples) == 6 and max(samples) - min(samples) <= 1.0:
+            break
+        time.sleep(0.5)
+    return samples[-1]
 
 
 def rss_mb(pid: int) -> float:
@@ -208,30 +245,41 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--bootstrap", default=None, help="a Kafka to use instead of the embedded broker")
     parser.add_argument("--no-worker-restart", action="store_true", help="keep one worker the whole week")
+    parser.add_argument("--store", default="memory://",
+                        help="the worker's table store: memory:// or rocksdb:// (as the Kubernetes manifests run it)")
+    parser.add_argument("--heap-dir", type=Path, default=None,
+                        help="run the worker with a heap probe (tracemalloc, malloc statistics) writing here, and "
+                             "print what grew each day (slower; best with --no-worker-restart)")
     args = parser.parse_args(argv)
-    rng = random.Random(args.seed)
     clock = SimulatedClock(START_MS)
     rows: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as data_dir, EmbeddedBroker() if args.bootstrap is None else _Given(
             args.bootstrap) as broker:
         settings = KafkaSettings(broker.bootstrap, f"soak{int(time.time())}", 4, 1)
         assert settings.bootstrap
-        asyncio.run(ensure_topics(settings.bootstrap, log_topic_specs(settings)))
+        specs = log_topic_specs(settings)
+        if args.bootstrap is not None:  # publish times are the simulated clock, in the past: a Kafka's retention
+            # (7 days by default) would delete the records before the worker reads them; keep them
+            specs = [replace(spec, configs={**spec.configs, "retention.ms": "-1"}) for spec in specs]
+        asyncio.run(ensure_topics(settings.bootstrap, specs))
         port, notify_port = free_port(), free_port()
         receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
         threading.Thread(target=receiver.serve_forever, daemon=True).start()
         notifier = start_notifier(settings, data_dir, notify_port, receiver.server_address[1])
-        worker = start_worker(settings, data_dir, port)
+        restarts = 0
+        heap_dir = None if args.heap_dir is None else args.heap_dir / f"worker-{restarts}"
+        worker = start_worker(settings, data_dir, port, args.store, heap_dir)
+        probes = 0
         total = 0  # records sent since the worker (re)started: what it must have read before figures are taken
         print(f"{'day':>3} {'records':>9} {'rss_mb':>7} {'panes':>6} {'checkpoint_bytes':>16} {'alert_states':>12} "
               f"{'producers':>9} {'ledger':>6} {'notifier_rss_mb':>15} {'delivered':>9} {'wall_s':>6}", flush=True)
         try:
             for day in range(args.days):
                 started = time.monotonic()
-                sent = asyncio.run(ingest_day(settings, day, rng, clock, args.per_minute, args.scanners))
+                sent = asyncio.run(ingest_day(settings, day, args.seed, clock, args.per_minute, args.scanners))
                 total += sent
                 figures = wait_caught_up(port, total, timeout_s=600)
-                row = {"rss_mb": rss_mb(worker.pid), "panes": figures.get("tailwatch_panes_held", 0),
+                row = {"rss_mb": settled_rss_mb(worker.pid), "panes": figures.get("tailwatch_panes_held", 0),
                        "checkpoint_bytes": figures.get("tailwatch_checkpoint_bytes", 0),
                        "alert_states": figures.get("tailwatch_alert_states", 0),
                        "producers": figures.get("tailwatch_producers_held", 0),
@@ -241,22 +289,36 @@ def main(argv: list[str]) -> int:
                       f"{row['checkpoint_bytes']:>16.0f} {row['alert_states']:>12.0f} {row['producers']:>9.0f} "
                       f"{row['ledger']:>6.0f} {row['notifier_rss_mb']:>15.1f} {_Receiver.received:>9} "
                       f"{time.monotonic() - started:>6.1f}", flush=True)
+                if heap_dir is not None:
+                    probes += 1
+                    print(probe_line(request_probe(heap_dir, probes)), flush=True)
+                    if probes > 1:
+                        print("\n".join(growth_lines(heap_dir, probes - 1, probes)), flush=True)
                 # a worker restart a day (unless --no-worker-restart): SIGKILL, then a new one on the same data
                 if day + 1 < args.days and not args.no_worker_restart:
                     worker.kill()
                     worker.wait(timeout=30)
-                    worker = start_worker(settings, data_dir, port)
+                    restarts += 1
+                    heap_dir = None if args.heap_dir is None else args.heap_dir / f"worker-{restarts}"
+                    worker = start_worker(settings, data_dir, port, args.store, heap_dir)
+                    probes = 0
                     wait_caught_up(port, 0, timeout_s=120)
                     total = 0
+        except TimeoutError:
+            tail = (Path(data_dir) / "worker.log").read_text(errors="replace").splitlines()[-60:]
+            print("the worker's log ends with:", *tail, sep="\n", file=sys.stderr)
+            raise
         finally:
             for child in (worker, notifier):
                 child.kill()
                 child.wait(timeout=30)
             receiver.shutdown()
     first = rows[0]
-    growth = max((row[name] / first[name] for row in rows[1:] for name in FIGURES if first[name]), default=1.0)
+    growth, name, day = max(((row[name] / first[name], name, day) for day, row in enumerate(rows[1:], start=2)
+                             for name in FIGURES if first[name]), default=(1.0, "-", 1))
+    rss = max((row["rss_mb"] / first["rss_mb"] for row in rows[1:]), default=1.0)
     flat = growth <= 1.10
-    print(f"flat={'yes' if flat else 'no'} max_growth={growth:.3f}")
+    print(f"flat={'yes' if flat else 'no'} max_growth={growth:.3f} ({name}, day {day}) rss_growth={rss:.3f}")
     return 0 if flat else 1
 
 

@@ -57,18 +57,22 @@ def derived(pane: ClosedPane, d1_rows_read_today: int) -> dict[str, Any]:
 METRIC_NAMES = frozenset(derived(ClosedPane(), 0))
 
 
-def snapshot(event: ClosedPaneEvent) -> dict[str, Any]:
-    """A dict shaped like `schemas.metrics.PaneSnapshot`."""
-    pane = event.pane
+def window_metrics(pane: ClosedPane, start_ms: int, end_ms: int, d1_rows_read_today: int) -> dict[str, Any]:
+    """The fields every pane snapshot has (`schemas.metrics.PaneMetrics`): the window, its counts and metrics."""
     return {
-        "v": 1, "service": event.service, "endpoint": event.endpoint,
-        "window_start": ms_to_iso(event.start_ms), "window_end": ms_to_iso(event.end_ms),
-        "window_start_ms": event.start_ms, "window_end_ms": event.end_ms,
+        "window_start": ms_to_iso(start_ms), "window_end": ms_to_iso(end_ms),
+        "window_start_ms": start_ms, "window_end_ms": end_ms,
         "status": {str(code): pane.status[code] for code in sorted(pane.status)},
         "status_class": {name: pane.classes[name] for name in sorted(pane.classes)},
         "outcome": {name: pane.outcome[name] for name in sorted(pane.outcome)},
-        **derived(pane, event.d1_rows_read_today),
+        **derived(pane, d1_rows_read_today),
         "duration_sum_ms": round(pane.duration_sum_ms, 3), "duration_count": pane.duration_count,
         "duration_digest": to_dict(pane.duration_digest), "cpu_digest": to_dict(pane.cpu_digest),
         "d1_digest": to_dict(pane.d1_digest),
     }
+
+
+def snapshot(event: ClosedPaneEvent) -> dict[str, Any]:
+    """A dict shaped like `schemas.metrics.PaneSnapshot`."""
+    return {"v": 1, "service": event.service, "endpoint": event.endpoint,
+            **window_metrics(event.pane, event.start_ms, event.end_ms, event.d1_rows_read_today)}

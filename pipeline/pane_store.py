@@ -6,7 +6,9 @@ pane that holds the watermark (still open, by the batching invariant). So the sa
 however it was chunked, batched, partitioned or replayed.
 
 Closed panes are kept per endpoint for `retention_ms` (the longest window a rule reads) and then evicted,
-so memory stays bounded by endpoints × retention.
+so memory stays bounded by endpoints × retention. They are held compact (`pipeline.held_panes`: ~0.3 KB a quiet
+pane where a `ClosedPane` took ~1.2 KB; the digests of an endpoint's `RECENT_PANES` newest, which the default
+rules' 1- and 5-minute windows read at every close, stay as they are) and merged back exactly for windows.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.held_panes import HeldPane, Sharing, compact_digests, hold, merge_held
 from pipeline.log_columns import NO_MARK, LogColumns, as_columns
 from pipeline.pane_aggregation import count_into
 from pipeline.pane_records import Records
@@ -24,6 +27,7 @@ from pipeline.windows import PANE_MS, day_start, pane_start
 
 GroupKey = tuple[str, str]  # (service, endpoint)
 DEFAULT_RETENTION_MS = 60 * 60_000
+RECENT_PANES = 5  # an endpoint's newest panes keep their digests' bytes: the default rules' windows read them
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +49,8 @@ class PaneStore:
         self.pane_ms = pane_ms
         self.retention_ms = retention_ms
         self.open: dict[tuple[str, str, int], OpenPane] = {}
-        self.history: dict[GroupKey, deque[tuple[int, ClosedPane]]] = {}
+        self.history: dict[GroupKey, deque[HeldPane]] = {}  # closed panes per endpoint, oldest first
+        self.sharing = Sharing()  # equal parts of held panes as one object
         self.rows_read_today: dict[GroupKey, tuple[int, int]] = {}  # key -> (day start, rows read)
         self.closed_until_ms: int | None = None  # every pane ending at or before this is closed
         self.evicted: list[tuple[str, str, int]] = []  # closed panes dropped by the last close_until
@@ -109,7 +114,7 @@ class PaneStore:
         for start, service, endpoint in due:
             closed = self.open.pop((service, endpoint, start)).close()
             group = (service, endpoint)
-            self.history.setdefault(group, deque()).append((start, closed))
+            self.keep(service, endpoint, start, closed)
             events.append(ClosedPaneEvent(service, endpoint, start, start + self.pane_ms, closed,
                                           self._rows_today(group, start, closed.d1_rows_read)))
         # Rules read the windows of the panes just closed after this returns: keep what the oldest of them needs.
@@ -117,6 +122,14 @@ class PaneStore:
         # (e.g. the end of input), so live and replay, whose watermarks jump differently, disagreed.
         self._evict(min(horizon_ms, due[0][0] + self.pane_ms) if due else horizon_ms)
         return events
+
+    def keep(self, service: str, endpoint: str, start_ms: int, pane: ClosedPane) -> None:
+        """Hold a closed pane for windows (after the panes held for its endpoint, which must be older); the pane
+        that this makes older than the `RECENT_PANES` newest has its digests compacted."""
+        panes = self.history.setdefault((service, endpoint), deque())
+        panes.append(hold(start_ms, pane, self.sharing))
+        if len(panes) > RECENT_PANES:
+            compact_digests(panes[-RECENT_PANES - 1], self.sharing)
 
     def _rows_today(self, group: GroupKey, start: int, rows: int) -> int:
         day = day_start(start)
@@ -130,8 +143,8 @@ class PaneStore:
         self.evicted = []
         for group in list(self.history):
             panes = self.history[group]
-            while panes and panes[0][0] < horizon:
-                self.evicted.append((*group, panes.popleft()[0]))
+            while panes and panes[0].start_ms < horizon:
+                self.evicted.append((*group, panes.popleft().start_ms))
             if not panes:
                 del self.history[group]
         today = day_start(watermark_ms)
@@ -143,7 +156,7 @@ class PaneStore:
         """The closed panes of `[end_ms - window_ms, end_ms)` merged (empty when none had traffic)."""
         start = end_ms - window_ms
         panes = self.history.get((service, endpoint), ())
-        return ClosedPane.merge(pane for pane_start_ms, pane in panes if start <= pane_start_ms < end_ms)
+        return merge_held(pane for pane in panes if start <= pane.start_ms < end_ms)
 
     def panes_held(self) -> int:
         return len(self.open) + sum(len(panes) for panes in self.history.values())

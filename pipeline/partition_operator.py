@@ -16,7 +16,6 @@ what goes to the metrics topic.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +108,14 @@ class PartitionOperator:
         self._note_progress(step, self.watermark.ended)
         return step
 
+    def skip_deleted(self, first_kept: int) -> int:
+        """The log's messages before offset `first_kept` were deleted (retention) before they were applied: the
+        next message to apply is `first_kept`. Returns how many were skipped (0 when none were missed)."""
+        skipped = max(0, first_kept - (self.applied_offset + 1))
+        if skipped:
+            self.applied_offset = first_kept - 1
+        return skipped
+
     def end(self) -> Step:
         """The read ends (a backtest's history, a file replay): every pane that exists closes."""
         step = Step()
@@ -170,7 +177,7 @@ class PartitionOperator:
         # Panes that closed after the checkpoint are open in it: they close again as their messages are re-applied.
         for service, endpoint, start, closed_pane in sorted(closed, key=lambda item: item[2]):
             if horizon is not None and start + store.pane_ms <= horizon:
-                store.history.setdefault((service, endpoint), deque()).append((start, closed_pane))
+                store.keep(service, endpoint, start, closed_pane)
         if self.engine is not None:
             self.engine.import_states(data.get("alerts", []))
         if self.offsets is not None:

@@ -62,7 +62,8 @@ def service_alerts() -> list[dict[str, Any]]:
     stages in one process: three endpoints of 20 requests a minute are 60 for the service, over its 50 for two
     minutes, then under it."""
     from pipeline.replay import Replay
-    from pipeline.rules.engine import RuleEngine, compile_rules
+    from pipeline.rules.compiled import compile_rules
+    from pipeline.rules.engine import RuleEngine
     from schemas.rules import RuleFile
     from tests.test_pipeline.records import BASE_MS, record
 

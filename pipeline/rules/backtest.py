@@ -15,7 +15,8 @@ from typing import Any
 
 from pipeline.pane_store import DEFAULT_RETENTION_MS
 from pipeline.partition_operator import PartitionOperator, Step
-from pipeline.rules.engine import CompiledRule, RuleEngine
+from pipeline.rules.compiled import CompiledRule
+from pipeline.rules.engine import RuleEngine
 from pipeline.rules.input_offsets import InputOffsets
 from pipeline.rules.silences import SilenceSet
 from pipeline.service import ServiceOperator, ServiceStep

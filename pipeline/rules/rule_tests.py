@@ -10,7 +10,8 @@ from typing import Any
 from pipeline.endpoint_catalog import EndpointCatalog
 from pipeline.replay import Replay
 from pipeline.routes import RouteTable
-from pipeline.rules.engine import CompiledRule, RuleEngine
+from pipeline.rules.compiled import CompiledRule
+from pipeline.rules.engine import RuleEngine
 from pipeline.rules.silences import SilenceSet
 from pipeline.timestamps import iso_to_ms, ms_to_iso
 from schemas.rule_tests import Expected, Record, RuleTestCase, RuleTestFile, Series, offset_ms

@@ -15,12 +15,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pipeline.metrics import derived
+from pipeline.metrics import window_metrics
 from pipeline.pane_codec import closed_from_dict, closed_to_dict
 from pipeline.pane_store import DEFAULT_RETENTION_MS
 from pipeline.panes import ClosedPane, PaneCounts
-from pipeline.sketches import from_dict, to_dict
-from pipeline.timestamps import ms_to_iso
+from pipeline.sketches import from_dict
 from pipeline.windows import PANE_MS, day_start, pane_start
 
 Added = Literal["merged", "duplicate", "late"]
@@ -65,20 +64,9 @@ def pane_as_published(pane: ClosedPane) -> ClosedPane:
 
 def service_snapshot(event: ServicePaneEvent) -> dict[str, Any]:
     """A dict shaped like `schemas.metrics.ServicePaneSnapshot`."""
-    pane = event.pane
-    return {
-        "v": 1, "service": event.service,
-        "window_start": ms_to_iso(event.start_ms), "window_end": ms_to_iso(event.end_ms),
-        "window_start_ms": event.start_ms, "window_end_ms": event.end_ms,
-        "status": {str(code): pane.status[code] for code in sorted(pane.status)},
-        "status_class": {name: pane.classes[name] for name in sorted(pane.classes)},
-        "outcome": {name: pane.outcome[name] for name in sorted(pane.outcome)},
-        **derived(pane, event.d1_rows_read_today),
-        "duration_sum_ms": round(pane.duration_sum_ms, 3), "duration_count": pane.duration_count,
-        "duration_digest": to_dict(pane.duration_digest), "cpu_digest": to_dict(pane.cpu_digest),
-        "d1_digest": to_dict(pane.d1_digest),
-        "endpoints": len(event.endpoints), "late_endpoint_panes": event.late_endpoint_panes,
-    }
+    return {"v": 1, "service": event.service,
+            **window_metrics(event.pane, event.start_ms, event.end_ms, event.d1_rows_read_today),
+            "endpoints": len(event.endpoints), "late_endpoint_panes": event.late_endpoint_panes}
 
 
 def service_pane_to_dict(event: ServicePaneEvent) -> dict[str, Any]:

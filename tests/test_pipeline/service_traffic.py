@@ -9,7 +9,8 @@ from typing import Any
 from pipeline.partition_operator import Step
 from pipeline.partitioning import Partitioner
 from pipeline.replay import Replay
-from pipeline.rules.engine import RuleEngine, compile_rules
+from pipeline.rules.compiled import compile_rules
+from pipeline.rules.engine import RuleEngine
 from pipeline.service import ServiceOperator, ServiceStep, service_snapshot, stage_messages
 from pipeline.windows import PANE_MS
 from schemas.rules import RuleFile

@@ -223,7 +223,7 @@ def test_checkpoint_restore_resumes_identically() -> None:
 
     assert sorted(resumed, key=order) == sorted(undisturbed, key=order)
     for group, panes in second.store.history.items():
-        assert len({start for start, _ in panes}) == len(panes), f"{group} holds a pane twice"
+        assert len({pane.start_ms for pane in panes}) == len(panes), f"{group} holds a pane twice"
 
 
 def test_checkpoint_keeps_when_each_producer_was_last_heard() -> None:

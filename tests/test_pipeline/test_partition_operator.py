@@ -9,6 +9,7 @@ import orjson
 
 from agents.rules_files import load_rules
 from pipeline.batching import BatchBuilder
+from pipeline.held_panes import merge_held
 from pipeline.log_batches import decode_pane_batch
 from pipeline.metrics import snapshot
 from pipeline.pane_codec import closed_from_dict, closed_to_dict
@@ -145,8 +146,8 @@ def test_an_old_end_of_input_checkpoint_is_cured_on_restore() -> None:
     earlier = PartitionOperator()
     earlier.feed("host-1/files", None, [dict(r, watermark_ms=BASE_MS) for r in
                                         (record(BASE_MS), record(BASE_MS + 61_000))], final=True)
-    closed = [(service, endpoint, start, pane) for (service, endpoint), panes in earlier.store.history.items()
-              for start, pane in panes]
+    closed = [(service, endpoint, pane.start_ms, merge_held([pane]))
+              for (service, endpoint), panes in earlier.store.history.items() for pane in panes]
     assert len(closed) == 2
     operator = PartitionOperator()
     operator.restore(old, closed)
@@ -162,3 +163,16 @@ def test_a_message_that_is_not_a_log_batch_costs_only_itself() -> None:
     step = operator.feed_message(b"{not json", 5)
     assert step.invalid is not None and "not JSON" in step.invalid and operator.applied_offset == 5
     assert decode_pane_batch(messages("p", [record(BASE_MS)])[0]).records
+
+
+def test_messages_deleted_before_they_were_applied_are_skipped_and_the_next_ones_apply() -> None:
+    first, second = halves()
+    operator = PartitionOperator()
+    applied = messages("a", first)
+    run(operator, applied)
+    assert operator.skip_deleted(len(applied)) == 0  # nothing missed: nothing skipped
+    assert operator.skip_deleted(len(applied) + 7) == 7  # 7 messages deleted unread: the next to apply is past them
+    assert operator.applied_offset == len(applied) + 6
+    assert operator.skip_deleted(3) == 0  # a log start behind what was applied changes nothing
+    snapshots, _alerts = run(operator, messages("b", second), first_offset=len(applied) + 7)
+    assert snapshots and operator.applied_offset > len(applied) + 7

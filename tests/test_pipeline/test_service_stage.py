@@ -15,7 +15,8 @@ from pipeline.pane_store import PaneStore
 from pipeline.panes import ClosedPane
 from pipeline.partition_operator import Progress, Step
 from pipeline.replay import Replay
-from pipeline.rules.engine import RuleEngine, compile_rules, fingerprint
+from pipeline.rules.compiled import compile_rules
+from pipeline.rules.engine import RuleEngine, fingerprint
 from pipeline.service import (
     ServiceOperator,
     service_pane_from_dict,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.replay import Replay
-from pipeline.rules.engine import RuleEngine, RuleError, compile_rules
+from pipeline.rules.compiled import RuleError, compile_rules
+from pipeline.rules.engine import RuleEngine
 from pipeline.rules.silences import SilenceSet
 from pipeline.timestamps import ms_to_iso
 from schemas.alerts import AlertEvent

@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from pipeline.replay import Replay
-from pipeline.rules.engine import RuleEngine, compile_rules
+from pipeline.rules.compiled import compile_rules
+from pipeline.rules.engine import RuleEngine
 from pipeline.rules.silences import MatcherError, SilenceSet, parse_matcher
 from schemas.rules import RuleFile
 from schemas.silences import Silence
