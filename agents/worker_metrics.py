@@ -144,6 +144,8 @@ def service_stage_metrics(worker: MetricsWorker) -> Iterator[Metric]:
     stage = worker.service
     yield CounterMetricFamily("tailwatch_service_values_in", "Metrics-topic values the service stage applied "
                               "(endpoint panes, held alerts, progress)", value=stage.values_in)
+    yield CounterMetricFamily("tailwatch_service_values_read_back", "Of those, values this worker's logs stage sent, "
+                              "taken as it made them instead of decoded", value=stage.values_read_back)
     yield CounterMetricFamily("tailwatch_service_panes_closed", "Service panes closed and sent to the service "
                               "metrics topic", value=stage.panes_closed)
     yield CounterMetricFamily("tailwatch_service_late_endpoint_panes", "Endpoint panes that reached the service "

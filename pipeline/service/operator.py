@@ -81,6 +81,18 @@ class ServiceOperator:
             return ServiceStep(invalid=str(error))
         return self.feed(decoded)
 
+    def feed_sent(self, value: dict[str, Any], pane: ClosedPane | None, offset: int) -> ServiceStep:
+        """A value this process made (`stage_messages`) and sent, read back at `offset` byte for byte: what
+        `feed_message` gives on its bytes, without decoding them — an endpoint pane as it decodes (`pane`, from
+        `pane_as_published`; `value` needs only its service, endpoint and window_start_ms), any other value as it
+        was made (tested)."""
+        self.applied_offset = offset
+        if pane is None:
+            return self.feed(value)
+        step = ServiceStep()
+        self._add(step, value["service"], value["endpoint"], value["window_start_ms"], pane)
+        return step
+
     def skip_deleted(self, first_kept: int) -> int:
         """The topic's messages before offset `first_kept` were deleted (retention) before they were applied: the
         next value to apply is `first_kept`. Returns how many were skipped (0 when none were missed)."""

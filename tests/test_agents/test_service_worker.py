@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 
 from agents.commands.replay import replay_events
 from agents.commands.worker import stream_topic_specs
-from agents.service_worker import TABLE_NAME
+from agents.service_worker import TABLE_NAME, SentValues
 from agents.settings import KafkaSettings
 from agents.topic_reader import topic_messages
 from agents.topics import ensure_topics
@@ -98,6 +98,10 @@ def test_live_service_snapshots_equal_replay(kafka_settings: KafkaSettings, tmp_
     assert sorted((letter["source"], letter["offset"]) for letter in rejected) == sorted(
         (f"kafka:{topic}/{partition}", offset) for partition in range(partitions) for offset in range(len(JUNK)))
     assert value(metrics, "tailwatch_service_invalid_values_total") == len(JUNK) * partitions
+    # one worker holds every metrics partition: every value its logs stage sent comes back byte for byte and is
+    # taken as made, not decoded (the snapshots above equal replay's all the same); only the junk was decoded
+    assert value(metrics, "tailwatch_service_values_read_back_total") == value(
+        metrics, "tailwatch_service_values_in_total") > 0
     assert value(metrics, "tailwatch_service_panes_closed_total") == len(expected)
     assert value(metrics, "tailwatch_service_duplicate_endpoint_panes_total") == 0
     assert value(metrics, "tailwatch_service_late_endpoint_panes_total") == 0
@@ -149,3 +153,21 @@ def test_the_service_stage_table_holds_what_it_holds_in_memory(kafka_settings: K
     assert 0 < held == sum(len(panes) for panes in closed.values()), "the table holds what memory holds"
     assert deleted and held < value(metrics, "tailwatch_service_panes_closed_total"), "the oldest were deleted"
     assert checkpoints <= kafka_settings.partitions
+
+
+def test_sent_values_are_taken_back_once_by_partition_and_bytes_and_bounded() -> None:
+    """`SentValues` (what the logs stage sent, kept for the service stage to read back): a value is found only
+    under its partition and its exact bytes, once; past `max_bytes` the oldest are forgotten (then decoded as any
+    other value); a revoked partition's are dropped."""
+    sent = SentValues(max_bytes=100)
+    progress = {"kind": "progress", "partition": 0}
+    sent.add(1, b"a" * 40, progress, None)
+    assert sent.take(2, b"a" * 40) is None and sent.take(1, b"a" * 39) is None
+    assert sent.take(1, b"a" * 40) == (progress, None)
+    assert sent.take(1, b"a" * 40) is None and sent.bytes == 0
+    for i in range(10):
+        sent.add(i % 2, bytes([i]) * 30, {"i": i}, None)
+        assert sent.bytes <= 100
+    assert [key[1][0] for key in sent.values] == [7, 8, 9]  # the newest that fit
+    sent.forget([1])
+    assert [key[1][0] for key in sent.values] == [8] and sent.bytes == 30

@@ -4,6 +4,7 @@ rules and held alerts, and that the partitions' interleaving changes nothing."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -11,6 +12,7 @@ import pytest
 
 from pipeline.metrics import snapshot
 from pipeline.pane_store import PaneStore
+from pipeline.panes import ClosedPane
 from pipeline.partition_operator import Progress, Step
 from pipeline.replay import Replay
 from pipeline.rules.compiled import compile_rules
@@ -23,6 +25,7 @@ from pipeline.service import (
     service_snapshot,
     stage_messages,
 )
+from pipeline.service.store import pane_as_published
 from pipeline.sketches import from_dict, merge_digests, to_dict
 from pipeline.timestamps import ms_to_iso
 from pipeline.windows import PANE_MS
@@ -230,6 +233,27 @@ def test_in_one_process_the_steps_give_what_the_published_values_give() -> None:
     assert len(expected[0]) == 40 and expected[1]
     assert [orjson.dumps(s) for s in got[0]] == [orjson.dumps(s) for s in expected[0]]
     assert [orjson.dumps(a) for a in got[1]] == [orjson.dumps(a) for a in expected[1]]
+    # The live worker reading back what it sent itself (`feed_sent`): the same, and the offsets applied.
+    sent = ServiceOperator(engines("service"))
+    sent_steps = []
+    for i, (value, pane) in enumerate(sent_values(order)):
+        sent_steps.append(sent.feed_sent(value, pane, i))
+        assert sent.applied_offset == i
+    got = outputs(sent_steps)
+    assert [orjson.dumps(s) for s in got[0]] == [orjson.dumps(s) for s in expected[0]]
+    assert [orjson.dumps(a) for a in got[1]] == [orjson.dumps(a) for a in expected[1]]
+    assert sent.snapshot() == published.snapshot()
+
+
+def sent_values(order: list[tuple[int, Step]]) -> Iterator[tuple[dict[str, Any], ClosedPane | None]]:
+    """What the worker's logs stage keeps of each value it sends (agents/service_worker.py, `SentValues`)."""
+    for p, step in order:
+        for i, (_service, value) in enumerate(stage_messages(step, p, 3)):
+            if value.get("kind") is None:
+                yield ({key: value[key] for key in ("service", "endpoint", "window_start_ms")},
+                       pane_as_published(step.closed[i].pane))
+            else:
+                yield value, None
 
 
 def run_with_restart(values: list[Any], checkpoint_at: int, crash_at: int) -> tuple[list[Any], list[Any]]:
