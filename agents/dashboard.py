@@ -1,11 +1,20 @@
 """`/dashboard` on the worker's Faust web server (`tailwatch worker --web-port P`): the report page, live.
 
-A `Dashboard` reads the whole metrics, service metrics and alerts topics (every partition, with its own consumer
-outside the group, so each worker's page shows all endpoints and services) from the beginning, and keeps a bounded
-aggregate: closed endpoint and service panes of the last `horizon_ms` of event time (24 h, the spec's widget range),
-de-duplicated by pane, and the last `max_alerts` alert events. The metrics topic's records for the service stage
-(progress, held alerts) are skipped, not counted as invalid. The service metrics topic is read once it exists
-(looked for again every few seconds: it is created by the worker that runs the service stage). Routes:
+A `Dashboard` reads the metrics, service metrics and alerts topics (every partition, with its own consumer outside
+the group, so each worker's page shows all endpoints and services) and keeps a bounded aggregate: closed endpoint
+and service panes of the last `horizon_ms` of event time (24 h, the spec's widget range), de-duplicated by pane, and
+the last `max_alerts` alert events. The metrics topic's records for the service stage (progress, held alerts) are
+skipped, not counted as invalid. The service metrics topic is read once it exists (looked for again every few
+seconds: it is created by the worker that runs the service stage).
+
+Where it starts reading: the two metrics topics from the first message published (Kafka timestamp) at or after
+`horizon_ms` + `READ_MARGIN_MS` before now, by the wall clock (ListOffsets by time, aiokafka's `offsets_for_times`);
+a partition with nothing that new starts at its end, and messages published before that time are skipped (a broker
+may answer the search loosely: the embedded one answers offset 0). So a (re)started worker re-reads about a day of
+snapshots, not the topic's whole retention. The panes it keeps are still chosen by event time: a snapshot published
+longer ago than that is not shown after a restart, even when its event time is within the horizon (a capture
+replayed days ago). The alerts topic (a few events a day; the page shows the last `max_alerts`, and an alert that
+has been firing for days needs its `firing` event) is read from the beginning. Routes:
 
 - `/dashboard`: the page (`pipeline.report.html`), whose script swaps in a fresh `<main>` every few seconds;
 - `/dashboard/main`: that `<main>` content;
@@ -18,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -42,11 +52,15 @@ MAIN_PATH = "/dashboard/main"
 REFRESH_MS = 3000
 LOOK_FOR_TOPIC_S = 5.0  # how often a topic that does not exist yet is looked for again
 READ_BATCH = 500  # snapshots decoded at a time (about 15 kB of JSON each): bounds the memory of a re-read at start
+READ_MARGIN_MS = 60 * 60_000  # read this much more than the horizon: clock skew, lateness, panes published late
 
 
 class Dashboard:
-    def __init__(self, kafka: KafkaSettings, horizon_ms: int = DAY_MS, max_alerts: int = 10_000) -> None:
+    def __init__(self, kafka: KafkaSettings, horizon_ms: int = DAY_MS, max_alerts: int = 10_000,
+                 wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
         self.kafka = kafka
+        self.horizon_ms = horizon_ms
+        self.wall_ms = wall_ms
         self.panes = PaneTotals(horizon_ms)
         self.services = ServiceTotals(horizon_ms)
         self.alerts: deque[dict[str, Any]] = deque(maxlen=max_alerts)
@@ -54,6 +68,7 @@ class Dashboard:
         self.invalid = 0  # messages skipped: not JSON, or not the topic's schema
         self._invalid_seen = 0
         self._rendered: dict[str, tuple[tuple[int, int, int], Any]] = {}
+        self._since_ms: dict[str, int] = {}  # per metrics topic: messages published before this are not read
 
     def add(self, snapshots: list[dict[str, Any]], alerts: list[dict[str, Any]],
             services: list[dict[str, Any]] | None = None) -> None:
@@ -102,8 +117,9 @@ class Dashboard:
                 into[topic].append(value)
 
     async def consume(self, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """Read the topics from the beginning, then follow them, until `should_stop()`. The metrics and alerts
-        topics are waited for; the service metrics topic is added once it exists."""
+        """Read the topics (the metrics topics from a horizon ago, the alerts topic from the beginning), then follow
+        them, until `should_stop()`. The metrics and alerts topics are waited for; the service metrics topic is added
+        once it exists."""
         metrics, alerts = self.kafka.topic("metrics"), self.kafka.topic("alerts")
         service = self.kafka.topic("metrics.service")
         assert self.kafka.bootstrap
@@ -121,7 +137,7 @@ class Dashboard:
                         await asyncio.sleep(0.5)
                 partitions += [TopicPartition(topic, p) for p in sorted(found or ())]
             consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
+            await self._seek_to_start(consumer, partitions)
             looked_for = -LOOK_FOR_TOPIC_S
             while not should_stop():
                 now = asyncio.get_running_loop().time()
@@ -131,15 +147,42 @@ class Dashboard:
                 batch = await consumer.getmany(timeout_ms=500, max_records=READ_BATCH)
                 into: dict[str, list[Any]] = {metrics: [], alerts: [], service: []}
                 for tp, messages in batch.items():
-                    self.decode(tp.topic, messages, into)
+                    self.decode(tp.topic, self._recent(tp.topic, messages), into)
                 self.add(into[metrics], into[alerts], into[service])
         finally:
             await consumer.stop()
 
-    @staticmethod
-    async def _add_topic(consumer: AIOKafkaConsumer, topic: str,
+    def _recent(self, topic: str, messages: list[ConsumerRecord[bytes, bytes]]) -> list[ConsumerRecord[bytes, bytes]]:
+        """`messages` without those published before the start-up read's time (a broker may find the start offset
+        loosely: the embedded one does)."""
+        since_ms = self._since_ms.get(topic)
+        if since_ms is None:
+            return messages
+        return [m for m in messages if m.timestamp < 0 or m.timestamp >= since_ms]
+
+    async def _seek_to_start(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+        """Each of `partitions` to where the start-up read begins: the alerts topic's at the beginning, the metrics
+        topics' at the first message published since `horizon_ms + READ_MARGIN_MS` ago, or at the end when there is
+        none that new."""
+        alerts = [tp for tp in partitions if tp.topic == self.kafka.topic("alerts")]
+        metrics = [tp for tp in partitions if tp.topic != self.kafka.topic("alerts")]
+        if alerts:
+            await consumer.seek_to_beginning(*alerts)
+        if not metrics:
+            return
+        ends = await consumer.end_offsets(metrics)  # before the search: what is published after it is read
+        since_ms = self.wall_ms() - self.horizon_ms - READ_MARGIN_MS
+        self._since_ms.update({tp.topic: since_ms for tp in metrics})
+        found = await consumer.offsets_for_times({tp: since_ms for tp in metrics})
+        for tp in metrics:
+            start = found.get(tp)
+            # nothing at or after `since` in the partition: Kafka answers None, the embedded broker offset 0 with
+            # timestamp -1 (as in agents/log_history.py)
+            consumer.seek(tp, ends[tp] if start is None or start.timestamp < 0 else start.offset)
+
+    async def _add_topic(self, consumer: AIOKafkaConsumer, topic: str,
                          partitions: list[TopicPartition]) -> list[TopicPartition]:
-        """`partitions` and, when `topic` exists now, its partitions (assigned, read from the beginning)."""
+        """`partitions` and, when `topic` exists now, its partitions (assigned, read from a horizon ago)."""
         cluster = await consumer._client.fetch_all_metadata()  # the consumer's own tracks its assigned topics only
         found = cluster.partitions_for_topic(topic)
         if not found:
@@ -149,7 +192,7 @@ class Dashboard:
         consumer.assign(partitions + added)  # a new assignment: positions start over …
         for tp, position in positions.items():
             consumer.seek(tp, position)  # … so each goes on where it was
-        await consumer.seek_to_beginning(*added)
+        await self._seek_to_start(consumer, added)
         return partitions + added
 
 

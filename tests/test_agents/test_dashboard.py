@@ -23,17 +23,20 @@ from aiokafka import AIOKafkaProducer
 
 from agents.commands.ingest import log_topic_specs
 from agents.commands.report import report_from_files
+from agents.dashboard import Dashboard
 from agents.ingest import Ingestor
 from agents.publisher import Publisher
 from agents.settings import KafkaSettings
 from agents.sources import file_chunks
 from agents.topics import TopicSpec, ensure_topics
 from pipeline.extract import Extractor
+from pipeline.metrics import snapshot as metrics_snapshot
 from pipeline.parsing import LogParser, ParseStats
 from pipeline.replay import Replay
 from pipeline.service import service_snapshot
 from pipeline.synthetic import DEMO_START_MS, generate_events, render_capture
 from schemas.metrics import PartitionProgress
+from tests.alert_samples import alert_event
 from tests.browser import chromium, open_page
 from tests.kafka_tier import free_port
 from tests.test_agents.test_stream_worker import stop, wait_ready
@@ -263,3 +266,56 @@ def test_report_live_without_a_service_topic_says_so(kafka_settings: KafkaSettin
     report = json.loads(live.stdout)
     assert report["services"] is None and report["series"]["services"] is None
     assert f"no topic {kafka_settings.topic('metrics.service')}" in live.stderr
+
+
+async def test_dashboard_start_up_read_skips_what_was_published_before_its_horizon(
+        kafka_settings: KafkaSettings, capture_parts: tuple[Path, bytes, bytes]) -> None:
+    """A (re)started dashboard reads the metrics topics from a horizon (plus a margin) ago by publish time, not
+    from the beginning: snapshots published three days ago are not read, those published now are; a partition
+    with nothing that new starts at its end and still gets what is published later. The alerts topic is read from
+    the beginning (an alert firing for days needs its `firing` event)."""
+    whole, _part1, _part2 = capture_parts
+    parser = LogParser(str(whole), Extractor())
+    records = parser.feed(whole.read_bytes()).records + parser.finish().records
+    replay = Replay(10_000)
+    panes = [metrics_snapshot(e) for e in replay.step("files", records).closed + replay.step_end("files").closed]
+    old = [pane for pane in panes if pane["window_start_ms"] < SPLIT_MS]
+    new = [pane for pane in panes if pane["window_start_ms"] >= SPLIT_MS]
+    assert old and new
+    now_ms = time.time_ns() // 1_000_000
+    long_ago_ms = now_ms - 3 * 24 * 60 * 60_000
+    bootstrap = kafka_settings.bootstrap or ""
+    metrics, alerts = kafka_settings.topic("metrics"), kafka_settings.topic("alerts")
+    await ensure_topics(bootstrap, [TopicSpec(metrics, 2), TopicSpec(alerts, 1)])
+    alert = alert_event()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for pane in old:  # both partitions: published three days ago
+            await producer.send_and_wait(metrics, orjson.dumps(pane), timestamp_ms=long_ago_ms)
+        await producer.send_and_wait(alerts, orjson.dumps(alert), timestamp_ms=long_ago_ms)
+        for pane in new[: len(new) // 2]:  # partition 0 only: published now
+            await producer.send_and_wait(metrics, orjson.dumps(pane), partition=0)
+        dashboard = Dashboard(kafka_settings)
+        stopping = asyncio.Event()
+        reading = asyncio.create_task(dashboard.consume(stopping.is_set))
+        try:
+            async def until(requests: int) -> None:
+                while dashboard.report()["totals"]["requests"] < requests:
+                    assert not reading.done()
+                    await asyncio.sleep(0.1)
+
+            first = sum(pane["total"] for pane in new[: len(new) // 2])
+            await asyncio.wait_for(until(first), 30)
+            assert len(dashboard.alerts) == 1  # the alerts topic from the beginning
+            for pane in new[len(new) // 2:]:  # partition 1, which had nothing new at start: read from its end
+                await producer.send_and_wait(metrics, orjson.dumps(pane), partition=1)
+            await asyncio.wait_for(until(sum(pane["total"] for pane in new)), 30)
+        finally:
+            stopping.set()
+            await asyncio.wait_for(reading, 30)
+    finally:
+        await producer.stop()
+    report = dashboard.report()
+    assert report["totals"]["requests"] == sum(pane["total"] for pane in new)
+    assert report["window"]["start_ms"] >= SPLIT_MS  # none of the panes published three days ago
