@@ -105,6 +105,13 @@ class WorkerCollector(Collector):
                                   "deleted before they were processed (skipped)", value=worker.deleted_unread)
         yield CounterMetricFamily("tailwatch_snapshots", "Pane snapshots sent to the metrics topic",
                                   value=worker.snapshots_sent)
+        dashboard = worker.dashboard
+        yield GaugeMetricFamily("tailwatch_dashboard_panes_held", "Endpoint and service panes /dashboard holds (it "
+                                "reads the topics once the page was first requested)",
+                                value=0 if dashboard is None else len(dashboard.panes.points)
+                                + len(dashboard.services.points))
+        yield GaugeMetricFamily("tailwatch_dashboard_reading", "1 once /dashboard reads the topics (from the page's "
+                                "first request on)", value=int(dashboard is not None and dashboard.reading))
         lag = GaugeMetricFamily("tailwatch_consumer_lag", "Messages of the logs topic not processed yet",
                                 labels=["partition"])
         for partition, value in sorted(consumer_lag(worker).items()):

@@ -319,3 +319,45 @@ async def test_dashboard_start_up_read_skips_what_was_published_before_its_horiz
     report = dashboard.report()
     assert report["totals"]["requests"] == sum(pane["total"] for pane in new)
     assert report["window"]["start_ms"] >= SPLIT_MS  # none of the panes published three days ago
+
+
+def gauge(port: int, name: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = get(f"http://127.0.0.1:{port}/metrics")[2].decode()
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == name)
+
+
+async def test_the_dashboard_reads_nothing_until_its_page_is_first_requested(
+        kafka_settings: KafkaSettings, web_worker: int, capture_parts: tuple[Path, bytes, bytes]) -> None:
+    """A worker nobody looks at holds no dashboard panes (and a restart of it reads no metrics history back); the
+    first request starts the reading, and the page then shows everything published so far."""
+    whole, _part1, _part2 = capture_parts
+    bootstrap = kafka_settings.bootstrap or ""
+    await ensure_topics(bootstrap, log_topic_specs(kafka_settings))
+    publisher = Publisher(bootstrap, kafka_settings.logs_topic, kafka_settings.deadletter_topic, idempotent=False)
+    await publisher.start()
+    try:
+        await Ingestor(publisher, kafka_settings.partitions).ingest_chunks(str(whole), file_chunks(whole))
+    finally:
+        await publisher.stop()
+    expected = report_from_files(argparse.Namespace(
+        inputs=[str(whole)], no_rules=True, rules=None, lateness_ms=10_000, route=[], top=10), ParseStats())
+    want = expected["totals"]["requests"]
+
+    def worker_read_everything() -> bool:
+        return (gauge(web_worker, "tailwatch_records_in_total") == want  # read the capture, and (another reader
+                and gauge(web_worker, "tailwatch_service_panes_closed_total") > 0)  # of the metrics topic) its panes
+
+    deadline = time.monotonic() + 90
+    while not await asyncio.to_thread(worker_read_everything):
+        assert time.monotonic() < deadline, "the worker never read the capture"
+        await asyncio.sleep(0.5)
+    assert await asyncio.to_thread(gauge, web_worker, "tailwatch_dashboard_reading") == 0
+    assert await asyncio.to_thread(gauge, web_worker, "tailwatch_dashboard_panes_held") == 0
+    done = await asyncio.to_thread(poll, f"http://127.0.0.1:{web_worker}/dashboard/data.json",
+                                   lambda d: d["totals"]["requests"] == want)
+    assert done["totals"]["requests"] == want
+    assert await asyncio.to_thread(gauge, web_worker, "tailwatch_dashboard_reading") == 1
+    assert await asyncio.to_thread(gauge, web_worker, "tailwatch_dashboard_panes_held") > 0
