@@ -30,6 +30,15 @@ class TopicSpec:
         return {**({"cleanup.policy": "compact"} if self.compacted else {}), **self.configs}
 
 
+# Compacted topics that hold state (the notifier's deliveries ledger, the worker's table changelogs): on Apache Kafka
+# these make compaction actually run, so a reader at start (a restarted notifier, a worker restoring its tables) reads
+# the live keys plus about an hour of writes, not the topic's whole history: segments roll hourly (the active one is
+# never compacted), a segment is compacted within an hour of being written, and tombstones are dropped an hour after
+# compaction. Tansu ignores them (it does not compact). Topics that exist already keep their configs.
+STATE_TOPIC_CONFIGS = {"segment.ms": "3600000", "max.compaction.lag.ms": "3600000",
+                       "delete.retention.ms": "3600000", "min.cleanable.dirty.ratio": "0.5"}
+
+
 class KafkaUnavailable(RuntimeError):
     """Kafka could not be reached: the message names the address and how long tailwatch tried."""
 

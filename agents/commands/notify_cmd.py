@@ -13,7 +13,7 @@ from agents.commands.common import add_kafka_args, kafka_settings_from
 from agents.embedded_broker import kafka_bootstrap
 from agents.notify.config import DEFAULT_CHANNELS, Channel, load_channels
 from agents.settings import KafkaSettings
-from agents.topics import TopicSpec, ensure_topics, is_embedded_broker
+from agents.topics import STATE_TOPIC_CONFIGS, TopicSpec, ensure_topics, is_embedded_broker
 
 log = logging.getLogger("tailwatch.notify")
 STARTED = time.monotonic()
@@ -33,11 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # The deliveries ledger (agents/notify/ledger.py) tombstones what is dead and restates what is live, so a reader
-# never needs more than the last restatement. On Apache Kafka these make compaction actually run: segments roll
-# hourly (the active one is never compacted), a segment is compacted within an hour of being written, and
-# tombstones are dropped an hour after compaction. Tansu ignores them (it does not compact).
-LEDGER_TOPIC_CONFIGS = {"segment.ms": "3600000", "max.compaction.lag.ms": "3600000",
-                        "delete.retention.ms": "3600000", "min.cleanable.dirty.ratio": "0.5"}
+# never needs more than the last restatement (STATE_TOPIC_CONFIGS make compaction run on Apache Kafka).
+LEDGER_TOPIC_CONFIGS = STATE_TOPIC_CONFIGS
 
 
 def notify_topic_specs(settings: KafkaSettings) -> list[TopicSpec]:

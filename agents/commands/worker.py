@@ -17,7 +17,7 @@ from agents.commands.ingest import log_topic_specs
 from agents.embedded_broker import kafka_bootstrap
 from agents.rules_files import DEFAULT_RULES, load_rules
 from agents.settings import KafkaSettings
-from agents.topics import TopicSpec, ensure_topics, is_embedded_broker
+from agents.topics import STATE_TOPIC_CONFIGS, TopicSpec, ensure_topics, is_embedded_broker
 from pipeline.health import HealthLimits
 from pipeline.watermarks import DEFAULT_IDLE_PRODUCER_MS
 
@@ -83,13 +83,13 @@ def worker_app_id(settings: KafkaSettings, app_id: str | None = None) -> str:
 def panes_changelog_spec(settings: KafkaSettings, app_id: str | None = None) -> TopicSpec:
     """The changelog of the worker's panes table (Faust names it `<app id>-panes-changelog`), compacted."""
     return TopicSpec(f"{worker_app_id(settings, app_id)}-panes-changelog", settings.partitions,
-                     settings.replication_factor, compacted=True)
+                     settings.replication_factor, compacted=True, configs=STATE_TOPIC_CONFIGS)
 
 
 def service_changelog_spec(settings: KafkaSettings, app_id: str | None = None) -> TopicSpec:
     """The changelog of the service stage's table (`<app id>-service-panes-changelog`), compacted."""
     return TopicSpec(f"{worker_app_id(settings, app_id)}-service-panes-changelog", settings.partitions,
-                     settings.replication_factor, compacted=True)
+                     settings.replication_factor, compacted=True, configs=STATE_TOPIC_CONFIGS)
 
 
 def worker_topic_specs(settings: KafkaSettings, app_id: str | None = None) -> list[TopicSpec]:

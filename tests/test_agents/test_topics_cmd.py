@@ -59,3 +59,18 @@ def test_create_needs_a_broker_address() -> None:
     result = tailwatch("topics", "create")
     assert result.returncode == 2
     assert "TAILWATCH_KAFKA_BOOTSTRAP" in result.stderr
+
+
+def test_the_worker_changelogs_are_compacted_within_an_hour() -> None:
+    """A restarted worker restores its tables from their changelogs: on Apache Kafka the state-topic configs make
+    compaction run (hourly segments, compacted within an hour), so a restore reads the live keys and about an hour
+    of writes, not every checkpoint ever written."""
+    from agents.commands.worker import worker_topic_specs
+    from agents.topics import STATE_TOPIC_CONFIGS
+
+    changelogs = [spec for spec in worker_topic_specs(KafkaSettings("127.0.0.1:9", "tw", 4, 1))
+                  if spec.name.endswith("-changelog")]
+    assert len(changelogs) == 2
+    for spec in changelogs:
+        assert spec.topic_configs() == {"cleanup.policy": "compact", **STATE_TOPIC_CONFIGS}
+        assert spec.topic_configs()["segment.ms"] == spec.topic_configs()["max.compaction.lag.ms"] == "3600000"
