@@ -57,12 +57,12 @@ def test_check_succeeds_over_sasl_ssl(apache_kafka: ApacheKafka) -> None:
     assert f"# connected to {apache_kafka.sasl_ssl_bootstrap} over SASL_SSL, SCRAM-SHA-512 as tailwatch" \
         in result.stdout
     assert "kafka.security.sasl.password         = ***  # env TAILWATCH_KAFKA_SASL_PASSWORD" in result.stdout
-    assert "# topics: 0 exist, 9 created" in result.stdout
+    assert "# topics: 0 exist, 11 created" in result.stdout
     assert apache_kafka.scram_password not in result.stdout + result.stderr
     again, _ = config_check("--topic-prefix", prefix, "--no-create-topics",
                             env=sasl_env(apache_kafka, apache_kafka.scram_password))
     assert again.returncode == 0, again.stderr
-    assert "# topics: 9 exist, 0 created" in again.stdout
+    assert "# topics: 11 exist, 0 created" in again.stdout
 
 
 def test_check_succeeds_over_mutual_tls(apache_kafka: ApacheKafka, tmp_path: Path) -> None:
