@@ -42,6 +42,10 @@ log = logging.getLogger("tailwatch.worker")
 GAP_FILL_TIMEOUT_S = 30.0
 CATCH_UP_CHECK_EVERY_S = 1.0
 CATCH_UP_AFTER_S = 3.0
+# An idle partition whose consumer's last fetch says nothing is missing: its end offset is asked of the broker this
+# often, since a fetcher that stopped fetching (seen after its offset fell below a log start retention had moved)
+# also stops updating what it says.
+END_OFFSETS_EVERY_S = 10.0
 # Messages (snapshots of about 15 kB, checkpoints, alerts) queued for the producer before a stage applies the next
 # message: the worker can apply faster than Kafka takes its output, and an unbounded backlog is memory the allocator
 # keeps after it drains (a soak measured 220 MB of Python heap at its peak with Faust's 10,000).
@@ -109,6 +113,7 @@ class PartitionDriver(ABC, Generic[Op]):
         self.checkpoint_every_s = checkpoint_every_s
         self.partitions: dict[int, PartitionState[Op]] = {}
         self.deleted_unread = 0  # messages the topic's retention deleted before they were applied (skipped)
+        self._ends_asked = 0.0  # when the broker was last asked for the idle partitions' end offsets
         app.timer(CATCH_UP_CHECK_EVERY_S)(self.catch_up)
 
     # -- the stage's hooks
@@ -249,13 +254,11 @@ class PartitionDriver(ABC, Generic[Op]):
         if self.app.rebalancing:
             return
         now = time.monotonic()
-        for partition, state in list(self.partitions.items()):
-            if state.catching_up or now - state.last_applied < CATCH_UP_AFTER_S:
-                continue
-            try:
-                highwater = self.app.consumer.highwater(TP(self.topic, partition))
-            except Exception:  # noqa: S112 - not fetched yet, or no longer assigned
-                continue
+        idle = {partition: state for partition, state in list(self.partitions.items())
+                if not state.catching_up and now - state.last_applied >= CATCH_UP_AFTER_S}
+        ends = await self._ends(idle, now)
+        for partition, state in idle.items():
+            highwater = ends.get(partition)
             if highwater is None or highwater <= state.operator.applied_offset + 1:
                 continue
             state.catching_up = True
@@ -267,6 +270,29 @@ class PartitionDriver(ABC, Generic[Op]):
                 state.last_applied = time.monotonic()
             if self.partitions.get(partition) is state:
                 await self.after_catch_up(partition, state)
+
+    async def _ends(self, idle: dict[int, PartitionState[Op]], now: float) -> dict[int, int]:
+        """The idle partitions' end offsets: from the consumer's last fetch, and every END_OFFSETS_EVERY_S from the
+        broker for those the fetch says are complete."""
+        ends: dict[int, int] = {}
+        for partition in idle:
+            try:
+                highwater = self.app.consumer.highwater(TP(self.topic, partition))
+            except Exception:  # noqa: S112 - not fetched yet, or no longer assigned
+                continue
+            if highwater is not None:
+                ends[partition] = highwater
+        complete = [p for p, state in idle.items() if ends.get(p, 0) <= state.operator.applied_offset + 1]
+        if complete and now - self._ends_asked >= END_OFFSETS_EVERY_S:
+            self._ends_asked = now
+            try:
+                asked = await self.app.consumer.highwaters(*(TP(self.topic, p) for p in complete))
+            except Exception:  # the broker is away or the partitions moved: asked again later
+                return ends
+            for tp, end in asked.items():
+                if end is not None and tp.partition in idle:
+                    ends[tp.partition] = max(end, ends.get(tp.partition, 0))
+        return ends
 
     def revoke(self, revoked: set[TP]) -> list[int]:
         """Drop the state of the partitions of `topic` a rebalance took away; returns them."""

@@ -87,7 +87,11 @@ def test_messages_deleted_while_down_are_skipped_and_lag_reaches_zero(apache_kaf
                 samples = await worker.metrics()
                 return value(samples, "tailwatch_records_in_total") > before and await lag(worker) == 0
 
-            await wait_for(read_more, 60, "the worker to read the next ingest")
+            try:
+                await wait_for(read_more, 60, "the worker to read the next ingest")
+            except AssertionError as error:  # what the worker did, for whoever reads the failure
+                tail = "\n".join(worker.log_text().splitlines()[-40:])
+                raise AssertionError(f"{error}; lag {await lag(worker)}; the worker's log ends with:\n{tail}") from None
         finally:
             worker.kill()
 
