@@ -33,8 +33,8 @@ import orjson
 from faust.streams import _current_event
 from faust.types import TP, EventT
 
-from agents import kafka_clients
-from agents.settings import KafkaSettings
+from agents import kafka_clients, table_values
+from agents.settings import KafkaSettings, table_value_max_bytes
 from agents.worker_state import PartitionContext, published_ms
 
 log = logging.getLogger("tailwatch.worker")
@@ -102,7 +102,8 @@ def partition_context(topic: str, partition: int) -> Iterator[None]:
 
 class PartitionDriver(ABC, Generic[Op]):
     """One operator per owned partition of `topic`, checkpointed in `table` (key `<partition>/checkpoint`; a stage
-    may keep further keys of its own there, prefixed `<partition>/`)."""
+    may keep further keys of its own there, prefixed `<partition>/`). Every value goes through `store`, which
+    writes one of any size as changelog messages under the broker's limit."""
 
     def __init__(self, app: faust.App, kafka: KafkaSettings, topic: str, table: Any,
                  checkpoint_every_s: float) -> None:
@@ -111,6 +112,7 @@ class PartitionDriver(ABC, Generic[Op]):
         self.topic = topic
         self.table = table
         self.checkpoint_every_s = checkpoint_every_s
+        self.table_value_max_bytes = table_value_max_bytes()
         self.partitions: dict[int, PartitionState[Op]] = {}
         self.deleted_unread = 0  # messages the topic's retention deleted before they were applied (skipped)
         self._ends_asked = 0.0  # when the broker was last asked for the idle partitions' end offsets
@@ -141,7 +143,7 @@ class PartitionDriver(ABC, Generic[Op]):
         state = self.partitions.get(partition)
         if state is None:
             state = PartitionState(self.new_operator(partition))
-            raw = self.table.get(checkpoint_key(partition))
+            raw = table_values.get(self.table, checkpoint_key(partition))
             if raw is not None:
                 self.restore(partition, state.operator, orjson.loads(raw))
                 state.checkpoint_offset = state.operator.applied_offset
@@ -151,9 +153,15 @@ class PartitionDriver(ABC, Generic[Op]):
     def closed_entries(self, partition: int) -> Iterator[tuple[int, bytes]]:
         """The stage's `<partition>/closed/<start>` keys in the table: (start, value)."""
         prefix = f"{partition}/closed/".encode()
-        for key, value in self.table.items():
-            if key.startswith(prefix):
-                yield int(key[len(prefix):]), value
+        for key, value in table_values.items_with_prefix(self.table, prefix):
+            yield int(key[len(prefix):]), value
+
+    def store(self, key: bytes, data: bytes) -> None:
+        """Write a table value of any size (`agents/table_values.py`: large ones go as pieces)."""
+        table_values.put(self.table, key, data, self.table_value_max_bytes)
+
+    def drop(self, key: bytes) -> None:
+        table_values.pop(self.table, key)
 
     def closed_key(self, partition: int, start: int) -> bytes:
         return f"{partition}/closed/{start}".encode()
@@ -191,7 +199,7 @@ class PartitionDriver(ABC, Generic[Op]):
         """Store the operator's snapshot and acknowledge the events it holds."""
         operator = state.operator
         data = orjson.dumps(operator.snapshot())
-        self.table[checkpoint_key(partition)] = data
+        self.store(checkpoint_key(partition), data)
         state.checkpoint_bytes = len(data)
         state.checkpoint_offset = operator.applied_offset
         state.last_checkpoint = time.monotonic()
@@ -270,6 +278,17 @@ class PartitionDriver(ABC, Generic[Op]):
                 state.last_applied = time.monotonic()
             if self.partitions.get(partition) is state:
                 await self.after_catch_up(partition, state)
+        self._checkpoint_idle(idle)
+
+    def _checkpoint_idle(self, idle: dict[int, PartitionState[Op]]) -> None:
+        """A partition idle for `CATCH_UP_AFTER_S` with messages not in a checkpoint gets one: what it holds once its
+        input stops is stored and acknowledged then, not at its next message (which may be hours away), so a
+        restart re-reads nothing it had finished."""
+        for partition, state in idle.items():
+            if self.partitions.get(partition) is state and (
+                    state.operator.applied_offset > state.checkpoint_offset or state.unacked):
+                with partition_context(self.topic, partition):
+                    self.checkpoint(partition, state)
 
     async def _ends(self, idle: dict[int, PartitionState[Op]], now: float) -> dict[int, int]:
         """The idle partitions' end offsets: from the consumer's last fetch, and every END_OFFSETS_EVERY_S from the

@@ -151,6 +151,7 @@ class ServiceStage(PartitionDriver[ServiceOperator]):
 
     async def apply(self, partition: int, state: PartitionState[ServiceOperator], offset: int,
                     value: bytes | None, published: int | None) -> None:
+        was_ended = self.ended(partition)
         sent = self.sent.take(partition, value) if value is not None else None
         if sent is not None:
             self.values_read_back += 1
@@ -168,8 +169,10 @@ class ServiceStage(PartitionDriver[ServiceOperator]):
         ended = self.ended(partition)
         if self.worker.done_logged and not ended:
             self.worker.done_logged = False  # new input: "input fully processed" is told anew at its end
-        # After alerts the checkpoint goes out with them, so a restart does not send them again.
-        if step.alerts or self.checkpoint_due(state) or ended:
+        # After alerts the checkpoint goes out with them, so a restart does not send them again; at the end of the
+        # input (not at every value while it stays ended: the next input's endpoint panes come before its progress,
+        # and each checkpoint holds every open pane).
+        if step.alerts or self.checkpoint_due(state) or (ended and (not was_ended or step.closed)):
             self.checkpoint(partition, state)
         if ended:
             await self.worker.maybe_done()
@@ -198,7 +201,7 @@ class ServiceStage(PartitionDriver[ServiceOperator]):
             self.snapshots.send_soon(key=event.service.encode(), value=orjson.dumps(service_snapshot(event)))
             by_start.setdefault(event.start_ms, []).append(service_pane_to_dict(event))
         for start, panes in by_start.items():
-            self.table[self.closed_key(partition, start)] = orjson.dumps(panes)
+            self.store(self.closed_key(partition, start), orjson.dumps(panes))
         self.panes_closed += len(step.closed)
         worker = self.worker
         for alert in step.alerts:
@@ -206,4 +209,4 @@ class ServiceStage(PartitionDriver[ServiceOperator]):
         self.alerts_sent += len(step.alerts)
         worker.telemetry.on_alerts(step.alerts)
         for start in step.evicted_starts:
-            self.table.pop(self.closed_key(partition, start), None)
+            self.drop(self.closed_key(partition, start))

@@ -19,6 +19,20 @@ def kafka_connect_attempts() -> int:
         return 5
 
 
+TABLE_VALUE_MAX_BYTES_ENV = "TAILWATCH_TABLE_VALUE_MAX_BYTES"
+
+
+def table_value_max_bytes() -> int:
+    """The largest changelog message the worker writes for a table value (default 512 KiB, at least 4 KiB); larger
+    values go as pieces (`agents/table_values.py`). Lower it for a Kafka whose `message.max.bytes` is lower."""
+    from agents.table_values import TABLE_VALUE_MAX_BYTES  # noqa: PLC0415 - settings stay import-light
+
+    try:
+        return max(4096, int(os.environ.get(TABLE_VALUE_MAX_BYTES_ENV, TABLE_VALUE_MAX_BYTES)))
+    except ValueError:
+        return TABLE_VALUE_MAX_BYTES
+
+
 @dataclass(frozen=True)
 class KafkaSettings:
     """Where Kafka is and how tailwatch's topics look. No bootstrap address → the embedded broker is started."""

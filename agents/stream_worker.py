@@ -288,7 +288,7 @@ class PanesStage(PartitionDriver[PartitionOperator]):
         for pane in step.closed:
             by_start.setdefault(pane.start_ms, []).append([pane.service, pane.endpoint, closed_to_dict(pane.pane)])
         for start, panes in by_start.items():
-            self.table[self.closed_key(partition, start)] = orjson.dumps(panes)
+            self.store(self.closed_key(partition, start), orjson.dumps(panes))
         worker.snapshots_sent += len(step.closed)
         worker.telemetry.on_panes_closed(step.closed)
         for alert in step.alerts:
@@ -296,7 +296,7 @@ class PanesStage(PartitionDriver[PartitionOperator]):
         worker.alerts_sent += len(step.alerts)
         worker.telemetry.on_alerts(step.alerts)
         for start in step.evicted_starts:
-            self.table.pop(self.closed_key(partition, start), None)
+            self.drop(self.closed_key(partition, start))
 
     def checkpoint(self, partition: int, state: PartitionState[PartitionOperator]) -> None:
         """A restored operator takes the progress of its checkpoint as sent: send it first."""

@@ -10,9 +10,10 @@ day. Publish times are the simulated clock, so idle and forgotten producers are 
 A notifier (`tailwatch notify`, the default channels) delivers the alerts to a loopback HTTP receiver standing in
 for PagerDuty and Slack (e-mail is inactive: no SMTP server).
 
-After each simulated day, once the worker has read everything sent, it prints the worker's RSS, the panes held,
-the checkpoint bytes, the alert states and the logs-topic producers in the checkpoints (from `/metrics`), and the
-notifier's ledger records held and RSS. The worker's RSS is read once it has settled: one period of its
+After each simulated day, once the worker has read everything sent (both stages at lag 0) and settled, it prints
+the worker's RSS, the panes held, the checkpoint bytes, the service stage's panes held and checkpoint bytes, the
+alert states and the logs-topic producers in the checkpoints (from `/metrics`), and the notifier's ledger records
+held and RSS. The worker's RSS is read once it has settled: one period of its
 `malloc_trim` (agents/malloc_trim.py, 10 s) after it read the logs, then 3 s of samples within 1 MB. Right after
 reading the logs it may still be sending snapshots and its dashboard reading them back, and a reading then is a
 passing peak, not what it holds through a day. The last line is `flat=<yes|no> max_growth=<x>` comparing days 2… with
@@ -59,7 +60,8 @@ HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
 ENDPOINTS = ["/api/public/factory/templates", "/api/public/factory/templates/:slug",
              "/api/public/factory/capabilities", "/api/public/factory/build-specs/:runId"]
-FIGURES = ("rss_mb", "panes", "checkpoint_bytes", "producers", "ledger", "notifier_rss_mb")
+FIGURES = ("rss_mb", "panes", "checkpoint_bytes", "service_panes", "service_checkpoint_bytes", "producers", "ledger",
+           "notifier_rss_mb")
 # alert states are left out of the flatness check: 0 or a few, by which incident is open at the day's end
 
 
@@ -195,7 +197,8 @@ def wait_caught_up(port: int, records: int, timeout_s: float) -> dict[str, float
     while time.monotonic() < deadline:
         figures = scrape(port)
         if figures.get("tailwatch_records_in_total", figures.get("tailwatch_records_in", -1)) >= records \
-                and figures.get("tailwatch_consumer_lag", 1) == 0:
+                and figures.get("tailwatch_consumer_lag", 1) == 0 \
+                and figures.get("tailwatch_service_consumer_lag", 0) == 0:
             return figures
         time.sleep(0.5)
     seen = {name: value for name, value in figures.items() if "records_in" in name or "lag" in name}
@@ -271,22 +274,28 @@ def main(argv: list[str]) -> int:
         worker = start_worker(settings, data_dir, port, args.store, heap_dir)
         probes = 0
         total = 0  # records sent since the worker (re)started: what it must have read before figures are taken
-        print(f"{'day':>3} {'records':>9} {'rss_mb':>7} {'panes':>6} {'checkpoint_bytes':>16} {'alert_states':>12} "
+        print(f"{'day':>3} {'records':>9} {'rss_mb':>7} {'panes':>6} {'checkpoint_bytes':>16} {'svc_panes':>9} "
+              f"{'svc_checkpoint_bytes':>20} {'alert_states':>12} "
               f"{'producers':>9} {'ledger':>6} {'notifier_rss_mb':>15} {'delivered':>9} {'wall_s':>6}", flush=True)
         try:
             for day in range(args.days):
                 started = time.monotonic()
                 sent = asyncio.run(ingest_day(settings, day, args.seed, clock, args.per_minute, args.scanners))
                 total += sent
-                figures = wait_caught_up(port, total, timeout_s=600)
-                row = {"rss_mb": settled_rss_mb(worker.pid), "panes": figures.get("tailwatch_panes_held", 0),
+                wait_caught_up(port, total, timeout_s=600)
+                rss = settled_rss_mb(worker.pid)
+                figures = scrape(port)  # once settled: idle partitions have checkpointed what they hold
+                row = {"rss_mb": rss, "panes": figures.get("tailwatch_panes_held", 0),
                        "checkpoint_bytes": figures.get("tailwatch_checkpoint_bytes", 0),
+                       "service_panes": figures.get("tailwatch_service_panes_held", 0),
+                       "service_checkpoint_bytes": figures.get("tailwatch_service_checkpoint_bytes", 0),
                        "alert_states": figures.get("tailwatch_alert_states", 0),
                        "producers": figures.get("tailwatch_producers_held", 0),
                        "ledger": wait_ledger_settled(notify_port), "notifier_rss_mb": rss_mb(notifier.pid)}
                 rows.append(row)
                 print(f"{day + 1:>3} {sent:>9} {row['rss_mb']:>7.1f} {row['panes']:>6.0f} "
-                      f"{row['checkpoint_bytes']:>16.0f} {row['alert_states']:>12.0f} {row['producers']:>9.0f} "
+                      f"{row['checkpoint_bytes']:>16.0f} {row['service_panes']:>9.0f} "
+                      f"{row['service_checkpoint_bytes']:>20.0f} {row['alert_states']:>12.0f} {row['producers']:>9.0f} "
                       f"{row['ledger']:>6.0f} {row['notifier_rss_mb']:>15.1f} {_Receiver.received:>9} "
                       f"{time.monotonic() - started:>6.1f}", flush=True)
                 if heap_dir is not None:

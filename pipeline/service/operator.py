@@ -172,7 +172,6 @@ class ServiceOperator:
 
     def _close(self, step: ServiceStep, closed: list[ServicePaneEvent]) -> None:
         store = self.store
-        step.evicted_starts = sorted({start for _service, start in store.evicted})
         step.closed = closed
         for event in closed:
             if self.engine is not None:
@@ -184,6 +183,9 @@ class ServiceOperator:
         horizon = store.closed_until_ms
         if horizon is not None and self.held:
             step.alerts += self._release(_until(horizon))  # their endpoint panes came late
+        if closed:
+            store.evict()
+            step.evicted_starts = sorted({start for _service, start in store.evicted})
 
     def _release(self, due: Due) -> list[dict[str, Any]]:
         """The held alerts `due(pane end, service)` picks, in arrival order, marked with the service-wide sources

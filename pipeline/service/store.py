@@ -109,7 +109,8 @@ class ServiceStore:
         return "merged"
 
     def close_until(self, horizon_ms: int) -> list[ServicePaneEvent]:
-        """Close every service pane ending at or before `horizon_ms`, oldest first (then by service)."""
+        """Close every service pane ending at or before `horizon_ms`, oldest first (then by service); the caller
+        calls `evict` once it has read their windows."""
         self.evicted = []
         if self.closed_until_ms is not None and horizon_ms <= self.closed_until_ms:
             return []
@@ -138,8 +139,6 @@ class ServiceStore:
                                      self.late_pending.pop(service, 0))
             self.history.setdefault(service, deque()).append(event)
             events.append(event)
-        # Rules read the windows of the panes just closed: keep what the oldest of them needs (as `PaneStore`).
-        self._evict(min(horizon_ms, due[0][0] + self.pane_ms) if due else horizon_ms)
         return events
 
     def _rows_today(self, service: str, start: int, rows: int) -> int:
@@ -148,6 +147,13 @@ class ServiceStore:
         total = total + rows if seen_day == day else rows
         self.rows_read_today[service] = (day, total)
         return total
+
+    def evict(self) -> None:
+        """Drop the closed panes older than the retention before the horizon (`evicted` lists them): called once
+        the rules have read the windows of the panes just closed — a backlog closes hours at once, and holding them
+        until the next close would hold the whole backlog."""
+        if self.closed_until_ms is not None:
+            self._evict(self.closed_until_ms)
 
     def _evict(self, horizon_ms: int) -> None:
         oldest_kept = pane_start(horizon_ms, self.pane_ms) - self.retention_ms

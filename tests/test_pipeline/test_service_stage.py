@@ -337,6 +337,27 @@ def test_closed_service_panes_and_held_alerts_stay_bounded() -> None:
     assert len(orjson.dumps(operator.snapshot())) < 2_000
 
 
+def test_a_backlog_closed_at_once_leaves_only_the_retention_held() -> None:
+    """A slow logs partition catches up: ten hours of service panes close in one step. The rules read the windows of
+    every one of them (a 60-minute rule over the whole backlog), then only the retention stays held."""
+    rules = RuleFile.model_validate({"rules": [
+        {"name": "svc-busy", "group_by": ["service"], "condition": "total > 100", "window": "60m",
+         "severity": "MEDIUM"}]})
+    operator = ServiceOperator(RuleEngine(compile_rules(rules), rules, "0" * 64, stage="service"),
+                               retention_ms=60 * PANE_MS)
+    for minute in range(600):
+        operator.feed(pane("/a", minute, [200, 200]))
+        operator.feed(progress(0, minute + 1))  # partition 1 says nothing yet: nothing closes
+    assert operator.store.panes_held() == 600
+    step = operator.feed(progress(1, 600))
+    assert len(step.closed) == 600
+    # 2 requests a minute: the 60-minute window passes 100 at minute 50 — only if each closed pane saw its window.
+    assert [a["change"] for a in step.alerts] == ["firing", "repeat", "repeat"]  # repeat_interval 4h
+    assert step.alerts[0]["provenance"]["window_end"] == ms_to_iso(BASE_MS + 51 * PANE_MS)
+    assert operator.store.panes_held() == 60
+    assert step.evicted_starts == [BASE_MS + m * PANE_MS for m in range(540)]
+
+
 def test_a_service_rule_inhibits_another_service_rule_inside_the_stage() -> None:
     """`equal: [service]` between two service-wide rules: the source, listed first, mutes the target on the pane
     where both fire; labels carry no endpoint and the fingerprint is the service's."""
