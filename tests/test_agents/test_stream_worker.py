@@ -170,3 +170,55 @@ def test_invalid_log_messages_cost_only_themselves(kafka_settings: KafkaSettings
     reasons = {letter["offset"]: letter["reason"] for letter in rejected}
     assert reasons[0].startswith("not JSON") and reasons[3] == "empty message (a tombstone)"
     assert "`$.v`" in reasons[1] and "`$.records[0]`" in reasons[2]
+
+
+def test_an_idle_partition_is_checkpointed_and_acknowledged(kafka_settings: KafkaSettings, sample_capture: Path,
+                                                            worker_dir: Path) -> None:
+    """Input that stops without ending (a live ingest between requests): each partition is checkpointed once idle,
+    so the group's committed offsets reach the end and a restart re-reads nothing — not only at the next message,
+    which may be hours away."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: PLC0415
+
+    settings = kafka_settings
+    bootstrap = settings.bootstrap
+    assert bootstrap
+
+    async def publish_without_end() -> None:
+        await ensure_topics(bootstrap, log_topic_specs(settings))
+        publisher = Publisher(bootstrap, settings.logs_topic, settings.deadletter_topic, idempotent=False)
+        await publisher.start()
+        feed = Ingestor(publisher, settings.partitions).feed("files")
+        parser = feed.new_parser(str(sample_capture))
+        for chunk in file_chunks(sample_capture):
+            await feed.push(parser.feed(chunk))
+        await feed.push(parser.finish())
+        await feed.flush(heartbeat=True)  # no final batch: the producer is still running
+        await publisher.stop()
+
+    async def committed_reach_the_end() -> tuple[dict[int, int], dict[int, int]]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=f"{settings.topic_prefix}-metrics",
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(settings.logs_topic, p) for p in range(settings.partitions)]
+            ends = {tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()}
+            committed: dict[int, int] = {}
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline:
+                committed = {tp.partition: (await consumer.committed(tp)) or 0 for tp in tps}
+                if committed == ends:
+                    break
+                await asyncio.sleep(0.5)
+            return committed, ends
+        finally:
+            await consumer.stop()
+
+    worker = start_worker(settings, worker_dir)
+    try:
+        wait_ready(worker)
+        asyncio.run(publish_without_end())
+        committed, ends = asyncio.run(committed_reach_the_end())
+    finally:
+        stop(worker)
+    assert sum(ends.values()) > 0
+    assert committed == ends, "every message acknowledged once its partition went idle"
