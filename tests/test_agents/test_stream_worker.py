@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents.commands.ingest import log_topic_specs
 from agents.commands.replay import replay_events
@@ -177,8 +178,6 @@ def test_an_idle_partition_is_checkpointed_and_acknowledged(kafka_settings: Kafk
     """Input that stops without ending (a live ingest between requests): each partition is checkpointed once idle,
     so the group's committed offsets reach the end and a restart re-reads nothing — not only at the next message,
     which may be hours away."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: PLC0415
-
     settings = kafka_settings
     bootstrap = settings.bootstrap
     assert bootstrap
