@@ -80,6 +80,7 @@ class PartitionState(Generic[Op]):
     checkpoint_offset: int = -1  # the last message in the stored checkpoint
     checkpoint_bytes: int = 0  # the size of the stored checkpoint
     unacked: list[EventT[bytes]] = field(default_factory=list)
+    drops: list[bytes] = field(default_factory=list)  # table keys to delete once the next checkpoint is stored
     last_checkpoint: float = field(default_factory=time.monotonic)
     last_applied: float = field(default_factory=time.monotonic)  # when a message was last applied
     catching_up: bool = False
@@ -143,7 +144,12 @@ class PartitionDriver(ABC, Generic[Op]):
         state = self.partitions.get(partition)
         if state is None:
             state = PartitionState(self.new_operator(partition))
-            raw = table_values.get(self.table, checkpoint_key(partition))
+            try:
+                raw = table_values.get(self.table, checkpoint_key(partition))
+            except table_values.TableValueError as error:  # rare (see agents/table_values.py): not a crash loop
+                log.error("checkpoint unreadable: the partition starts afresh at the group's committed offset",
+                          extra={"fields": {"topic": self.topic, "partition": partition, "reason": str(error)}})
+                raw = None
             if raw is not None:
                 self.restore(partition, state.operator, orjson.loads(raw))
                 state.checkpoint_offset = state.operator.applied_offset
@@ -160,8 +166,12 @@ class PartitionDriver(ABC, Generic[Op]):
         """Write a table value of any size (`agents/table_values.py`: large ones go as pieces)."""
         table_values.put(self.table, key, data, self.table_value_max_bytes)
 
-    def drop(self, key: bytes) -> None:
-        table_values.pop(self.table, key)
+    def drop_after_checkpoint(self, partition: int, key: bytes) -> None:
+        """Delete a table key the operator no longer needs — once the next checkpoint is stored: a restore from the
+        checkpoint before it (after a crash or a rebalance) may still need the key."""
+        state = self.partitions.get(partition)
+        if state is not None:
+            state.drops.append(key)
 
     def closed_key(self, partition: int, start: int) -> bytes:
         return f"{partition}/closed/{start}".encode()
@@ -200,6 +210,9 @@ class PartitionDriver(ABC, Generic[Op]):
         operator = state.operator
         data = orjson.dumps(operator.snapshot())
         self.store(checkpoint_key(partition), data)
+        for key in state.drops:
+            table_values.pop(self.table, key)
+        state.drops.clear()
         state.checkpoint_bytes = len(data)
         state.checkpoint_offset = operator.applied_offset
         state.last_checkpoint = time.monotonic()
@@ -283,7 +296,10 @@ class PartitionDriver(ABC, Generic[Op]):
     def _checkpoint_idle(self, idle: dict[int, PartitionState[Op]]) -> None:
         """A partition idle for `CATCH_UP_AFTER_S` with messages not in a checkpoint gets one: what it holds once its
         input stops is stored and acknowledged then, not at its next message (which may be hours away), so a
-        restart re-reads nothing it had finished."""
+        restart re-reads nothing it had finished. Not while a rebalance or a stop is under way (the catch-up may
+        have waited that long): the partition may be on its way to another worker."""
+        if self.app.rebalancing or self.app.should_stop:
+            return
         for partition, state in idle.items():
             if self.partitions.get(partition) is state and (
                     state.operator.applied_offset > state.checkpoint_offset or state.unacked):

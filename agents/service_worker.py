@@ -209,4 +209,4 @@ class ServiceStage(PartitionDriver[ServiceOperator]):
         self.alerts_sent += len(step.alerts)
         worker.telemetry.on_alerts(step.alerts)
         for start in step.evicted_starts:
-            self.drop(self.closed_key(partition, start))
+            self.drop_after_checkpoint(partition, self.closed_key(partition, start))

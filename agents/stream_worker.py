@@ -35,6 +35,7 @@ from agents.fetch_wait import keep_fetch_wait_short
 from agents.malloc_trim import TRIM_EVERY_S, release_free_memory
 from agents.partition_driver import OUTPUT_BACKLOG_MESSAGES, PartitionDriver, PartitionState, send_backlog_bounded
 from agents.service_worker import ServiceStage
+from agents.settings import table_value_max_bytes
 from agents.worker_metrics import TailwatchMetrics
 from agents.worker_state import PromptTableManager, WorkerSettings
 from pipeline.log_batches import invalid_batch_letter
@@ -92,7 +93,8 @@ class MetricsWorker:
             stream_wait_empty=False,  # unacked events are simply delivered again after a restart
             consumer_max_fetch_size=8 << 20,
             # Snapshots are a few KB each: let many share one request instead of one round trip each.
-            producer_max_batch_size=1 << 20,
+            # Not above a table value's largest piece: a broker's message.max.bytes bounds a whole record batch.
+            producer_max_batch_size=table_value_max_bytes(),
             producer_max_request_size=4 << 20,
             producer_linger=0.005,
         )
@@ -296,7 +298,7 @@ class PanesStage(PartitionDriver[PartitionOperator]):
         worker.alerts_sent += len(step.alerts)
         worker.telemetry.on_alerts(step.alerts)
         for start in step.evicted_starts:
-            self.drop(self.closed_key(partition, start))
+            self.drop_after_checkpoint(partition, self.closed_key(partition, start))
 
     def checkpoint(self, partition: int, state: PartitionState[PartitionOperator]) -> None:
         """A restored operator takes the progress of its checkpoint as sent: send it first."""

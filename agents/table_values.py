@@ -5,29 +5,37 @@ default on Apache Kafka and most managed ones; the producer has its own limit to
 panes of thousands of endpoints, or a service stage reading a backlog whose logs partitions are hours apart, is
 larger than that — and a refused write stopped the worker. A value over `TABLE_VALUE_MAX_BYTES` is written as
 pieces under keys of their own (`<key's first segment>/chunk/<key>/<generation>/<index>`), then the key itself as a
-small header naming the generation and the count; the pieces of the previous generation are deleted after the
-header. One changelog partition keeps the order of its writes, so a restore sees either the old header with its
-pieces or the new one with its pieces, never a mix.
+small header naming the generation and the count, and the one before. One changelog partition keeps the order of
+its writes, so a restore from the changelog sees either the old header with its pieces or the new one with its
+pieces, never a mix. The pieces of the value a write replaces stay until the write after it: a RocksDB store that
+was ahead of its changelog when the worker died (writes applied locally, never sent) is given the previous header
+back by the replay of the changelog, and still holds its pieces. A key once written in pieces keeps this form (a
+small value is one piece). Should a header still lack a piece, the value is unreadable: the stage logs it and goes
+on without it (`TableValueError`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
+
+log = logging.getLogger("tailwatch.worker")
 
 TABLE_VALUE_MAX_BYTES = 512 * 1024  # half of Kafka's default message.max.bytes: room for the key and headers
 HEADER = b"\x00chunks/"  # no JSON value starts with a NUL byte
 
 
 class TableValueError(Exception):
-    """A header whose pieces are missing: the table was not written by this module."""
+    """A header whose pieces are missing (a local store that lost them, or a table written by something else)."""
 
 
-def _header(value: bytes | None) -> tuple[int, int] | None:
+def _header(value: bytes | None) -> tuple[int, int, int, int] | None:
+    """(generation, pieces, previous generation, its pieces) of a header; None for a plain value."""
     if value is None or not value.startswith(HEADER):
         return None
-    generation, count = value[len(HEADER):].split(b"/")
-    return int(generation), int(count)
+    generation, count, previous, previous_count = (int(part) for part in value[len(HEADER):].split(b"/"))
+    return generation, count, previous, previous_count
 
 
 def chunk_key(key: bytes, generation: int, index: int) -> bytes:
@@ -42,18 +50,19 @@ def is_chunk_key(key: bytes) -> bool:
 
 
 def put(table: Any, key: bytes, data: bytes, max_bytes: int = TABLE_VALUE_MAX_BYTES) -> None:
-    """Store `data` under `key`: as it is when small, else as pieces and a header."""
+    """Store `data` under `key`: as it is when small (and never in pieces before), else as pieces and a header."""
     old = _header(table.get(key))
-    if len(data) <= max_bytes:
+    if old is None and len(data) <= max_bytes:
         table[key] = data
-    else:
-        generation = old[0] + 1 if old is not None else 1
-        pieces = [data[i:i + max_bytes] for i in range(0, len(data), max_bytes)]
-        for index, piece in enumerate(pieces):
-            table[chunk_key(key, generation, index)] = piece
-        table[key] = HEADER + b"%d/%d" % (generation, len(pieces))
+        return
+    generation = old[0] + 1 if old is not None else 1
+    pieces = [data[i:i + max_bytes] for i in range(0, len(data), max_bytes)] or [b""]
+    for index, piece in enumerate(pieces):
+        table[chunk_key(key, generation, index)] = piece
+    replaced = (old[0], old[1]) if old is not None else (0, 0)
+    table[key] = HEADER + b"%d/%d/%d/%d" % (generation, len(pieces), *replaced)
     if old is not None:
-        _drop_pieces(table, key, *old)
+        _drop_pieces(table, key, old[2], old[3])  # the value before the one just replaced
 
 
 def get(table: Any, key: bytes) -> bytes | None:
@@ -66,7 +75,7 @@ def assemble(table: Any, key: bytes, value: bytes | None) -> bytes | None:
     header = _header(value)
     if header is None:
         return value
-    generation, count = header
+    generation, count, _previous, _previous_count = header
     pieces = [table.get(chunk_key(key, generation, index)) for index in range(count)]
     if any(piece is None for piece in pieces):
         raise TableValueError(f"table value {key!r} misses pieces of generation {generation}")
@@ -77,16 +86,22 @@ def pop(table: Any, key: bytes) -> None:
     """Delete `key` and its pieces (nothing when absent)."""
     old = _header(table.pop(key, None))
     if old is not None:
-        _drop_pieces(table, key, *old)
+        _drop_pieces(table, key, old[0], old[1])
+        _drop_pieces(table, key, old[2], old[3])
 
 
 def items_with_prefix(table: Any, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """(key, value) of the keys starting with `prefix`, values joined from their pieces."""
-    for key, value in list(table.items()):
-        if key.startswith(prefix) and not is_chunk_key(key):
-            joined = assemble(table, key, value)
-            if joined is not None:
-                yield key, joined
+    """(key, value) of the keys starting with `prefix`, values joined from their pieces; an unreadable one is
+    logged and left out."""
+    keys = [key for key in list(table.keys()) if key.startswith(prefix) and not is_chunk_key(key)]
+    for key in keys:
+        try:
+            joined = get(table, key)
+        except TableValueError as error:
+            log.error("table value unreadable, left out", extra={"fields": {"reason": str(error)}})
+            continue
+        if joined is not None:
+            yield key, joined
 
 
 def _drop_pieces(table: Any, key: bytes, generation: int, count: int) -> None:
