@@ -15,6 +15,7 @@ import itertools
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -98,12 +99,14 @@ async def open_page(url: str, expressions: dict[str, str], wait_for: str | None 
     and `expressions` once `wait_for` is true."""
     binary = chromium()
     result = PageResult()
-    with tempfile.TemporaryDirectory(prefix="tailwatch-chromium-") as profile:
+    # Chromium's helper processes can still write into the profile as it is removed: the whole process group is
+    # killed, and what one of them wrote at the last moment does not fail the test.
+    with tempfile.TemporaryDirectory(prefix="tailwatch-chromium-", ignore_cleanup_errors=True) as profile:
         browser = subprocess.Popen(
             [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
              "--disable-extensions", "--remote-debugging-port=0", "--remote-allow-origins=*",
              f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
             endpoint = await asyncio.wait_for(asyncio.to_thread(_devtools_url, browser), timeout_s)
             port = endpoint.split("/")[2]
@@ -135,7 +138,8 @@ async def open_page(url: str, expressions: dict[str, str], wait_for: str | None 
                     await asyncio.sleep(0.2)  # late console messages
                     session.reader.cancel()
         finally:
-            browser.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(browser.pid, signal.SIGKILL)
             browser.wait(timeout=10)
     return result
 
