@@ -27,7 +27,6 @@ from agents.dashboard import Dashboard
 from agents.ingest import Ingestor
 from agents.publisher import Publisher
 from agents.settings import KafkaSettings
-from agents.sources import file_chunks
 from agents.topics import TopicSpec, ensure_topics
 from pipeline.extract import Extractor
 from pipeline.metrics import snapshot as metrics_snapshot
@@ -39,7 +38,7 @@ from schemas.metrics import PartitionProgress
 from tests.alert_samples import alert_event
 from tests.browser import chromium, open_page
 from tests.kafka_tier import free_port
-from tests.test_agents.test_stream_worker import stop, wait_ready
+from tests.test_agents.test_stream_worker import ingest, stop, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -233,14 +232,7 @@ async def test_dashboard_page_refreshes_in_a_browser(browser: str, kafka_setting
         on_load={"first_kpi": kpi, "first_services": services}, loaded=loaded, timeout_s=90))
     await asyncio.wait_for(loaded.wait(), 60)
 
-    bootstrap = kafka_settings.bootstrap or ""
-    await ensure_topics(bootstrap, log_topic_specs(kafka_settings))
-    publisher = Publisher(bootstrap, kafka_settings.logs_topic, kafka_settings.deadletter_topic, idempotent=False)
-    await publisher.start()
-    try:
-        await Ingestor(publisher, kafka_settings.partitions).ingest_chunks(str(whole), file_chunks(whole))
-    finally:
-        await publisher.stop()
+    await ingest(kafka_settings, whole)
     panes = service_panes_of(whole)
     await publish(kafka_settings, "metrics.service", [orjson.dumps(pane) for pane in panes])
     result = await page
@@ -334,14 +326,7 @@ async def test_the_dashboard_reads_nothing_until_its_page_is_first_requested(
     """A worker nobody looks at holds no dashboard panes (and a restart of it reads no metrics history back); the
     first request starts the reading, and the page then shows everything published so far."""
     whole, _part1, _part2 = capture_parts
-    bootstrap = kafka_settings.bootstrap or ""
-    await ensure_topics(bootstrap, log_topic_specs(kafka_settings))
-    publisher = Publisher(bootstrap, kafka_settings.logs_topic, kafka_settings.deadletter_topic, idempotent=False)
-    await publisher.start()
-    try:
-        await Ingestor(publisher, kafka_settings.partitions).ingest_chunks(str(whole), file_chunks(whole))
-    finally:
-        await publisher.stop()
+    await ingest(kafka_settings, whole)
     expected = report_from_files(argparse.Namespace(
         inputs=[str(whole)], no_rules=True, rules=None, lateness_ms=10_000, route=[], top=10), ParseStats())
     want = expected["totals"]["requests"]
