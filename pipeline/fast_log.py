@@ -14,7 +14,7 @@ path would see differently, so the types are strict and closed:
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -67,3 +67,66 @@ class FactoryLog(Struct, forbid_unknown_fields=True, gc=False):
 
 
 FACTORY_LOG_DECODER = msgspec.json.Decoder(FactoryLog)
+
+
+# -- the tail event around it: only the fields a record reads; everything else is skipped unread ----------------
+# Containers are typed (an event whose `event`, `request`, `logs`, … has another shape fails the decode and takes
+# the general path); scalars the record reads leniently (a `colo` that is not a string is None) stay `Any` and are
+# checked in Python exactly as the general path checks them. `exceptions[0].message` is `str | None`: anything
+# else is written out as JSON text, where an integer past 64 bits reads differently from orjson's float.
+
+
+class Headers(Struct, gc=False, rename={"cf_ipcountry": "cf-ipcountry", "x_tenant_id": "x-tenant-id",
+                                        "cf_ray": "cf-ray"}):
+    cf_ipcountry: Any = None
+    x_tenant_id: Any = None
+    cf_ray: Any = None
+
+
+class RequestCf(Struct, gc=False):
+    colo: Any = None
+    country: Any = None
+
+
+class Request(Struct, gc=False):
+    url: Any = None
+    method: Any = None
+    headers: Headers | None = None
+    cf: RequestCf | None = None
+
+
+class Response(Struct, gc=False):
+    status: Any = None
+
+
+class EventInfo(Struct, gc=False):
+    request: Request | None = None
+    response: Response | None = None
+
+
+class LogEntry(Struct, gc=False):
+    message: list[Any]
+
+
+class ExceptionInfo(Struct, gc=False):
+    name: Any = None
+    message: str | None = None
+
+
+class TailEvent(Struct, gc=False, rename="camel"):
+    """The fields of a wrangler tail event (a TraceItem) that make a request's record."""
+
+    logs: list[LogEntry] | None = None
+    event: EventInfo | None = None
+    event_timestamp: Any = None
+    wall_time: Any = None
+    cpu_time: Any = None
+    exceptions: list[ExceptionInfo] | None = None
+    script_name: Any = None
+    outcome: Any = None
+    entrypoint: Any = None
+    execution_model: Any = None
+    truncated: Any = None
+
+
+TAIL_EVENT_DECODER = msgspec.json.Decoder(TailEvent)

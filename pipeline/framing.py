@@ -20,6 +20,7 @@ Each frame, piece of noise and rejected piece carries the 1-based line and the b
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from typing import Any
 
 import orjson
@@ -101,6 +102,8 @@ class TailFramer:
         self._out: list[Piece] = []
         self._fast = fast
         self._lines = Lines(b"", 1, 0)
+        self._closes: list[int] | None = None  # `\n}` positions in the buffer, found when the fast path needs them
+        self._ascii = False  # the buffer is all ASCII (so valid UTF-8)
 
     def feed(self, chunk: bytes | memoryview) -> list[Piece]:
         self._buf = self._buf + chunk if self._buf else bytes(chunk)
@@ -116,6 +119,8 @@ class TailFramer:
         n = len(buf)
         self._out = []
         self._lines = Lines(buf, self._line, self._offset)
+        self._closes = None
+        self._ascii = False
         pos = 0
         while pos < n:
             if buf[pos] == _OPEN and not (self._skip_object or self._skip_debris or self._skip_line
@@ -185,8 +190,13 @@ class TailFramer:
 
     def _pretty_run(self, buf: bytes, pos: int) -> int:
         """The fast path for wrangler's own layout: consecutive pretty objects that each close with a `}` line and
-        parse. Takes exactly what `_pretty` would take and stops at anything else; returns where it stopped."""
-        find = buf.find
+        parse. Takes exactly what `_pretty` would take and stops at anything else; returns where it stopped. The
+        closes come from the buffer's newlines (found once per buffer); each object's text goes to the `fast` hook
+        first and is decoded by orjson only when the hook declines."""
+        closes = self._closes
+        if closes is None:
+            closes = self._closes = self._lines.closes()
+            self._ascii = buf.isascii()
         startswith = buf.startswith
         loads = orjson.loads
         append = self._out.append
@@ -194,20 +204,29 @@ class TailFramer:
         offset = self._offset
         limit = self.max_object_bytes
         fast = self._fast
+        ascii_text = self._ascii
+        view = memoryview(buf)
         n = len(buf)
+        count = len(closes)
+        i = bisect_left(closes, pos)
         records: list[dict[str, Any]] | None = None  # the records of the current `Extracted` piece
         while startswith(b"{\n", pos):
-            close = find(b"\n}", pos, pos + limit + 1)
-            if close < 0 or close + 2 - pos > limit or close + 2 >= n or buf[close + 2] != _NEWLINE:
+            while i < count and closes[i] < pos:
+                i += 1
+            if i == count:
                 break
-            try:
-                obj = loads(buf[pos:close + 2])
-            except orjson.JSONDecodeError:
+            close = closes[i]  # the first line that starts with `}`
+            if close + 2 - pos > limit or close + 2 >= n or buf[close + 2] != _NEWLINE:
                 break
-            if type(obj) is not dict:
-                break
-            record = None if fast is None else fast(obj)
+            text = view[pos:close + 2]
+            record = None if fast is None else fast(text, ascii_text)
             if record is None:
+                try:
+                    obj = loads(text)
+                except orjson.JSONDecodeError:
+                    break
+                if type(obj) is not dict:
+                    break
                 append(Frame(obj, offset + pos, lines))
                 records = None
             elif records is None:

@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from pipeline.pieces import loads_json
+
 TOP_FIELDS = {
     "CPUTimeMs": "cpuTime",
     "DispatchNamespace": "dispatchNamespace",
@@ -86,7 +88,7 @@ def trace_items_of_ndjson(body: bytes) -> list[Any]:
     items: list[Any] = []
     for number, raw in enumerate(lines, 1):
         try:
-            line = orjson.loads(raw)
+            line = loads_json(raw)
         except orjson.JSONDecodeError as error:
             raise ValueError(f"line {number} is not JSON: {error}") from None
         if is_validation_line(line):

@@ -19,7 +19,7 @@ import orjson
 
 from pipeline.encoding import InputDecoder, what_was_found
 from pipeline.extract import Extractor
-from pipeline.fast_record import request_record
+from pipeline.fast_record import record_of_json, request_record
 from pipeline.framing import (
     DEFAULT_MAX_OBJECT_BYTES,
     Broken,
@@ -112,7 +112,7 @@ class LogParser:
         self._extractor = extractor or Extractor()
         self._catalog = self._extractor.catalog if assign_endpoints else None
         self._framer = TailFramer(max_object_bytes, start_offset, start_line,
-                                  partial(request_record, self._extractor.routes))
+                                  partial(record_of_json, self._extractor.routes))
         # Only the start of an input can tell its encoding (a part of a split capture is plain UTF-8 already).
         self._framer_started_at_zero = start_offset == 0  # a part of a split capture says nothing about the whole
         self._decoder: InputDecoder | None = InputDecoder() if start_offset == 0 else None

@@ -4,14 +4,18 @@ numbers."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import orjson
 
 EXCERPT_BYTES = 512
+_NEWLINE = 0x0A
+_CLOSE = 0x7D  # }
 
 NoiseKind = Literal["blank", "text", "json_string"]
 
@@ -100,13 +104,45 @@ def has_surrogate_escape(raw: bytes | str) -> bool:
     return b"\\ud" in raw or b"\\uD" in raw
 
 
+_INFINITE_NUMBER = "number is infinity"  # the start of orjson's error for a number past the double range
+_INT_RANGE = (-(2**63), 2**64 - 1)  # the integers orjson reads as int; it reads others as float
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _int_as_orjson(text: str) -> int | float:
+    if len(text) > 20:
+        return float(text)
+    value = int(text)
+    return value if _INT_RANGE[0] <= value <= _INT_RANGE[1] else float(value)
+
+
+def loads_json(raw: bytes) -> Any:
+    """orjson's decode, except that a number past the double range is read as an infinity (as JavaScript's
+    JSON.parse reads it) instead of failing the whole text: an event with such a number in a field no record reads
+    is still an event (the extraction fast path skips those fields unread, and must agree). Raises orjson's error
+    for everything else."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        if not str(error).startswith(_INFINITE_NUMBER) or has_surrogate_escape(raw):
+            raise
+        try:
+            return json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_int=_int_as_orjson)
+        except (ValueError, RecursionError):  # not JSON after all, or nested too deeply: orjson's reason stands
+            raise error from None
+
+
 def decode_object(raw: bytes) -> tuple[dict[str, Any] | None, bool, str]:
-    """orjson-decode one object; on invalid UTF-8 or a lone surrogate escape, retry with replacement characters.
+    """orjson-decode one object (`loads_json`); on invalid UTF-8 or a lone surrogate escape, retry with replacement
+    characters.
 
     Returns (object or None, repaired, error text).
     """
     try:
-        value = orjson.loads(raw)
+        value = loads_json(raw)
         repaired = False
     except orjson.JSONDecodeError as error:
         first_error = str(error)
@@ -120,7 +156,7 @@ def decode_object(raw: bytes) -> tuple[dict[str, Any] | None, bool, str]:
         if fixed == raw:
             return None, False, first_error
         try:
-            value = orjson.loads(fixed)
+            value = loads_json(fixed)
             repaired = True
         except orjson.JSONDecodeError as second:
             return None, False, str(second)
@@ -130,26 +166,35 @@ def decode_object(raw: bytes) -> tuple[dict[str, Any] | None, bool, str]:
 
 
 class Lines:
-    """Line numbers of one buffer's positions, counted lazily: forward from the last position asked for (each byte
-    once, in order), or back from it for a frame whose line is asked for late. `base` is the stream offset of
+    """Line numbers of one buffer's positions, from the positions of its newlines (found once, by numpy, when first
+    asked for; `closes` gives the pretty-object closes among them to the framer). `base` is the stream offset of
     buf[0]."""
 
-    __slots__ = ("base", "buf", "line", "upto")
+    __slots__ = ("_newlines", "base", "buf", "line")
 
     def __init__(self, buf: bytes, line: int, base: int) -> None:
         self.buf = buf
-        self.line = line
-        self.upto = 0
+        self.line = line  # the line of buf[0]
         self.base = base
+        self._newlines: np.ndarray | None = None
+
+    def newlines(self) -> np.ndarray:
+        """The positions of the buffer's `\n` bytes, ascending."""
+        if self._newlines is None:
+            self._newlines = np.flatnonzero(np.frombuffer(self.buf, np.uint8) == _NEWLINE)
+        return self._newlines
+
+    def closes(self) -> list[int]:
+        """The positions of every `\n}` in the buffer (a line that starts with `}`), ascending."""
+        newlines = self.newlines()
+        data = np.frombuffer(self.buf, np.uint8)
+        if len(newlines) and newlines[-1] == len(data) - 1:
+            newlines = newlines[:-1]
+        closes: list[int] = newlines[data[newlines + 1] == _CLOSE].tolist()
+        return closes
 
     def at(self, pos: int) -> int:
-        if pos > self.upto:
-            self.line += self.buf.count(b"\n", self.upto, pos)
-            self.upto = pos
-        elif pos < self.upto:
-            self.line -= self.buf.count(b"\n", pos, self.upto)
-            self.upto = pos
-        return self.line
+        return self.line + int(np.searchsorted(self.newlines(), pos))
 
     def line_of(self, offset: int) -> int:
         return self.at(offset - self.base)
@@ -164,7 +209,7 @@ class Extracted:
         self.records = records
 
 
-FastHook = Callable[[dict[str, Any]], dict[str, Any] | None]
+FastHook = Callable[[memoryview, bool], dict[str, Any] | None]  # (an object's JSON text, known ASCII) -> record
 Piece = Frame | Noise | Broken | Extracted
 
 

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from pipeline.extract import Extractor
 from pipeline.factory_logs import REQUIRED_KEYS
 from pipeline.fast_log import FactoryLog
-from pipeline.fast_record import request_record
+from pipeline.fast_record import record_of_json, request_record
+from pipeline.pieces import decode_object
 from pipeline.synthetic import DEMO_START_MS, TrafficMix, generate_events
 from tests.captures import sample_events
 
@@ -135,12 +136,33 @@ def event_changes(event: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def check(event: dict[str, Any], extractor: Extractor) -> bool:
-    """Whether the fast path took the event; when it did, its record is the general path's, key for key."""
+    """Whether the fast path took the event; when it did, its record is the general path's, key for key. The same
+    holds for the event's JSON text, pretty (as wrangler prints it) and compact: read by `record_of_json`, it gives
+    the general path's record of orjson's decode of that text, or declines."""
     fast = request_record(extractor.routes, copy.deepcopy(event))
     general = extractor.extract(copy.deepcopy(event))
+    for text in (json.dumps(event, indent=4, ensure_ascii=False), json.dumps(event, separators=(",", ":"))):
+        check_json(text.encode("utf-8", "surrogatepass"), extractor)
     if fast is None:
         return False
     assert general.record is not None and not general.problems, event
+    assert list(fast.items()) == list(general.record.items())
+    assert orjson.dumps(fast) == orjson.dumps(general.record)
+    return True
+
+
+def check_json(raw: bytes, extractor: Extractor) -> bool:
+    """Whether `record_of_json` took the text; when it did, the general path reads the text (orjson, no repair) to
+    the same record, key for key."""
+    ascii_text = raw.isascii()
+    fast = record_of_json(extractor.routes, memoryview(raw), ascii_text)
+    assert orjson.dumps(record_of_json(extractor.routes, raw)) == orjson.dumps(fast)  # the check on its own
+    if fast is None:
+        return False
+    obj, repaired, error = decode_object(raw)
+    assert obj is not None and not repaired, (raw[:300], error)
+    general = extractor.extract(obj)
+    assert general.record is not None and not general.problems, raw[:300]
     assert list(fast.items()) == list(general.record.items())
     assert orjson.dumps(fast) == orjson.dumps(general.record)
     return True
@@ -289,3 +311,45 @@ LOG_EVENTS = [event for event in generated(300, seed=5) if log_of(event) is not 
 def test_the_typed_log_requires_exactly_the_spec_keys() -> None:
     fields = FactoryLog.__struct_fields__
     assert set(fields[:len(fields) - len(FactoryLog.__struct_defaults__)]) == REQUIRED_KEYS
+
+
+# -- the event's JSON text (record_of_json): msgspec skips what no record reads; it must not accept what orjson
+# would read differently ---------------------------------------------------------------------------------------
+
+PRETTY_EVENTS = [json.dumps(event, indent=4, ensure_ascii=False).encode()
+                 for event in sample_events(SAMPLE_PATH) + generated(40, seed=9)]
+FUZZ_BYTES = [b'"', b"\\", b"{", b"}", b"[", b"]", b",", b":", b"e", b"E", b"9", b"0", b"-", b".", b"e999",
+              b"\xff", b"\xc3", b"\x00", b"\x01", b"\n", b" ", b"\\u", b"\\ud800", b"null", b"1e400", b"\xe9"]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(index=st.integers(0, 10_000), edits=st.lists(
+    st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 3), st.sampled_from(FUZZ_BYTES)),
+    min_size=1, max_size=3))
+def test_mutated_event_text_gives_the_general_paths_record_or_falls_back(
+        index: int, edits: list[tuple[float, int, bytes]]) -> None:
+    raw = PRETTY_EVENTS[index % len(PRETTY_EVENTS)]
+    for where, cut, insert in edits:
+        at = int(where * len(raw))
+        raw = raw[:at] + insert + raw[at + cut:]
+    check_json(raw, Extractor())
+
+
+def _in_cf(event: bytes, value: bytes) -> bytes:
+    """The event's text with `value` (raw JSON) as a field of `request.cf`, which no record reads."""
+    return event.replace(b'"cf": {', b'"cf": {"bench": ' + value + b", ", 1)
+
+
+@pytest.mark.parametrize(("value", "taken"), [
+    (b"1e999", True),  # past the double range: read as an infinity by both paths (decode_object), never used
+    (b"-1" + b"0" * 400, True),
+    (b'"caf\xc3\xa9"', True),  # valid UTF-8
+    (b'"caf\xe9"', False),  # not UTF-8: the framer repairs it and counts the repair
+    (b'"\\ud800"', False),  # a lone surrogate escape: repaired likewise
+    (b"[" * 1010 + b"]" * 1010, False),  # deeper than msgspec goes, within orjson's limit
+    (b"NaN", False), (b"01", False), (b'"\\x41"', False),
+])
+def test_unread_fields_do_not_change_what_is_accepted(value: bytes, taken: bool) -> None:
+    extractor = Extractor()
+    event = next(text for text in PRETTY_EVENTS if b'"cf": {' in text and record_of_json(extractor.routes, text))
+    assert check_json(_in_cf(event, value), extractor) is taken
