@@ -142,24 +142,26 @@ class LogParser:
     def feed_objects(self, objects: Iterable[Any]) -> ParseOutput:
         """Decoded events (Logpush lines mapped to TraceItems), each taken as a frame of wrangler's output would be:
         the same records, counts and dead letters. A dead letter's `offset` is the item's index."""
-        return self._feed_items((obj, False, "", "") for obj in objects)
+        return self._feed_items((obj, False, "", "", None) for obj in objects)
 
     def feed_raw_objects(self, raws: Iterable[Any]) -> ParseOutput:
         """The JSON texts of events (a Tail Worker's array, split by `push_bodies`), decoded one at a time as the
         framer decodes (invalid UTF-8 or a lone surrogate escape repaired and counted); one that does not decode
-        costs only itself (`malformed_json`). `raws`: bytes-like (`msgspec.Raw`)."""
-        return self._feed_items(map(_decoded, raws))
+        costs only itself (`malformed_json`). `raws`: bytes-like (`msgspec.Raw`). Each text takes the fast path from
+        its bytes first (`record_of_json`), as a capture's pretty objects do."""
+        routes = self._extractor.routes
+        return self._feed_items(_decoded(raw, record_of_json(routes, raw)) for raw in raws)
 
-    def _feed_items(self, items: Iterable[tuple[Any, bool, str, str]]) -> ParseOutput:
+    def _feed_items(self, items: Iterable[tuple[Any, bool, str, str, dict[str, Any] | None]]) -> ParseOutput:
         out = ParseOutput()
         pieces: list[Piece] = []
         append = pieces.append
         lines = self._no_lines
         routes = self._extractor.routes
         records: list[dict[str, Any]] | None = None  # the current run of fast-path records, as the framer makes
-        for index, (obj, repaired, error, excerpt) in enumerate(items):
-            if type(obj) is dict:
-                record = None if repaired else request_record(routes, obj)
+        for index, (obj, repaired, error, excerpt, made) in enumerate(items):
+            if made is not None or type(obj) is dict:
+                record = made or (None if repaired else request_record(routes, obj))
                 if record is None:
                     append(Frame(obj, index, lines, repaired))
                     records = None
@@ -293,16 +295,19 @@ def _short_repr(obj: Any) -> str:
     return orjson.dumps(obj)[:512].decode("utf-8", errors="replace")
 
 
-def _decoded(raw: Any) -> tuple[Any, bool, str, str]:
-    """(value, repaired, error, excerpt) of one event's JSON text: orjson first, the framer's repairs on failure."""
+def _decoded(raw: Any, record: dict[str, Any] | None) -> tuple[Any, bool, str, str, dict[str, Any] | None]:
+    """(value, repaired, error, excerpt, record) of one event's JSON text: its record when the fast path made one
+    (nothing else is decoded), else orjson's value, with the framer's repairs on failure."""
+    if record is not None:
+        return None, False, "", "", record
     try:
-        return orjson.loads(memoryview(raw)), False, "", ""
+        return orjson.loads(memoryview(raw)), False, "", "", None
     except orjson.JSONDecodeError:
         text = bytes(memoryview(raw))
         obj, repaired, error = decode_object(text)
         if obj is not None:
-            return obj, repaired, "", ""
-        return None, False, error, excerpt_of(text)
+            return obj, repaired, "", "", None
+        return None, False, error, excerpt_of(text), None
 
 
 def parse_chunks(source: str, chunks: Iterable[bytes], extractor: Extractor | None = None) -> Iterator[ParseOutput]:
