@@ -17,10 +17,9 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
 from typing import Any
-
-from aiokafka.abc import AbstractTokenProvider
 
 from agents.logs import register_secrets
 
@@ -78,7 +77,7 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
-class TokenFileProvider(AbstractTokenProvider):  # type: ignore[misc]  # aiokafka has no type hints
+class TokenFile:
     """An OAUTHBEARER token read from `path` each time a connection authenticates (the file is refreshed outside)."""
 
     def __init__(self, path: Path) -> None:
@@ -97,6 +96,23 @@ class TokenFileProvider(AbstractTokenProvider):  # type: ignore[misc]  # aiokafk
 
     def __repr__(self) -> str:
         return f"TokenFileProvider({str(self.path)!r})"
+
+
+@cache
+def _provider_class() -> type[TokenFile]:
+    """`TokenFile` as aiokafka's `AbstractTokenProvider` (which aiokafka checks for): aiokafka is imported only
+    when a client is configured, not by every command that reads settings."""
+    from aiokafka.abc import AbstractTokenProvider  # noqa: PLC0415
+
+    class TokenFileProvider(TokenFile, AbstractTokenProvider):  # type: ignore[misc]  # aiokafka has no type hints
+        pass
+
+    return TokenFileProvider
+
+
+def token_file_provider(path: Path) -> TokenFile:
+    """An aiokafka token provider reading `path`."""
+    return _provider_class()(path)
 
 
 @dataclass(frozen=True)
@@ -177,7 +193,7 @@ class KafkaSecurity:
             kwargs["sasl_mechanism"] = str(self.sasl_mechanism)
             if self.sasl_mechanism is SaslMechanism.OAUTHBEARER:
                 assert self.sasl_oauth_token_file is not None  # __post_init__
-                kwargs["sasl_oauth_token_provider"] = TokenFileProvider(self.sasl_oauth_token_file)
+                kwargs["sasl_oauth_token_provider"] = token_file_provider(self.sasl_oauth_token_file)
             else:
                 assert self.sasl_password is not None  # __post_init__
                 kwargs["sasl_plain_username"] = self.sasl_username
@@ -199,7 +215,7 @@ class KafkaSecurity:
             return faust.SSLCredentials(context)
         if self.sasl_mechanism is SaslMechanism.OAUTHBEARER:
             assert self.sasl_oauth_token_file is not None
-            return faust.OAuthCredentials(oauth_cb=TokenFileProvider(self.sasl_oauth_token_file),
+            return faust.OAuthCredentials(oauth_cb=token_file_provider(self.sasl_oauth_token_file),
                                           ssl_context=context)
         assert self.sasl_password is not None and self.sasl_mechanism is not None
         return faust.SASLCredentials(username=self.sasl_username, password=self.sasl_password.reveal(),

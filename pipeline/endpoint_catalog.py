@@ -25,9 +25,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any
+
+import numpy as np
+
+from pipeline.log_columns import LogColumns
 
 UNMATCHED = "<unmatched>"
 OVERFLOW = "<overflow>"
@@ -77,6 +81,36 @@ class EndpointCatalog:
             known = service_keys(record["service"])
             if known is None or record["endpoint"] not in known.keys:
                 self._decide(record, known)
+
+    def assign_columns(self, batch: LogColumns) -> LogColumns:
+        """`assign` for records already in columns (a split capture's second half): the same decisions, record by
+        record in order, on the batch's (service, endpoint) dictionary; the batch with its keys rewritten."""
+        service_keys = self._services.get
+        endpoints = batch.endpoints
+        statuses = batch.statuses
+        codes = batch.endpoint.tolist()
+        status_codes = batch.status.tolist()
+        index: dict[tuple[str, str], int] | None = None  # the new dictionary's codes, once a key is rewritten
+        for i, code in enumerate(codes):
+            service, key = endpoints[code]
+            known = service_keys(service)
+            if known is not None and key in known.keys:
+                continue
+            record = {"service": service, "endpoint": key, "status": statuses[status_codes[i]]}
+            self._decide(record, known)
+            decided = (record["service"], record["endpoint"])
+            if decided != (service, key):
+                if index is None:
+                    index = {pair: number for number, pair in enumerate(endpoints)}
+                    endpoints = list(endpoints)
+                new_code = index.get(decided)
+                if new_code is None:
+                    new_code = index[decided] = len(endpoints)
+                    endpoints.append(decided)
+                codes[i] = new_code
+        if index is None:
+            return batch
+        return replace(batch, endpoints=endpoints, endpoint=np.array(codes, dtype=np.int32))
 
     def _decide(self, record: dict[str, Any], known: _ServiceKeys | None) -> None:
         if known is None:

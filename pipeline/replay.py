@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.batching import DEFAULT_LATENESS_MS
+from pipeline.log_columns import LogColumns
 from pipeline.pane_store import DEFAULT_RETENTION_MS, ClosedPaneEvent, PaneStore
 from pipeline.partition_operator import PartitionOperator, Step
 from pipeline.rules.engine import RuleEngine
@@ -75,10 +76,14 @@ class Replay:
         self.late_endpoint_panes += service.late_endpoint_panes
         return ReplayStep(step, service)
 
-    def step(self, source: str, records: list[dict[str, Any]]) -> ReplayStep:
-        """Records of `source`, in the order read: what closed and the alerts it gave."""
+    def step(self, source: str, records: list[dict[str, Any]] | LogColumns) -> ReplayStep:
+        """Records of `source`, in the order read (parsed dicts, or already columns: a split capture's second half),
+        stamped here: what closed and the alerts it gave."""
         watermark = self._source(source)
-        watermark.stamp(records)
+        if isinstance(records, LogColumns):
+            records = watermark.stamp_columns(records)
+        else:
+            watermark.stamp(records)
         step = self.operator.feed(source, watermark.value, records)
         self.late += step.late
         return self._both(step)

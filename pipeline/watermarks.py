@@ -20,7 +20,12 @@ recently heard from go first), so the state a checkpoint keeps does not grow wit
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
+
+import numpy as np
+
+from pipeline.log_columns import LogColumns
 
 DEFAULT_IDLE_PRODUCER_MS = 60_000  # a producer silent this long (in publish time) stops holding its partition
 FORGET_IDLE_PRODUCER_MS = 60 * 60_000  # … and one silent this long (or idle_ms, if longer) is forgotten
@@ -49,6 +54,18 @@ class SourceWatermark:
                 top = stamp
             record["watermark_ms"] = top - lateness
         self.max_event_ms = top
+
+
+    def stamp_columns(self, batch: LogColumns) -> LogColumns:
+        """`stamp` for records already in columns: the batch with each record's stamp as its watermark column."""
+        times = batch.event_time_ms
+        if not len(times):
+            return batch
+        top = np.maximum.accumulate(times)
+        if self.max_event_ms is not None:
+            top = np.maximum(top, self.max_event_ms)
+        self.max_event_ms = int(top[-1])
+        return replace(batch, watermark_ms=top - self.lateness_ms)
 
 
 class PartitionWatermark:

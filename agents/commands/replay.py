@@ -27,20 +27,19 @@ from agents.commands.common import (
 )
 from agents.progress import RecordProgress
 from agents.sources import report_input_problems, source_name
-from agents.split_parse import record_batches
+from agents.split_parse import Batches, record_batches
 from pipeline.batching import DEFAULT_LATENESS_MS
 from pipeline.extract import Extractor
-from pipeline.metrics import snapshot
-from pipeline.pane_store import ClosedPaneEvent
 from pipeline.parsing import ParseStats
-from pipeline.replay import Replay, ReplayStep
-from pipeline.service import ServicePaneEvent, service_snapshot
 
 if TYPE_CHECKING:
     from agents.rules_files import LoadedRules
+    from pipeline.pane_store import ClosedPaneEvent
+    from pipeline.replay import ReplayStep
     from pipeline.rules.backtest import LogTopicBacktest
     from pipeline.rules.engine import RuleEngine
     from pipeline.rules.silences import SilenceSet
+    from pipeline.service import ServicePaneEvent
 
 # The rule machinery (pydantic schemas, YAML, aiokafka) is imported only when alerts are asked for: `replay
 # --metrics` starts faster. This is agents.rules_files.DEFAULT_RULES.
@@ -73,9 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def replay_events(args: argparse.Namespace, totals: ParseStats, engine: RuleEngine | None = None,
                   extractor: Extractor | None = None, service_events: list[ServicePaneEvent] | None = None,
+                  progress: RecordProgress | None = None, first: Batches | None = None,
                   ) -> tuple[list[ClosedPaneEvent], list[dict[str, Any]]]:
     """Every closed pane of the inputs, in (start, service, endpoint) order, and the alerts `engine` gives (both
-    stages'); the closed service panes go to `service_events`, in (start, service) order."""
+    stages'); the closed service panes go to `service_events`, in (start, service) order. `progress` and `first`
+    (the first input's batches, already started by `started_reading`) come from `run`."""
+    from pipeline.replay import Replay  # noqa: PLC0415  # imported while a split capture's child parses
+
     extractor = extractor or extractor_from(args)
     replay = Replay(args.lateness_ms, engine=engine)
     events: list[ClosedPaneEvent] = []
@@ -87,16 +90,23 @@ def replay_events(args: argparse.Namespace, totals: ParseStats, engine: RuleEngi
         services.extend(step.service_closed)
         alerts.extend(step.alerts)
 
-    with RecordProgress(args.inputs, "replay") as progress:  # stderr, only on a terminal
-        for path in args.inputs:  # a large file is parsed on two CPUs, with the serial reader's result
-            for records in record_batches(path, source_name(path), extractor, totals,
-                                          on_bytes=lambda n: progress.advance(n, 0)):
+    with RecordProgress(args.inputs, "replay", enabled=False if progress else None) as own:  # stderr, on a terminal
+        shown = progress or own
+        for number, path in enumerate(args.inputs):  # a large file is parsed on two CPUs: the serial result
+            batches = first if number == 0 and first is not None else started_reading(path, extractor, totals,
+                                                                                      shown)
+            for records in batches:
                 closed(replay.step(STREAM, records))
-                progress.advance(0, len(records))
+                shown.advance(0, len(records))
     closed(replay.step_end(STREAM))
     events.sort(key=lambda e: (e.start_ms, e.service, e.endpoint))
     services.sort(key=lambda e: (e.start_ms, e.service))
     return events, alerts
+
+
+def started_reading(path: str, extractor: Extractor, totals: ParseStats, progress: RecordProgress) -> Batches:
+    """The batches of one input; a large capture's second half starts parsing in a child now."""
+    return record_batches(path, source_name(path), extractor, totals, on_bytes=lambda n: progress.advance(n, 0))
 
 
 def alert_order(alert: dict[str, Any]) -> tuple[str, str, str, str, str]:
@@ -186,9 +196,16 @@ def run(args: argparse.Namespace) -> int:
     if args.metrics and args.service_metrics:
         print("tailwatch replay: give --metrics or --service-metrics, not both", file=sys.stderr)
         return 2
-    engine = None if args.metrics or args.service_metrics else _engine(args)
     services: list[ServicePaneEvent] = []
-    events, alerts = replay_events(args, totals, engine, extractor, services)
+    with RecordProgress(args.inputs, "replay") as progress:  # stderr, only on a terminal
+        # A large capture's second half starts parsing in a child first; the rules and the stream core are
+        # imported and loaded meanwhile (a rule file's error still stops the command before any output).
+        first = started_reading(args.inputs[0], extractor, totals, progress)
+        engine = None if args.metrics or args.service_metrics else _engine(args)
+        events, alerts = replay_events(args, totals, engine, extractor, services, progress, first)
+    from pipeline.metrics import snapshot  # noqa: PLC0415
+    from pipeline.service import service_snapshot  # noqa: PLC0415
+
     out = sys.stdout.buffer
     late = sum(event.pane.late_dropped for event in events)
     if args.metrics or args.service_metrics:

@@ -3,16 +3,20 @@ reader gives — metrics, alerts and counts — and the records come out in file
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agents.split_parse import MIN_SPLIT_ENV, _split_batches, record_batches
 from pipeline.extract import Extractor
 from pipeline.framing import object_start_after
+from pipeline.log_columns import LogColumns, from_records
 from pipeline.parsing import LogParser, ParseStats
 from tests.captures import disordered_capture
 
@@ -23,6 +27,40 @@ def serial(data: bytes) -> tuple[list[dict[str, object]], ParseStats]:
     return records, parser.stats
 
 
+def pane_rows(batches: Iterable[list[dict[str, Any]] | LogColumns]) -> list[tuple[Any, ...]]:
+    """What the panes read of each record, in order, whether a batch came as parsed dicts or as columns."""
+    rows = []
+    for batch in batches:
+        columns = batch if isinstance(batch, LogColumns) else from_records(batch)
+        queries: dict[int, list[tuple[Any, ...]]] = {}
+        d1 = columns.d1
+        for i, record in enumerate(d1.record.tolist()):
+            queries.setdefault(record, []).append((bool(d1.write[i]), bool(d1.connection_failed[i]),
+                                                   float(d1.duration_ms[i]), int(d1.rows_read[i]),
+                                                   int(d1.rows_written[i])))
+        for i in range(len(columns)):
+            duration, cpu = float(columns.duration_ms[i]), float(columns.cpu_ms[i])
+            rows.append((columns.endpoints[columns.endpoint[i]], int(columns.event_time_ms[i]),
+                         columns.statuses[columns.status[i]], columns.outcomes[columns.outcome[i]],
+                         None if math.isnan(duration) else duration, None if math.isnan(cpu) else cpu,
+                         tuple(queries.get(i, ()))))
+    return rows
+
+
+def split_read(path: Path, extractor: Extractor, totals: ParseStats, near: float,
+               ) -> tuple[list[dict[str, Any]], list[LogColumns]]:
+    """The first half's records (dicts) and the second half's batches (columns)."""
+    first: list[dict[str, Any]] = []
+    second: list[LogColumns] = []
+    for batch in _split_batches(str(path), "capture.json", extractor, totals, near):
+        if isinstance(batch, LogColumns):
+            second.append(batch)
+        else:
+            assert not second  # the first half's records come first
+            first.extend(batch)
+    return first, second
+
+
 @pytest.mark.parametrize("near", [0.1, 0.5, 0.93])
 def test_split_records_and_counts_are_the_serial_ones(sample_capture: Path, tmp_path: Path, near: float) -> None:
     path = disordered_capture(sample_capture, tmp_path / "capture.json", copies=40)
@@ -30,9 +68,9 @@ def test_split_records_and_counts_are_the_serial_ones(sample_capture: Path, tmp_
     expected, expected_stats = serial(data)
     assert object_start_after(data, int(len(data) * near)) > 0  # a real cut: the second part goes to the child
     totals = ParseStats()
-    records = [record for batch in _split_batches(str(path), "capture.json", Extractor(), totals, near)
-               for record in batch]
-    assert records == expected
+    first, second = split_read(path, Extractor(), totals, near)
+    assert first == expected[:len(first)] and second  # the second half comes as columns
+    assert pane_rows([first, *second]) == pane_rows([expected])
     assert totals == expected_stats and totals.records > 300
 
 
@@ -75,9 +113,9 @@ def test_a_first_half_without_events_is_no_input_without_events(sample_capture: 
     path.write_bytes(junk + sample_capture.read_bytes())
     expected, expected_stats = serial(path.read_bytes())
     totals = ParseStats()
-    records = [record for batch in _split_batches(str(path), "capture.json", Extractor(), totals, 0.1)
-               for record in batch]
-    assert records == expected and totals == expected_stats
+    first, second = split_read(path, Extractor(), totals, 0.1)
+    assert first == expected[:len(first)] and pane_rows([first, *second]) == pane_rows([expected])
+    assert totals == expected_stats
     assert totals.inputs_without_events == 0 and totals.warnings == [] and totals.rejected == 400
 
 
@@ -113,11 +151,9 @@ def test_the_second_halfs_endpoints_are_decided_after_the_first_halfs(tmp_path: 
     parser = LogParser("capture.json", serial_extractor)
     expected = parser.feed(path.read_bytes()).records + parser.finish().records
     split_extractor = extractor()
-    records = [record for batch in _split_batches(str(path), "capture.json", split_extractor, ParseStats(),
-                                                  (cut - 2) / path.stat().st_size)
-               for record in batch]
-    assert records == expected
-    endpoints = [record["endpoint"] for record in records]
+    head, tail = split_read(path, split_extractor, ParseStats(), (cut - 2) / path.stat().st_size)
+    assert len(head) == len(first) and pane_rows([head, *tail]) == pane_rows([expected])
+    endpoints = [pair[1] for pair, *_rest in pane_rows([head, *tail])]
     assert set(endpoints[:len(first)]) == {"/api/learned", "/api/tail", "<unmatched>"}
     assert endpoints[len(first):len(first) + 3] == ["/api/tail", "/api/learned", "/api/late"]
     assert endpoints.count("/api/tail") == 31 and endpoints.count("/api/late") == 60

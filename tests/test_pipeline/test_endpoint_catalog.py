@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import orjson
 import pytest
 
 from pipeline.endpoint_catalog import MAX_KEY_CHARS, OVERFLOW, UNMATCHED, EndpointCatalog
+from pipeline.log_columns import from_records
 from pipeline.parsing import LogParser
 from pipeline.routes import RouteTable
 from tests.test_pipeline.records import BASE_MS, record
@@ -108,3 +110,44 @@ def test_the_parser_applies_the_extractors_catalog() -> None:
     unassigned = LogParser("capture.json", assign_endpoints=False)
     records = unassigned.feed(data).records + unassigned.finish().records
     assert records[0]["endpoint"] == "/wp-login.php"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_columns_get_the_decisions_records_get(seed: int) -> None:
+    """`assign_columns` (a split capture's second half) decides as `assign` does, record by record in order, with
+    the caps and the service bound, mixed with record batches on the same catalog."""
+    rng = random.Random(seed)
+    requests = [(rng.choice(["s1", "s2", "s3", "s4"]), rng.choice([f"/p{i}" for i in range(12)] + [TEMPLATE]),
+                 rng.choice([200, 404, 404, 500, None])) for _ in range(600)]
+
+    def batch_records() -> list[dict[str, Any]]:
+        return [record(BASE_MS + i, endpoint, status, service=service)
+                for i, (service, endpoint, status) in enumerate(requests)]
+
+    def catalog() -> EndpointCatalog:
+        return EndpointCatalog({TEMPLATE}, max_endpoints=5, max_services=3)
+
+    by_records, by_columns = catalog(), catalog()
+    expected = batch_records()
+    by_records.assign(expected)
+    got: list[tuple[str, str]] = []
+    records = batch_records()
+    for number, start in enumerate(range(0, len(records), 50)):
+        batch = records[start:start + 50]
+        if number % 3 == 0:  # some batches as records, the others as columns
+            by_columns.assign(batch)
+            got.extend((r["service"], r["endpoint"]) for r in batch)
+        else:
+            columns = by_columns.assign_columns(from_records(batch))
+            got.extend(columns.endpoints[code] for code in columns.endpoint.tolist())
+    assert got == [(r["service"], r["endpoint"]) for r in expected]
+    assert by_columns.stats == by_records.stats and by_columns.take_notices() == by_records.take_notices()
+    assert {UNMATCHED, OVERFLOW} <= {endpoint for _service, endpoint in got}
+
+
+def test_columns_with_every_key_known_come_back_as_they_are() -> None:
+    catalog = EndpointCatalog()
+    records = [record(BASE_MS, "/a", 200), record(BASE_MS + 1, "/a", 404)]
+    catalog.assign(records[:1])
+    columns = from_records(records)
+    assert catalog.assign_columns(columns) is columns

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from pipeline.log_columns import from_records
 from pipeline.watermarks import MAX_PRODUCERS, PartitionWatermark, SourceWatermark
 
 
@@ -13,6 +16,21 @@ def test_source_watermark_stamps_running_max_minus_lateness() -> None:
     assert mark.value == 120
     with pytest.raises(ValueError):
         SourceWatermark(-1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(batches=st.lists(st.lists(st.integers(-10**12, 10**12), max_size=20), max_size=6),
+       lateness=st.integers(0, 10**6))
+def test_columns_are_stamped_as_records_are(batches: list[list[int]], lateness: int) -> None:
+    """`stamp_columns` (a split capture's second half) gives each record the stamp `stamp` gives, across batches."""
+    by_records, by_columns = SourceWatermark(lateness), SourceWatermark(lateness)
+    for times in batches:
+        records = [{"service": "s", "endpoint": "/a", "event_time_ms": t, "status": 200, "outcome": "ok",
+                    "duration_ms": None, "cpu_ms": None, "d1": []} for t in times]
+        columns = by_columns.stamp_columns(from_records(records))
+        by_records.stamp(records)
+        assert columns.watermark_ms.tolist() == [r["watermark_ms"] for r in records]
+        assert by_columns.value == by_records.value
 
 
 def test_partition_watermark_is_the_slowest_running_producer() -> None:
