@@ -1,7 +1,8 @@
 """Latency sketches: fastdigest t-digests, built so that the same values always give the same digest.
 
-An open pane keeps its raw values; when it closes they are sorted and turned into a digest, so the result does
-not depend on arrival order or batching (live and replay agree to the bit). Closed digests merge oldest first.
+An open pane keeps its raw values; when it closes they are sorted (by fastdigest) and turned into a digest, so the
+result does not depend on arrival order or batching (live and replay agree to the bit). Closed digests merge oldest
+first.
 A closed digest is held as its compact bytes (`to_bytes`: ~16 bytes a centroid), not as a live object, which
 would reserve room for all its centroids; it is decoded when a window is merged or a quantile is read.
 Serialized in the `tdigest` dict format, so `tdigest`/`fastdigest` users downstream can merge them.
@@ -40,9 +41,11 @@ _TAG = VALUES_TAG[0]
 
 
 def digest_of(values: list[float]) -> Sketch | None:
+    """The digest of a pane's values in any order: fastdigest sorts them itself (a stable sort, so equal values
+    keep their order and the bytes are those of the sorted values: tested)."""
     if not values:
         return None
-    encoded: bytes = TDigest.from_values(sorted(values), max_centroids=PANE_CENTROIDS).to_bytes()
+    encoded: bytes = TDigest.from_values(values, max_centroids=PANE_CENTROIDS).to_bytes()
     return encoded
 
 
