@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import stat
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from agents.gunzip import GZIP_MAGIC, Gunzip, InputDamage
 from pipeline.parsing import ParseStats
+
+if TYPE_CHECKING:
+    import asyncio
 
 CHUNK_BYTES = 1 << 20
 
@@ -92,6 +94,8 @@ def stdin_is_live() -> bool:
 
 async def stdin_reader() -> asyncio.StreamReader:
     """An asyncio reader on stdin (a pipe or a terminal)."""
+    import asyncio  # noqa: PLC0415  # only a live stdin needs it; file commands start without asyncio
+
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=CHUNK_BYTES)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)

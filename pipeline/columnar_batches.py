@@ -18,6 +18,7 @@ sections, tests), equal to the records ingest batched, value and type (numbers e
 from __future__ import annotations
 
 import math
+from functools import cache
 from operator import itemgetter
 from typing import Any
 
@@ -25,14 +26,21 @@ import msgspec
 import numpy as np
 
 from pipeline.log_columns import NO_MARK, D1Columns, LogColumns, from_records
-from schemas.record import D1Fact, LogRecord
 
 COLUMNAR_VERSION = 2
 PANE_FIELDS = ("service", "endpoint", "event_time_ms", "status", "outcome", "duration_ms", "cpu_ms", "d1",
                "watermark_ms")
-OTHER_FIELDS = tuple(name for name in LogRecord.model_fields if name not in PANE_FIELDS)
 D1_OTHER_FIELDS = ("database", "table", "error_code")
-D1_FIELDS = tuple(D1Fact.model_fields)
+
+
+@cache
+def record_fields() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`LogRecord`'s fields in order, and those of them not in the columns (the `other` lists). Read from the schema
+    on first use: a file replay, which never encodes or decodes a batch, starts without pydantic."""
+    from schemas.record import LogRecord  # noqa: PLC0415
+
+    names = tuple(LogRecord.model_fields)
+    return names, tuple(name for name in names if name not in PANE_FIELDS)
 
 # column name -> little-endian dtype, per record then per D1 query
 RECORD_COLUMNS = {"endpoint": "<i4", "event_time_ms": "<i8", "watermark_ms": "<i8", "status": "<i4",
@@ -64,7 +72,7 @@ def encode_columnar(batch: dict[str, Any]) -> bytes:
         "v": COLUMNAR_VERSION,
         "columns": {"endpoints": columns.endpoints, "statuses": columns.statuses, "outcomes": columns.outcomes,
                     **{name: array.astype(dtypes[name]).tobytes() for name, array in arrays.items()}},
-        "other": _per_field(records, OTHER_FIELDS),
+        "other": _per_field(records, record_fields()[1]),
         "d1_other": _per_field(queries, D1_OTHER_FIELDS),
     }
     return msgspec.json.encode(value)
@@ -161,7 +169,8 @@ def records_of_batch(value: dict[str, Any]) -> list[dict[str, Any]]:
     other: dict[str, list[Any]] = value["other"]
     d1_other: dict[str, list[Any]] = value["d1_other"]
     d1 = columns.d1
-    for names, lists, size in ((OTHER_FIELDS, other, len(columns)), (D1_OTHER_FIELDS, d1_other, len(d1))):
+    all_fields, other_fields = record_fields()
+    for names, lists, size in ((other_fields, other, len(columns)), (D1_OTHER_FIELDS, d1_other, len(d1))):
         for name in names:
             if not isinstance(lists.get(name), list) or len(lists[name]) != size:
                 raise InvalidColumns(f"`{name}` is not a list of {size} values")
@@ -184,7 +193,7 @@ def records_of_batch(value: dict[str, Any]) -> list[dict[str, Any]]:
                 "outcome": columns.outcomes[outcome], "duration_ms": None if math.isnan(duration) else duration,
                 "cpu_ms": None if math.isnan(cpu) else int(cpu) if cpu_int[index] else cpu, "d1": queries[index],
                 "watermark_ms": None if mark == NO_MARK else mark}
-        rest = {name: other[name][index] for name in OTHER_FIELDS}
-        rows.append({name: pane[name] if name in pane else rest[name] for name in LogRecord.model_fields})
+        rest = {name: other[name][index] for name in other_fields}
+        rows.append({name: pane[name] if name in pane else rest[name] for name in all_fields})
     return rows
 

@@ -10,7 +10,6 @@ transitions those silences mute, as the live worker does."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -146,6 +145,8 @@ def load_silences(args: argparse.Namespace) -> SilenceSet:
         settings = kafka_settings_from(args)
         if not settings.bootstrap:
             raise SilenceFileError("--silences-topic needs --bootstrap or TAILWATCH_KAFKA_BOOTSTRAP")
+        import asyncio  # noqa: PLC0415
+
         records += list(asyncio.run(read_silences(settings)).values())
     return SilenceSet(records)
 
@@ -161,6 +162,8 @@ def _run_topic(args: argparse.Namespace) -> int:
         print("tailwatch replay: --topic needs --bootstrap or TAILWATCH_KAFKA_BOOTSTRAP", file=sys.stderr)
         return 2
     try:
+        import asyncio  # noqa: PLC0415
+
         rules = load_rules(args.rules)
         alerts, backtest = asyncio.run(topic_alerts(args, rules, load_silences(args)))
     except ValueError as error:  # rules, silences, --since/--until (Kafka errors: agents/cli.py, exit 3)

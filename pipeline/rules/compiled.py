@@ -5,12 +5,14 @@ into `CompiledRule`s the engine evaluates. The first problem raises `RuleError` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pipeline.metrics import METRIC_NAMES
 from pipeline.rules.expression import Expression, ExpressionError, parse
 from pipeline.rules.lifecycle import Timing
-from schemas.rules import GroupLabel, Rule, RuleFile, duration_ms
+
+if TYPE_CHECKING:
+    from schemas.rules import GroupLabel, Rule, RuleFile
 
 
 class RuleError(ValueError):
@@ -72,6 +74,7 @@ def _matchers(items: list[dict[GroupLabel, str]]) -> tuple[Matcher, ...]:
 
 def compile_rules(rule_file: RuleFile) -> list[CompiledRule]:
     """Check and compile every rule; the first problem raises RuleError naming the rule and field."""
+    from schemas.rules import duration_ms  # noqa: PLC0415  # the schemas (pydantic) load with the rules only
     compiled = []
     seen: set[str] = set()
     for index, rule in enumerate(rule_file.rules):

@@ -17,7 +17,7 @@ import hashlib
 import string
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.metrics import derived
 from pipeline.pane_store import ClosedPaneEvent, PaneStore
@@ -27,7 +27,9 @@ from pipeline.rules.expression import Binary, Expression
 from pipeline.rules.lifecycle import AlertState, Transition, evaluate
 from pipeline.rules.silences import SilenceSet
 from pipeline.timestamps import ms_to_iso
-from schemas.rules import RuleFile
+
+if TYPE_CHECKING:
+    from schemas.rules import RuleFile
 
 
 def fingerprint(rule: str, labels: dict[str, str]) -> str:

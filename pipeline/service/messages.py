@@ -8,15 +8,17 @@ already in that partition.
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from pydantic import BaseModel, ValidationError
 
 from pipeline.metrics import snapshot
 from pipeline.partition_operator import Step
 from pipeline.partitioning import partition_for_key
-from schemas.metrics import HeldAlert, PaneSnapshot, PartitionProgress
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 StageMessage = tuple[str | None, dict[str, Any]]  # (service, or None for every metrics partition; the value)
 
@@ -38,8 +40,13 @@ def stage_messages(step: Step, partition: int, partitions: int) -> list[StageMes
     return out
 
 
-_MODELS: dict[str | None, type[BaseModel]] = {"progress": PartitionProgress, "held_alert": HeldAlert,
-                                              None: PaneSnapshot}
+@cache
+def _models() -> dict[str | None, type[BaseModel]]:
+    """The schema of each kind of value, imported on first use (a file replay never decodes a metrics value, and
+    starts without pydantic)."""
+    from schemas.metrics import HeldAlert, PaneSnapshot, PartitionProgress  # noqa: PLC0415
+
+    return {"progress": PartitionProgress, "held_alert": HeldAlert, None: PaneSnapshot}
 
 
 class InvalidMetricsValue(ValueError):
@@ -48,6 +55,8 @@ class InvalidMetricsValue(ValueError):
 
 def decode_metrics_value(value: bytes | None, pane_ms: int) -> dict[str, Any]:
     """One metrics-topic value, checked against its schema (by `kind`); raises InvalidMetricsValue with the reason."""
+    from pydantic import ValidationError  # noqa: PLC0415  # loaded with the schemas, by `_models`
+
     if value is None:
         raise InvalidMetricsValue("a tombstone (no value)")
     try:
@@ -57,7 +66,7 @@ def decode_metrics_value(value: bytes | None, pane_ms: int) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidMetricsValue(f"not a JSON object but {type(data).__name__}")
     kind = data.get("kind")
-    model = _MODELS.get(kind)
+    model = _models().get(kind)
     if model is None:
         raise InvalidMetricsValue(f"unknown kind {str(kind)[:64]!r}")
     try:
@@ -67,7 +76,8 @@ def decode_metrics_value(value: bytes | None, pane_ms: int) -> dict[str, Any]:
         where = ".".join(str(part) for part in first["loc"]) or "value"
         raise InvalidMetricsValue(f"not a {model.__name__}: {where}: {first['msg']}") from None
     decoded: dict[str, Any] = checked.model_dump(mode="json")
-    if isinstance(checked, PaneSnapshot) and (
-            checked.window_end_ms - checked.window_start_ms != pane_ms or checked.window_start_ms % pane_ms):
-        raise InvalidMetricsValue(f"not a {pane_ms} ms pane: [{checked.window_start_ms}, {checked.window_end_ms})")
+    if kind is None:  # a PaneSnapshot
+        start, end = decoded["window_start_ms"], decoded["window_end_ms"]
+        if end - start != pane_ms or start % pane_ms:
+            raise InvalidMetricsValue(f"not a {pane_ms} ms pane: [{start}, {end})")
     return decoded
