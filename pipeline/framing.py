@@ -193,14 +193,16 @@ class TailFramer:
         parse. Takes exactly what `_pretty` would take and stops at anything else; returns where it stopped. The
         closes come from the buffer's newlines (found once per buffer); each object's text goes to the `fast` hook
         first and is decoded by orjson only when the hook declines."""
+        lines = self._lines
+        scanned = lines.scanned  # else an object spanning many slices: each close is searched for, as it comes
         closes = self._closes
         if closes is None:
-            closes = self._closes = self._lines.closes()
+            closes = self._closes = lines.closes() if scanned else []
             self._ascii = buf.isascii()
+        find = buf.find
         startswith = buf.startswith
         loads = orjson.loads
         append = self._out.append
-        lines = self._lines
         offset = self._offset
         limit = self.max_object_bytes
         fast = self._fast
@@ -211,12 +213,13 @@ class TailFramer:
         i = bisect_left(closes, pos)
         records: list[dict[str, Any]] | None = None  # the records of the current `Extracted` piece
         while startswith(b"{\n", pos):
-            while i < count and closes[i] < pos:
-                i += 1
-            if i == count:
-                break
-            close = closes[i]  # the first line that starts with `}`
-            if close + 2 - pos > limit or close + 2 >= n or buf[close + 2] != _NEWLINE:
+            if scanned:
+                while i < count and closes[i] < pos:
+                    i += 1
+                close = closes[i] if i < count else -1  # the first line that starts with `}`
+            else:
+                close = find(b"\n}", pos, pos + limit + 1)
+            if close < 0 or close + 2 - pos > limit or close + 2 >= n or buf[close + 2] != _NEWLINE:
                 break
             text = view[pos:close + 2]
             record = None if fast is None else fast(text, ascii_text)

@@ -16,6 +16,7 @@ import orjson
 EXCERPT_BYTES = 512
 _NEWLINE = 0x0A
 _CLOSE = 0x7D  # }
+SCAN_BYTES = 1 << 20  # buffers scanned whole for newlines (see `Lines`)
 
 NoiseKind = Literal["blank", "text", "json_string"]
 
@@ -166,9 +167,10 @@ def decode_object(raw: bytes) -> tuple[dict[str, Any] | None, bool, str]:
 
 
 class Lines:
-    """Line numbers of one buffer's positions, from the positions of its newlines (found once, by numpy, when first
-    asked for; `closes` gives the pretty-object closes among them to the framer). `base` is the stream offset of
-    buf[0]."""
+    """Line numbers of one buffer's positions. A buffer of up to `SCAN_BYTES` (the parser's slices, and what is left
+    of the previous one) is scanned once, by numpy, for its newlines when first asked (`closes` gives the framer the
+    pretty-object closes among them); a larger one (an object spanning many slices) is counted with `bytes.count`,
+    so the positions array never holds more than `SCAN_BYTES` entries. `base` is the stream offset of buf[0]."""
 
     __slots__ = ("_newlines", "base", "buf", "line")
 
@@ -178,15 +180,19 @@ class Lines:
         self.base = base
         self._newlines: np.ndarray | None = None
 
-    def newlines(self) -> np.ndarray:
-        """The positions of the buffer's `\n` bytes, ascending."""
+    @property
+    def scanned(self) -> bool:
+        """Whether the buffer is small enough to be scanned whole (`closes`)."""
+        return len(self.buf) <= SCAN_BYTES
+
+    def _newline_positions(self) -> np.ndarray:
         if self._newlines is None:
             self._newlines = np.flatnonzero(np.frombuffer(self.buf, np.uint8) == _NEWLINE)
         return self._newlines
 
     def closes(self) -> list[int]:
-        """The positions of every `\n}` in the buffer (a line that starts with `}`), ascending."""
-        newlines = self.newlines()
+        """The positions of every `\\n}` in a scanned buffer (each line that starts with `}`), ascending."""
+        newlines = self._newline_positions()
         data = np.frombuffer(self.buf, np.uint8)
         if len(newlines) and newlines[-1] == len(data) - 1:
             newlines = newlines[:-1]
@@ -194,7 +200,9 @@ class Lines:
         return closes
 
     def at(self, pos: int) -> int:
-        return self.line + int(np.searchsorted(self.newlines(), pos))
+        if not self.scanned:
+            return self.line + self.buf.count(b"\n", 0, pos)
+        return self.line + int(np.searchsorted(self._newline_positions(), pos))
 
     def line_of(self, offset: int) -> int:
         return self.at(offset - self.base)

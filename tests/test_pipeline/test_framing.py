@@ -582,3 +582,28 @@ def test_a_column_0_brace_inside_an_object_that_parses_is_part_of_it(chunk: int 
     assert [where(piece)[:3] for piece in pieces] == [("Frame", None, 1), ("Broken", "truncated_object", 8),
                                                       ("Frame", None, 10)]
     assert [frame.obj for frame in frames(pieces)] == [{"a": {"b": 1}, "c": [{"d": 2}]}, {"e": 3}]
+
+
+@pytest.mark.parametrize("chunk", [None, 65_536, 300_000])
+def test_objects_larger_than_a_scan_frame_as_small_ones_do(chunk: int | None) -> None:
+    """An object spanning many slices (its buffer past `SCAN_BYTES`, where the framer searches each close instead
+    of scanning the buffer's newlines) frames as a small one: the same pieces, lines and offsets, and with the fast
+    path the same records."""
+    from pipeline.extract import Extractor
+    from pipeline.fast_record import record_of_json
+    from pipeline.pieces import SCAN_BYTES, Extracted
+
+    big = dict(EVENTS[0], padding=["x" * 1000] * (SCAN_BYTES // 900))  # ~1.1 MiB over many lines
+    data = pretty(EVENTS[0]) + pretty(big) + b"noise\n" + pretty(EVENTS[2]) + b"{\n    oops\n}\n" + pretty(EVENTS[0])
+    assert len(pretty(big)) > SCAN_BYTES
+    pieces = frame_all(data, chunk)
+    assert [where(piece) for piece in pieces] == [where(piece) for piece in frame_all(data, 4096)]
+    assert [piece.line for piece in pieces] == [line_at(data, piece.offset) for piece in pieces]
+    assert [frame.obj for frame in frames(pieces)] == [EVENTS[0], big, EVENTS[2], EVENTS[0]]
+    routes = Extractor().routes
+    framer = TailFramer(fast=lambda text, ascii_text: record_of_json(routes, text, ascii_text))
+    fast = [piece for start in range(0, len(data), chunk or len(data))
+            for piece in framer.feed(data[start:start + (chunk or len(data))])] + framer.finish()
+    records = [record for piece in fast if isinstance(piece, Extracted) for record in piece.records]
+    assert len(records) == 4 and [where(piece) for piece in fast if not isinstance(piece, Extracted)] == [
+        where(piece) for piece in pieces if not isinstance(piece, Frame)]
