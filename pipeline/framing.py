@@ -102,8 +102,6 @@ class TailFramer:
         self._out: list[Piece] = []
         self._fast = fast
         self._lines = Lines(b"", 1, 0)
-        self._closes: list[int] | None = None  # `\n}` positions in the buffer, found when the fast path needs them
-        self._ascii = False  # the buffer is all ASCII (so valid UTF-8)
 
     def feed(self, chunk: bytes | memoryview) -> list[Piece]:
         self._buf = self._buf + chunk if self._buf else bytes(chunk)
@@ -119,8 +117,6 @@ class TailFramer:
         n = len(buf)
         self._out = []
         self._lines = Lines(buf, self._line, self._offset)
-        self._closes = None
-        self._ascii = False
         pos = 0
         while pos < n:
             if buf[pos] == _OPEN and not (self._skip_object or self._skip_debris or self._skip_line
@@ -195,10 +191,7 @@ class TailFramer:
         first and is decoded by orjson only when the hook declines."""
         lines = self._lines
         scanned = lines.scanned  # else an object spanning many slices: each close is searched for, as it comes
-        closes = self._closes
-        if closes is None:
-            closes = self._closes = lines.closes() if scanned else []
-            self._ascii = buf.isascii()
+        closes = lines.closes() if scanned else []
         find = buf.find
         startswith = buf.startswith
         loads = orjson.loads
@@ -206,7 +199,7 @@ class TailFramer:
         offset = self._offset
         limit = self.max_object_bytes
         fast = self._fast
-        ascii_text = self._ascii
+        ascii_text = lines.ascii()
         view = memoryview(buf)
         n = len(buf)
         count = len(closes)

@@ -172,13 +172,15 @@ class Lines:
     pretty-object closes among them); a larger one (an object spanning many slices) is counted with `bytes.count`,
     so the positions array never holds more than `SCAN_BYTES` entries. `base` is the stream offset of buf[0]."""
 
-    __slots__ = ("_newlines", "base", "buf", "line")
+    __slots__ = ("_ascii", "_closes", "_newlines", "base", "buf", "line")
 
     def __init__(self, buf: bytes, line: int, base: int) -> None:
         self.buf = buf
         self.line = line  # the line of buf[0]
         self.base = base
         self._newlines: np.ndarray | None = None
+        self._closes: list[int] | None = None
+        self._ascii: bool | None = None
 
     @property
     def scanned(self) -> bool:
@@ -190,14 +192,22 @@ class Lines:
             self._newlines = np.flatnonzero(np.frombuffer(self.buf, np.uint8) == _NEWLINE)
         return self._newlines
 
+    def ascii(self) -> bool:
+        """Whether the buffer is all ASCII (so valid UTF-8), checked once."""
+        if self._ascii is None:
+            self._ascii = self.buf.isascii()
+        return self._ascii
+
     def closes(self) -> list[int]:
-        """The positions of every `\\n}` in a scanned buffer (each line that starts with `}`), ascending."""
-        newlines = self._newline_positions()
-        data = np.frombuffer(self.buf, np.uint8)
-        if len(newlines) and newlines[-1] == len(data) - 1:
-            newlines = newlines[:-1]
-        closes: list[int] = newlines[data[newlines + 1] == _CLOSE].tolist()
-        return closes
+        """The positions of every `\\n}` in a scanned buffer (each line that starts with `}`), ascending; found
+        once."""
+        if self._closes is None:
+            newlines = self._newline_positions()
+            data = np.frombuffer(self.buf, np.uint8)
+            if len(newlines) and newlines[-1] == len(data) - 1:
+                newlines = newlines[:-1]
+            self._closes = newlines[data[newlines + 1] == _CLOSE].tolist()
+        return self._closes
 
     def at(self, pos: int) -> int:
         if not self.scanned:
