@@ -23,6 +23,7 @@ import orjson
 from faust.types import TP
 
 from agents.partition_driver import PartitionDriver, PartitionState
+from pipeline.metrics import encoded_digest
 from pipeline.panes import ClosedPane
 from pipeline.parsing import dead_letter
 from pipeline.pieces import excerpt_of
@@ -198,7 +199,8 @@ class ServiceStage(PartitionDriver[ServiceOperator]):
         (partition, pane start), and drop the keys of those the operator no longer holds."""
         by_start: dict[int, list[dict[str, Any]]] = {}
         for event in step.closed:
-            self.snapshots.send_soon(key=event.service.encode(), value=orjson.dumps(service_snapshot(event)))
+            self.snapshots.send_soon(key=event.service.encode(),
+                                     value=orjson.dumps(service_snapshot(event, encoded_digest)))
             by_start.setdefault(event.start_ms, []).append(service_pane_to_dict(event))
         for start, panes in by_start.items():
             self.store(self.closed_key(partition, start), orjson.dumps(panes))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import orjson
 
 from pipeline.pane_store import ClosedPaneEvent
 from pipeline.panes import ClosedPane, PaneCounts
-from pipeline.sketches import quantile, quantiles, to_dict
+from pipeline.sketches import Sketch, quantile, quantiles, to_dict, to_json
 from pipeline.timestamps import ms_to_iso
+
+DigestOut = Callable[[Sketch | None], Any]  # how a snapshot holds a digest: a dict (`to_dict`), or its JSON text
 
 
 def _ratio(part: int, whole: int) -> float | None:
@@ -57,8 +62,16 @@ def derived(pane: ClosedPane, d1_rows_read_today: int) -> dict[str, Any]:
 METRIC_NAMES = frozenset(derived(ClosedPane(), 0))
 
 
-def window_metrics(pane: ClosedPane, start_ms: int, end_ms: int, d1_rows_read_today: int) -> dict[str, Any]:
-    """The fields every pane snapshot has (`schemas.metrics.PaneMetrics`): the window, its counts and metrics."""
+def encoded_digest(sketch: Sketch | None) -> orjson.Fragment | None:
+    """A digest as a snapshot about to be sent holds it: its dict's JSON text (`to_json`), which orjson writes as
+    it is — the same bytes as the dict, made several times faster."""
+    return None if sketch is None else orjson.Fragment(to_json(sketch))
+
+
+def window_metrics(pane: ClosedPane, start_ms: int, end_ms: int, d1_rows_read_today: int,
+                   digest: DigestOut = to_dict) -> dict[str, Any]:
+    """The fields every pane snapshot has (`schemas.metrics.PaneMetrics`): the window, its counts and metrics; its
+    digests as `digest` gives them."""
     return {
         "window_start": ms_to_iso(start_ms), "window_end": ms_to_iso(end_ms),
         "window_start_ms": start_ms, "window_end_ms": end_ms,
@@ -67,12 +80,13 @@ def window_metrics(pane: ClosedPane, start_ms: int, end_ms: int, d1_rows_read_to
         "outcome": {name: pane.outcome[name] for name in sorted(pane.outcome)},
         **derived(pane, d1_rows_read_today),
         "duration_sum_ms": round(pane.duration_sum_ms, 3), "duration_count": pane.duration_count,
-        "duration_digest": to_dict(pane.duration_digest), "cpu_digest": to_dict(pane.cpu_digest),
-        "d1_digest": to_dict(pane.d1_digest),
+        "duration_digest": digest(pane.duration_digest), "cpu_digest": digest(pane.cpu_digest),
+        "d1_digest": digest(pane.d1_digest),
     }
 
 
-def snapshot(event: ClosedPaneEvent) -> dict[str, Any]:
-    """A dict shaped like `schemas.metrics.PaneSnapshot`."""
+def snapshot(event: ClosedPaneEvent, digest: DigestOut = to_dict) -> dict[str, Any]:
+    """A dict shaped like `schemas.metrics.PaneSnapshot` (with `digest=encoded_digest`: to be sent, its digests
+    already JSON text, and `orjson.dumps` gives the same bytes)."""
     return {"v": 1, "service": event.service, "endpoint": event.endpoint,
-            **window_metrics(event.pane, event.start_ms, event.end_ms, event.d1_rows_read_today)}
+            **window_metrics(event.pane, event.start_ms, event.end_ms, event.d1_rows_read_today, digest)}

@@ -1,9 +1,9 @@
 """Counting a batch of columns into its open panes, vectorized: the one place records become pane counts.
 
-The records are grouped by (endpoint, pane start) with one sort (`np.unique`), counted per group with `bincount`
-(records, (status, outcome) pairs, D1 queries, reads, writes, connection failures, rows), and each group's values
-(durations, CPU times, D1 durations) are handed to its pane as one slice, in the batch's order. Python then runs
-once per group and per distinct (status, outcome) pair of a group, not per record.
+The records are grouped by (endpoint, pane start) with one stable sort of one integer key (`_groups`), counted per
+group with `bincount` (records, (status, outcome) pairs, D1 queries, reads, writes, connection failures, rows), and
+each group's values (durations, CPU times, D1 durations) are handed to its pane as one slice, in the batch's order.
+Python then runs once per group and per distinct (status, outcome) pair of a group, not per record.
 
 The result equals counting record by record: counts are exact integers; a pane's `duration_sum_ms` adds each
 group's durations with Python's `sum` in record order, as the row code did; the raw values kept for the digests are
@@ -22,35 +22,54 @@ from pipeline.panes import OpenPane, status_class
 PaneKey = tuple[str, str, int]  # (service, endpoint, pane start)
 
 
-def count_into(batch: LogColumns, starts: np.ndarray, pane_of: Callable[[PaneKey], OpenPane]) -> None:
-    """Count `batch` (whose records' pane starts are `starts`) into the panes `pane_of` gives (creating them)."""
+def count_into(batch: LogColumns, starts: np.ndarray, pane_ms: int, pane_of: Callable[[PaneKey], OpenPane]) -> None:
+    """Count `batch` (whose records' pane starts, multiples of `pane_ms`, are `starts`) into the panes `pane_of`
+    gives (creating them)."""
     if not len(batch):
         return
-    unique_starts, start_index = np.unique(starts, return_inverse=True)
-    group_of_record = batch.endpoint.astype(np.int64) * len(unique_starts) + start_index
-    group_ids, group = np.unique(group_of_record, return_inverse=True)  # sorted: by endpoint, then pane start
-    groups = len(group_ids)
-    records = np.bincount(group, minlength=groups).tolist()
+    order, bounds, group_keys = _groups(batch.endpoint, starts, pane_ms)  # by endpoint, then pane start
+    records = np.diff(bounds).tolist()
+    bounds_of = bounds.tolist()
     endpoints = batch.endpoints
-    starts_of = unique_starts.tolist()
-    panes = [pane_of((*endpoints[endpoint], starts_of[start]))
-             for endpoint, start in zip(*np.divmod(group_ids, len(starts_of)), strict=True)]
+    panes = [pane_of((*endpoints[endpoint], start)) for endpoint, start in group_keys]
     for pane, count in zip(panes, records, strict=True):
         pane.total += count
-    _count_pairs(batch, group, panes)
-    order = np.argsort(group, kind="stable")  # each group's records, in batch order
-    bounds = np.concatenate(([0], np.cumsum(records))).tolist()
-    _add_values(batch.duration_ms[order], bounds, panes, durations=True)
-    _add_values(batch.cpu_ms[order], bounds, panes, durations=False)
+    group = np.repeat(np.arange(len(panes)), records)  # each record's group, in sorted order
+    _count_pairs(batch.status[order], batch.outcome[order], group, batch, panes)
+    _add_values(batch.duration_ms[order], bounds_of, panes, durations=True)
+    _add_values(batch.cpu_ms[order], bounds_of, panes, durations=False)
     if len(batch.d1):
-        _count_d1(batch, group, panes)
+        group_of_record = np.empty(len(batch), dtype=np.int64)
+        group_of_record[order] = group
+        _count_d1(batch, group_of_record, panes)
 
 
-def _count_pairs(batch: LogColumns, group: np.ndarray, panes: list[OpenPane]) -> None:
+def _groups(endpoint: np.ndarray, starts: np.ndarray, pane_ms: int) -> tuple[np.ndarray, np.ndarray,
+                                                                              list[tuple[int, int]]]:
+    """The records grouped by (endpoint, pane start) with one stable sort: the order (each group's records in batch
+    order), the groups' bounds in it, and each group's (endpoint code, pane start), sorted."""
+    low = int(starts.min())
+    panes = (int(starts.max()) - low) // pane_ms + 1
+    if panes * (int(endpoint.max()) + 1) < 2**62:
+        pane_index = (starts - low) // pane_ms
+    else:  # pane starts centuries apart: ranked instead (fewer than the records)
+        distinct, pane_index = np.unique(starts, return_inverse=True)
+        panes = len(distinct)
+    key = endpoint.astype(np.int64) * panes + pane_index
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    firsts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    bounds = np.append(firsts, len(order))
+    keys = list(zip(endpoint[order[firsts]].tolist(), starts[order[firsts]].tolist(), strict=True))
+    return order, bounds, keys
+
+
+def _count_pairs(status: np.ndarray, outcome: np.ndarray, group: np.ndarray, batch: LogColumns,
+                 panes: list[OpenPane]) -> None:
     """Status classes, statuses and outcomes: one count per (group, status, outcome) that occurs."""
     outcomes = len(batch.outcomes)
     pairs = len(batch.statuses) * outcomes
-    cells = np.bincount(group * pairs + batch.status.astype(np.int64) * outcomes + batch.outcome,
+    cells = np.bincount(group * pairs + status.astype(np.int64) * outcomes + outcome,
                         minlength=len(panes) * pairs)
     present = np.flatnonzero(cells)
     meaning = [(status_class(status, outcome), status, outcome) for status in batch.statuses
@@ -58,12 +77,12 @@ def _count_pairs(batch: LogColumns, group: np.ndarray, panes: list[OpenPane]) ->
     for pane_index, pair, count in zip((present // pairs).tolist(), (present % pairs).tolist(),
                                        cells[present].tolist(), strict=True):
         pane = panes[pane_index]
-        klass, status, outcome = meaning[pair]
+        klass, status_code, outcome_name = meaning[pair]
         classes = pane.classes
         classes[klass] = classes.get(klass, 0) + count
-        if status is not None:
-            pane.status[status] = pane.status.get(status, 0) + count
-        pane.outcome[outcome] = pane.outcome.get(outcome, 0) + count
+        if status_code is not None:
+            pane.status[status_code] = pane.status.get(status_code, 0) + count
+        pane.outcome[outcome_name] = pane.outcome.get(outcome_name, 0) + count
 
 
 def _add_values(ordered: np.ndarray, bounds: list[int], panes: list[OpenPane], *, durations: bool) -> None:

@@ -74,13 +74,13 @@ class PaneStore:
         stamped = marks != NO_MARK
         late = stamped & (stamps < marks - marks % pane_ms)
         if not late.any():
-            count_into(batch, starts, self._pane_of)  # no record's pane can have closed
+            count_into(batch, starts, pane_ms, self._pane_of)  # no record's pane can have closed
             return 0
         endpoints = batch.endpoints
         for index, mark in zip(np.flatnonzero(late).tolist(), marks[late].tolist(), strict=True):
             self._pane_of((*endpoints[batch.endpoint[index]], mark - mark % pane_ms)).late_dropped += 1
         kept = ~late
-        count_into(batch.take(kept), starts[kept], self._pane_of)
+        count_into(batch.take(kept), starts[kept], pane_ms, self._pane_of)
         return int(late.sum())
 
     def _pane_of(self, key: tuple[str, str, int]) -> OpenPane:

@@ -206,14 +206,15 @@ def run(args: argparse.Namespace) -> int:
         first = started_reading(args.inputs[0], extractor, totals, progress)
         engine = None if args.metrics or args.service_metrics else _engine(args)
         events, alerts = replay_events(args, totals, engine, extractor, services, progress, first)
-    from pipeline.metrics import snapshot  # noqa: PLC0415
+    from pipeline.metrics import encoded_digest, snapshot  # noqa: PLC0415
     from pipeline.service import service_snapshot  # noqa: PLC0415
 
     out = sys.stdout.buffer
     late = sum(event.pane.late_dropped for event in events)
     if args.metrics or args.service_metrics:
         drop = ("duration_digest", "cpu_digest", "d1_digest") if args.no_digests else ()
-        snapshots = map(snapshot, events) if args.metrics else map(service_snapshot, services)
+        snapshots = ((snapshot(event, encoded_digest) for event in events) if args.metrics
+                     else (service_snapshot(event, encoded_digest) for event in services))
         for snap in snapshots:
             for key in drop:
                 del snap[key]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from pipeline.metrics import snapshot
+from pipeline.metrics import encoded_digest, snapshot
 from pipeline.partition_operator import Step
 from pipeline.partitioning import partition_for_key
 
@@ -30,8 +30,9 @@ def service_partition(service: str, metrics_partitions: int) -> int:
 
 def stage_messages(step: Step, partition: int, partitions: int) -> list[StageMessage]:
     """What stage 1 sends for one step of logs partition `partition` (of `partitions`), in order: the closed
-    endpoint panes, the held alerts, then the progress when it changed (to every metrics partition)."""
-    out: list[StageMessage] = [(event.service, snapshot(event)) for event in step.closed]
+    endpoint panes, the held alerts, then the progress when it changed (to every metrics partition). Each value is
+    ready for `orjson.dumps`: a snapshot's digests are already their JSON text (`encoded_digest`)."""
+    out: list[StageMessage] = [(event.service, snapshot(event, encoded_digest)) for event in step.closed]
     out += [(alert["labels"]["service"], {"v": 1, "kind": "held_alert", "partition": partition, "alert": alert})
             for alert in step.held]
     if step.progress is not None:

@@ -15,11 +15,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pipeline.metrics import window_metrics
+from pipeline.metrics import DigestOut, window_metrics
 from pipeline.pane_codec import closed_from_dict, closed_to_dict
 from pipeline.pane_store import DEFAULT_RETENTION_MS
 from pipeline.panes import ClosedPane, PaneCounts
-from pipeline.sketches import from_dict
+from pipeline.sketches import from_dict, to_dict
 from pipeline.windows import PANE_MS, day_start, pane_start
 
 Added = Literal["merged", "duplicate", "late"]
@@ -62,10 +62,10 @@ def pane_as_published(pane: ClosedPane) -> ClosedPane:
     return copy
 
 
-def service_snapshot(event: ServicePaneEvent) -> dict[str, Any]:
-    """A dict shaped like `schemas.metrics.ServicePaneSnapshot`."""
+def service_snapshot(event: ServicePaneEvent, digest: DigestOut = to_dict) -> dict[str, Any]:
+    """A dict shaped like `schemas.metrics.ServicePaneSnapshot` (digests as `pipeline.metrics.snapshot` says)."""
     return {"v": 1, "service": event.service,
-            **window_metrics(event.pane, event.start_ms, event.end_ms, event.d1_rows_read_today),
+            **window_metrics(event.pane, event.start_ms, event.end_ms, event.d1_rows_read_today, digest),
             "endpoints": len(event.endpoints), "late_endpoint_panes": event.late_endpoint_panes}
 
 

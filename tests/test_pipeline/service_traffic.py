@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import orjson
+
 from pipeline.partition_operator import Step
 from pipeline.partitioning import Partitioner
 from pipeline.replay import Replay
@@ -70,13 +72,14 @@ def partition_steps(records: list[dict[str, Any]], partitions: int, chunk: int =
 def partition_messages(records: list[dict[str, Any]], partitions: int, chunk: int = 40,
                        stage1_engines: bool = True, stage1_alerts: list[dict[str, Any]] | None = None,
                        ) -> list[list[tuple[str | None, dict[str, Any]]]]:
-    """Per logs partition, every value its stage 1 sends to the metrics topic, in order; stage 1's own alerts go
-    to `stage1_alerts`."""
+    """Per logs partition, every value its stage 1 sends to the metrics topic, in order, as its JSON decodes (the
+    snapshots' digests are JSON text until sent); stage 1's own alerts go to `stage1_alerts`."""
     out = []
     for p, steps in enumerate(partition_steps(records, partitions, chunk, stage1_engines)):
         sent: list[tuple[str | None, dict[str, Any]]] = []
         for step in steps:
-            sent += stage_messages(step, p, partitions)
+            sent += [(service, orjson.loads(orjson.dumps(value)))
+                     for service, value in stage_messages(step, p, partitions)]
             if stage1_alerts is not None:
                 stage1_alerts += step.alerts
         out.append(sent)

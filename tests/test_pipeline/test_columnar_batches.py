@@ -260,3 +260,22 @@ def test_records_of_a_batch_with_short_other_fields_is_refused() -> None:
     value["other"]["path"] = value["other"]["path"][:-1]
     with pytest.raises(InvalidColumns, match="`path` is not a list of 20 values"):
         records_of_batch(value)
+
+
+def test_panes_too_far_apart_for_one_sort_key_are_grouped_as_near_ones() -> None:
+    """Grouping sorts one integer key, endpoint × panes spanned + pane; when that would overflow (here 1 ms panes
+    2**61 ms apart) the pane starts are ranked instead, and the panes are the same."""
+    stamps = [0, 2**61, 7, 2**61, 0, 7]
+    records = [{"service": "a", "endpoint": f"/{i % 3}", "event_time_ms": t, "status": 200 + i % 2, "outcome": "ok",
+                "duration_ms": float(i), "cpu_ms": None, "d1": []} for i, t in enumerate(stamps)]
+    store = PaneStore(pane_ms=1, retention_ms=1)
+    store.add(records)
+    closed = {(e.service, e.endpoint, e.start_ms): e.pane.counts_dict() for e in store.close_all()}
+    expected: dict[tuple[str, str, int], list[int]] = {}
+    for i, r in enumerate(records):
+        expected.setdefault((r["service"], r["endpoint"], r["event_time_ms"]), []).append(i)
+    assert closed.keys() == expected.keys()
+    for key, indexes in expected.items():
+        assert closed[key]["total"] == len(indexes)
+        assert closed[key]["duration_sum_ms"] == sum(float(i) for i in indexes)
+        assert closed[key]["status"] == dict(Counter(str(200 + i % 2) for i in indexes))
