@@ -24,7 +24,7 @@ from pipeline.pane_store import ClosedPaneEvent, PaneStore
 from pipeline.panes import ClosedPane
 from pipeline.rules.compiled import CompiledRule, CompiledTier, Stage
 from pipeline.rules.expression import Binary, Expression
-from pipeline.rules.lifecycle import AlertState, Transition, evaluate
+from pipeline.rules.lifecycle import INACTIVE, AlertState, Transition, evaluate
 from pipeline.rules.silences import SilenceSet
 from pipeline.timestamps import ms_to_iso
 
@@ -140,33 +140,37 @@ class RuleEngine:
         service = alert["labels"].get("service", "")
         return [source for source, targets, severities in self._across
                 if alert["rule"] in targets and (severities is None or alert["severity"] in severities)
-                and self.states.get((source, service, ""), AlertState()).state == "firing"]
+                and self.states.get((source, service, ""), INACTIVE).state == "firing"]
 
     def _evaluate(self, labels: dict[str, str], start_ms: int, end_ms: int, rows_today: int,
                   window_of: WindowOf) -> list[dict[str, Any]]:
         alerts = []
         windows: dict[int, tuple[ClosedPane, dict[str, Any]]] = {}  # rules sharing a window length share its metrics
+        values_of: dict[tuple[int, int], dict[str, Any]] = {}  # ... and, with equal parameters, the values they read
         service, endpoint = labels["service"], labels.get("endpoint", "")
+        states = self.states
         for rule, params in self._rules_for(service, endpoint, labels):
             if rule.window_ms not in windows:
                 merged = window_of(rule.window_ms)
                 windows[rule.window_ms] = (merged, derived(merged, rows_today))
             window, metrics = windows[rule.window_ms]
-            values = metrics | params
+            values = values_of.get((rule.window_ms, id(params)))
+            if values is None:
+                values = values_of[(rule.window_ms, id(params))] = metrics | params
             verdict, tier = self._verdict(rule, values, window.total)
             cleared: bool | None = True
             if rule.clear is not None:
                 outcome = rule.clear.evaluate(values)
                 cleared = None if outcome is None else bool(outcome)
             key = (rule.spec.name, service, endpoint)
-            state = self.states.get(key, AlertState())
+            state = states.get(key, INACTIVE)
             new_state, transition = evaluate(state, start_ms, end_ms, verdict,
                                              tier.severity if tier else None, rule.timing, cleared)
             new_state, transition, silenced_by = self._silence(rule, labels, new_state, transition, end_ms)
-            if new_state == AlertState():
-                self.states.pop(key, None)
+            if new_state is INACTIVE or new_state == INACTIVE:
+                states.pop(key, None)
             else:
-                self.states[key] = new_state
+                states[key] = new_state
             if transition is not None:
                 alerts.append(self._alert(rule, tier, transition, labels, values, end_ms, window, silenced_by))
         return alerts
@@ -193,11 +197,13 @@ class RuleEngine:
                                                                                               dict[str, Any]]]:
         """The rules evaluated for a group, each with the parameters it adds to the metrics (the file's, the rule's,
         its overrides matching the group, in that order): they depend on the group only, so they are worked out
-        once per group, not per pane. At most `GROUP_RULES_KEPT` groups are kept (then the cache starts over)."""
+        once per group, not per pane, and equal ones are one dict (`_evaluate` merges each into the metrics once).
+        At most `GROUP_RULES_KEPT` groups are kept (then the cache starts over)."""
         key = (service, endpoint)
         found = self._group_rules.get(key)
         if found is None:
             found = []
+            equal: dict[tuple[tuple[str, float], ...], dict[str, Any]] = {}
             for rule in self.rules:
                 if rule.filtered and not rule.applies_to(labels):
                     continue
@@ -205,7 +211,7 @@ class RuleEngine:
                 for override in rule.spec.overrides:
                     if all(labels.get(name) == want for name, want in override.match.items()):
                         params.update(override.params)
-                found.append((rule, params))
+                found.append((rule, equal.setdefault(tuple(params.items()), params)))
             if len(self._group_rules) >= GROUP_RULES_KEPT:
                 self._group_rules.clear()
             self._group_rules[key] = found
@@ -237,7 +243,7 @@ class RuleEngine:
         inhibited = [source for source, targets, severities in self._inhibits
                      if spec.name in targets and (severities is None or severity in severities)
                      and self.states.get((source, labels["service"], labels.get("endpoint", "")),
-                                         AlertState()).state == "firing"]
+                                         INACTIVE).state == "firing"]
         return {
             "v": 1,
             "rule": spec.name,

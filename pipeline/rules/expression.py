@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 Value = float | bool | None
 
@@ -65,16 +65,21 @@ class Binary:
 Node = Number | Name | Unary | Binary
 
 
+Evaluator = Callable[[Mapping[str, Value]], Value]
+
+
 @dataclass(frozen=True, slots=True)
 class Expression:
-    """A parsed condition: `evaluate(values)` gives True (breached), False (clear) or None (unknown)."""
+    """A parsed condition: `evaluate(values)` gives True (breached), False (clear) or None (unknown). The tree is
+    turned into nested closures once (`_compiled`), so an evaluation is a few calls, not a walk over node types."""
 
     text: str
     root: Node
     names: frozenset[str]
+    evaluate: Evaluator = field(init=False, repr=False, compare=False)
 
-    def evaluate(self, values: Mapping[str, Value]) -> Value:
-        return _evaluate(self.root, values)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "evaluate", _compiled(self.root))
 
 
 def parse(text: str, known_names: frozenset[str] | None = None) -> Expression:
@@ -209,46 +214,71 @@ def _names(node: Node) -> list[str]:
     return []
 
 
-def _evaluate(node: Node, values: Mapping[str, Value]) -> Value:
+_ARITHMETIC: dict[str, Callable[[float, float], float | None]] = {
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+    "/": lambda a, b: None if b == 0 else a / b,
+}
+
+
+def _compiled(node: Node) -> Evaluator:
+    """`node` as a function of the values. Unknown (None) propagates through arithmetic and comparisons; `and`,
+    `or` and `not` follow Kleene logic: `False and unknown` is False, `True or unknown` is True."""
     if isinstance(node, Number):
-        return node.value
+        constant = node.value
+        return lambda values: constant
     if isinstance(node, Name):
-        return values.get(node.name)
+        name = node.name
+        return lambda values: values.get(name)
     if isinstance(node, Unary):
-        operand = _evaluate(node.operand, values)
-        if operand is None:
-            return None
-        return (not operand) if node.op == "not" else -float(operand)
-    left = _evaluate(node.left, values)
-    if node.op in ("and", "or"):
-        return _logic(node, left, values)
-    right = _evaluate(node.right, values)
-    if left is None or right is None:
-        return None
-    a, b = float(left), float(right)
-    if node.op in _COMPARE:
-        return _COMPARE[node.op](a, b)
-    if node.op == "+":
-        return a + b
-    if node.op == "-":
-        return a - b
-    if node.op == "*":
-        return a * b
-    return None if b == 0 else a / b
-
-
-def _logic(node: Binary, left: Value, values: Mapping[str, Value]) -> Value:
-    """Kleene logic: `False and unknown` is False, `True or unknown` is True."""
+        return _unary(node.op, _compiled(node.operand))
+    left, right = _compiled(node.left), _compiled(node.right)
     if node.op == "and":
-        if left is False:
+        return _and(left, right)
+    if node.op == "or":
+        return _or(left, right)
+    operation = _COMPARE.get(node.op) or _ARITHMETIC[node.op]
+
+    def binary(values: Mapping[str, Value]) -> Value:
+        a = left(values)
+        if a is None:
+            return None
+        b = right(values)
+        return None if b is None else operation(float(a), float(b))
+    return binary
+
+
+def _unary(op: str, operand: Evaluator) -> Evaluator:
+    if op == "not":
+        def negation(values: Mapping[str, Value]) -> Value:
+            value = operand(values)
+            return None if value is None else not value
+        return negation
+
+    def minus(values: Mapping[str, Value]) -> Value:
+        value = operand(values)
+        return None if value is None else -float(value)
+    return minus
+
+
+def _and(left: Evaluator, right: Evaluator) -> Evaluator:
+    def conjunction(values: Mapping[str, Value]) -> Value:
+        a = left(values)
+        if a is False:
             return False
-        right = _evaluate(node.right, values)
-        if right is False:
+        b = right(values)
+        if b is False:
             return False
-        return None if left is None or right is None else bool(left) and bool(right)
-    if left is True:
-        return True
-    right = _evaluate(node.right, values)
-    if right is True:
-        return True
-    return None if left is None or right is None else bool(left) or bool(right)
+        return None if a is None or b is None else bool(a) and bool(b)
+    return conjunction
+
+
+def _or(left: Evaluator, right: Evaluator) -> Evaluator:
+    def disjunction(values: Mapping[str, Value]) -> Value:
+        a = left(values)
+        if a is True:
+            return True
+        b = right(values)
+        if b is True:
+            return True
+        return None if a is None or b is None else bool(a) or bool(b)
+    return disjunction

@@ -64,6 +64,9 @@ class AlertState:
     evaluated_end_ms: int | None = None
 
 
+INACTIVE = AlertState()  # what a group without an alert state is in (compared by identity first: most are)
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     change: Change
@@ -83,7 +86,7 @@ def evaluate(state: AlertState, pane_start_ms: int, pane_end_ms: int, verdict: b
     is True; leave it True for rules without one.
     """
     if state.state == "pending" and not _continuous(state, pane_start_ms, pane_end_ms, timing):
-        state = AlertState()  # unknown time since its last evaluation: `for` starts over
+        state = INACTIVE  # unknown time since its last evaluation: `for` starts over
     if verdict is None:
         if state.state == "pending":
             return replace(state, evaluated_end_ms=pane_end_ms), None
@@ -104,39 +107,41 @@ def _continuous(state: AlertState, pane_start_ms: int, pane_end_ms: int, timing:
 
 def _breached(state: AlertState, pane_start_ms: int, now: int, severity: str | None,
               timing: Timing) -> tuple[AlertState, Transition | None]:
+    """One copy of the state per evaluation (`replace` with every change at once: it is most of the cost)."""
     if state.state == "inactive":
         state = AlertState("pending", active_since_ms=pane_start_ms, severity=severity)
     since = state.active_since_ms if state.active_since_ms is not None else pane_start_ms
-    state = replace(state, last_breach_end_ms=now)
     if state.state == "pending":
-        state = replace(state, breached_ms=state.breached_ms + (now - pane_start_ms))
-        if state.breached_ms < timing.for_ms:
-            return replace(state, severity=severity, evaluated_end_ms=now), None
-        fired = replace(state, state="firing", starts_at_ms=now, last_notified_ms=now, severity=severity,
-                        severity_held_ms=now, breached_ms=0, evaluated_end_ms=None)
+        breached = state.breached_ms + (now - pane_start_ms)
+        if breached < timing.for_ms:
+            return replace(state, last_breach_end_ms=now, breached_ms=breached, severity=severity,
+                           evaluated_end_ms=now), None
+        fired = replace(state, state="firing", last_breach_end_ms=now, starts_at_ms=now, last_notified_ms=now,
+                        severity=severity, severity_held_ms=now, breached_ms=0, evaluated_end_ms=None)
         return fired, Transition("firing", severity, since, now, None, now)
     starts = state.starts_at_ms if state.starts_at_ms is not None else now
     rank, held_rank = _rank(severity), _rank(state.severity)
-    if rank >= held_rank:
-        state = replace(state, severity_held_ms=now)
+    # the current severity (or a higher one) holds in this pane: held until now
+    held_ms = now if rank >= held_rank else state.severity_held_ms
     if rank > held_rank:
-        updated = replace(state, severity=severity, last_notified_ms=now)
+        updated = replace(state, last_breach_end_ms=now, severity_held_ms=now, severity=severity, last_notified_ms=now)
         return updated, Transition("escalated", severity, since, starts, None, now)
-    held = state.severity_held_ms if state.severity_held_ms is not None else now
+    held = held_ms if held_ms is not None else now
     if rank < held_rank and now - held >= timing.keep_firing_for_ms:
         # like resolving: a lower tier takes over only after the higher one stayed clear `keep_firing_for`
-        updated = replace(state, severity=severity, severity_held_ms=now, last_notified_ms=now)
+        updated = replace(state, last_breach_end_ms=now, severity=severity, severity_held_ms=now, last_notified_ms=now)
         return updated, Transition("deescalated", severity, since, starts, None, now)
     last = state.last_notified_ms if state.last_notified_ms is not None else starts
     if timing.repeat_interval_ms and now - last >= timing.repeat_interval_ms:
-        return replace(state, last_notified_ms=now), Transition("repeat", severity, since, starts, None, now)
-    return state, None
+        updated = replace(state, last_breach_end_ms=now, severity_held_ms=held_ms, last_notified_ms=now)
+        return updated, Transition("repeat", severity, since, starts, None, now)
+    return replace(state, last_breach_end_ms=now, severity_held_ms=held_ms), None
 
 
 def _not_breached(state: AlertState, now: int, cleared: bool | None,
                   timing: Timing) -> tuple[AlertState, Transition | None]:
     if state.state == "pending":
-        return AlertState(), None
+        return INACTIVE, None
     if state.state == "inactive":
         return state, None
     last_breach = state.last_breach_end_ms if state.last_breach_end_ms is not None else now
@@ -144,7 +149,7 @@ def _not_breached(state: AlertState, now: int, cleared: bool | None,
         return state, None
     since = state.active_since_ms if state.active_since_ms is not None else now
     starts = state.starts_at_ms if state.starts_at_ms is not None else now
-    return AlertState(), Transition("resolved", state.severity, since, starts, now, now)
+    return INACTIVE, Transition("resolved", state.severity, since, starts, now, now)
 
 
 SEVERITY_RANK = {"INFO": 0, "LOW": 1, "MEDIUM": 2, "WARNING": 2, "HIGH": 3, "CRITICAL": 4}

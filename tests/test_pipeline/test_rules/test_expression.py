@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.rules.expression import ExpressionError, parse
 
@@ -77,3 +82,55 @@ def test_no_code_runs() -> None:
     for text in ("error_rate.__class__", "open('x')", "error_rate[0]", "'a' == 'a'", "lambda: 1"):
         with pytest.raises(ExpressionError):
             parse(text)
+
+
+# Generated expressions, as text, and a reference reading of the language's semantics to check them against.
+NAMES = ("a", "b", "c")
+ATOMS = st.one_of(st.sampled_from(NAMES), st.sampled_from(["0", "1", "2.5", "50%", "1e3"]))
+
+
+def _combine(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.tuples(children, st.sampled_from(["+", "-", "*", "/", "<", "<=", ">", ">=", "==", "!=", "and", "or"]),
+                  children).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        children.map(lambda c: f"(not {c})"), children.map(lambda c: f"(-{c})"))
+
+
+EXPRESSIONS = st.recursive(ATOMS, _combine, max_leaves=12)
+VALUES = st.one_of(st.none(), st.booleans(), st.floats(-5, 5, allow_nan=False), st.sampled_from([0.0, 1.0]))
+
+
+def reference(node: Any, values: dict[str, Any]) -> Any:
+    """The semantics in the module's docstring, read one node at a time."""
+    kind = type(node).__name__
+    if kind == "Number":
+        return node.value
+    if kind == "Name":
+        return values.get(node.name)
+    if kind == "Unary":
+        operand = reference(node.operand, values)
+        return None if operand is None else (not operand) if node.op == "not" else -float(operand)
+    left, right = reference(node.left, values), reference(node.right, values)
+    if node.op == "and":
+        if left is False or right is False:
+            return False
+        return None if left is None or right is None else bool(left) and bool(right)
+    if node.op == "or":
+        if left is True or right is True:
+            return True
+        return None if left is None or right is None else bool(left) or bool(right)
+    if left is None or right is None:
+        return None
+    a, b = float(left), float(right)
+    return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: None if b == 0 else a / b,
+            "<": lambda: a < b, "<=": lambda: a <= b, ">": lambda: a > b, ">=": lambda: a >= b,
+            "==": lambda: a == b, "!=": lambda: a != b}[node.op]()
+
+
+@settings(max_examples=500, deadline=None)
+@given(EXPRESSIONS, st.fixed_dictionaries({name: VALUES for name in NAMES}))
+def test_evaluation_follows_the_semantics_on_generated_expressions(text: str, values: dict[str, Any]) -> None:
+    expression = parse(text)
+    got, want = expression.evaluate(values), reference(expression.root, values)
+    assert type(got) is type(want)
+    assert got == want or (math.isnan(got) and math.isnan(want))  # type: ignore[arg-type]  # NaN: inf - inf
