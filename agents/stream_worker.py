@@ -32,6 +32,7 @@ from agents.alert_silences import SilenceFeed
 from agents.dashboard import attach_dashboard
 from agents.faust_web import BUILT_IN_VIEWS_OFF
 from agents.fetch_wait import keep_fetch_wait_short
+from agents.lean_monitor import LeanMonitor
 from agents.malloc_trim import TRIM_EVERY_S, release_free_memory
 from agents.partition_driver import OUTPUT_BACKLOG_MESSAGES, PartitionDriver, PartitionState, send_backlog_bounded
 from agents.service_worker import ServiceStage
@@ -97,6 +98,7 @@ class MetricsWorker:
             producer_max_batch_size=table_value_max_bytes(),
             producer_max_request_size=4 << 20,
             producer_linger=0.005,
+            Monitor=LeanMonitor,
         )
         self.logs = self.app.topic(kafka.logs_topic, value_type=bytes, key_type=bytes,
                                    value_serializer="raw", key_serializer="raw", partitions=kafka.partitions)
