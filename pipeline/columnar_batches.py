@@ -121,18 +121,11 @@ class WireColumns(msgspec.Struct, frozen=True, gc=False):
         for name, dictionary in (("endpoint", self.endpoints), ("status", self.statuses),
                                  ("outcome", self.outcomes)):
             _within(name, record[name], len(dictionary))
-        _within("d1_record", query["d1_record"], size)
-        if len(query["d1_record"]) and (np.diff(query["d1_record"]) < 0).any():
-            raise InvalidColumns("d1_record is not in record order")
-        for name in ("duration_ms", "cpu_ms", "d1_duration_ms"):
-            values = record.get(name, query.get(name))
-            assert values is not None
-            if np.isinf(values).any():
+        if len(query["d1_record"]):
+            _check_queries(query, size)
+        for name in ("duration_ms", "cpu_ms"):
+            if np.isinf(record[name]).any():
                 raise InvalidColumns(f"{name} holds an infinite value")
-        if (query["d1_duration_ms"] < 0).any() or np.isnan(query["d1_duration_ms"]).any():
-            raise InvalidColumns("d1_duration_ms holds a negative or missing value")
-        if (query["d1_rows_read"] < 0).any() or (query["d1_rows_written"] < 0).any():
-            raise InvalidColumns("d1 rows are negative")
         d1 = D1Columns(query["d1_record"].astype(np.int64), query["d1_write"].astype(np.bool_),
                        query["d1_connection_failed"].astype(np.bool_), query["d1_duration_ms"],
                        query["d1_rows_read"], query["d1_rows_written"])
@@ -155,8 +148,23 @@ def _same_length(columns: dict[str, np.ndarray]) -> None:
 
 
 def _within(name: str, codes: np.ndarray, size: int) -> None:
-    if len(codes) and (int(codes.min()) < 0 or int(codes.max()) >= size):
+    """Codes in 0..size-1: one reduction, a negative code being a large one read unsigned."""
+    if len(codes) and int(codes.view(np.uint32 if codes.dtype.itemsize == 4 else np.uint64).max()) >= size:
         raise InvalidColumns(f"{name} indexes outside 0..{size - 1}")
+
+
+def _check_queries(query: dict[str, np.ndarray], size: int) -> None:
+    """A batch's D1 columns (when it has queries): in record order, finite durations, no negative counts."""
+    _within("d1_record", query["d1_record"], size)
+    if (np.diff(query["d1_record"]) < 0).any():
+        raise InvalidColumns("d1_record is not in record order")
+    durations = query["d1_duration_ms"]
+    if np.isinf(durations).any():
+        raise InvalidColumns("d1_duration_ms holds an infinite value")
+    if (durations < 0).any() or np.isnan(durations).any():
+        raise InvalidColumns("d1_duration_ms holds a negative or missing value")
+    if (query["d1_rows_read"] < 0).any() or (query["d1_rows_written"] < 0).any():
+        raise InvalidColumns("d1 rows are negative")
 
 
 def records_of_batch(value: dict[str, Any]) -> list[dict[str, Any]]:
