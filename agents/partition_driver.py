@@ -59,14 +59,21 @@ async def send_backlog_bounded(app: faust.App) -> None:
         await buffer.flush_atmost(buffer.size - OUTPUT_BACKLOG_MESSAGES)
 
 
+def skip_deleted(operator: Operator, first_kept: int) -> int:
+    """The log's messages before offset `first_kept` were deleted (retention) before `operator` applied them: the
+    next message to apply is `first_kept`. Returns how many were skipped (0 when none were missed)."""
+    skipped = max(0, first_kept - (operator.applied_offset + 1))
+    if skipped:
+        operator.applied_offset = first_kept - 1
+    return skipped
+
+
 class Operator(Protocol):
     """What the driver needs of an operator: the last offset it applied, and its state as JSON-ready data."""
 
     applied_offset: int
 
     def snapshot(self) -> dict[str, Any]: ...
-
-    def skip_deleted(self, first_kept: int) -> int: ...
 
 
 Op = TypeVar("Op", bound=Operator)
@@ -259,7 +266,7 @@ class PartitionDriver(ABC, Generic[Op]):
         """Messages the state has not applied that the topic no longer holds (its retention deleted them while the
         worker was down or behind) can never be read: they are skipped, counted and logged, so the partition
         resumes at the log's first message and its lag can reach 0."""
-        skipped = state.operator.skip_deleted(first_kept)
+        skipped = skip_deleted(state.operator, first_kept)
         if skipped:
             self.deleted_unread += skipped
             log.warning("messages deleted by the topic's retention before they were processed: skipped",

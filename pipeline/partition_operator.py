@@ -108,14 +108,6 @@ class PartitionOperator:
         self._note_progress(step, self.watermark.ended)
         return step
 
-    def skip_deleted(self, first_kept: int) -> int:
-        """The log's messages before offset `first_kept` were deleted (retention) before they were applied: the
-        next message to apply is `first_kept`. Returns how many were skipped (0 when none were missed)."""
-        skipped = max(0, first_kept - (self.applied_offset + 1))
-        if skipped:
-            self.applied_offset = first_kept - 1
-        return skipped
-
     def end(self) -> Step:
         """The read ends (a backtest's history, a file replay): every pane that exists closes."""
         step = Step()

@@ -93,14 +93,6 @@ class ServiceOperator:
         self._add(step, value["service"], value["endpoint"], value["window_start_ms"], pane)
         return step
 
-    def skip_deleted(self, first_kept: int) -> int:
-        """The topic's messages before offset `first_kept` were deleted (retention) before they were applied: the
-        next value to apply is `first_kept`. Returns how many were skipped (0 when none were missed)."""
-        skipped = max(0, first_kept - (self.applied_offset + 1))
-        if skipped:
-            self.applied_offset = first_kept - 1
-        return skipped
-
     def feed(self, value: dict[str, Any]) -> ServiceStep:
         """One value as `stage_messages` made it (or `feed_message` checked it)."""
         step = ServiceStep()

@@ -138,9 +138,6 @@ class _Operator:
     def snapshot(self) -> dict[str, Any]:
         return {"offset": self.applied_offset}
 
-    def skip_deleted(self, first_kept: int) -> int:
-        return 0
-
 
 def test_keys_the_operator_let_go_are_deleted_only_after_the_checkpoint_that_no_longer_needs_them() -> None:
     """A closed pane evicted by a step stays in the table until the next checkpoint is stored: a restore from the

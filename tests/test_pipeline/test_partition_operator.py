@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from agents.partition_driver import skip_deleted
 from agents.rules_files import load_rules
 from pipeline.batching import BatchBuilder
 from pipeline.held_panes import merge_held
@@ -170,9 +171,9 @@ def test_messages_deleted_before_they_were_applied_are_skipped_and_the_next_ones
     operator = PartitionOperator()
     applied = messages("a", first)
     run(operator, applied)
-    assert operator.skip_deleted(len(applied)) == 0  # nothing missed: nothing skipped
-    assert operator.skip_deleted(len(applied) + 7) == 7  # 7 messages deleted unread: the next to apply is past them
+    assert skip_deleted(operator, len(applied)) == 0  # nothing missed: nothing skipped
+    assert skip_deleted(operator, len(applied) + 7) == 7  # 7 messages deleted unread: the next to apply is past them
     assert operator.applied_offset == len(applied) + 6
-    assert operator.skip_deleted(3) == 0  # a log start behind what was applied changes nothing
+    assert skip_deleted(operator, 3) == 0  # a log start behind what was applied changes nothing
     snapshots, _alerts = run(operator, messages("b", second), first_offset=len(applied) + 7)
     assert snapshots and operator.applied_offset > len(applied) + 7
