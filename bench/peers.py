@@ -1,8 +1,9 @@
 """`python -m bench peers`: the tailwatch worker beside bytewax and the raw floor, on the same records, same run.
 
 One embedded broker, the same `--records` (as `bench live`: 8 endpoints, ~2 % 5xx, ~5 % 404, seeded):
-- floor: aiokafka `getmany` + orjson + dict counting per (endpoint, minute) over the logs topic (LogBatch
-  messages of up to 500 records, as ingest sends them) — `bench live`'s floor;
+- floor: aiokafka `getmany` + orjson + dict counting per (endpoint, minute) over the logs topic as ingest writes
+  it (columnar LogBatch messages of up to 500 records, the three counted columns decoded) — `bench live`'s
+  "columnar read", not its target's floor (which reads the records as row batches);
 - tailwatch: `tailwatch worker` on that logs topic, from ready to the last pane snapshot — `bench live`'s run;
 - bytewax (`pip install 'tailwatch[bench]'`): one worker (`run_main`, in a child process) reading the same records
   from a topic of one record per message keyed by endpoint (a stream processor's usual input; bytewax's
@@ -169,7 +170,7 @@ def main(argv: list[str]) -> int:
         worker = run_worker(settings, panes)
         bytewax = run_bytewax(broker.bootstrap, per_record_topic)
     bytewax_timed = Timed(bytewax["seconds"], bytewax["cpu_s"])
-    print(f"floor (aiokafka getmany + orjson + dicts): {rates_text(floor_run, count)}")
+    print(f"floor (aiokafka getmany + orjson + dicts over the columnar logs topic): {rates_text(floor_run, count)}")
     print(f"tailwatch worker: {rates_text(worker, count)}; start-up {worker.startup_s:.2f} s")
     print(f"bytewax (1 worker, 1 record per message): {rates_text(bytewax_timed, count)}; {bytewax['panes']:.0f} "
           f"panes, {bytewax['late']:.0f} late; start-up {bytewax['startup_s']:.2f} s")
