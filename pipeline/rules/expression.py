@@ -232,10 +232,8 @@ def _compiled(node: Node) -> Evaluator:
     if isinstance(node, Unary):
         return _unary(node.op, _compiled(node.operand))
     left, right = _compiled(node.left), _compiled(node.right)
-    if node.op == "and":
-        return _and(left, right)
-    if node.op == "or":
-        return _or(left, right)
+    if node.op in ("and", "or"):
+        return _junction(left, right, decisive=node.op == "or")
     operation = _COMPARE.get(node.op) or _ARITHMETIC[node.op]
 
     def binary(values: Mapping[str, Value]) -> Value:
@@ -260,25 +258,17 @@ def _unary(op: str, operand: Evaluator) -> Evaluator:
     return minus
 
 
-def _and(left: Evaluator, right: Evaluator) -> Evaluator:
-    def conjunction(values: Mapping[str, Value]) -> Value:
+def _junction(left: Evaluator, right: Evaluator, decisive: bool) -> Evaluator:
+    """`and` (`decisive` False) or `or` (True): a side that is the decisive value decides, even with the other
+    unknown; else unknown when a side is, else the Boolean result."""
+    def junction(values: Mapping[str, Value]) -> Value:
         a = left(values)
-        if a is False:
-            return False
+        if a is decisive:
+            return decisive
         b = right(values)
-        if b is False:
-            return False
-        return None if a is None or b is None else bool(a) and bool(b)
-    return conjunction
-
-
-def _or(left: Evaluator, right: Evaluator) -> Evaluator:
-    def disjunction(values: Mapping[str, Value]) -> Value:
-        a = left(values)
-        if a is True:
-            return True
-        b = right(values)
-        if b is True:
-            return True
-        return None if a is None or b is None else bool(a) or bool(b)
-    return disjunction
+        if b is decisive:
+            return decisive
+        if a is None or b is None:
+            return None
+        return (bool(a) or bool(b)) if decisive else (bool(a) and bool(b))
+    return junction
