@@ -44,6 +44,9 @@ pytestmark = pytest.mark.integration
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 40.0  # `run` gives each child 10 s before SIGKILL
 ORPHAN_TIMEOUT_S = 20.0  # an orphan stops within 5 s (agents/parent_watch.py), plus polling, on a loaded machine
+# A port is released by the kernel shortly after its process is gone: a connection the dead process had accepted
+# closes asynchronously (seen once in ~15 runs: busy at the first look, free a moment later).
+PORT_RELEASE_TIMEOUT_S = 10.0
 FAUST_VIEWS = ("/table", "/table/", "/table/panes/", "/router", "/router/", "/router/topics", "/graph", "/graph/",
                "/assignment", "/assignment/", "/stats", "/stats/", "/signals", "/tables", "/tables/", "/performance/")
 
@@ -162,7 +165,17 @@ def stop_and_check(parent: Parent, signum: int, ports: list[int], children_count
     else:
         assert code == 0, parent.log_path.read_text()[-3000:]  # a clean stop on request
         assert [p for p in children if running(p)] == []
-    assert [port for port in ports if not port_free(port)] == []
+    assert busy_ports(ports, PORT_RELEASE_TIMEOUT_S) == []
+
+
+def busy_ports(ports: list[int], timeout_s: float) -> list[int]:
+    """The ports still not free once `timeout_s` has passed (checked every 50 ms; [] as soon as all are free)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        busy = [port for port in ports if not port_free(port)]
+        if not busy or time.monotonic() > deadline:
+            return busy
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=["TERM", "INT", "KILL"])
