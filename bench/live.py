@@ -117,7 +117,7 @@ async def publish(settings: KafkaSettings, records: list[dict[str, Any]], batch_
 
 def floor_rows(value: dict[str, Any]) -> Any:
     """(endpoint, event time, status) of each record of a logs-topic value: the rows of a version 1 batch, the
-    base64 columns of a version 2 one (what ingest writes), turned into lists with numpy."""
+    base64 columns of a columnar one (versions 2 and 3; ingest writes 3), turned into lists with numpy."""
     if value.get("v", 1) == 1:
         return ((r["endpoint"], r["event_time_ms"], r["status"]) for r in value["records"])
     columns = value["columns"]

@@ -1,17 +1,23 @@
-"""The columnar logs-topic batch (version 2): what ingest writes, and its records back as rows for other readers.
+"""The columnar logs-topic batch (version 3): what ingest writes, and its records back as rows for other readers.
 
-A version 2 `LogBatch` (`schemas.envelopes.ColumnarLogBatch`) has the row batch's header and, instead of
-`records`:
+A columnar `LogBatch` (`schemas.envelopes.ColumnarLogBatch`) has the row batch's header and, instead of `records`:
 - `columns`: what panes read (`pipeline.log_columns`), each numeric column the base64 of its little-endian bytes
   (`endpoint`, `status`, `outcome` int32 indexes into the JSON lists `endpoints`, `statuses`, `outcomes`;
   `event_time_ms`, `watermark_ms` int64, `NO_MARK` for no stamp; `duration_ms`, `cpu_ms` float64, NaN for none,
   and `cpu_ms_int` uint8, 1 where the CPU time was a JSON integer, so the rows come back as they were;
   the D1 queries flattened: `d1_record` int32, `d1_write`, `d1_connection_failed` uint8, `d1_duration_ms` float64,
   `d1_rows_read`, `d1_rows_written` int64). The worker turns them into arrays without a step per record.
-- `other`: every other `LogRecord` field as a JSON list with one value per record, and `d1_other` the D1 fields
-  panes do not read (`database`, `table`, `error_code`), one value per query. The worker skips both unread.
+- `other`: every other `LogRecord` field, one value per record, and `d1_other` the D1 fields panes do not read
+  (`database`, `table`, `error_code`), one value per query. The worker skips both unread. Each field is a JSON
+  list of its values or, in version 3, when its values are all strings or null and at most half of them distinct
+  (method, colo, level, ...), dictionary coded (`coded_field`): `{"values": [the distinct values, in first-seen
+  order], "codes": base64 of each value's index}`, the codes uint8 when there are at most 256 distinct values,
+  else little-endian uint16. Version 2 (written before) has lists only; both are read.
 
-`records_of_batch` gives the records of a batch of either version as `LogRecord` dicts (the report's record
+Version 3 exists for what the worker skips: with every field a list, `other` was two thirds of a batch's bytes
+(92 kB of 500 records in `bench live`), all of it fetched and scanned; coded, the batch is half that size.
+
+`records_of_batch` gives the records of a batch of any version as `LogRecord` dicts (the report's record
 sections, tests), equal to the records ingest batched, value and type (numbers exact below 2**53).
 """
 
@@ -27,7 +33,9 @@ import numpy as np
 
 from pipeline.log_columns import NO_MARK, D1Columns, LogColumns, from_records
 
-COLUMNAR_VERSION = 2
+COLUMNAR_VERSION = 3  # what ingest writes
+COLUMNAR_VERSIONS = (2, 3)  # what readers read as columns (version 1 is rows)
+CODED_MAX_VALUES = 1 << 16  # distinct values a coded field can index (uint16 codes)
 PANE_FIELDS = ("service", "endpoint", "event_time_ms", "status", "outcome", "duration_ms", "cpu_ms", "d1",
                "watermark_ms")
 D1_OTHER_FIELDS = ("database", "table", "error_code")
@@ -54,7 +62,7 @@ class InvalidColumns(ValueError):
 
 
 def encode_columnar(batch: dict[str, Any]) -> bytes:
-    """A row batch (`pipeline.batching`'s dict) as the version 2 message value."""
+    """A row batch (`pipeline.batching`'s dict) as the version 3 message value."""
     records = batch["records"]
     columns = from_records(records)
     d1 = columns.d1
@@ -72,8 +80,8 @@ def encode_columnar(batch: dict[str, Any]) -> bytes:
         "v": COLUMNAR_VERSION,
         "columns": {"endpoints": columns.endpoints, "statuses": columns.statuses, "outcomes": columns.outcomes,
                     **{name: array.astype(dtypes[name]).tobytes() for name, array in arrays.items()}},
-        "other": _per_field(records, record_fields()[1]),
-        "d1_other": _per_field(queries, D1_OTHER_FIELDS),
+        "other": {name: coded_field(values) for name, values in _per_field(records, record_fields()[1]).items()},
+        "d1_other": {name: coded_field(values) for name, values in _per_field(queries, D1_OTHER_FIELDS).items()},
     }
     return msgspec.json.encode(value)
 
@@ -90,8 +98,53 @@ def _per_field(items: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str,
     return {name: list(column) for name, column in zip(names, columns, strict=True)}
 
 
+def coded_field(values: list[Any]) -> list[Any] | dict[str, Any]:
+    """A field's values as written: dictionary coded when they are all strings or null and at most half of them
+    distinct (at most `CODED_MAX_VALUES`), else the list itself (an empty one too). No Python step per value: the
+    distinct values by `dict.fromkeys`, the codes by `map` (a non-string value shows among the distinct ones)."""
+    try:
+        distinct = dict.fromkeys(values)
+    except TypeError:  # unhashable values: not strings
+        return values
+    if (not values or 2 * len(distinct) > len(values) or len(distinct) > CODED_MAX_VALUES
+            or any(value is not None and type(value) is not str for value in distinct)):
+        return values
+    code = {value: index for index, value in enumerate(distinct)}
+    codes = map(code.__getitem__, values)
+    data = bytes(codes) if len(code) <= 256 else np.fromiter(codes, _code_dtype(len(code)), len(values)).tobytes()
+    return {"values": list(code), "codes": data}
+
+
+def _code_dtype(distinct: int) -> str:
+    return "u1" if distinct <= 256 else "<u2"
+
+
+def field_values(name: str, field: Any, size: int, version: int) -> list[Any]:
+    """A field of `other` or `d1_other` as its list of `size` values; raises `InvalidColumns` when it is neither a
+    list of `size` values nor (version 3) a coded field of `size` codes within its dictionary."""
+    if isinstance(field, list):
+        if len(field) != size:
+            raise InvalidColumns(f"`{name}` is not a list of {size} values")
+        return field
+    if version < 3 or not isinstance(field, dict) or set(field) != {"values", "codes"}:
+        raise InvalidColumns(f"`{name}` is not a list of {size} values" +
+                             (" nor a coded field ({values, codes})" if version >= 3 else ""))
+    values, text = field["values"], field["codes"]
+    if (not isinstance(values, list) or not 0 < len(values) <= CODED_MAX_VALUES
+            or any(value is not None and type(value) is not str for value in values)):
+        raise InvalidColumns(f"`{name}`: `values` is not a list of 1 to {CODED_MAX_VALUES} strings or nulls")
+    try:
+        codes = _array(f"{name}.codes", msgspec.convert(text, bytes), _code_dtype(len(values)))
+    except msgspec.ValidationError:
+        raise InvalidColumns(f"`{name}`: `codes` is not base64") from None
+    if len(codes) != size:
+        raise InvalidColumns(f"`{name}` has {len(codes)} codes, not {size}")
+    _within(f"{name}.codes", codes, len(values))
+    return [values[code] for code in codes.tolist()]
+
+
 class WireColumns(msgspec.Struct, frozen=True, gc=False):
-    """The `columns` of a version 2 batch as decoded (the numeric columns still bytes)."""
+    """The `columns` of a columnar batch as decoded (the numeric columns still bytes)."""
 
     endpoints: list[tuple[str, str]]
     statuses: list[int | None]
@@ -148,8 +201,9 @@ def _same_length(columns: dict[str, np.ndarray]) -> None:
 
 
 def _within(name: str, codes: np.ndarray, size: int) -> None:
-    """Codes in 0..size-1: one reduction, a negative code being a large one read unsigned."""
-    if len(codes) and int(codes.view(np.uint32 if codes.dtype.itemsize == 4 else np.uint64).max()) >= size:
+    """Codes in 0..size-1: one reduction, a negative (signed) code being a large one read unsigned."""
+    unsigned = codes if codes.dtype.kind == "u" else codes.view(f"u{codes.dtype.itemsize}")
+    if len(codes) and int(unsigned.max()) >= size:
         raise InvalidColumns(f"{name} indexes outside 0..{size - 1}")
 
 
@@ -168,20 +222,19 @@ def _check_queries(query: dict[str, np.ndarray], size: int) -> None:
 
 
 def records_of_batch(value: dict[str, Any]) -> list[dict[str, Any]]:
-    """The records of a decoded logs-topic value of either version, as `LogRecord` dicts in batch order."""
-    if value.get("v", 1) != COLUMNAR_VERSION:
+    """The records of a decoded logs-topic value of any version, as `LogRecord` dicts in batch order."""
+    version = value.get("v", 1)
+    if version not in COLUMNAR_VERSIONS:
         records: list[dict[str, Any]] = value["records"]
         return records
     wire = msgspec.convert(value["columns"], WireColumns)  # base64 strings become bytes
     columns = wire.to_columns()
-    other: dict[str, list[Any]] = value["other"]
-    d1_other: dict[str, list[Any]] = value["d1_other"]
     d1 = columns.d1
     all_fields, other_fields = record_fields()
-    for names, lists, size in ((other_fields, other, len(columns)), (D1_OTHER_FIELDS, d1_other, len(d1))):
-        for name in names:
-            if not isinstance(lists.get(name), list) or len(lists[name]) != size:
-                raise InvalidColumns(f"`{name}` is not a list of {size} values")
+    if not isinstance(value.get("other"), dict) or not isinstance(value.get("d1_other"), dict):
+        raise InvalidColumns("`other` or `d1_other` is not an object")
+    other = {name: field_values(name, value["other"].get(name), len(columns), version) for name in other_fields}
+    d1_other = {name: field_values(name, value["d1_other"].get(name), len(d1), version) for name in D1_OTHER_FIELDS}
     queries: list[list[dict[str, Any]]] = [[] for _ in range(len(columns))]
     for index, (record, write, duration, rows_read, rows_written) in enumerate(zip(
             d1.record.tolist(), d1.write.tolist(), d1.duration_ms.tolist(), d1.rows_read.tolist(),

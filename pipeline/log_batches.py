@@ -1,7 +1,7 @@
 """Decoding a logs-topic message (a `LogBatch`) for the panes: typed, in one pass, keeping only what they read.
 
 The stream worker and `replay --topic` decode every message with `decode_pane_batch`, into the columns panes count
-(`pipeline.log_columns`). A columnar batch (version 2, what ingest writes: `pipeline.columnar_batches`) becomes
+(`pipeline.log_columns`). A columnar batch (versions 2 and 3, what ingest writes: `pipeline.columnar_batches`) becomes
 arrays straight from its base64 columns; msgspec skips the fields panes never read (`other`, `d1_other`) without
 building them. A row batch (version 1, topics written by older versions) is decoded by msgspec into `PaneRecord`
 structs (`pipeline.pane_records`: the record fields panes read, the rest skipped), which become columns as replay's
@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from pipeline.columnar_batches import COLUMNAR_VERSION, InvalidColumns, WireColumns
+from pipeline.columnar_batches import COLUMNAR_VERSIONS, InvalidColumns, WireColumns
 from pipeline.log_columns import LogColumns, from_records
 from pipeline.pane_records import PaneRecord
 from pipeline.parsing import dead_letter
@@ -30,9 +30,9 @@ class PaneBatch(msgspec.Struct, frozen=True, gc=False):
     producer: str
     watermark_ms: int | None
     records: list[PaneRecord] | None = None  # version 1
-    columns: WireColumns | None = None  # version 2
+    columns: WireColumns | None = None  # versions 2 and 3
     final: bool = False
-    v: Literal[1, 2] = 1
+    v: Literal[1, 2, 3] = 1
 
     def pane_columns(self) -> LogColumns:
         """The records as columns; raises `InvalidLogBatch` when the columns do not fit together."""
@@ -61,9 +61,9 @@ def decode_pane_batch(value: bytes | None) -> PaneBatch:
         raise InvalidLogBatch(f"not a LogBatch: {error}") from None
     except msgspec.DecodeError as error:
         raise InvalidLogBatch(f"not JSON: {error}") from None
-    if batch.v == COLUMNAR_VERSION and batch.columns is None:
-        raise InvalidLogBatch("not a LogBatch: version 2 without `columns`")
-    if batch.v != COLUMNAR_VERSION and batch.records is None:
+    if batch.v in COLUMNAR_VERSIONS and batch.columns is None:
+        raise InvalidLogBatch(f"not a LogBatch: version {batch.v} without `columns`")
+    if batch.v not in COLUMNAR_VERSIONS and batch.records is None:
         raise InvalidLogBatch("not a LogBatch: Object missing required field `records`")
     return batch
 

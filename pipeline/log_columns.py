@@ -1,6 +1,6 @@
 """A batch of records as columns: what panes and rules read, as numpy arrays, for vectorized aggregation.
 
-Every batch the panes count is a `LogColumns`, whatever it came from: a columnar logs-topic message (version 2,
+Every batch the panes count is a `LogColumns`, whatever it came from: a columnar logs-topic message (version 2 or 3,
 decoded by `pipeline.log_batches` without a per-record step), a row message of an older topic (version 1, its
 `PaneRecord` structs), or the parsed dicts of a file replay or a rule test (`from_records`). So there is one
 aggregation (`pipeline.pane_aggregation`), and live and replay count the same columns the same way.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.record import LogRecord
 
@@ -59,17 +59,30 @@ class LogColumns(BaseModel):
     d1_rows_written: str = _column("int64")
 
 
+class CodedField(BaseModel):
+    """A dictionary-coded field of a version 3 batch's `other` or `d1_other`: each value is `values[code]`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    values: list[str | None] = Field(min_length=1, max_length=1 << 16,
+                                     description="the field's distinct values, in first-seen order")
+    codes: str = _column("each record's (or query's) index into `values`: uint8 when `values` has at most 256 "
+                         "entries, else little-endian uint16")
+
+
 class ColumnarLogBatch(BaseModel):
     """The value on the logs topic written by ingest since version 2: a `LogBatch` whose records are columns.
 
-    `columns` holds what panes and rules read; `other` every other `LogRecord` field as one list per field (a value
-    per record), `d1_other` the D1 queries' `database`, `table` and `error_code` (a value per query). Workers read
-    both versions: topics written by older versions keep their row batches.
+    `columns` holds what panes and rules read; `other` every other `LogRecord` field (a value per record),
+    `d1_other` the D1 queries' `database`, `table` and `error_code` (a value per query). Each such field is a list
+    of its values or, from version 3 on (what ingest writes), a `CodedField` when its values are all strings or
+    null and at most half of them distinct. Workers read every version: topics written by older versions keep
+    their batches.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    v: Literal[2] = 2
+    v: Literal[2, 3] = 3
     producer: str = Field(description="id of the ingest process that produced the batch")
     source: str = Field(description="the input the records came from")
     seq: int = Field(ge=0, description="the producer's batch counter for this partition")
@@ -79,5 +92,14 @@ class ColumnarLogBatch(BaseModel):
     )
     final: bool = Field(default=False, description="the producer's input has ended: it sends nothing more")
     columns: LogColumns
-    other: dict[str, list[Any]] = Field(description="the other LogRecord fields: field name -> a value per record")
-    d1_other: dict[str, list[Any]] = Field(description="`database`, `table`, `error_code` -> a value per D1 query")
+    other: dict[str, list[Any] | CodedField] = Field(
+        description="the other LogRecord fields: field name -> a value per record, or (version 3) coded")
+    d1_other: dict[str, list[Any] | CodedField] = Field(
+        description="`database`, `table`, `error_code` -> a value per D1 query, or (version 3) coded")
+
+    @model_validator(mode="after")
+    def _coded_from_version_3(self) -> ColumnarLogBatch:
+        if self.v < 3 and any(isinstance(field, CodedField)
+                              for field in (*self.other.values(), *self.d1_other.values())):
+            raise ValueError("coded fields are version 3: a version 2 batch has lists only")
+        return self

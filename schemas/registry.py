@@ -26,7 +26,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "factory-log": FactoryLog,  # input: the app's structured log
     "log-record": LogRecord,  # one normalized request
     "log-batch": LogBatch,  # value on <prefix>.logs, version 1 (rows; older topics)
-    "columnar-log-batch": ColumnarLogBatch,  # value on <prefix>.logs, version 2 (what ingest writes)
+    "columnar-log-batch": ColumnarLogBatch,  # value on <prefix>.logs, versions 2 and 3 (ingest writes 3)
     "dead-letter": DeadLetter,  # value on <prefix>.deadletter
     "pane-snapshot": PaneSnapshot,  # value on <prefix>.metrics
     "partition-progress": PartitionProgress,  # value on <prefix>.metrics (kind: progress)
