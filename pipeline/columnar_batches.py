@@ -109,6 +109,8 @@ def coded_field(values: list[Any]) -> list[Any] | dict[str, Any]:
     if (not values or 2 * len(distinct) > len(values) or len(distinct) > CODED_MAX_VALUES
             or any(value is not None and type(value) is not str for value in distinct)):
         return values
+    if len(distinct) == 1:  # a constant field (all null, one colo...): every code 0
+        return {"values": list(distinct), "codes": bytes(len(values))}
     code = {value: index for index, value in enumerate(distinct)}
     codes = map(code.__getitem__, values)
     data = bytes(codes) if len(code) <= 256 else np.fromiter(codes, _code_dtype(len(code)), len(values)).tobytes()
