@@ -17,6 +17,7 @@ import threading
 import time
 
 from agents.child_process import PARENT_ENV, set_death_signal
+from agents.stop_deadline import exit_after
 
 log = logging.getLogger("tailwatch.parent")
 
@@ -43,7 +44,5 @@ def _watch(parent: int, grace_s: float) -> None:
     while os.getppid() == parent:
         time.sleep(POLL_S)
     log.warning("parent process gone; stopping", extra={"fields": {"parent": parent}})
+    exit_after(grace_s, "still running after the parent left; exiting", ORPHAN_EXIT_CODE)
     os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(grace_s)
-    log.error("still running after the parent left; exiting", extra={"fields": {"grace_s": grace_s}})
-    os._exit(ORPHAN_EXIT_CODE)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from agents.kafka_security import KafkaSecurityError
 from agents.settings import BOOTSTRAP_ENV, KafkaSettings
+from agents.stop_deadline import DEFAULT_STOP_TIMEOUT_S
 from pipeline.endpoint_catalog import DEFAULT_MAX_ENDPOINTS, EndpointCatalog
 from pipeline.extract import Extractor
 from pipeline.routes import DEFAULT_ROUTE_TEMPLATES, RouteTable
@@ -57,6 +58,13 @@ def actions_text(command: str, actions: dict[str, str]) -> str:
     width = max(len(name) for name in actions)
     return f"tailwatch {command}: give an action:\n" + "\n".join(
         f"  tailwatch {command} {name:{width}}  {text}" for name, text in actions.items())
+
+
+def add_stop_timeout_arg(parser: argparse.ArgumentParser) -> None:
+    """--stop-timeout of the commands that run a Faust worker (`worker`, `notify`): `agents/stop_deadline.py`."""
+    parser.add_argument("--stop-timeout", type=float, default=DEFAULT_STOP_TIMEOUT_S, metavar="SECONDS",
+                        help="the longest an orderly stop (SIGTERM, Ctrl-C) may take; past it, as when Kafka cannot "
+                             "be reached, the process exits with code 3 (default %(default)s; 0: no bound)")
 
 
 def add_kafka_args(parser: argparse.ArgumentParser, config_flag: str = "--config") -> None:

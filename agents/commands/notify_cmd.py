@@ -9,7 +9,7 @@ import os
 import time
 from typing import Any
 
-from agents.commands.common import add_kafka_args, kafka_settings_from
+from agents.commands.common import EXIT_KAFKA, add_kafka_args, add_stop_timeout_arg, kafka_settings_from
 from agents.embedded_broker import kafka_bootstrap
 from agents.notify.config import DEFAULT_CHANNELS, Channel, load_channels
 from agents.settings import KafkaSettings
@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="interface the web server binds (default 127.0.0.1; 0.0.0.0 in a container)")
     parser.add_argument("--session-timeout", type=float, default=None,
                         help="consumer group session timeout in s (default 5 on the embedded broker, else 10)")
+    add_stop_timeout_arg(parser)
 
 
 # The deliveries ledger (agents/notify/ledger.py) tombstones what is dead and restates what is live, so a reader
@@ -79,11 +80,11 @@ def run(args: argparse.Namespace) -> int:
             from agents.notify.web import attach_notifier_web  # noqa: PLC0415 - needs Faust
 
             attach_notifier_web(notifier)
-        return run_notifier(notifier)
+        return run_notifier(notifier, args.stop_timeout)
 
 
-def run_notifier(notifier: Any) -> int:
-    import faust  # noqa: PLC0415
+def run_notifier(notifier: Any, stop_timeout_s: float) -> int:
+    from agents.stop_deadline import bounded_faust_worker  # noqa: PLC0415 - imports Faust
 
     app = notifier.app
 
@@ -95,6 +96,5 @@ def run_notifier(notifier: Any) -> int:
             "seconds": round(time.monotonic() - STARTED, 2),
             "channels": [channel.name for channel in notifier.active]}})
 
-    faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False,
-                 override_logging=False).execute_from_commandline()
+    bounded_faust_worker(app, stop_timeout_s, EXIT_KAFKA).execute_from_commandline()
     return 0

@@ -12,11 +12,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from agents.alert_silences import silences_topic_spec
-from agents.commands.common import UsageError, add_kafka_args, kafka_settings_from
+from agents.commands.common import EXIT_KAFKA, UsageError, add_kafka_args, add_stop_timeout_arg, kafka_settings_from
 from agents.commands.ingest import log_topic_specs
 from agents.embedded_broker import kafka_bootstrap
 from agents.rules_files import DEFAULT_RULES, load_rules
 from agents.settings import KafkaSettings
+from agents.stop_deadline import DEFAULT_STOP_TIMEOUT_S, bounded_faust_worker
 from agents.topics import STATE_TOPIC_CONFIGS, TopicSpec, ensure_topics, is_embedded_broker
 from pipeline.health import HealthLimits
 from pipeline.watermarks import DEFAULT_IDLE_PRODUCER_MS
@@ -45,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "delivered, this long is a stall: logged with every task's stack and nudged; twice as "
                              "long again and the worker exits with code 70 for its supervisor to restart it "
                              "(default %(default)s; 0: no watchdog)")
+    add_stop_timeout_arg(parser)
 
 
 def add_web_args(parser: argparse.ArgumentParser) -> None:
@@ -121,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
             from agents.health import attach_web  # noqa: PLC0415 - needs Faust
 
             attach_web(worker, HealthLimits(args.max_lag, int(args.max_record_age * 1000)), rules)
-        return run_worker(worker, args.stall_seconds)
+        return run_worker(worker, args.stall_seconds, args.stop_timeout)
 
 
 def check_store(store: str) -> None:
@@ -133,9 +135,7 @@ def check_store(store: str) -> None:
         raise UsageError(f"--store {store}: give memory:// or rocksdb://")
 
 
-def run_worker(worker: MetricsWorker, stall_s: float = 30.0) -> int:
-    import faust  # noqa: PLC0415 - heavy; only the worker needs it at import
-
+def run_worker(worker: MetricsWorker, stall_s: float = 30.0, stop_timeout_s: float = DEFAULT_STOP_TIMEOUT_S) -> int:
     from agents.stall_watchdog import StallWatchdog, task_stacks  # noqa: PLC0415
 
     app = worker.app
@@ -168,16 +168,12 @@ def run_worker(worker: MetricsWorker, stall_s: float = 30.0) -> int:
                                                    "partitions": sorted(tp.partition for tp in
                                                                         app.consumer.assignment())}})
 
-    class CheckpointingWorker(faust.Worker):
-        async def on_stop(self) -> None:  # SIGTERM or SIGINT: runs before the app (consumer, table) stops
-            if self.crash_reason is None and app.crash_reason is None:  # not after a crash: the state may be torn
-                try:
-                    await worker.checkpoint_on_stop()
-                except Exception:  # the stop goes on: what is not checkpointed is read again after a restart
-                    log.exception("checkpoint on stop failed")
-            await super().on_stop()
+    async def checkpoint(faust_worker: Any) -> None:  # SIGTERM or SIGINT: before the app (consumer, table) stops
+        if faust_worker.crash_reason is None and app.crash_reason is None:  # not after a crash: the state may be torn
+            try:
+                await worker.checkpoint_on_stop()
+            except Exception:  # the stop goes on: what is not checkpointed is read again after a restart
+                log.exception("checkpoint on stop failed")
 
-    faust_worker = CheckpointingWorker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False,
-                                       override_logging=False)
-    faust_worker.execute_from_commandline()
+    bounded_faust_worker(app, stop_timeout_s, EXIT_KAFKA, before_stop=checkpoint).execute_from_commandline()
     return 0

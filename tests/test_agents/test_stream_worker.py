@@ -122,7 +122,7 @@ def test_live_snapshots_equal_replay(kafka_settings: KafkaSettings, sample_captu
     assert all(m.key == f"{m.value['service']}|{m.value['endpoint']}".encode() for m in messages)
 
 
-INVALID_BATCHES = [b"not json", b'{"v": 3, "producer": "p", "watermark_ms": 0, "records": []}',
+INVALID_BATCHES = [b"not json", b'{"v": 4, "producer": "p", "watermark_ms": 0, "records": []}',
                    b'{"producer": "p", "watermark_ms": null, "records": [{"service": "s"}]}', None]
 
 
