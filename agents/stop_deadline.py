@@ -22,8 +22,8 @@ from typing import Any
 
 log = logging.getLogger("tailwatch.stop")
 
-# Kafka reachable, a worker's or notifier's stop takes a few seconds; Kubernetes and docker-compose here give them
-# 90 s before SIGKILL (deploy/).
+# Kafka reachable, a worker's or notifier's stop takes a few seconds. The grace periods before SIGKILL in deploy/
+# and docker-compose.yml (worker 90 s, notifier 40 s) are longer, so the process says why it ends (tested there).
 DEFAULT_STOP_TIMEOUT_S = 30.0
 
 
@@ -39,17 +39,23 @@ def exit_after(seconds: float, message: str, code: int) -> None:
 
 
 def bounded_faust_worker(app: Any, stop_timeout_s: float, exit_code: int,
-                 before_stop: Callable[[Any], Awaitable[None]] | None = None) -> Any:
-    """A Faust worker for `app` whose stop (SIGTERM, SIGINT) ends the process within `stop_timeout_s` (0: no
-    bound), exiting with `exit_code` when it does not end by itself; `before_stop(worker)` runs first (the stream
-    worker's checkpoint)."""
+                         crash_exit_code: Callable[[BaseException], int],
+                         before_stop: Callable[[Any], Awaitable[None]] | None = None) -> Any:
+    """A Faust worker for `app` whose stop ends the process within `stop_timeout_s` (0: no bound) when it does not
+    end by itself: with `exit_code` after SIGTERM or SIGINT, with `crash_exit_code(crash)` when the stop follows a
+    crash (logged by Faust, re-raised only at the end of a stop that finishes). `before_stop(worker)` runs first
+    (the stream worker's checkpoint)."""
     import faust  # noqa: PLC0415 - heavy; only the commands that run a Faust app need it
 
     class BoundedStopWorker(faust.Worker):
         async def on_stop(self) -> None:  # the stop begins: before the app (consumer, producer, tables) stops
-            if stop_timeout_s > 0:
+            crash = self.crash_reason or app.crash_reason
+            if stop_timeout_s > 0 and crash is None:
                 exit_after(stop_timeout_s, "the stop did not finish in time (is Kafka reachable?): exiting; what no "
                            "checkpoint holds is read again after a restart", exit_code)
+            elif stop_timeout_s > 0:
+                exit_after(stop_timeout_s, f"the stop after a crash ({type(crash).__name__}) did not finish in time: "
+                           "exiting", crash_exit_code(crash))
             if before_stop is not None:
                 await before_stop(self)
             await super().on_stop()

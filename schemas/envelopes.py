@@ -82,7 +82,8 @@ class ColumnarLogBatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    v: Literal[2, 3] = 3
+    v: Literal[2, 3] = Field(description="required (a batch without `v` is a version 1 row batch): 3 is what ingest "
+                             "writes; coded fields only in version 3")
     producer: str = Field(description="id of the ingest process that produced the batch")
     source: str = Field(description="the input the records came from")
     seq: int = Field(ge=0, description="the producer's batch counter for this partition")

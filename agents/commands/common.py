@@ -31,6 +31,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < 1e9:  # also NaN and infinity
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds (and finite): {text}")
+    return value
+
+
 def add_route_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--route", action="append", default=[], metavar="TEMPLATE",
                         help="a route template such as /api/items/:id (repeatable; added to the spec's defaults); "
@@ -62,7 +72,7 @@ def actions_text(command: str, actions: dict[str, str]) -> str:
 
 def add_stop_timeout_arg(parser: argparse.ArgumentParser) -> None:
     """--stop-timeout of the commands that run a Faust worker (`worker`, `notify`): `agents/stop_deadline.py`."""
-    parser.add_argument("--stop-timeout", type=float, default=DEFAULT_STOP_TIMEOUT_S, metavar="SECONDS",
+    parser.add_argument("--stop-timeout", type=_seconds, default=DEFAULT_STOP_TIMEOUT_S, metavar="SECONDS",
                         help="the longest an orderly stop (SIGTERM, Ctrl-C) may take; past it, as when Kafka cannot "
                              "be reached, the process exits with code 3 (default %(default)s; 0: no bound)")
 
@@ -167,6 +177,12 @@ def _os_message(error: OSError) -> str:
     elif isinstance(error, IsADirectoryError):
         what = "is a directory, not a file"
     return f"{error.filename}: {what}" if error.filename is not None else what
+
+
+def exit_status(error: BaseException) -> int:
+    """The exit status of `error`: its code in the table above, EXIT_BUG for anything else."""
+    known = exit_code_of(error)
+    return EXIT_BUG if known is None else known[0]
 
 
 def exit_code_of(error: BaseException) -> tuple[int, str] | None:

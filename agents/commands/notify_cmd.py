@@ -9,7 +9,7 @@ import os
 import time
 from typing import Any
 
-from agents.commands.common import EXIT_KAFKA, add_kafka_args, add_stop_timeout_arg, kafka_settings_from
+from agents.commands.common import EXIT_KAFKA, add_kafka_args, add_stop_timeout_arg, exit_status, kafka_settings_from
 from agents.embedded_broker import kafka_bootstrap
 from agents.notify.config import DEFAULT_CHANNELS, Channel, load_channels
 from agents.settings import KafkaSettings
@@ -96,5 +96,5 @@ def run_notifier(notifier: Any, stop_timeout_s: float) -> int:
             "seconds": round(time.monotonic() - STARTED, 2),
             "channels": [channel.name for channel in notifier.active]}})
 
-    bounded_faust_worker(app, stop_timeout_s, EXIT_KAFKA).execute_from_commandline()
+    bounded_faust_worker(app, stop_timeout_s, EXIT_KAFKA, exit_status).execute_from_commandline()
     return 0

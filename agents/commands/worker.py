@@ -12,7 +12,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from agents.alert_silences import silences_topic_spec
-from agents.commands.common import EXIT_KAFKA, UsageError, add_kafka_args, add_stop_timeout_arg, kafka_settings_from
+from agents.commands.common import (
+    EXIT_KAFKA,
+    UsageError,
+    add_kafka_args,
+    add_stop_timeout_arg,
+    exit_status,
+    kafka_settings_from,
+)
 from agents.commands.ingest import log_topic_specs
 from agents.embedded_broker import kafka_bootstrap
 from agents.rules_files import DEFAULT_RULES, load_rules
@@ -175,5 +182,6 @@ def run_worker(worker: MetricsWorker, stall_s: float = 30.0, stop_timeout_s: flo
             except Exception:  # the stop goes on: what is not checkpointed is read again after a restart
                 log.exception("checkpoint on stop failed")
 
-    bounded_faust_worker(app, stop_timeout_s, EXIT_KAFKA, before_stop=checkpoint).execute_from_commandline()
+    faust_worker = bounded_faust_worker(app, stop_timeout_s, EXIT_KAFKA, exit_status, before_stop=checkpoint)
+    faust_worker.execute_from_commandline()
     return 0

@@ -44,6 +44,12 @@ def test_a_process_that_ends_in_time_ends_as_it_would() -> None:
     assert "took too long" not in done.stderr
 
 
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "soon"])
+def test_a_stop_timeout_that_is_not_a_number_of_seconds_is_a_usage_error(value: str) -> None:
+    done = _run(f"import sys\nfrom agents.cli import main\nsys.exit(main(['worker', '--stop-timeout', '{value}']))\n")
+    assert done.returncode == 2 and "--stop-timeout" in done.stderr and "Traceback" not in done.stderr
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("command", ["worker", "notify"])
 def test_sigterm_with_kafka_gone_exits_within_the_stop_timeout(command: str) -> None:

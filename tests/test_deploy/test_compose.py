@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from agents.config_file import ENV_KEYS, load_config
+from agents.stop_deadline import DEFAULT_STOP_TIMEOUT_S
 from tests.test_deploy.checks import (
     COMPOSE,
     check_command,
@@ -101,6 +102,15 @@ def test_the_notifier_and_the_probe_are_there() -> None:
     commands = {s["command"][0] for _, s in tailwatch_services(COMPOSE_DATA)}
     assert {"notify", "probe", "worker", "ingest", "topics"} <= commands
     assert COMPOSE.name == "docker-compose.yml"
+
+
+def test_workers_and_the_notifier_get_more_time_to_stop_than_their_stop_timeout() -> None:
+    """Past --stop-timeout they exit by themselves (agents/stop_deadline.py), saying why: a SIGKILL before it
+    would end them without a word."""
+    for _, service in tailwatch_services(COMPOSE_DATA):
+        if service["command"][0] in ("worker", "notify"):
+            grace = service.get("stop_grace_period", "10s")  # Docker's default
+            assert grace.endswith("s") and int(grace[:-1]) > DEFAULT_STOP_TIMEOUT_S, service["command"]
 
 
 def test_the_notifier_serves_its_metrics_and_health() -> None:

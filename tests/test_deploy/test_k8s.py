@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from agents.stop_deadline import DEFAULT_STOP_TIMEOUT_S
 from tests.test_deploy.checks import (
     K8S,
     ROOT,
@@ -81,6 +82,16 @@ def test_the_push_listener_is_a_replicated_deployment_behind_a_service() -> None
     services = [doc for _, doc in DOCS if doc["kind"] == "Service"]
     (service,) = [s for s in services if s["spec"]["selector"] == listener["spec"]["selector"]["matchLabels"]]
     assert service["spec"]["ports"] == [{"name": "push", "port": int(port), "targetPort": "push"}]
+
+
+def test_workers_and_the_notifier_get_more_time_to_stop_than_their_stop_timeout() -> None:
+    """Past --stop-timeout they exit by themselves (agents/stop_deadline.py), saying why: a SIGKILL before it
+    would end them without a word."""
+    faust_commands = [doc for doc in workloads() if args_of(doc)[0] in ("worker", "notify")]
+    assert {args_of(doc)[0] for doc in faust_commands} == {"worker", "notify"}
+    for doc in faust_commands:
+        grace = pod_spec(doc).get("terminationGracePeriodSeconds", 30)  # Kubernetes' default
+        assert grace > DEFAULT_STOP_TIMEOUT_S, doc["metadata"]["name"]
 
 
 def test_the_stateful_workers() -> None:
